@@ -1,0 +1,454 @@
+package fsm
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Result is what Apply returns for one log entry.
+type Result struct {
+	Index uint64
+	Type  MessageType
+	// Err is set when the whole command was rejected; the state is unchanged.
+	Err error
+	// Items holds one entry per item of a batch command (RunsCreate,
+	// RunTransition): nil where the item was applied, the reason otherwise.
+	Items []error
+	// Generation is the component's generation after a component command.
+	Generation uint64
+	// RunIDs are the ids of created runs, in item order ("" where rejected).
+	RunIDs []string
+	// Events is the number of events the command produced.
+	Events int
+}
+
+// Rejected returns the number of rejected items (1 if the whole command was
+// rejected).
+func (r *Result) Rejected() int {
+	if r.Err != nil {
+		return 1
+	}
+	n := 0
+	for _, e := range r.Items {
+		if e != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// FirstErr returns Err, or the first item error.
+func (r *Result) FirstErr() error {
+	if r.Err != nil {
+		return r.Err
+	}
+	for _, e := range r.Items {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// applyCtx carries what every apply function needs about its entry.
+type applyCtx struct {
+	index  uint64
+	term   uint64
+	typ    MessageType
+	header Header
+	actor  Actor
+	res    *Result
+}
+
+// Apply applies one committed log entry. It never panics on any input and
+// leaves the state unchanged when it rejects the command.
+func (s *State) Apply(index, term uint64, data []byte) (res *Result) {
+	res = &Result{Index: index}
+	defer func() {
+		// A panic here is a bug in this package, not bad input; recovering
+		// keeps the server up, and the deterministic error keeps every
+		// server in agreement.
+		if p := recover(); p != nil {
+			res.Err = fmt.Errorf("apply entry %d: internal error: %v: %w", index, p, ErrInvalid)
+		}
+	}()
+	s.index, s.term = index, term
+	cmd, err := Decode(data)
+	if err != nil {
+		res.Err = fmt.Errorf("apply entry %d: %w", index, err)
+		return res
+	}
+	res.Type = cmd.Type
+	if err := s.applyCommand(index, term, cmd, res); err != nil {
+		res.Err = fmt.Errorf("apply %s at %d: %w", cmd.Type, index, err)
+	}
+	return res
+}
+
+func (s *State) applyCommand(index, term uint64, cmd Command, res *Result) error {
+	actor, err := ParseActor(cmd.Header.Actor)
+	if err != nil {
+		return err
+	}
+	if allowed := CommandAuthority[cmd.Type]; allowed&actor.Kind == 0 {
+		return fmt.Errorf("%s may not issue %s (allowed: %s): %w", cmd.Header.Actor, cmd.Type, allowed, ErrNotAuthorized)
+	}
+	if actor.Kind == KindAgent && cmd.Header.Node != actor.Name {
+		return fmt.Errorf("agent %q sent a command for node %q: %w", actor.Name, cmd.Header.Node, ErrNotAuthorized)
+	}
+	if cmd.Header.Time <= 0 {
+		return fmt.Errorf("command carries no leader time: %w", ErrInvalid)
+	}
+	if len(cmd.Header.Purpose) > maxReasonLen {
+		return fmt.Errorf("purpose longer than %d bytes: %w", maxReasonLen, ErrInvalid)
+	}
+	ctx := &applyCtx{index: index, term: term, typ: cmd.Type, header: cmd.Header, actor: actor, res: res}
+	switch body := cmd.Body.(type) {
+	case *ComponentPutRequest:
+		return s.applyComponentPut(ctx, body)
+	case *ComponentDeleteRequest:
+		return s.applyComponentDelete(ctx, body)
+	case *RunsCreateRequest:
+		return s.applyRunsCreate(ctx, body)
+	case *RunTransitionRequest:
+		return s.applyRunTransition(ctx, body)
+	case *NodeRegisterRequest:
+		return s.applyNodeRegister(ctx, body)
+	case *NodeStatusRequest:
+		return s.applyNodeStatus(ctx, body)
+	}
+	return fmt.Errorf("no apply function for %s: %w", cmd.Type, ErrUnknownType)
+}
+
+// emit appends an event to the chain.
+func (s *State) emit(ctx *applyCtx, typ, subject, component string, payload any) {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		// Payloads are this package's own plain structs; this cannot fail.
+		raw = []byte(`null`)
+	}
+	e := Event{
+		Seq:       uint64(len(s.events)) + 1,
+		Index:     ctx.index,
+		Term:      ctx.term,
+		Time:      ctx.header.Time,
+		Type:      typ,
+		Subject:   subject,
+		Component: component,
+		Actor:     ctx.header.Actor,
+		Purpose:   ctx.header.Purpose,
+		Payload:   raw,
+		PrevHash:  s.head,
+	}
+	e.Hash = e.ComputeHash()
+	s.head = e.Hash
+	s.events = append(s.events, e)
+	ctx.res.Events++
+}
+
+func checkCAS(what string, cas *uint64, current uint64) error {
+	if cas != nil && *cas != current {
+		return fmt.Errorf("%s: cas %d does not match generation %d: %w", what, *cas, current, ErrConflict)
+	}
+	return nil
+}
+
+func (s *State) applyComponentPut(ctx *applyCtx, req *ComponentPutRequest) error {
+	sp := req.Spec
+	if err := ValidateSpec(&sp); err != nil {
+		return err
+	}
+	old, exists := s.components[sp.Name]
+	var gen uint64
+	if exists {
+		gen = old.Generation
+	}
+	if err := checkCAS("put component "+sp.Name, req.CAS, gen); err != nil {
+		return err
+	}
+	if exists && old.Status == ComponentRunning && specEqual(&old.Spec, &sp) {
+		ctx.res.Generation = gen
+		return nil
+	}
+	c := &Component{
+		Spec:        sp,
+		Generation:  gen + 1,
+		Status:      ComponentRunning,
+		CreateIndex: ctx.index,
+		ModifyIndex: ctx.index,
+		ModifyTime:  ctx.header.Time,
+	}
+	if exists {
+		c.CreateIndex = old.CreateIndex
+	}
+	s.components[sp.Name] = c
+	ctx.res.Generation = c.Generation
+	s.emit(ctx, "component.put", sp.Name, sp.Name, struct {
+		Generation uint64 `json:"generation"`
+		Spec       Spec   `json:"spec"`
+	}{c.Generation, sp})
+	return nil
+}
+
+func specEqual(a, b *Spec) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}
+
+func (s *State) applyComponentDelete(ctx *applyCtx, req *ComponentDeleteRequest) error {
+	old, ok := s.components[req.Name]
+	if !ok {
+		return fmt.Errorf("stop component %q: %w", req.Name, ErrNotFound)
+	}
+	if err := checkCAS("stop component "+req.Name, req.CAS, old.Generation); err != nil {
+		return err
+	}
+	ctx.res.Generation = old.Generation
+	if old.Status == ComponentStopped {
+		return nil
+	}
+	c := *old
+	c.Status = ComponentStopped
+	c.Generation++
+	c.ModifyIndex = ctx.index
+	c.ModifyTime = ctx.header.Time
+	s.components[req.Name] = &c
+	ctx.res.Generation = c.Generation
+	s.emit(ctx, "component.stop", req.Name, req.Name, struct {
+		Generation uint64 `json:"generation"`
+	}{c.Generation})
+	return nil
+}
+
+// RunID derives the id of the run created by item i of the entry at index.
+// It is formatted like a UUID so that it reads like the ids operators know.
+func RunID(index uint64, i int) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], index)
+	binary.BigEndian.PutUint64(b[8:], uint64(i))
+	sum := sha256.Sum256(b[:])
+	h := hex.EncodeToString(sum[:16])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+func (s *State) applyRunsCreate(ctx *applyCtx, req *RunsCreateRequest) error {
+	if len(req.Runs) == 0 {
+		return fmt.Errorf("no runs to create: %w", ErrInvalid)
+	}
+	ctx.res.Items = make([]error, len(req.Runs))
+	ctx.res.RunIDs = make([]string, len(req.Runs))
+	for i, nr := range req.Runs {
+		id, err := s.createRun(ctx, i, nr)
+		ctx.res.Items[i] = err
+		ctx.res.RunIDs[i] = id
+	}
+	return nil
+}
+
+func (s *State) createRun(ctx *applyCtx, i int, nr NewRun) (string, error) {
+	c, ok := s.components[nr.Component]
+	if !ok {
+		return "", fmt.Errorf("create run of %q: %w", nr.Component, ErrNotFound)
+	}
+	if c.Status != ComponentRunning || c.Generation != nr.Generation {
+		return "", fmt.Errorf("create run of %q generation %d: component is %s at generation %d: %w", nr.Component, nr.Generation, c.Status, c.Generation, ErrConflict)
+	}
+	if nr.Slot < 0 || nr.Slot >= c.Count {
+		return "", fmt.Errorf("create run of %q: slot %d outside 0..%d: %w", nr.Component, nr.Slot, c.Count-1, ErrInvalid)
+	}
+	key := slotKey{nr.Component, nr.Slot}
+	if other, busy := s.slots[key]; busy {
+		return "", fmt.Errorf("create run of %q slot %d: run %s still holds it: %w", nr.Component, nr.Slot, other, ErrConflict)
+	}
+	if nr.Attempt < 0 {
+		return "", fmt.Errorf("create run of %q: negative attempt: %w", nr.Component, ErrInvalid)
+	}
+	r := &Run{
+		ID:          RunID(ctx.index, i),
+		Component:   nr.Component,
+		Generation:  nr.Generation,
+		Slot:        nr.Slot,
+		State:       StateCreated,
+		Attempt:     nr.Attempt,
+		NotBefore:   nr.NotBefore,
+		CreateIndex: ctx.index,
+		ModifyIndex: ctx.index,
+		CreateTime:  ctx.header.Time,
+		ModifyTime:  ctx.header.Time,
+	}
+	if _, dup := s.runs[r.ID]; dup {
+		return "", fmt.Errorf("create run %s: id exists: %w", r.ID, ErrConflict)
+	}
+	s.runs[r.ID] = r
+	s.slots[key] = r.ID
+	s.emit(ctx, "run.created", r.ID, r.Component, nr)
+	return r.ID, nil
+}
+
+// TransitionPayload is the payload of a run.transition event.
+type TransitionPayload struct {
+	From   RunState `json:"from"`
+	To     RunState `json:"to"`
+	Node   string   `json:"node,omitempty"`
+	Epoch  uint64   `json:"epoch,omitempty"`
+	Reason string   `json:"reason,omitempty"`
+	Output string   `json:"output,omitempty"`
+}
+
+func (s *State) applyRunTransition(ctx *applyCtx, req *RunTransitionRequest) error {
+	if len(req.Transitions) == 0 {
+		return fmt.Errorf("no transitions: %w", ErrInvalid)
+	}
+	ctx.res.Items = make([]error, len(req.Transitions))
+	for i := range req.Transitions {
+		ctx.res.Items[i] = s.transition(ctx, &req.Transitions[i])
+	}
+	return nil
+}
+
+func (s *State) transition(ctx *applyCtx, t *Transition) error {
+	old, ok := s.runs[t.Run]
+	if !ok {
+		return fmt.Errorf("transition run %q: %w", t.Run, ErrNotFound)
+	}
+	rule, ok := LookupRule(old.State, t.To)
+	if !ok {
+		return fmt.Errorf("transition run %s %s → %s: %w", t.Run, old.State, t.To, ErrIllegalTransition)
+	}
+	if !mayProposeTransition(rule, ctx.actor, s.nodeGone(old.Node)) {
+		return fmt.Errorf("transition run %s %s → %s by %s: %w", t.Run, old.State, t.To, ctx.header.Actor, ErrNotAuthorized)
+	}
+	if ctx.actor.Kind == KindAgent && (old.Node != ctx.header.Node || old.Epoch != t.Epoch) {
+		return fmt.Errorf("transition run %s by node %q epoch %d: run is held by node %q epoch %d: %w", t.Run, ctx.header.Node, t.Epoch, old.Node, old.Epoch, ErrFenced)
+	}
+	if rule.NeedsReason && t.Reason == "" {
+		return fmt.Errorf("transition run %s %s → %s: a reason is required: %w", t.Run, old.State, t.To, ErrInvalid)
+	}
+	if len(t.Reason) > maxReasonLen || len(t.Output) > maxOutputLen {
+		return fmt.Errorf("transition run %s: reason over %d or output over %d bytes: %w", t.Run, maxReasonLen, maxOutputLen, ErrInvalid)
+	}
+	if t.Output != "" && t.To != StateValidating {
+		return fmt.Errorf("transition run %s: output is only carried into %s: %w", t.Run, StateValidating, ErrInvalid)
+	}
+	r := *old
+	if rule.Places {
+		n, ok := s.nodes[t.Node]
+		if !ok {
+			return fmt.Errorf("place run %s on node %q: %w", t.Run, t.Node, ErrNotFound)
+		}
+		if n.Status != NodeReady {
+			return fmt.Errorf("place run %s on node %q: node is %s: %w", t.Run, t.Node, n.Status, ErrConflict)
+		}
+		r.Node = t.Node
+		r.Epoch = ctx.index
+	} else if t.Node != "" && t.Node != old.Node {
+		return fmt.Errorf("transition run %s: node may only be named when placing: %w", t.Run, ErrInvalid)
+	}
+	r.State = t.To
+	if t.Reason != "" {
+		r.Reason = t.Reason
+	}
+	if t.To == StateValidating {
+		r.Output = t.Output
+	}
+	if t.To == StateTerminated {
+		r.Outcome = old.State
+		delete(s.slots, slotKey{r.Component, r.Slot})
+	}
+	r.ModifyIndex = ctx.index
+	r.ModifyTime = ctx.header.Time
+	s.runs[r.ID] = &r
+	s.emit(ctx, "run.transition", r.ID, r.Component, TransitionPayload{
+		From: old.State, To: t.To, Node: r.Node, Epoch: r.Epoch, Reason: t.Reason, Output: t.Output,
+	})
+	return nil
+}
+
+// nodeGone reports whether no agent can report for runs on node: the run
+// was never placed, or its node is down or has left.
+func (s *State) nodeGone(node string) bool {
+	if node == "" {
+		return true
+	}
+	n, ok := s.nodes[node]
+	return !ok || n.Status == NodeDown || n.Status == NodeLeft
+}
+
+func (s *State) applyNodeRegister(ctx *applyCtx, req *NodeRegisterRequest) error {
+	n := req.Node
+	if n.ID != ctx.header.Node {
+		return fmt.Errorf("register node %q from agent of %q: %w", n.ID, ctx.header.Node, ErrNotAuthorized)
+	}
+	if err := validateNode(&n); err != nil {
+		return fmt.Errorf("register node: %w", err)
+	}
+	n.Status, n.Reason = NodeReady, ""
+	n.CreateIndex, n.ModifyIndex, n.ModifyTime = ctx.index, ctx.index, ctx.header.Time
+	if old, ok := s.nodes[n.ID]; ok {
+		n.CreateIndex = old.CreateIndex
+		if old.Status == NodeDraining {
+			n.Status = NodeDraining
+		}
+	}
+	s.nodes[n.ID] = &n
+	s.emit(ctx, "node.registered", n.ID, "", struct {
+		Address string            `json:"address,omitempty"`
+		Labels  map[string]string `json:"labels,omitempty"`
+		Plugins []PluginInfo      `json:"plugins,omitempty"`
+		Status  NodeStatus        `json:"status"`
+	}{n.Address, n.Labels, n.Plugins, n.Status})
+	return nil
+}
+
+func (s *State) applyNodeStatus(ctx *applyCtx, req *NodeStatusRequest) error {
+	old, ok := s.nodes[req.ID]
+	if !ok {
+		return fmt.Errorf("set status of node %q: %w", req.ID, ErrNotFound)
+	}
+	if !req.Status.valid() {
+		return fmt.Errorf("set status of node %q: unknown status %q: %w", req.ID, req.Status, ErrInvalid)
+	}
+	if ctx.actor.Kind == KindAgent && req.ID != ctx.header.Node {
+		return fmt.Errorf("agent of %q set status of node %q: %w", ctx.header.Node, req.ID, ErrNotAuthorized)
+	}
+	allowed := false
+	for _, st := range nodeStatusAuthority[ctx.actor.Kind] {
+		allowed = allowed || st == req.Status
+	}
+	if !allowed {
+		return fmt.Errorf("%s may not set node %q %s: %w", ctx.header.Actor, req.ID, req.Status, ErrNotAuthorized)
+	}
+	if len(req.Reason) > maxReasonLen {
+		return fmt.Errorf("set status of node %q: reason over %d bytes: %w", req.ID, maxReasonLen, ErrInvalid)
+	}
+	if old.Status == req.Status {
+		return nil
+	}
+	n := *old
+	n.Status, n.Reason = req.Status, req.Reason
+	n.ModifyIndex, n.ModifyTime = ctx.index, ctx.header.Time
+	s.nodes[n.ID] = &n
+	s.emit(ctx, "node.status", n.ID, "", struct {
+		From   NodeStatus `json:"from"`
+		To     NodeStatus `json:"to"`
+		Reason string     `json:"reason,omitempty"`
+	}{old.Status, n.Status, req.Reason})
+	return nil
+}
+
+// IsRejection reports whether err is a deterministic rejection by the state
+// machine (as opposed to a failure to reach it).
+func IsRejection(err error) bool {
+	for _, e := range []error{ErrUnknownType, ErrUnsupportedVersion, ErrMalformed, ErrInvalid,
+		ErrNotAuthorized, ErrFenced, ErrIllegalTransition, ErrNotFound, ErrConflict} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,212 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// MessageType is the first byte of every log entry ICE writes. The numbers
+// are part of the log format: new types go at the end, and a number is never
+// reused or renumbered.
+type MessageType uint8
+
+// Command types.
+const (
+	_                 MessageType = iota // 0 is never a valid type
+	ComponentPutType                     // operator: create or update a component
+	ComponentDeleteType                  // operator: stop a component
+	RunsCreateType                       // runtime: create runs for empty slots
+	RunTransitionType                    // runtime or agent: move runs along the lifecycle
+	NodeRegisterType                     // agent: register or refresh its node
+	NodeStatusType                       // runtime, agent or operator: change a node's status
+
+	// maxMessageType is one past the last known type.
+	maxMessageType
+)
+
+var messageTypeNames = [...]string{
+	ComponentPutType:    "component.put",
+	ComponentDeleteType: "component.delete",
+	RunsCreateType:      "runs.create",
+	RunTransitionType:   "run.transition",
+	NodeRegisterType:    "node.register",
+	NodeStatusType:      "node.status",
+}
+
+// String returns the type's stable name, used in events and metrics.
+func (t MessageType) String() string {
+	if t > 0 && t < maxMessageType {
+		return messageTypeNames[t]
+	}
+	return fmt.Sprintf("unknown(%d)", uint8(t))
+}
+
+// BodyVersion is the version of the command body encoding this server writes
+// and the newest it reads.
+const BodyVersion = 1
+
+// Header is carried by every command.
+type Header struct {
+	// Actor is the principal: "operator:<name>", "agent:<node>" or "runtime".
+	Actor string `json:"actor"`
+	// Purpose is the declared intent, recorded in the event.
+	Purpose string `json:"purpose,omitempty"`
+	// Time is the leader's clock (unix nanos) when it proposed the command.
+	// It is the only time the state machine knows.
+	Time int64 `json:"time"`
+	// Node is the node id of an agent command (it must match the actor).
+	Node string `json:"node,omitempty"`
+}
+
+// ComponentPutRequest creates or updates a component.
+type ComponentPutRequest struct {
+	Spec Spec `json:"spec"`
+	// CAS, when set, is the generation the caller last saw; 0 means
+	// "create only". A mismatch is rejected with ErrConflict.
+	CAS *uint64 `json:"cas,omitempty"`
+}
+
+// ComponentDeleteRequest stops a component: its runs are ended by the
+// runtime and it stays listed as stopped, with its history.
+type ComponentDeleteRequest struct {
+	Name string  `json:"name"`
+	CAS  *uint64 `json:"cas,omitempty"`
+}
+
+// NewRun asks for one run of a component slot.
+type NewRun struct {
+	Component  string `json:"component"`
+	Generation uint64 `json:"generation"`
+	Slot       int    `json:"slot"`
+	Attempt    int    `json:"attempt,omitempty"`
+	NotBefore  int64  `json:"not_before,omitempty"`
+}
+
+// RunsCreateRequest creates runs in state CREATED. Items are applied
+// independently.
+type RunsCreateRequest struct {
+	Runs []NewRun `json:"runs"`
+}
+
+// Transition moves one run to a new state.
+type Transition struct {
+	Run string   `json:"run"`
+	To  RunState `json:"to"`
+	// Epoch must equal the run's epoch for agent transitions (fencing).
+	Epoch  uint64 `json:"epoch,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Node is the placement target of CREATED → PROVISIONED.
+	Node string `json:"node,omitempty"`
+	// Output is the result of a finite run (EXECUTING → VALIDATING).
+	Output string `json:"output,omitempty"`
+}
+
+// RunTransitionRequest moves runs along the lifecycle. Items are applied
+// independently, so one agent report or one placement batch is one entry.
+type RunTransitionRequest struct {
+	Transitions []Transition `json:"transitions"`
+}
+
+// NodeRegisterRequest registers an agent's node, or refreshes its address,
+// labels and plugin catalogue. A registered node becomes ready.
+type NodeRegisterRequest struct {
+	Node Node `json:"node"`
+}
+
+// NodeStatusRequest changes a node's status.
+type NodeStatusRequest struct {
+	ID     string     `json:"id"`
+	Status NodeStatus `json:"status"`
+	Reason string     `json:"reason,omitempty"`
+}
+
+// Command is a decoded log entry.
+type Command struct {
+	Type   MessageType
+	Header Header
+	// Body is a pointer to the request type of Type.
+	Body any
+}
+
+// newBody returns a fresh body value for a type, or nil if unknown.
+func newBody(t MessageType) any {
+	switch t {
+	case ComponentPutType:
+		return &ComponentPutRequest{}
+	case ComponentDeleteType:
+		return &ComponentDeleteRequest{}
+	case RunsCreateType:
+		return &RunsCreateRequest{}
+	case RunTransitionType:
+		return &RunTransitionRequest{}
+	case NodeRegisterType:
+		return &NodeRegisterRequest{}
+	case NodeStatusType:
+		return &NodeStatusRequest{}
+	}
+	return nil
+}
+
+type envelope struct {
+	Header Header          `json:"header"`
+	Body   json.RawMessage `json:"body"`
+}
+
+// Encode returns the log entry for a command: its type byte, the body
+// version byte, then the JSON encoding of header and body.
+func Encode(t MessageType, h Header, body any) ([]byte, error) {
+	if newBody(t) == nil {
+		return nil, fmt.Errorf("encode command type %d: %w", t, ErrUnknownType)
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s body: %w", t, err)
+	}
+	out, err := json.Marshal(envelope{Header: h, Body: raw})
+	if err != nil {
+		return nil, fmt.Errorf("encode %s envelope: %w", t, err)
+	}
+	return append([]byte{byte(t), BodyVersion}, out...), nil
+}
+
+// Decode parses a log entry written by Encode. Unknown types, newer body
+// versions, unknown fields and trailing data are errors.
+func Decode(b []byte) (Command, error) {
+	if len(b) < 2 {
+		return Command{}, fmt.Errorf("decode command: %d bytes, want at least 2: %w", len(b), ErrMalformed)
+	}
+	t := MessageType(b[0])
+	body := newBody(t)
+	if body == nil {
+		return Command{}, fmt.Errorf("decode command: type %d: %w", b[0], ErrUnknownType)
+	}
+	if v := b[1]; v == 0 || v > BodyVersion {
+		return Command{}, fmt.Errorf("decode %s: body version %d, this server reads 1 to %d: %w", t, v, BodyVersion, ErrUnsupportedVersion)
+	}
+	var env envelope
+	if err := strictUnmarshal(b[2:], &env); err != nil {
+		return Command{}, fmt.Errorf("decode %s envelope: %w", t, err)
+	}
+	if len(env.Body) == 0 {
+		return Command{}, fmt.Errorf("decode %s: missing body: %w", t, ErrMalformed)
+	}
+	if err := strictUnmarshal(env.Body, body); err != nil {
+		return Command{}, fmt.Errorf("decode %s body: %w", t, err)
+	}
+	return Command{Type: t, Header: env.Header, Body: body}, nil
+}
+
+// strictUnmarshal decodes exactly one JSON value with no unknown fields.
+func strictUnmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: trailing data after JSON value", ErrMalformed)
+	}
+	return nil
+}

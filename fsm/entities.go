@@ -1,0 +1,128 @@
+package fsm
+
+// The records below are held by pointer in State and shared with snapshots.
+// They are immutable once stored: an apply function that changes one stores
+// a modified copy instead, so a Snapshot taken earlier keeps seeing the old
+// record without locks or deep copies.
+
+// PluginRef names the plugin a component runs, optionally pinned.
+type PluginRef struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+	SHA256  string `json:"sha256,omitempty"`
+}
+
+// Constraint restricts placement to nodes whose label matches.
+type Constraint struct {
+	Label string `json:"label"`
+	// Op is "=" or "!=".
+	Op    string `json:"op"`
+	Value string `json:"value"`
+}
+
+// RestartPolicy says how often and how fast a failed run is replaced.
+type RestartPolicy struct {
+	// Attempts is how many consecutive failures are replaced before the
+	// component is marked failed; 0 means the default.
+	Attempts int `json:"attempts,omitempty"`
+	// DelayNanos is the first backoff; it doubles per failure up to MaxDelayNanos.
+	DelayNanos    int64 `json:"delay_ns,omitempty"`
+	MaxDelayNanos int64 `json:"max_delay_ns,omitempty"`
+}
+
+// ComponentStatus is the desired-state status of a component.
+type ComponentStatus string
+
+// Component statuses.
+const (
+	// ComponentRunning: the runtime keeps Count runs of it.
+	ComponentRunning ComponentStatus = "running"
+	// ComponentStopped: an operator stopped it; its runs are ended.
+	ComponentStopped ComponentStatus = "stopped"
+)
+
+// Spec is the part of a component an operator writes.
+type Spec struct {
+	Name        string            `json:"name"`
+	Plugin      PluginRef         `json:"plugin"`
+	Config      map[string]string `json:"config,omitempty"`
+	Count       int               `json:"count"`
+	Constraints []Constraint      `json:"constraints,omitempty"`
+	Restart     RestartPolicy     `json:"restart"`
+}
+
+// Component is a desired, versioned spec and its bookkeeping.
+type Component struct {
+	Spec
+	// Generation increases on every change of the spec or status.
+	Generation  uint64          `json:"generation"`
+	Status      ComponentStatus `json:"status"`
+	CreateIndex uint64          `json:"create_index"`
+	ModifyIndex uint64          `json:"modify_index"`
+	ModifyTime  int64           `json:"modify_time"`
+}
+
+// Run is one execution of a component on one node.
+type Run struct {
+	ID         string `json:"id"`
+	Component  string `json:"component"`
+	Generation uint64 `json:"generation"`
+	// Slot is the component slot (0..count-1) the run fills. At most one
+	// run per (component, slot) is not TERMINATED at any index.
+	Slot int      `json:"slot"`
+	Node string   `json:"node,omitempty"`
+	// Epoch is the Raft index of the entry that placed the run on Node.
+	Epoch  uint64   `json:"epoch,omitempty"`
+	State  RunState `json:"state"`
+	Reason string   `json:"reason,omitempty"`
+	// Outcome is the state the run ended in before TERMINATED.
+	Outcome RunState `json:"outcome,omitempty"`
+	Output  string   `json:"output,omitempty"`
+	// Attempt counts consecutive failed runs of the slot before this one.
+	Attempt int `json:"attempt,omitempty"`
+	// NotBefore is the earliest start time (unix nanos) the leader stamped.
+	NotBefore   int64  `json:"not_before,omitempty"`
+	CreateIndex uint64 `json:"create_index"`
+	ModifyIndex uint64 `json:"modify_index"`
+	CreateTime  int64  `json:"create_time"`
+	ModifyTime  int64  `json:"modify_time"`
+}
+
+// NodeStatus is the status of an agent's node.
+type NodeStatus string
+
+// Node statuses.
+const (
+	NodeReady    NodeStatus = "ready"
+	NodeDraining NodeStatus = "draining"
+	NodeDown     NodeStatus = "down"
+	NodeLeft     NodeStatus = "left"
+)
+
+func (s NodeStatus) valid() bool {
+	switch s {
+	case NodeReady, NodeDraining, NodeDown, NodeLeft:
+		return true
+	}
+	return false
+}
+
+// PluginInfo is one entry of a node's plugin catalogue.
+type PluginInfo struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+	SHA256  string `json:"sha256"`
+}
+
+// Node is an agent as the cluster knows it.
+type Node struct {
+	ID          string            `json:"id"`
+	Address     string            `json:"address,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Plugins     []PluginInfo      `json:"plugins,omitempty"`
+	Status      NodeStatus        `json:"status"`
+	Reason      string            `json:"reason,omitempty"`
+	CreateIndex uint64            `json:"create_index"`
+	ModifyIndex uint64            `json:"modify_index"`
+	ModifyTime  int64             `json:"modify_time"`
+}

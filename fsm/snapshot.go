@@ -1,0 +1,356 @@
+package fsm
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sort"
+)
+
+// Snapshot stream format, version 1:
+//
+//	magic "ICESNAP\x00" | uint16 big-endian format version
+//	records: kind byte | uvarint length | JSON body
+//	  one recordMeta first, then components, nodes, runs (each sorted by
+//	  key) and events (in chain order)
+//	end: recordEnd | 32-byte sha256 of every byte before recordEnd
+//
+// Restore refuses a stream whose magic, version, record order, counts, event
+// chain or checksum do not match, and only then replaces the state.
+const (
+	snapshotMagic = "ICESNAP\x00"
+	// SnapshotVersion is the snapshot format this server writes and the
+	// newest it reads.
+	SnapshotVersion = 1
+
+	maxRecordLen = 64 << 20
+)
+
+// Record kinds. The numbers are part of the snapshot format.
+const (
+	recordMeta      byte = 1
+	recordComponent byte = 2
+	recordNode      byte = 3
+	recordRun       byte = 4
+	recordEvent     byte = 5
+	recordEnd       byte = 0xFF
+)
+
+// SnapshotMeta is the first record of a snapshot.
+type SnapshotMeta struct {
+	Index      uint64 `json:"index"`
+	Term       uint64 `json:"term"`
+	Components int    `json:"components"`
+	Nodes      int    `json:"nodes"`
+	Runs       int    `json:"runs"`
+	Events     int    `json:"events"`
+	Head       Hash   `json:"head"`
+	// Digest is the state digest at Index, so a snapshot can be checked
+	// and inspected without restoring it.
+	Digest Hash `json:"digest"`
+}
+
+// Snapshot is a point-in-time view of the state. It shares immutable records
+// with the live state, so taking one is cheap and WriteTo may run while
+// Apply continues.
+type Snapshot struct {
+	meta       SnapshotMeta
+	components []*Component
+	nodes      []*Node
+	runs       []*Run
+	events     []Event
+}
+
+// Snapshot captures the state. It copies only pointers; sorting and encoding
+// happen in WriteTo.
+func (s *State) Snapshot() *Snapshot {
+	snap := &Snapshot{
+		meta: SnapshotMeta{
+			Index: s.index, Term: s.term,
+			Components: len(s.components), Nodes: len(s.nodes), Runs: len(s.runs), Events: len(s.events),
+			Head: s.head,
+		},
+		components: make([]*Component, 0, len(s.components)),
+		nodes:      make([]*Node, 0, len(s.nodes)),
+		runs:       make([]*Run, 0, len(s.runs)),
+		events:     s.events[:len(s.events):len(s.events)],
+	}
+	for _, c := range s.components {
+		snap.components = append(snap.components, c)
+	}
+	for _, n := range s.nodes {
+		snap.nodes = append(snap.nodes, n)
+	}
+	for _, r := range s.runs {
+		snap.runs = append(snap.runs, r)
+	}
+	return snap
+}
+
+// Meta returns the snapshot's metadata (Digest is filled by WriteTo).
+func (snap *Snapshot) Meta() SnapshotMeta { return snap.meta }
+
+func (snap *Snapshot) sort() {
+	sort.Slice(snap.components, func(i, j int) bool { return snap.components[i].Name < snap.components[j].Name })
+	sort.Slice(snap.nodes, func(i, j int) bool { return snap.nodes[i].ID < snap.nodes[j].ID })
+	sort.Slice(snap.runs, func(i, j int) bool { return snap.runs[i].ID < snap.runs[j].ID })
+}
+
+// WriteTo encodes the snapshot to w.
+func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
+	snap.sort()
+	digest, err := snap.digest()
+	if err != nil {
+		return 0, err
+	}
+	snap.meta.Digest = digest
+	sum := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(w, sum)}
+	bw := bufio.NewWriterSize(cw, 256<<10)
+	enc := recordWriter{w: bw}
+	var hdr [10]byte
+	copy(hdr[:], snapshotMagic)
+	binary.BigEndian.PutUint16(hdr[8:], SnapshotVersion)
+	if _, err := bw.Write(hdr[:]); err != nil {
+		return cw.n, fmt.Errorf("write snapshot header: %w", err)
+	}
+	enc.put(recordMeta, &snap.meta)
+	for _, c := range snap.components {
+		enc.put(recordComponent, c)
+	}
+	for _, n := range snap.nodes {
+		enc.put(recordNode, n)
+	}
+	for _, r := range snap.runs {
+		enc.put(recordRun, r)
+	}
+	for i := range snap.events {
+		enc.put(recordEvent, &snap.events[i])
+	}
+	if enc.err != nil {
+		return cw.n, fmt.Errorf("write snapshot at index %d: %w", snap.meta.Index, enc.err)
+	}
+	if err := bw.Flush(); err != nil {
+		return cw.n, fmt.Errorf("write snapshot at index %d: %w", snap.meta.Index, err)
+	}
+	trailer := append([]byte{recordEnd}, sum.Sum(nil)...)
+	if _, err := w.Write(trailer); err != nil {
+		return cw.n, fmt.Errorf("write snapshot trailer: %w", err)
+	}
+	return cw.n + int64(len(trailer)), nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+type recordWriter struct {
+	w   *bufio.Writer
+	buf []byte
+	err error
+}
+
+func (rw *recordWriter) put(kind byte, v any) {
+	if rw.err != nil {
+		return
+	}
+	body, err := json.Marshal(v)
+	if err != nil {
+		rw.err = fmt.Errorf("encode record kind %d: %w", kind, err)
+		return
+	}
+	rw.buf = append(rw.buf[:0], kind)
+	rw.buf = binary.AppendUvarint(rw.buf, uint64(len(body)))
+	if _, err := rw.w.Write(rw.buf); err != nil {
+		rw.err = err
+		return
+	}
+	if _, err := rw.w.Write(body); err != nil {
+		rw.err = err
+	}
+}
+
+// RestoreProgress, when set on a Restore call, is told how many records have
+// been read; the caller decides whether and how to show it.
+type RestoreProgress func(records, total int)
+
+// ReadSnapshot decodes and verifies a snapshot stream into a new State.
+// The stream must be complete: its checksum is checked at the end.
+func ReadSnapshot(r io.Reader, progress RestoreProgress) (*State, SnapshotMeta, error) {
+	sum := sha256.New()
+	br := bufio.NewReaderSize(r, 256<<10)
+	rd := &recordReader{r: br, sum: sum}
+	var hdr [10]byte
+	if err := rd.full(hdr[:]); err != nil {
+		return nil, SnapshotMeta{}, fmt.Errorf("read snapshot header: %w", err)
+	}
+	if string(hdr[:8]) != snapshotMagic {
+		return nil, SnapshotMeta{}, fmt.Errorf("read snapshot header: not an ICE snapshot: %w", ErrMalformed)
+	}
+	if v := binary.BigEndian.Uint16(hdr[8:]); v == 0 || v > SnapshotVersion {
+		return nil, SnapshotMeta{}, fmt.Errorf("read snapshot: format version %d, this server reads 1 to %d: %w", v, SnapshotVersion, ErrUnsupportedVersion)
+	}
+	var meta SnapshotMeta
+	if err := rd.expect(recordMeta, &meta); err != nil {
+		return nil, meta, fmt.Errorf("read snapshot meta: %w", err)
+	}
+	if meta.Components < 0 || meta.Nodes < 0 || meta.Runs < 0 || meta.Events < 0 {
+		return nil, meta, fmt.Errorf("read snapshot meta: negative counts: %w", ErrMalformed)
+	}
+	st := New()
+	st.index, st.term = meta.Index, meta.Term
+	total := meta.Components + meta.Nodes + meta.Runs + meta.Events
+	done := 0
+	tick := func() {
+		done++
+		if progress != nil && (done%10000 == 0 || done == total) {
+			progress(done, total)
+		}
+	}
+	for i := 0; i < meta.Components; i++ {
+		c := &Component{}
+		if err := rd.expect(recordComponent, c); err != nil {
+			return nil, meta, fmt.Errorf("read snapshot component %d: %w", i, err)
+		}
+		if _, dup := st.components[c.Name]; dup {
+			return nil, meta, fmt.Errorf("read snapshot: component %q twice: %w", c.Name, ErrMalformed)
+		}
+		st.components[c.Name] = c
+		tick()
+	}
+	for i := 0; i < meta.Nodes; i++ {
+		n := &Node{}
+		if err := rd.expect(recordNode, n); err != nil {
+			return nil, meta, fmt.Errorf("read snapshot node %d: %w", i, err)
+		}
+		if _, dup := st.nodes[n.ID]; dup {
+			return nil, meta, fmt.Errorf("read snapshot: node %q twice: %w", n.ID, ErrMalformed)
+		}
+		st.nodes[n.ID] = n
+		tick()
+	}
+	for i := 0; i < meta.Runs; i++ {
+		run := &Run{}
+		if err := rd.expect(recordRun, run); err != nil {
+			return nil, meta, fmt.Errorf("read snapshot run %d: %w", i, err)
+		}
+		if _, dup := st.runs[run.ID]; dup {
+			return nil, meta, fmt.Errorf("read snapshot: run %q twice: %w", run.ID, ErrMalformed)
+		}
+		if !run.State.Valid() {
+			return nil, meta, fmt.Errorf("read snapshot: run %q in unknown state %q: %w", run.ID, run.State, ErrMalformed)
+		}
+		st.runs[run.ID] = run
+		if !run.State.Terminal() {
+			key := slotKey{run.Component, run.Slot}
+			if other, busy := st.slots[key]; busy {
+				return nil, meta, fmt.Errorf("read snapshot: runs %s and %s both hold %s slot %d: %w", other, run.ID, run.Component, run.Slot, ErrMalformed)
+			}
+			st.slots[key] = run.ID
+		}
+		tick()
+	}
+	st.events = make([]Event, meta.Events)
+	for i := range st.events {
+		if err := rd.expect(recordEvent, &st.events[i]); err != nil {
+			return nil, meta, fmt.Errorf("read snapshot event %d: %w", i, err)
+		}
+		tick()
+	}
+	want := sum.Sum(nil)
+	kind, err := br.ReadByte()
+	if err != nil || kind != recordEnd {
+		return nil, meta, fmt.Errorf("read snapshot trailer: want end record after %d records: %w", total, ErrMalformed)
+	}
+	var got [32]byte
+	if _, err := io.ReadFull(br, got[:]); err != nil {
+		return nil, meta, fmt.Errorf("read snapshot checksum: %w: %v", ErrMalformed, err)
+	}
+	if string(got[:]) != string(want) {
+		return nil, meta, fmt.Errorf("read snapshot at index %d: content does not match its checksum: %w", meta.Index, ErrChecksum)
+	}
+	head, err := VerifyChain(Hash{}, st.events)
+	if err != nil {
+		return nil, meta, fmt.Errorf("read snapshot at index %d: %w", meta.Index, err)
+	}
+	if head != meta.Head {
+		return nil, meta, fmt.Errorf("read snapshot at index %d: %w", meta.Index, errChainHead(head, meta.Head))
+	}
+	st.head = head
+	if d := st.Digest(); d != meta.Digest {
+		return nil, meta, fmt.Errorf("read snapshot at index %d: state digest %s, meta says %s: %w", meta.Index, d, meta.Digest, ErrChecksum)
+	}
+	return st, meta, nil
+}
+
+// Restore replaces the state with the snapshot read from r. On error the
+// state is left unchanged.
+func (s *State) Restore(r io.Reader, progress RestoreProgress) error {
+	st, _, err := ReadSnapshot(r, progress)
+	if err != nil {
+		return err
+	}
+	*s = *st
+	return nil
+}
+
+func errChainHead(got, want Hash) error {
+	return fmt.Errorf("event chain ends at %s, expected head %s: %w", got, want, ErrChecksum)
+}
+
+type recordReader struct {
+	r   *bufio.Reader
+	sum hash.Hash
+	buf []byte
+}
+
+func (rd *recordReader) full(p []byte) error {
+	if _, err := io.ReadFull(rd.r, p); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("stream ends early: %w", ErrMalformed)
+		}
+		return err
+	}
+	rd.sum.Write(p)
+	return nil
+}
+
+func (rd *recordReader) expect(kind byte, v any) error {
+	k, err := rd.r.ReadByte()
+	if err != nil {
+		return fmt.Errorf("stream ends early: %w", ErrMalformed)
+	}
+	if k != kind {
+		return fmt.Errorf("record kind %d, want %d: %w", k, kind, ErrMalformed)
+	}
+	rd.sum.Write([]byte{k})
+	n, err := binary.ReadUvarint(rd.r)
+	if err != nil || n > maxRecordLen {
+		return fmt.Errorf("record length %d (limit %d): %w", n, maxRecordLen, ErrMalformed)
+	}
+	var lenBuf [binary.MaxVarintLen64]byte
+	rd.sum.Write(lenBuf[:binary.PutUvarint(lenBuf[:], n)])
+	if cap(rd.buf) < int(n) {
+		rd.buf = make([]byte, n)
+	}
+	rd.buf = rd.buf[:n]
+	if err := rd.full(rd.buf); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(rd.buf, v); err != nil {
+		return fmt.Errorf("decode record kind %d: %w: %v", kind, ErrMalformed, err)
+	}
+	return nil
+}

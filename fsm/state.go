@@ -1,0 +1,160 @@
+package fsm
+
+import (
+	"sort"
+)
+
+// slotKey identifies a component slot.
+type slotKey struct {
+	component string
+	slot      int
+}
+
+// State is the replicated state. It is not safe for concurrent use: the
+// caller serialises Apply, Snapshot and Restore and guards reads. Records
+// returned by the accessors are shared with the state and must not be
+// modified.
+type State struct {
+	index uint64
+	term  uint64
+
+	components map[string]*Component
+	nodes      map[string]*Node
+	runs       map[string]*Run
+	// slots maps each occupied slot to its one run that is not TERMINATED.
+	// It is derived from runs and rebuilt on Restore.
+	slots map[slotKey]string
+
+	// events is append-only; elements are never modified once appended, so
+	// a snapshot may keep a prefix of it.
+	events []Event
+	head   Hash
+}
+
+// New returns an empty state.
+func New() *State {
+	return &State{
+		components: make(map[string]*Component),
+		nodes:      make(map[string]*Node),
+		runs:       make(map[string]*Run),
+		slots:      make(map[slotKey]string),
+	}
+}
+
+// Index returns the index of the last applied entry.
+func (s *State) Index() uint64 { return s.index }
+
+// Term returns the term of the last applied entry.
+func (s *State) Term() uint64 { return s.term }
+
+// Head returns the hash of the newest event, the head of the chain.
+func (s *State) Head() Hash { return s.head }
+
+// Component returns a component by name.
+func (s *State) Component(name string) (*Component, bool) {
+	c, ok := s.components[name]
+	return c, ok
+}
+
+// Components returns all components sorted by name.
+func (s *State) Components() []*Component {
+	out := make([]*Component, 0, len(s.components))
+	for _, c := range s.components {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Run returns a run by id.
+func (s *State) Run(id string) (*Run, bool) {
+	r, ok := s.runs[id]
+	return r, ok
+}
+
+// Runs returns the runs of a component (all runs when component is empty)
+// ordered by creation index, then slot.
+func (s *State) Runs(component string) []*Run {
+	out := make([]*Run, 0)
+	for _, r := range s.runs {
+		if component == "" || r.Component == component {
+			out = append(out, r)
+		}
+	}
+	sortRuns(out)
+	return out
+}
+
+// SlotRun returns the run occupying a component slot: the one run of that
+// slot that is not TERMINATED.
+func (s *State) SlotRun(component string, slot int) (*Run, bool) {
+	id, ok := s.slots[slotKey{component, slot}]
+	if !ok {
+		return nil, false
+	}
+	return s.runs[id], true
+}
+
+// Node returns a node by id.
+func (s *State) Node(id string) (*Node, bool) {
+	n, ok := s.nodes[id]
+	return n, ok
+}
+
+// Nodes returns all nodes sorted by id.
+func (s *State) Nodes() []*Node {
+	out := make([]*Node, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Counts returns the number of components, nodes, runs and events.
+func (s *State) Counts() (components, nodes, runs, events int) {
+	return len(s.components), len(s.nodes), len(s.runs), len(s.events)
+}
+
+// Events returns up to limit events whose Raft index is at least from, in
+// order (limit <= 0 means no limit). When component is not empty only that
+// component's events are returned.
+func (s *State) Events(from uint64, component string, limit int) []Event {
+	i := sort.Search(len(s.events), func(i int) bool { return s.events[i].Index >= from })
+	out := make([]Event, 0)
+	for ; i < len(s.events); i++ {
+		if component != "" && s.events[i].Component != component {
+			continue
+		}
+		out = append(out, s.events[i])
+		if limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	return out
+}
+
+// VerifyEvents checks the whole event hash chain held by the state.
+func (s *State) VerifyEvents() error {
+	head, err := VerifyChain(Hash{}, s.events)
+	if err != nil {
+		return err
+	}
+	if head != s.head {
+		return errChainHead(head, s.head)
+	}
+	return nil
+}
+
+func sortRuns(runs []*Run) {
+	sort.Slice(runs, func(i, j int) bool {
+		a, b := runs[i], runs[j]
+		if a.CreateIndex != b.CreateIndex {
+			return a.CreateIndex < b.CreateIndex
+		}
+		if a.Slot != b.Slot {
+			return a.Slot < b.Slot
+		}
+		return a.ID < b.ID
+	})
+}
