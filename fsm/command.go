@@ -14,13 +14,13 @@ type MessageType uint8
 
 // Command types.
 const (
-	_                 MessageType = iota // 0 is never a valid type
-	ComponentPutType                     // operator: create or update a component
-	ComponentDeleteType                  // operator: stop a component
-	RunsCreateType                       // runtime: create runs for empty slots
-	RunTransitionType                    // runtime or agent: move runs along the lifecycle
-	NodeRegisterType                     // agent: register or refresh its node
-	NodeStatusType                       // runtime, agent or operator: change a node's status
+	_                   MessageType = iota // 0 is never a valid type
+	ComponentPutType                       // operator: create or update a component
+	ComponentDeleteType                    // operator: stop a component
+	RunsCreateType                         // runtime: create runs for empty slots
+	RunTransitionType                      // runtime or agent: move runs along the lifecycle
+	NodeRegisterType                       // agent: register or refresh its node
+	NodeStatusType                         // runtime, agent or operator: change a node's status
 
 	// maxMessageType is one past the last known type.
 	maxMessageType

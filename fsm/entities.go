@@ -69,8 +69,8 @@ type Run struct {
 	Generation uint64 `json:"generation"`
 	// Slot is the component slot (0..count-1) the run fills. At most one
 	// run per (component, slot) is not TERMINATED at any index.
-	Slot int      `json:"slot"`
-	Node string   `json:"node,omitempty"`
+	Slot int    `json:"slot"`
+	Node string `json:"node,omitempty"`
 	// Epoch is the Raft index of the entry that placed the run on Node.
 	Epoch  uint64   `json:"epoch,omitempty"`
 	State  RunState `json:"state"`
