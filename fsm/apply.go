@@ -175,15 +175,19 @@ func (s *State) applyComponentPut(ctx *applyCtx, req *ComponentPutRequest) error
 		return nil
 	}
 	c := &Component{
-		Spec:        sp,
-		Generation:  gen + 1,
-		Status:      ComponentRunning,
-		CreateIndex: ctx.index,
-		ModifyIndex: ctx.index,
-		ModifyTime:  ctx.header.Time,
+		Spec:          sp,
+		Generation:    gen + 1,
+		RunGeneration: gen + 1,
+		Status:        ComponentRunning,
+		CreateIndex:   ctx.index,
+		ModifyIndex:   ctx.index,
+		ModifyTime:    ctx.header.Time,
 	}
 	if exists {
 		c.CreateIndex = old.CreateIndex
+		if old.Status == ComponentRunning && runSpecEqual(&old.Spec, &sp) {
+			c.RunGeneration = old.RunGeneration
+		}
 	}
 	s.components[sp.Name] = c
 	ctx.res.Generation = c.Generation
@@ -192,6 +196,13 @@ func (s *State) applyComponentPut(ctx *applyCtx, req *ComponentPutRequest) error
 		Spec       Spec   `json:"spec"`
 	}{c.Generation, sp})
 	return nil
+}
+
+// runSpecEqual reports whether two specs differ at most in count.
+func runSpecEqual(a, b *Spec) bool {
+	x, y := *a, *b
+	x.Count, y.Count = 0, 0
+	return specEqual(&x, &y)
 }
 
 func specEqual(a, b *Spec) bool {

@@ -12,7 +12,12 @@ import (
 // followed by the event count and the chain head. Two states that applied the
 // same log to the same index have the same digest.
 func (s *State) Digest() Hash {
-	snap := s.Snapshot()
+	return s.Snapshot().Digest()
+}
+
+// Digest returns the digest of the state the snapshot captured. Computing it
+// does not touch the live state, so a caller may do it outside its lock.
+func (snap *Snapshot) Digest() Hash {
 	snap.sort()
 	d, err := snap.digest()
 	if err != nil {

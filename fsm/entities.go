@@ -55,11 +55,16 @@ type Spec struct {
 type Component struct {
 	Spec
 	// Generation increases on every change of the spec or status.
-	Generation  uint64          `json:"generation"`
-	Status      ComponentStatus `json:"status"`
-	CreateIndex uint64          `json:"create_index"`
-	ModifyIndex uint64          `json:"modify_index"`
-	ModifyTime  int64           `json:"modify_time"`
+	Generation uint64 `json:"generation"`
+	// RunGeneration is the generation at which the parts of the spec that
+	// runs execute (plugin, config, constraints, restart policy) last
+	// changed. Runs created before it are outdated; a change of count alone
+	// leaves existing runs current.
+	RunGeneration uint64          `json:"run_generation"`
+	Status        ComponentStatus `json:"status"`
+	CreateIndex   uint64          `json:"create_index"`
+	ModifyIndex   uint64          `json:"modify_index"`
+	ModifyTime    int64           `json:"modify_time"`
 }
 
 // Run is one execution of a component on one node.

@@ -1,0 +1,158 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ice-run/ice/cluster"
+	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/testcluster"
+	"github.com/ice-run/ice/rpc"
+)
+
+func intp(i int) *int { return &i }
+
+func spec(name string, count int) *rpc.ComponentSpec {
+	return &rpc.ComponentSpec{Name: name, Plugin: fsm.PluginRef{Name: "ticker"}, Count: intp(count)}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestElectionAndForwardedWrites(t *testing.T) {
+	c := testcluster.New(t, 3)
+	leader := c.WaitLeader(t)
+	follower := c.Follower(t)
+	if follower == leader {
+		t.Fatal("follower is the leader")
+	}
+	// A write sent to a follower is forwarded to the leader and committed.
+	res, err := c.Client(follower).PutComponent(ctx(t), spec("web", 3), nil)
+	if err != nil {
+		t.Fatalf("put through follower %s: %v", follower.ID, err)
+	}
+	if res.Generation != 1 || res.Index == 0 {
+		t.Fatalf("put result = %+v, want generation 1 and an index", res)
+	}
+	// The leader's reconciler creates the component's runs.
+	cl := c.Client(c.Nodes[2])
+	testcluster.WaitFor(t, 10*time.Second, "3 CREATED runs", func() bool {
+		runs, _, err := cl.Runs(ctx(t), "web", nil)
+		return err == nil && len(runs) == 3 && runs[0].State == fsm.StateCreated
+	})
+	// A consistent read through any follower sees the write.
+	comp, err := c.Client(follower).Component(ctx(t), "web")
+	if err != nil || comp.Generation != 1 || comp.Count != 3 {
+		t.Fatalf("read component through follower: %+v, %v", comp, err)
+	}
+	c.WaitConverged(t)
+}
+
+func TestLeaderLossAndReelection(t *testing.T) {
+	c := testcluster.New(t, 3)
+	old := c.WaitLeader(t)
+	var acked []string
+	for i := 0; i < 5; i++ {
+		name := fmt.Sprintf("c%d", i)
+		if _, err := c.Client(old).PutComponent(ctx(t), spec(name, 1), nil); err != nil {
+			t.Fatalf("put %s: %v", name, err)
+		}
+		acked = append(acked, name)
+	}
+	c.Stop(old)
+	leader := c.WaitLeader(t)
+	if leader == old {
+		t.Fatal("stopped server is still leader")
+	}
+	if _, err := c.Client(leader).PutComponent(ctx(t), spec("after", 1), nil); err != nil {
+		t.Fatalf("write after re-election: %v", err)
+	}
+	acked = append(acked, "after")
+	for _, n := range c.Nodes {
+		if !n.Running() {
+			continue
+		}
+		comps, err := c.Client(n).Components(ctx(t))
+		if err != nil {
+			t.Fatalf("list components on %s: %v", n.ID, err)
+		}
+		have := map[string]bool{}
+		for _, comp := range comps {
+			have[comp.Name] = true
+		}
+		for _, name := range acked {
+			if !have[name] {
+				t.Fatalf("acknowledged component %s missing on %s", name, n.ID)
+			}
+		}
+	}
+	// The old leader comes back as a follower and converges.
+	c.Restart(old)
+	c.WaitLeader(t)
+	c.WaitConverged(t)
+}
+
+func TestFollowerRestartCatchesUp(t *testing.T) {
+	c := testcluster.New(t, 3)
+	c.WaitLeader(t)
+	f := c.Follower(t)
+	c.Stop(f)
+	leader := c.WaitLeader(t)
+	for i := 0; i < 20; i++ {
+		if _, err := c.Client(leader).PutComponent(ctx(t), spec("app"+strconv.Itoa(i), 1), nil); err != nil {
+			t.Fatalf("put while follower down: %v", err)
+		}
+	}
+	c.Restart(f)
+	idx := c.WaitConverged(t)
+	var n int
+	f.Server.Read(func(st *fsm.State) { n = len(st.Components()) })
+	if n != 20 {
+		t.Fatalf("restarted follower has %d components at index %d, want 20", n, idx)
+	}
+}
+
+func TestLaggingFollowerInstallsSnapshot(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.Options{Configure: func(cfg *cluster.Config) {
+		cfg.SnapshotThreshold = 16
+		cfg.TrailingLogs = 4
+		cfg.SnapshotInterval = 50 * time.Millisecond
+	}})
+	c.WaitLeader(t)
+	f := c.Follower(t)
+	c.Stop(f)
+	leader := c.WaitLeader(t)
+	for i := 0; i < 60; i++ {
+		if _, err := c.Client(leader).PutComponent(ctx(t), spec("snap"+strconv.Itoa(i), 0), nil); err != nil {
+			t.Fatalf("put: %v", err)
+		}
+	}
+	if err := leader.Server.Snapshot(); err != nil {
+		t.Fatalf("snapshot on leader: %v", err)
+	}
+	c.Restart(f)
+	c.WaitConverged(t)
+	stats := f.Server.Stats()
+	if stats["last_snapshot_index"] == "0" {
+		t.Fatalf("follower caught up without installing a snapshot: %v", stats)
+	}
+	var n int
+	f.Server.Read(func(st *fsm.State) { n = len(st.Components()) })
+	if n != 60 {
+		t.Fatalf("follower has %d components after snapshot install, want 60", n)
+	}
+	if err := verifyEvents(f.Server); err != nil {
+		t.Fatalf("event chain on follower after snapshot install: %v", err)
+	}
+}
+
+func verifyEvents(s *cluster.Server) (err error) {
+	s.Read(func(st *fsm.State) { err = st.VerifyEvents() })
+	return err
+}

@@ -1,0 +1,73 @@
+package cluster
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config configures a Server.
+type Config struct {
+	// NodeID is the server's unique id; it is its Raft server id.
+	NodeID string
+	// DataDir holds raft/raft.db (log and stable store) and raft/snapshots.
+	DataDir string
+	// RaftAddr is the TCP address Raft binds and advertises.
+	RaftAddr string
+	// GossipAddr is the address memberlist binds and advertises (TCP and UDP).
+	GossipAddr string
+	// HTTPAddr is the API address other servers forward requests to.
+	HTTPAddr string
+	// BootstrapExpect is how many servers to wait for before bootstrapping a
+	// new cluster. 0 means never bootstrap: join an existing cluster.
+	BootstrapExpect int
+	// Join lists gossip addresses of existing members to join.
+	Join []string
+
+	// SnapshotThreshold, SnapshotInterval and TrailingLogs tune automatic
+	// snapshots (zero keeps hashicorp/raft's defaults).
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+	// SnapshotRetain is how many snapshots the file store keeps (default 2).
+	SnapshotRetain int
+
+	// ApplyTimeout bounds a proposal (default 10s).
+	ApplyTimeout time.Duration
+	// ReconcileInterval is how often the leader reconciles without being
+	// woken by a change (default 1s).
+	ReconcileInterval time.Duration
+	// Fast shortens Raft's timeouts for in-process tests on loopback.
+	Fast bool
+
+	Logger hclog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.NodeID == "" {
+		return fmt.Errorf("config: node id is required")
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("config: data dir is required")
+	}
+	if c.RaftAddr == "" || c.GossipAddr == "" {
+		return fmt.Errorf("config: raft and gossip addresses are required")
+	}
+	if c.BootstrapExpect < 0 {
+		return fmt.Errorf("config: bootstrap-expect %d is negative", c.BootstrapExpect)
+	}
+	if c.SnapshotRetain <= 0 {
+		c.SnapshotRetain = 2
+	}
+	if c.ApplyTimeout <= 0 {
+		c.ApplyTimeout = 10 * time.Second
+	}
+	if c.ReconcileInterval <= 0 {
+		c.ReconcileInterval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	return nil
+}

@@ -1,0 +1,171 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Member roles carried in gossip metadata.
+const (
+	RoleServer = "server"
+	RoleAgent  = "agent"
+)
+
+// Member is a gossip member as this server sees it.
+type Member struct {
+	ID         string `json:"id"`
+	Role       string `json:"role"`
+	GossipAddr string `json:"gossip_addr"`
+	RaftAddr   string `json:"raft_addr,omitempty"`
+	HTTPAddr   string `json:"http_addr,omitempty"`
+	// Status is memberlist's view: alive, suspect, dead or left.
+	Status string `json:"status"`
+}
+
+// MemberMeta is the gossip metadata a member advertises (at most 512 bytes
+// encoded, memberlist's limit).
+type MemberMeta struct {
+	Role string `json:"role"`
+	Raft string `json:"raft,omitempty"`
+	HTTP string `json:"http,omitempty"`
+}
+
+// DecodeMemberMeta parses gossip metadata written by Encode.
+func DecodeMemberMeta(b []byte) (MemberMeta, error) {
+	var m MemberMeta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("decode member meta: %w", err)
+	}
+	return m, nil
+}
+
+// Encode returns the JSON encoding of the metadata.
+func (m MemberMeta) Encode() []byte {
+	b, _ := json.Marshal(m) // plain strings: cannot fail
+	return b
+}
+
+// gossipDelegate serves our metadata and receives membership events.
+type gossipDelegate struct {
+	meta   []byte
+	events chan<- struct{}
+}
+
+func (d *gossipDelegate) NodeMeta(limit int) []byte {
+	if len(d.meta) > limit {
+		return nil
+	}
+	return d.meta
+}
+func (d *gossipDelegate) NotifyMsg([]byte)                           {}
+func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *gossipDelegate) LocalState(join bool) []byte                { return nil }
+func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+func (d *gossipDelegate) wake() {
+	select {
+	case d.events <- struct{}{}:
+	default:
+	}
+}
+func (d *gossipDelegate) NotifyJoin(*memberlist.Node)   { d.wake() }
+func (d *gossipDelegate) NotifyLeave(*memberlist.Node)  { d.wake() }
+func (d *gossipDelegate) NotifyUpdate(*memberlist.Node) { d.wake() }
+
+// GossipConfig returns a memberlist configuration bound to addr, for servers
+// and agents alike. fast selects loopback timings for tests.
+func GossipConfig(name, addr string, fast bool) (*memberlist.Config, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("parse gossip address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("parse gossip port %q: %w", portStr, err)
+	}
+	mc := memberlist.DefaultLANConfig()
+	if fast {
+		mc = memberlist.DefaultLocalConfig()
+		mc.ProbeInterval = 200 * time.Millisecond
+		mc.GossipInterval = 50 * time.Millisecond
+	}
+	mc.Name = name
+	mc.BindAddr, mc.BindPort = host, port
+	mc.AdvertiseAddr, mc.AdvertisePort = host, port
+	return mc, nil
+}
+
+// members returns the gossip members sorted by id.
+func (s *Server) members() []Member {
+	var out []Member
+	for _, n := range s.gossip.Members() {
+		out = append(out, memberFromNode(n))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func memberFromNode(n *memberlist.Node) Member {
+	m := Member{ID: n.Name, GossipAddr: n.Address(), Status: nodeStateName(n.State)}
+	if meta, err := DecodeMemberMeta(n.Meta); err == nil {
+		m.Role, m.RaftAddr, m.HTTPAddr = meta.Role, meta.Raft, meta.HTTP
+	}
+	return m
+}
+
+func nodeStateName(s memberlist.NodeStateType) string {
+	switch s {
+	case memberlist.StateAlive:
+		return "alive"
+	case memberlist.StateSuspect:
+		return "suspect"
+	case memberlist.StateDead:
+		return "dead"
+	case memberlist.StateLeft:
+		return "left"
+	}
+	return "unknown"
+}
+
+// aliveServers returns the alive server members.
+func (s *Server) aliveServers() []Member {
+	var out []Member
+	for _, m := range s.members() {
+		if m.Role == RoleServer && m.Status == "alive" && m.RaftAddr != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// joinLoop joins the configured gossip addresses, retrying until one
+// answers or the server shuts down.
+func (s *Server) joinLoop() {
+	defer s.wg.Done()
+	if len(s.cfg.Join) == 0 {
+		return
+	}
+	backoff := 200 * time.Millisecond
+	for {
+		n, err := s.gossip.Join(s.cfg.Join)
+		if err == nil && n > 0 {
+			s.logger.Info("joined cluster", "contacted", n, "join", s.cfg.Join)
+			return
+		}
+		s.logger.Warn("join failed, retrying", "join", s.cfg.Join, "error", err, "retry_in", backoff)
+		select {
+		case <-s.shutdownCh:
+			return
+		case <-time.After(backoff):
+		}
+		if backoff < 5*time.Second {
+			backoff *= 2
+		}
+	}
+}

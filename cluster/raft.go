@@ -1,0 +1,94 @@
+package cluster
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+)
+
+// raftStores are the on-disk parts of a Raft server.
+type raftStores struct {
+	bolt      *raftboltdb.BoltStore
+	snaps     *raft.FileSnapshotStore
+	transport *raft.NetworkTransport
+}
+
+func (s *raftStores) close() {
+	if s.transport != nil {
+		_ = s.transport.Close()
+	}
+	if s.bolt != nil {
+		_ = s.bolt.Close()
+	}
+}
+
+// openRaftStores opens DataDir/raft/raft.db, DataDir/raft/snapshots and the
+// TCP transport.
+func openRaftStores(cfg *Config) (*raftStores, error) {
+	dir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create raft dir %s: %w", dir, err)
+	}
+	st := &raftStores{}
+	var err error
+	// NoFreelistSync: the freelist is rebuilt on open instead of written on
+	// every commit, which halves the pages each fsync writes.
+	st.bolt, err = raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(dir, "raft.db"),
+		BoltOptions: &bbolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open raft log store %s: %w", dir, err)
+	}
+	st.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, cfg.SnapshotRetain, cfg.Logger.Named("snapshot"))
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("open snapshot store %s: %w", dir, err)
+	}
+	addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("resolve raft address %q: %w", cfg.RaftAddr, err)
+	}
+	st.transport, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 8, 10*time.Second, cfg.Logger.Named("transport"))
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("listen raft on %s: %w", cfg.RaftAddr, err)
+	}
+	return st, nil
+}
+
+func raftConfig(cfg *Config, notify chan bool) *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = cfg.Logger.Named("raft")
+	rc.NotifyCh = notify
+	if cfg.Fast {
+		rc.HeartbeatTimeout = 200 * time.Millisecond
+		rc.ElectionTimeout = 200 * time.Millisecond
+		rc.LeaderLeaseTimeout = 100 * time.Millisecond
+		rc.CommitTimeout = 5 * time.Millisecond
+	} else {
+		// Loopback and LAN clusters: detect a dead leader well inside the
+		// 2 s the design allows for writes to resume.
+		rc.HeartbeatTimeout = 500 * time.Millisecond
+		rc.ElectionTimeout = 500 * time.Millisecond
+		rc.LeaderLeaseTimeout = 250 * time.Millisecond
+	}
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = cfg.SnapshotInterval
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
+	return rc
+}

@@ -1,0 +1,324 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	metrics "github.com/armon/go-metrics"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+
+	"github.com/ice-run/ice/fsm"
+)
+
+// Server is one ICE server: a Raft member with its state machine, gossip
+// membership and leader duties.
+type Server struct {
+	cfg    Config
+	logger hclog.Logger
+
+	raft   *raft.Raft
+	stores *raftStores
+	sm     *stateMachine
+	gossip *memberlist.Memberlist
+
+	memberEvents chan struct{}
+	leaderNotify chan bool
+	shutdownCh   chan struct{}
+	shutdownOnce sync.Once
+	wg           sync.WaitGroup
+}
+
+// New starts a server: opens its stores, starts Raft and gossip, joins the
+// configured members and bootstraps when enough servers are seen.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:          cfg,
+		logger:       cfg.Logger,
+		sm:           newStateMachine(cfg.Logger.Named("fsm")),
+		memberEvents: make(chan struct{}, 1),
+		leaderNotify: make(chan bool, 16),
+		shutdownCh:   make(chan struct{}),
+	}
+	var err error
+	s.stores, err = openRaftStores(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.raft, err = raft.NewRaft(raftConfig(&cfg, s.leaderNotify), s.sm, s.stores.bolt, s.stores.bolt, s.stores.snaps, s.stores.transport)
+	if err != nil {
+		s.stores.close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	mc, err := GossipConfig(cfg.NodeID, cfg.GossipAddr, cfg.Fast)
+	if err != nil {
+		s.abort()
+		return nil, err
+	}
+	d := &gossipDelegate{
+		meta:   MemberMeta{Role: RoleServer, Raft: cfg.RaftAddr, HTTP: cfg.HTTPAddr}.Encode(),
+		events: s.memberEvents,
+	}
+	mc.Delegate, mc.Events = d, d
+	mc.Logger = cfg.Logger.Named("gossip").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	s.gossip, err = memberlist.Create(mc)
+	if err != nil {
+		s.abort()
+		return nil, fmt.Errorf("start gossip on %s: %w", cfg.GossipAddr, err)
+	}
+	s.wg.Add(3)
+	go s.joinLoop()
+	go s.bootstrapLoop()
+	go s.leaderLoop()
+	s.logger.Info("server started", "node_id", cfg.NodeID, "raft", cfg.RaftAddr, "gossip", cfg.GossipAddr, "http", cfg.HTTPAddr, "bootstrap_expect", cfg.BootstrapExpect)
+	return s, nil
+}
+
+func (s *Server) abort() {
+	_ = s.raft.Shutdown().Error()
+	s.stores.close()
+}
+
+// Shutdown leaves gossip, stops Raft and closes the stores. It is safe to
+// call more than once.
+func (s *Server) Shutdown() error {
+	var err error
+	s.shutdownOnce.Do(func() {
+		close(s.shutdownCh)
+		if s.gossip != nil {
+			if lerr := s.gossip.Leave(time.Second); lerr != nil {
+				s.logger.Warn("gossip leave failed", "error", lerr)
+			}
+			_ = s.gossip.Shutdown()
+		}
+		if ferr := s.raft.Shutdown().Error(); ferr != nil {
+			err = fmt.Errorf("shutdown raft: %w", ferr)
+		}
+		s.wg.Wait()
+		s.stores.close()
+		s.logger.Info("server stopped", "node_id", s.cfg.NodeID)
+	})
+	return err
+}
+
+// ID returns the server's node id.
+func (s *Server) ID() string { return s.cfg.NodeID }
+
+// IsLeader reports whether this server is the Raft leader.
+func (s *Server) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// Leader returns the leader's id and HTTP address, as far as this server
+// knows ("" while there is none).
+func (s *Server) Leader() (id, httpAddr string) {
+	_, lid := s.raft.LeaderWithID()
+	if lid == "" {
+		return "", ""
+	}
+	id = string(lid)
+	if id == s.cfg.NodeID {
+		return id, s.cfg.HTTPAddr
+	}
+	for _, m := range s.members() {
+		if m.ID == id {
+			return id, m.HTTPAddr
+		}
+	}
+	return id, ""
+}
+
+// Apply proposes a command through Raft on the leader and returns the state
+// machine's result. The header's Time is stamped here with the leader's
+// clock. A rejection by the state machine is reported in the result, not as
+// an error; errors mean the command was not (or not knowingly) applied.
+func (s *Server) Apply(ctx context.Context, t fsm.MessageType, h fsm.Header, body any) (*fsm.Result, error) {
+	if !s.IsLeader() {
+		return nil, ErrNotLeader
+	}
+	h.Time = time.Now().UnixNano()
+	data, err := fsm.Encode(t, h, body)
+	if err != nil {
+		return nil, err
+	}
+	return s.applyRaw(ctx, t, data)
+}
+
+func (s *Server) applyRaw(ctx context.Context, t fsm.MessageType, data []byte) (*fsm.Result, error) {
+	timeout := s.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = time.Until(dl)
+	}
+	start := time.Now()
+	f := s.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			return nil, fmt.Errorf("apply %s: %w", t, ErrNotLeader)
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			return nil, fmt.Errorf("apply %s: %w: %v", t, ErrTimeout, err)
+		case errors.Is(err, raft.ErrRaftShutdown):
+			return nil, fmt.Errorf("apply %s: %w", t, ErrShutdown)
+		}
+		// ErrLeadershipLost: the entry may still commit; the caller must
+		// treat the outcome as unknown.
+		return nil, fmt.Errorf("apply %s: outcome unknown: %w", t, err)
+	}
+	metrics.MeasureSinceWithLabels([]string{"ice", "apply"}, start, []metrics.Label{{Name: "type", Value: t.String()}})
+	res, ok := f.Response().(*fsm.Result)
+	if !ok {
+		return nil, fmt.Errorf("apply %s: unexpected response %T", t, f.Response())
+	}
+	return res, nil
+}
+
+// ConsistentRead makes the next read on this server linearizable: it checks
+// that this server is still the leader and waits until everything appended
+// before the call has been applied locally.
+func (s *Server) ConsistentRead(ctx context.Context) error {
+	if !s.IsLeader() {
+		return ErrNotLeader
+	}
+	last := s.raft.LastIndex()
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return fmt.Errorf("verify leadership: %w", ErrNotLeader)
+	}
+	for s.raft.AppliedIndex() < last {
+		_, ch := s.sm.index()
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("wait for index %d: %w", last, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// WaitIndex blocks until the state's applied index is past after or ctx
+// ends, and returns the applied index (a blocking query).
+func (s *Server) WaitIndex(ctx context.Context, after uint64) (uint64, error) {
+	return s.sm.waitIndex(ctx, after)
+}
+
+// Read runs f with the local state under the read lock. f must not keep
+// references to mutable parts beyond the call; records are immutable.
+func (s *Server) Read(f func(st *fsm.State)) { s.sm.read(f) }
+
+// Digest returns the applied index and the state digest there.
+func (s *Server) Digest() (uint64, fsm.Hash) { return s.sm.digestAt() }
+
+// ServerInfo describes one member of the Raft configuration.
+type ServerInfo struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr,omitempty"`
+	Voter    bool   `json:"voter"`
+	Leader   bool   `json:"leader"`
+	// Gossip is the server's gossip status as this server sees it.
+	Gossip string `json:"gossip"`
+}
+
+// Status is a point-in-time view of this server's Raft state.
+type Status struct {
+	NodeID       string       `json:"node_id"`
+	State        string       `json:"state"`
+	Leader       string       `json:"leader"`
+	LeaderHTTP   string       `json:"leader_http,omitempty"`
+	Term         uint64       `json:"term"`
+	CommitIndex  uint64       `json:"commit_index"`
+	LastIndex    uint64       `json:"last_index"`
+	RaftApplied  uint64       `json:"raft_applied_index"`
+	AppliedIndex uint64       `json:"applied_index"`
+	Digest       string       `json:"digest"`
+	Servers      []ServerInfo `json:"servers"`
+}
+
+// Status returns this server's view of the cluster. AppliedIndex and Digest
+// belong together: the digest of the state at that index.
+func (s *Server) Status() (Status, error) {
+	st := Status{
+		NodeID:      s.cfg.NodeID,
+		State:       s.raft.State().String(),
+		Term:        s.raft.CurrentTerm(),
+		CommitIndex: s.raft.CommitIndex(),
+		LastIndex:   s.raft.LastIndex(),
+		RaftApplied: s.raft.AppliedIndex(),
+	}
+	st.Leader, st.LeaderHTTP = s.Leader()
+	idx, d := s.sm.digestAt()
+	st.AppliedIndex, st.Digest = idx, d.String()
+	servers, err := s.Servers()
+	if err != nil {
+		return st, err
+	}
+	st.Servers = servers
+	return st, nil
+}
+
+// Servers returns the Raft configuration joined with gossip addresses.
+func (s *Server) Servers() ([]ServerInfo, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("read raft configuration: %w", err)
+	}
+	members := map[string]Member{}
+	for _, m := range s.members() {
+		members[m.ID] = m
+	}
+	leader, _ := s.Leader()
+	var out []ServerInfo
+	for _, srv := range f.Configuration().Servers {
+		id := string(srv.ID)
+		info := ServerInfo{ID: id, RaftAddr: string(srv.Address), Voter: srv.Suffrage == raft.Voter, Leader: id == leader, Gossip: "unknown"}
+		if m, ok := members[id]; ok {
+			info.HTTPAddr, info.Gossip = m.HTTPAddr, m.Status
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Members returns the gossip members (servers and agents).
+func (s *Server) Members() []Member { return s.members() }
+
+// RemovePeer removes a server from the Raft configuration (leader only).
+func (s *Server) RemovePeer(id string) error {
+	if !s.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := s.raft.RemoveServer(raft.ServerID(id), 0, s.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("remove peer %s: %w", id, err)
+	}
+	s.logger.Info("removed raft peer", "id", id)
+	return nil
+}
+
+// TransferLeadership hands leadership to another voter (leader only).
+func (s *Server) TransferLeadership() error {
+	if !s.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := s.raft.LeadershipTransfer().Error(); err != nil {
+		return fmt.Errorf("transfer leadership: %w", err)
+	}
+	return nil
+}
+
+// Snapshot forces a Raft snapshot now.
+func (s *Server) Snapshot() error {
+	if err := s.raft.Snapshot().Error(); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	return nil
+}
+
+// Stats returns hashicorp/raft's statistics of this server.
+func (s *Server) Stats() map[string]string { return s.raft.Stats() }

@@ -1,0 +1,182 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	metrics "github.com/armon/go-metrics"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/ice-run/ice/fsm"
+)
+
+// stateMachine adapts fsm.State to raft.FSM. It serialises writers (Apply,
+// Restore; raft calls them from one goroutine) against readers with a
+// RWMutex, counts rejections, and wakes blocking queries on every apply.
+type stateMachine struct {
+	logger hclog.Logger
+
+	mu    sync.RWMutex
+	state *fsm.State
+	// changed is closed and replaced after every apply or restore.
+	changed chan struct{}
+
+	digestMu    sync.Mutex
+	digestIndex uint64
+	digest      fsm.Hash
+}
+
+var _ raft.FSM = (*stateMachine)(nil)
+
+func newStateMachine(logger hclog.Logger) *stateMachine {
+	return &stateMachine{logger: logger, state: fsm.New(), changed: make(chan struct{})}
+}
+
+// Apply implements raft.FSM.
+func (m *stateMachine) Apply(l *raft.Log) interface{} {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	start := time.Now()
+	m.mu.Lock()
+	res := m.state.Apply(l.Index, l.Term, l.Data)
+	ch := m.changed
+	m.changed = make(chan struct{})
+	m.mu.Unlock()
+	close(ch)
+
+	labels := []metrics.Label{{Name: "type", Value: res.Type.String()}}
+	metrics.MeasureSinceWithLabels([]string{"ice", "fsm", "apply"}, start, labels)
+	if n := res.Rejected(); n > 0 {
+		err := res.FirstErr()
+		metrics.IncrCounterWithLabels([]string{"ice", "fsm", "rejected"}, float32(n),
+			append(labels, metrics.Label{Name: "reason", Value: rejectionKind(err)}))
+		m.logger.Debug("command rejected", "index", l.Index, "type", res.Type.String(), "rejected", n, "error", err)
+	}
+	return res
+}
+
+// rejectionKind names the sentinel an error wraps, for metric labels.
+func rejectionKind(err error) string {
+	for _, k := range []struct {
+		err  error
+		name string
+	}{
+		{fsm.ErrUnknownType, "unknown_type"}, {fsm.ErrUnsupportedVersion, "unsupported_version"},
+		{fsm.ErrMalformed, "malformed"}, {fsm.ErrInvalid, "invalid"}, {fsm.ErrNotAuthorized, "not_authorized"},
+		{fsm.ErrFenced, "fenced"}, {fsm.ErrIllegalTransition, "illegal_transition"},
+		{fsm.ErrNotFound, "not_found"}, {fsm.ErrConflict, "conflict"},
+	} {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	return "other"
+}
+
+// Snapshot implements raft.FSM. It is called on the apply goroutine, so the
+// state cannot change while the pointers are captured.
+func (m *stateMachine) Snapshot() (raft.FSMSnapshot, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return &fsmSnapshot{snap: m.state.Snapshot(), logger: m.logger}, nil
+}
+
+// Restore implements raft.FSM. The old state is discarded only after the
+// snapshot decoded and verified completely.
+func (m *stateMachine) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	start := time.Now()
+	st, meta, err := fsm.ReadSnapshot(rc, func(done, total int) {
+		m.logger.Info("restoring snapshot", "records", done, "total", total)
+	})
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	m.mu.Lock()
+	m.state = st
+	ch := m.changed
+	m.changed = make(chan struct{})
+	m.mu.Unlock()
+	close(ch)
+	metrics.MeasureSince([]string{"ice", "fsm", "restore"}, start)
+	m.logger.Info("restored snapshot", "index", meta.Index, "runs", meta.Runs, "events", meta.Events, "duration", time.Since(start))
+	return nil
+}
+
+// read runs f with the state under the read lock.
+func (m *stateMachine) read(f func(st *fsm.State)) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	f(m.state)
+}
+
+// index returns the applied index and a channel closed on the next change.
+func (m *stateMachine) index() (uint64, <-chan struct{}) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.state.Index(), m.changed
+}
+
+// waitIndex blocks until the applied index is past (greater than) after,
+// or ctx ends; it returns the applied index.
+func (m *stateMachine) waitIndex(ctx context.Context, after uint64) (uint64, error) {
+	for {
+		idx, ch := m.index()
+		if idx > after {
+			return idx, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return idx, ctx.Err()
+		}
+	}
+}
+
+// digestAt returns the applied index and the state digest there, computing
+// the digest at most once per index.
+func (m *stateMachine) digestAt() (uint64, fsm.Hash) {
+	m.digestMu.Lock()
+	defer m.digestMu.Unlock()
+	m.mu.RLock()
+	idx := m.state.Index()
+	if idx == m.digestIndex && idx != 0 {
+		m.mu.RUnlock()
+		return idx, m.digest
+	}
+	snap := m.state.Snapshot()
+	m.mu.RUnlock()
+	d := snap.Digest()
+	m.digestIndex, m.digest = idx, d
+	return idx, d
+}
+
+type fsmSnapshot struct {
+	snap   *fsm.Snapshot
+	logger hclog.Logger
+}
+
+// Persist implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	start := time.Now()
+	n, err := s.snap.WriteTo(sink)
+	if err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("persist snapshot %s: %w", sink.ID(), err)
+	}
+	if err := sink.Close(); err != nil {
+		return fmt.Errorf("close snapshot %s: %w", sink.ID(), err)
+	}
+	metrics.MeasureSince([]string{"ice", "fsm", "snapshot", "persist"}, start)
+	s.logger.Info("persisted snapshot", "id", sink.ID(), "index", s.snap.Meta().Index, "bytes", n, "duration", time.Since(start))
+	return nil
+}
+
+// Release implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Release() {}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/ice-run/ice/cluster"
+	"github.com/ice-run/ice/internal/telemetry"
+	"github.com/ice-run/ice/rpc"
+)
+
+// serverFlags are the flags of `ice server` (and the server half of `ice dev`).
+type serverFlags struct {
+	nodeID            string
+	dataDir           string
+	httpAddr          string
+	raftAddr          string
+	gossipAddr        string
+	bootstrapExpect   int
+	join              []string
+	logLevel          string
+	logJSON           bool
+	snapshotThreshold uint64
+	snapshotInterval  time.Duration
+	trailingLogs      uint64
+}
+
+func (f *serverFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.nodeID, "node-id", f.nodeID, "unique id of this server (its Raft server id)")
+	fl.StringVar(&f.dataDir, "data-dir", f.dataDir, "directory for the Raft log, stable store and snapshots")
+	fl.StringVar(&f.httpAddr, "http", f.httpAddr, "HTTP API address (host:port)")
+	fl.StringVar(&f.raftAddr, "raft", f.raftAddr, "Raft address (host:port)")
+	fl.StringVar(&f.gossipAddr, "gossip", f.gossipAddr, "gossip address (host:port, TCP and UDP)")
+	fl.IntVar(&f.bootstrapExpect, "bootstrap-expect", f.bootstrapExpect, "bootstrap a new cluster once this many servers are seen (0: join an existing one)")
+	fl.StringArrayVar(&f.join, "join", nil, "gossip address of an existing member to join (repeatable)")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	fl.BoolVar(&f.logJSON, "log-json", false, "log as JSON lines")
+	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", 0, "log entries between automatic snapshots (0: raft default 8192)")
+	fl.DurationVar(&f.snapshotInterval, "snapshot-interval", 0, "how often to check whether to snapshot (0: raft default 2m)")
+	fl.Uint64Var(&f.trailingLogs, "trailing-logs", 0, "log entries kept after a snapshot (0: raft default 10240)")
+}
+
+func newServerCmd() *cobra.Command {
+	f := &serverFlags{
+		httpAddr:   "127.0.0.1:7700",
+		raftAddr:   "127.0.0.1:7701",
+		gossipAddr: "127.0.0.1:7702",
+	}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run an ICE server",
+		Long: `Run an ICE server: a Raft member holding the replicated state, serving the HTTP API.
+
+Start three with --bootstrap-expect 3 and --join pointing at one another's
+gossip addresses; they elect a leader once all three have met.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.nodeID == "" || f.dataDir == "" {
+				return errors.New("--node-id and --data-dir are required")
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runServer(ctx, f, newLogger(f.logLevel, f.logJSON), nil)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func newLogger(level string, json bool) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "ice",
+		Level:      hclog.LevelFromString(level),
+		JSONFormat: json,
+		Output:     os.Stderr,
+	})
+}
+
+// runServer runs a server until ctx ends. ready, if not nil, is called
+// once the API listens.
+func runServer(ctx context.Context, f *serverFlags, logger hclog.Logger, ready func(*cluster.Server)) error {
+	tel, err := telemetry.Setup("ice")
+	if err != nil {
+		return fmt.Errorf("set up metrics: %w", err)
+	}
+	ln, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen http on %s: %w", f.httpAddr, err)
+	}
+	srv, err := cluster.New(cluster.Config{
+		NodeID:            f.nodeID,
+		DataDir:           f.dataDir,
+		RaftAddr:          f.raftAddr,
+		GossipAddr:        f.gossipAddr,
+		HTTPAddr:          ln.Addr().String(),
+		BootstrapExpect:   f.bootstrapExpect,
+		Join:              f.join,
+		SnapshotThreshold: f.snapshotThreshold,
+		SnapshotInterval:  f.snapshotInterval,
+		TrailingLogs:      f.trailingLogs,
+		Logger:            logger,
+	})
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("start server %s: %w", f.nodeID, err)
+	}
+	api := &http.Server{
+		Handler:           rpc.NewServer(srv, tel.Handler(), logger.Named("http")),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- api.Serve(ln) }()
+	logger.Info("http api listening", "addr", ln.Addr().String())
+	if ready != nil {
+		ready(srv)
+	}
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case err = <-serveErr:
+		err = fmt.Errorf("serve http on %s: %w", f.httpAddr, err)
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = api.Shutdown(shutCtx)
+	if serr := srv.Shutdown(); serr != nil && err == nil {
+		err = serr
+	}
+	return err
+}

@@ -1,0 +1,30 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// iceBin is the binary built once for all tests of this package.
+var iceBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ice-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: temp dir:", err)
+		os.Exit(1)
+	}
+	iceBin = filepath.Join(dir, "ice")
+	build := exec.Command("go", "build", "-o", iceBin, "../cmd/ice")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build ice:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}

@@ -1,0 +1,34 @@
+package rpc
+
+import (
+	"context"
+
+	"github.com/ice-run/ice/cluster"
+	"github.com/ice-run/ice/fsm"
+)
+
+// Backend is what the API needs from a server; *cluster.Server provides it.
+type Backend interface {
+	// ID is the server's node id.
+	ID() string
+	// IsLeader reports whether this server leads.
+	IsLeader() bool
+	// Leader returns the leader's id and HTTP address, or "" when unknown.
+	Leader() (id, httpAddr string)
+	// Apply proposes a command on the leader.
+	Apply(ctx context.Context, t fsm.MessageType, h fsm.Header, body any) (*fsm.Result, error)
+	// ConsistentRead prepares a linearizable read on the leader.
+	ConsistentRead(ctx context.Context) error
+	// WaitIndex blocks until the applied index is past after.
+	WaitIndex(ctx context.Context, after uint64) (uint64, error)
+	// Read runs f with the state under a read lock.
+	Read(f func(st *fsm.State))
+	// Status reports this server's view of the cluster.
+	Status() (cluster.Status, error)
+	// RemovePeer removes a server from the Raft configuration.
+	RemovePeer(id string) error
+	// TransferLeadership hands leadership to another voter.
+	TransferLeadership() error
+}
+
+var _ Backend = (*cluster.Server)(nil)

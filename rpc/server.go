@@ -1,0 +1,424 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	metrics "github.com/armon/go-metrics"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ice-run/ice/cluster"
+	"github.com/ice-run/ice/fsm"
+)
+
+// Limits of blocking queries and leader waits.
+const (
+	// MaxWait caps ?wait= of a blocking query.
+	MaxWait = 5 * time.Minute
+	// DefaultWait is the wait of a blocking query without ?wait=.
+	DefaultWait = 5 * time.Minute
+	// leaderWait is how long a request waits for an election to finish
+	// before it is refused with 503.
+	leaderWait = 5 * time.Second
+)
+
+// Server serves the HTTP API of one ICE server.
+type Server struct {
+	b       Backend
+	logger  hclog.Logger
+	mux     *http.ServeMux
+	proxyMu sync.Mutex
+	proxies map[string]*httputil.ReverseProxy
+}
+
+// NewServer returns the API handler for b. metricsHandler serves /metrics.
+func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger) *Server {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	s := &Server{b: b, logger: logger, mux: http.NewServeMux(), proxies: map[string]*httputil.ReverseProxy{}}
+	s.handle("GET /v1/status", s.getStatus)
+	s.handle("GET /v1/nodes", s.read(s.getNodes))
+	s.handle("GET /v1/components", s.read(s.getComponents))
+	s.handle("GET /v1/components/{name}", s.read(s.getComponent))
+	s.handle("PUT /v1/components/{name}", s.write(s.putComponent))
+	s.handle("DELETE /v1/components/{name}", s.write(s.deleteComponent))
+	s.handle("GET /v1/runs", s.read(s.getRuns))
+	s.handle("GET /v1/runs/{id}", s.read(s.getRun))
+	s.handle("GET /v1/events", s.getEvents)
+	s.handle("GET /v1/operator/raft/peers", s.getPeers)
+	s.handle("DELETE /v1/operator/raft/peers/{id}", s.write(s.removePeer))
+	s.handle("POST /v1/operator/raft/transfer-leader", s.write(s.transferLeader))
+	if metricsHandler != nil {
+		s.mux.Handle("GET /metrics", metricsHandler)
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no route for %s %s", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(HeaderServer, s.b.ID())
+	s.mux.ServeHTTP(w, r)
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) handle(pattern string, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		err := h(w, r)
+		code := http.StatusOK
+		if err != nil {
+			code = statusFor(err)
+			writeError(w, code, err)
+			if code >= 500 {
+				s.logger.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", code, "error", err)
+			}
+		}
+		metrics.MeasureSinceWithLabels([]string{"ice", "http", "request"}, start, []metrics.Label{
+			{Name: "route", Value: pattern}, {Name: "code", Value: strconv.Itoa(code / 100 * 100)},
+		})
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, ErrorResponse{Error: err.Error()})
+}
+
+// leaderAddr waits, up to leaderWait, for a leader other than this server to
+// be known and returns its HTTP address. It returns "" if this server
+// became leader meanwhile.
+func (s *Server) leaderAddr(ctx context.Context) (string, error) {
+	deadline := time.Now().Add(leaderWait)
+	for {
+		if s.b.IsLeader() {
+			return "", nil
+		}
+		if _, addr := s.b.Leader(); addr != "" {
+			return addr, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("waited %s for an election: %w", leaderWait, cluster.ErrNoLeader)
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("wait for leader: %w", ctx.Err())
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// forward proxies the request to the leader. It returns false when this
+// server is the leader and must handle the request itself.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request) (bool, error) {
+	addr, err := s.leaderAddr(r.Context())
+	if err != nil || addr == "" {
+		return false, err
+	}
+	if r.Header.Get(HeaderForwarded) != "" {
+		// The leader we forwarded to is no longer leader; don't bounce.
+		return true, fmt.Errorf("forwarded request reached a follower: %w", cluster.ErrNotLeader)
+	}
+	proxy := s.proxy(addr)
+	metrics.IncrCounter([]string{"ice", "http", "forwarded"}, 1)
+	r.Header.Set(HeaderForwarded, s.b.ID())
+	proxy.ServeHTTP(w, r)
+	return true, nil
+}
+
+// proxy returns the reverse proxy to a leader address, made once.
+func (s *Server) proxy(addr string) *httputil.ReverseProxy {
+	s.proxyMu.Lock()
+	defer s.proxyMu.Unlock()
+	proxy, ok := s.proxies[addr]
+	if !ok {
+		target := &url.URL{Scheme: "http", Host: addr}
+		proxy = httputil.NewSingleHostReverseProxy(target)
+		proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+			writeError(w, http.StatusBadGateway, fmt.Errorf("forward to leader at %s: %w", addr, err))
+		}
+		proxy.FlushInterval = -1
+		s.proxies[addr] = proxy
+	}
+	return proxy
+}
+
+// write wraps a handler that proposes: followers forward it to the leader.
+func (s *Server) write(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if forwarded, err := s.forward(w, r); forwarded || err != nil {
+			return err
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		return h(w, r)
+	}
+}
+
+// readOpts are the query parameters every read takes.
+type readOpts struct {
+	stale bool
+	index uint64
+	wait  time.Duration
+}
+
+func parseReadOpts(r *http.Request) (readOpts, error) {
+	q := r.URL.Query()
+	var o readOpts
+	if v := q.Get("stale"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return o, fmt.Errorf("stale=%q: want a boolean: %w", v, ErrBadRequest)
+		}
+		o.stale = b
+	}
+	if v := q.Get("index"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return o, fmt.Errorf("index=%q: want a log index: %w", v, ErrBadRequest)
+		}
+		o.index = n
+		o.wait = DefaultWait
+	}
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return o, fmt.Errorf("wait=%q: want a duration like \"30s\": %w", v, ErrBadRequest)
+		}
+		o.wait = min(d, MaxWait)
+	}
+	return o, nil
+}
+
+// readFunc reads from the state and returns the value to encode.
+type readFunc func(r *http.Request, st *fsm.State) (any, error)
+
+// read wraps a state read with consistency and blocking-query handling:
+// consistent reads are forwarded to, and served by, the leader after it
+// confirmed its leadership; ?stale=1 reads the local state.
+func (s *Server) read(f readFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		o, err := parseReadOpts(r)
+		if err != nil {
+			return err
+		}
+		if !o.stale {
+			if forwarded, err := s.forward(w, r); forwarded || err != nil {
+				return err
+			}
+		}
+		if o.index > 0 {
+			ctx, cancel := context.WithTimeout(r.Context(), o.wait)
+			_, err := s.b.WaitIndex(ctx, o.index)
+			cancel()
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("blocking query: %w", err)
+			}
+		}
+		if !o.stale {
+			if err := s.b.ConsistentRead(r.Context()); err != nil {
+				return fmt.Errorf("consistent read: %w", err)
+			}
+		}
+		var out any
+		var idx uint64
+		s.b.Read(func(st *fsm.State) {
+			idx = st.Index()
+			out, err = f(r, st)
+		})
+		if err != nil {
+			return err
+		}
+		w.Header().Set(HeaderIndex, strconv.FormatUint(idx, 10))
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	}
+}
+
+func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.b.Status()
+	if err != nil {
+		return err
+	}
+	w.Header().Set(HeaderIndex, strconv.FormatUint(st.AppliedIndex, 10))
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) getPeers(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.b.Status()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st.Servers)
+	return nil
+}
+
+func (s *Server) getNodes(r *http.Request, st *fsm.State) (any, error) {
+	return st.Nodes(), nil
+}
+
+func (s *Server) getComponents(r *http.Request, st *fsm.State) (any, error) {
+	return st.Components(), nil
+}
+
+func (s *Server) getComponent(r *http.Request, st *fsm.State) (any, error) {
+	name := r.PathValue("name")
+	c, ok := st.Component(name)
+	if !ok {
+		return nil, fmt.Errorf("component %q: %w", name, fsm.ErrNotFound)
+	}
+	return c, nil
+}
+
+func (s *Server) getRuns(r *http.Request, st *fsm.State) (any, error) {
+	return st.Runs(r.URL.Query().Get("component")), nil
+}
+
+func (s *Server) getRun(r *http.Request, st *fsm.State) (any, error) {
+	id := r.PathValue("id")
+	run, ok := st.Run(id)
+	if !ok {
+		return nil, fmt.Errorf("run %q: %w", id, fsm.ErrNotFound)
+	}
+	return run, nil
+}
+
+// operatorHeader builds the command header of an operator request.
+func operatorHeader(r *http.Request, defaultPurpose string) (fsm.Header, error) {
+	name := r.Header.Get(HeaderOperator)
+	if name == "" {
+		name = "anonymous"
+	}
+	actor := fsm.OperatorActor(name)
+	if _, err := fsm.ParseActor(actor); err != nil {
+		return fsm.Header{}, fmt.Errorf("%s header: %w", HeaderOperator, err)
+	}
+	purpose := r.Header.Get(HeaderPurpose)
+	if purpose == "" {
+		purpose = defaultPurpose
+	}
+	return fsm.Header{Actor: actor, Purpose: purpose}, nil
+}
+
+func parseCAS(r *http.Request) (*uint64, error) {
+	v := r.URL.Query().Get("cas")
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("cas=%q: want a generation number: %w", v, ErrBadRequest)
+	}
+	return &n, nil
+}
+
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return fmt.Errorf("body over %d bytes: %w", MaxBodyBytes, ErrTooLarge)
+		}
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("empty body, want a JSON component spec: %w", ErrBadRequest)
+		}
+		return fmt.Errorf("decode JSON body: %v: %w", err, ErrBadRequest)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("decode JSON body: trailing data after the spec: %w", ErrBadRequest)
+	}
+	return nil
+}
+
+func (s *Server) putComponent(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	cas, err := parseCAS(r)
+	if err != nil {
+		return err
+	}
+	var spec ComponentSpec
+	if err := decodeBody(r, &spec); err != nil {
+		return err
+	}
+	fs, err := spec.ToFSM(name)
+	if err != nil {
+		return fmt.Errorf("component %q: %w", name, err)
+	}
+	h, err := operatorHeader(r, "deploy "+name)
+	if err != nil {
+		return err
+	}
+	res, err := s.b.Apply(r.Context(), fsm.ComponentPutType, h, &fsm.ComponentPutRequest{Spec: fs, CAS: cas})
+	if err != nil {
+		return err
+	}
+	if res.Err != nil {
+		return res.Err
+	}
+	w.Header().Set(HeaderIndex, strconv.FormatUint(res.Index, 10))
+	writeJSON(w, http.StatusOK, PutComponentResponse{Name: name, Generation: res.Generation, Index: res.Index})
+	return nil
+}
+
+func (s *Server) deleteComponent(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	cas, err := parseCAS(r)
+	if err != nil {
+		return err
+	}
+	h, err := operatorHeader(r, "stop "+name)
+	if err != nil {
+		return err
+	}
+	res, err := s.b.Apply(r.Context(), fsm.ComponentDeleteType, h, &fsm.ComponentDeleteRequest{Name: name, CAS: cas})
+	if err != nil {
+		return err
+	}
+	if res.Err != nil {
+		return res.Err
+	}
+	w.Header().Set(HeaderIndex, strconv.FormatUint(res.Index, 10))
+	writeJSON(w, http.StatusOK, PutComponentResponse{Name: name, Generation: res.Generation, Index: res.Index})
+	return nil
+}
+
+func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := s.b.RemovePeer(id); err != nil {
+		return err
+	}
+	s.logger.Info("operator removed raft peer", "id", id, "operator", r.Header.Get(HeaderOperator))
+	writeJSON(w, http.StatusOK, map[string]string{"removed": id})
+	return nil
+}
+
+func (s *Server) transferLeader(w http.ResponseWriter, r *http.Request) error {
+	if err := s.b.TransferLeadership(); err != nil {
+		return err
+	}
+	id, _ := s.b.Leader()
+	writeJSON(w, http.StatusOK, map[string]string{"leader": id})
+	return nil
+}

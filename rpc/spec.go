@@ -1,0 +1,151 @@
+package rpc
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/ice-run/ice/fsm"
+)
+
+// ParseSpecFile parses a component spec file: JSON (the API's wire form) when
+// the name ends in .json or the content starts with '{', HCL otherwise:
+//
+//	component "ticker" {
+//	  plugin = "ticker"            # plugin_version, plugin_sha256 optional
+//	  count  = 2
+//	  config = { file = "/tmp/ticker.log", interval = "1s" }
+//	  constraint { label = "zone", op = "=", value = "a" }
+//	  restart { attempts = 3, delay = "1s", max_delay = "30s" }
+//	}
+func ParseSpecFile(filename string, src []byte) (*ComponentSpec, error) {
+	trimmed := bytes.TrimSpace(src)
+	if strings.HasSuffix(filename, ".json") || bytes.HasPrefix(trimmed, []byte("{")) {
+		return parseSpecJSON(filename, trimmed)
+	}
+	return parseSpecHCL(filename, src)
+}
+
+func parseSpecJSON(filename string, src []byte) (*ComponentSpec, error) {
+	var sp ComponentSpec
+	dec := json.NewDecoder(bytes.NewReader(src))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sp); err != nil {
+		return nil, fmt.Errorf("parse %s as JSON: %v: %w", filename, err, ErrBadRequest)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("parse %s: more than one JSON value: %w", filename, ErrBadRequest)
+	}
+	if sp.Name == "" {
+		sp.Name = strings.TrimSuffix(filepath.Base(filename), filepath.Ext(filename))
+	}
+	return &sp, nil
+}
+
+type hclFile struct {
+	Components []hclComponent `hcl:"component,block"`
+}
+
+type hclComponent struct {
+	Name          string          `hcl:"name,label"`
+	Plugin        string          `hcl:"plugin"`
+	PluginVersion string          `hcl:"plugin_version,optional"`
+	PluginSHA256  string          `hcl:"plugin_sha256,optional"`
+	Count         *int            `hcl:"count,optional"`
+	Config        *hcl.Attribute  `hcl:"config,optional"`
+	Constraints   []hclConstraint `hcl:"constraint,block"`
+	Restart       *hclRestart     `hcl:"restart,block"`
+	Remain        hcl.Body        `hcl:",remain"`
+}
+
+type hclConstraint struct {
+	Label string `hcl:"label"`
+	Op    string `hcl:"op,optional"`
+	Value string `hcl:"value"`
+}
+
+type hclRestart struct {
+	Attempts *int   `hcl:"attempts,optional"`
+	Delay    string `hcl:"delay,optional"`
+	MaxDelay string `hcl:"max_delay,optional"`
+}
+
+func parseSpecHCL(filename string, src []byte) (*ComponentSpec, error) {
+	f, diags := hclsyntax.ParseConfig(src, filename, hcl.Pos{Line: 1, Column: 1})
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("parse %s: %s: %w", filename, diags.Error(), ErrBadRequest)
+	}
+	var file hclFile
+	if diags := gohcl.DecodeBody(f.Body, nil, &file); diags.HasErrors() {
+		return nil, fmt.Errorf("parse %s: %s: %w", filename, diags.Error(), ErrBadRequest)
+	}
+	if len(file.Components) != 1 {
+		return nil, fmt.Errorf("parse %s: want exactly one component block, found %d: %w", filename, len(file.Components), ErrBadRequest)
+	}
+	c := file.Components[0]
+	if attrs, diags := c.Remain.JustAttributes(); diags.HasErrors() || len(attrs) > 0 {
+		return nil, fmt.Errorf("parse %s: component %q has unknown settings (allowed: plugin, plugin_version, plugin_sha256, count, config, constraint, restart): %w", filename, c.Name, ErrBadRequest)
+	}
+	sp := &ComponentSpec{
+		Name:   c.Name,
+		Plugin: fsm.PluginRef{Name: c.Plugin, Version: c.PluginVersion, SHA256: c.PluginSHA256},
+		Count:  c.Count,
+	}
+	for _, k := range c.Constraints {
+		op := k.Op
+		if op == "" {
+			op = "="
+		}
+		sp.Constraints = append(sp.Constraints, fsm.Constraint{Label: k.Label, Op: op, Value: k.Value})
+	}
+	if r := c.Restart; r != nil {
+		sp.Restart = &RestartPolicySpec{Attempts: r.Attempts, Delay: r.Delay, MaxDelay: r.MaxDelay}
+	}
+	if c.Config != nil {
+		cfg, err := hclConfig(c.Config)
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: component %q: %w", filename, c.Name, err)
+		}
+		sp.Config = cfg
+	}
+	return sp, nil
+}
+
+// hclConfig evaluates the config attribute, an object of primitives.
+func hclConfig(attr *hcl.Attribute) (map[string]any, error) {
+	v, diags := attr.Expr.Value(nil)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("config: %s: %w", diags.Error(), ErrBadRequest)
+	}
+	if v.IsNull() {
+		return nil, nil
+	}
+	if !v.Type().IsObjectType() && !v.Type().IsMapType() {
+		return nil, fmt.Errorf("config: want an object like { key = \"value\" }, got %s: %w", v.Type().FriendlyName(), ErrBadRequest)
+	}
+	out := map[string]any{}
+	for it := v.ElementIterator(); it.Next(); {
+		k, val := it.Element()
+		key := k.AsString()
+		switch {
+		case val.IsNull():
+			continue
+		case val.Type() == cty.String:
+			out[key] = val.AsString()
+		case val.Type() == cty.Bool:
+			out[key] = val.True()
+		case val.Type() == cty.Number:
+			out[key] = json.Number(val.AsBigFloat().Text('f', -1))
+		default:
+			return nil, fmt.Errorf("config key %q: want a string, number or bool, got %s: %w", key, val.Type().FriendlyName(), ErrBadRequest)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,145 @@
+package rpc
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/ice-run/ice/cluster"
+	"github.com/ice-run/ice/fsm"
+)
+
+// ComponentSpec is the body of PUT /v1/components/{name}: what an operator
+// writes. Durations are Go duration strings ("1s", "250ms"); config values
+// may be strings, numbers or booleans and reach plugins as strings.
+type ComponentSpec struct {
+	Name        string             `json:"name,omitempty"`
+	Plugin      fsm.PluginRef      `json:"plugin"`
+	Config      map[string]any     `json:"config,omitempty"`
+	Count       *int               `json:"count,omitempty"`
+	Constraints []fsm.Constraint   `json:"constraints,omitempty"`
+	Restart     *RestartPolicySpec `json:"restart,omitempty"`
+}
+
+// RestartPolicySpec is the wire form of fsm.RestartPolicy.
+type RestartPolicySpec struct {
+	Attempts *int   `json:"attempts,omitempty"`
+	Delay    string `json:"delay,omitempty"`
+	MaxDelay string `json:"max_delay,omitempty"`
+}
+
+// Restart policy defaults, as Nomad's service jobs use.
+const (
+	DefaultRestartAttempts = 3
+	DefaultRestartDelay    = time.Second
+	DefaultRestartMaxDelay = 30 * time.Second
+)
+
+// ToFSM validates the spec and converts it to the state machine's form.
+// name is the component name from the URL; a name in the body must match.
+func (c *ComponentSpec) ToFSM(name string) (fsm.Spec, error) {
+	if c.Name != "" && c.Name != name {
+		return fsm.Spec{}, fmt.Errorf("spec names component %q but the request is for %q: %w", c.Name, name, ErrBadRequest)
+	}
+	sp := fsm.Spec{Name: name, Plugin: c.Plugin, Constraints: c.Constraints, Count: 1}
+	if c.Count != nil {
+		sp.Count = *c.Count
+	}
+	if len(c.Config) > 0 {
+		sp.Config = make(map[string]string, len(c.Config))
+		keys := make([]string, 0, len(c.Config))
+		for k := range c.Config {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v, err := configValue(c.Config[k])
+			if err != nil {
+				return fsm.Spec{}, fmt.Errorf("config key %q: %w", k, err)
+			}
+			sp.Config[k] = v
+		}
+	}
+	sp.Restart = fsm.RestartPolicy{
+		Attempts:      DefaultRestartAttempts,
+		DelayNanos:    int64(DefaultRestartDelay),
+		MaxDelayNanos: int64(DefaultRestartMaxDelay),
+	}
+	if r := c.Restart; r != nil {
+		if r.Attempts != nil {
+			sp.Restart.Attempts = *r.Attempts
+		}
+		var err error
+		if sp.Restart.DelayNanos, err = parseDuration("restart delay", r.Delay, sp.Restart.DelayNanos); err != nil {
+			return fsm.Spec{}, err
+		}
+		if sp.Restart.MaxDelayNanos, err = parseDuration("restart max_delay", r.MaxDelay, sp.Restart.MaxDelayNanos); err != nil {
+			return fsm.Spec{}, err
+		}
+	}
+	if err := fsm.ValidateSpec(&sp); err != nil {
+		return fsm.Spec{}, err
+	}
+	return sp, nil
+}
+
+func parseDuration(what, s string, def int64) (int64, error) {
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s %q: want a non-negative duration like \"1s\": %w", what, s, ErrBadRequest)
+	}
+	return int64(d), nil
+}
+
+// configValue turns a JSON primitive into the string a plugin receives.
+func configValue(v any) (string, error) {
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case bool:
+		return strconv.FormatBool(x), nil
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), nil
+	case json.Number:
+		return x.String(), nil
+	}
+	return "", fmt.Errorf("value of type %T: want a string, number or boolean: %w", v, ErrBadRequest)
+}
+
+// PutComponentResponse answers PUT and DELETE on a component.
+type PutComponentResponse struct {
+	Name       string `json:"name"`
+	Generation uint64 `json:"generation"`
+	Index      uint64 `json:"index"`
+}
+
+// StatusResponse is GET /v1/status.
+type StatusResponse = cluster.Status
+
+// ServerInfo is one server of the Raft configuration.
+type ServerInfo = cluster.ServerInfo
+
+// ErrorResponse is the body of every error.
+type ErrorResponse struct {
+	Error string `json:"error"`
+}
+
+// Headers the API reads and writes.
+const (
+	// HeaderIndex carries the applied index a read reflects.
+	HeaderIndex = "X-Ice-Index"
+	// HeaderOperator names the operator making a request (actor
+	// "operator:<name>").
+	HeaderOperator = "X-Ice-Operator"
+	// HeaderPurpose carries the declared purpose of a write.
+	HeaderPurpose = "X-Ice-Purpose"
+	// HeaderForwarded marks a request a follower forwarded to the leader.
+	HeaderForwarded = "X-Ice-Forwarded"
+	// HeaderServer names the server that answered.
+	HeaderServer = "X-Ice-Server"
+)
