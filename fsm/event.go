@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -59,11 +60,27 @@ func (e *Event) canonical(b []byte) []byte {
 	b = binary.AppendUvarint(b, e.Index)
 	b = binary.AppendUvarint(b, e.Term)
 	b = binary.AppendVarint(b, e.Time)
-	for _, s := range []string{e.Type, e.Subject, e.Component, e.Actor, e.Purpose, string(e.Payload)} {
+	for _, s := range []string{e.Type, e.Subject, e.Component, e.Actor, e.Purpose} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
-	return b
+	payload := compactJSON(e.Payload)
+	b = binary.AppendUvarint(b, uint64(len(payload)))
+	return append(b, payload...)
+}
+
+// compactJSON returns the payload without insignificant white space, so an
+// event re-indented by an API response or a pretty-printer hashes the same.
+// The payload as applied is already compact, and is returned as it is.
+func compactJSON(p []byte) []byte {
+	if !bytes.ContainsAny(p, " \t\r\n") {
+		return p
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, p); err != nil {
+		return p
+	}
+	return buf.Bytes()
 }
 
 // ComputeHash returns sha256(PrevHash || canonical encoding).

@@ -46,6 +46,7 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	for {
 		var events []fsm.Event
 		var idx uint64

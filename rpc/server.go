@@ -98,6 +98,8 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	// Event payloads are hashed as stored; keep them byte for byte.
+	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
 }
 
