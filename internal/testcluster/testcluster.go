@@ -279,8 +279,8 @@ func testLogger(t testing.TB, name string) hclog.Logger {
 }
 
 type tWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
+	mu sync.Mutex
+	t  testing.TB
 }
 
 func (w *tWriter) Write(p []byte) (int, error) {
