@@ -1,0 +1,29 @@
+package plugins
+
+import (
+	"github.com/hashicorp/go-plugin"
+)
+
+// ProtocolVersion is the version of the plugin protocol this build speaks.
+// A host and a plugin negotiate the highest version both support; a plugin
+// that supports none of the host's versions is refused at the handshake.
+const ProtocolVersion = 1
+
+// PluginName is the name the component is dispensed under.
+const PluginName = "component"
+
+// Handshake is the go-plugin handshake: a plugin binary run by hand, without
+// the magic cookie, exits with a message instead of waiting for a host.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   "ICE_PLUGIN_MAGIC_COOKIE",
+	MagicCookieValue: "b7a5c2f0-ice-component-plugin",
+}
+
+// VersionedPlugins returns the plugin sets by protocol version. impl is the
+// implementation a plugin serves; hosts pass nil.
+func VersionedPlugins(impl Component) map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{
+		ProtocolVersion: {PluginName: &GRPCPlugin{Impl: impl}},
+	}
+}

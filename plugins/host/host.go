@@ -1,0 +1,286 @@
+package host
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/ice-run/ice/plugins"
+)
+
+// Config says which plugin to launch and how.
+type Config struct {
+	// Path is the plugin binary.
+	Path string
+	// SHA256 is the hex checksum the binary must have; it is verified by
+	// go-plugin's SecureConfig before the binary is executed.
+	SHA256 string
+	// LogPath receives the plugin's stdout and stderr (appended).
+	LogPath string
+	// Logger receives go-plugin's own logs.
+	Logger hclog.Logger
+	// Versions are the protocol versions the host speaks (default:
+	// plugins.VersionedPlugins(nil)); tests narrow them.
+	Versions map[int]plugin.PluginSet
+	// StartTimeout bounds the handshake (default 10s).
+	StartTimeout time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.Versions == nil {
+		c.Versions = plugins.VersionedPlugins(nil)
+	}
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = 10 * time.Second
+	}
+}
+
+// Attachment is what the agent persists about a running plugin so that a
+// restarted agent can reattach: go-plugin's ReattachConfig (which does not
+// marshal: it holds a func and a net.Addr) in plain fields, the process
+// identity, and the mutual TLS material.
+type Attachment struct {
+	Protocol        string `json:"protocol"`
+	ProtocolVersion int    `json:"protocol_version"`
+	Network         string `json:"network"`
+	Addr            string `json:"addr"`
+	Pid             int    `json:"pid"`
+	Exe             string `json:"exe"`
+	StartTicks      uint64 `json:"start_ticks"`
+	ClientCertPEM   []byte `json:"client_cert_pem"`
+	ClientKeyPEM    []byte `json:"client_key_pem"`
+	ServerCertDER   []byte `json:"server_cert_der"`
+}
+
+// Instance is a running plugin the host talks to.
+type Instance struct {
+	Component  plugins.Component
+	Attachment Attachment
+
+	client  *plugin.Client
+	logFile *os.File
+}
+
+// FileSHA256 returns the hex sha256 of a file.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("checksum %s: %w", path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("checksum %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Launch verifies and starts a plugin and completes the handshake. The
+// process runs in its own process group, so it survives the agent.
+func Launch(cfg Config) (*Instance, error) {
+	cfg.defaults()
+	exe, err := filepath.Abs(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("launch plugin %s: %w", cfg.Path, err)
+	}
+	sum, err := hex.DecodeString(cfg.SHA256)
+	if err != nil || len(sum) != sha256.Size {
+		return nil, fmt.Errorf("launch plugin %s: expected sha256 %q is not 64 hex characters: %w", exe, cfg.SHA256, ErrChecksumMismatch)
+	}
+	logFile, err := openLog(cfg.LogPath)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, keyPEM, err := newClientCert()
+	if err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	tlsCfg, err := clientTLS(certPEM, keyPEM, nil)
+	if err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = append(os.Environ(), "PLUGIN_CLIENT_CERT="+string(certPEM))
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  plugins.Handshake,
+		VersionedPlugins: cfg.Versions,
+		Cmd:              cmd,
+		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
+		TLSConfig:        tlsCfg,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           cfg.Logger,
+		Stderr:           logFile,
+		SyncStdout:       logFile,
+		SyncStderr:       logFile,
+		StartTimeout:     cfg.StartTimeout,
+	})
+	inst, err := dispense(client, exe)
+	if err != nil {
+		client.Kill()
+		logFile.Close()
+		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+			return nil, fmt.Errorf("launch plugin %s: sha256 is not %s: %w", exe, cfg.SHA256, ErrChecksumMismatch)
+		}
+		if strings.Contains(err.Error(), "ncompatible API version") {
+			return nil, fmt.Errorf("launch plugin %s: no common plugin protocol version (this agent speaks %v): %w", exe, versions(cfg.Versions), err)
+		}
+		return nil, fmt.Errorf("launch plugin %s: %w", exe, err)
+	}
+	inst.logFile = logFile
+	rc := client.ReattachConfig()
+	der, err := serverCertificate(rc.Addr, tlsCfg)
+	if err != nil {
+		inst.Kill()
+		return nil, fmt.Errorf("launch plugin %s: %w", exe, err)
+	}
+	start, err := processStart(rc.Pid)
+	if err != nil {
+		inst.Kill()
+		return nil, fmt.Errorf("launch plugin %s: %w", exe, err)
+	}
+	inst.Attachment = Attachment{
+		Protocol:        string(rc.Protocol),
+		ProtocolVersion: client.NegotiatedVersion(),
+		Network:         rc.Addr.Network(),
+		Addr:            rc.Addr.String(),
+		Pid:             rc.Pid,
+		Exe:             exe,
+		StartTicks:      start,
+		ClientCertPEM:   certPEM,
+		ClientKeyPEM:    keyPEM,
+		ServerCertDER:   der,
+	}
+	return inst, nil
+}
+
+// Reattach connects to a plugin started by an earlier agent, after checking
+// that its pid still belongs to that plugin.
+func Reattach(a Attachment, cfg Config) (*Instance, error) {
+	cfg.defaults()
+	if err := sameProcess(a.Pid, a.Exe, a.StartTicks); err != nil {
+		return nil, fmt.Errorf("reattach plugin pid %d: %w", a.Pid, err)
+	}
+	tlsCfg, err := clientTLS(a.ClientCertPEM, a.ClientKeyPEM, a.ServerCertDER)
+	if err != nil {
+		return nil, fmt.Errorf("reattach plugin pid %d: %w", a.Pid, err)
+	}
+	var addr net.Addr
+	switch a.Network {
+	case "unix":
+		addr = &net.UnixAddr{Net: "unix", Name: a.Addr}
+	case "tcp":
+		addr, err = net.ResolveTCPAddr("tcp", a.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("reattach plugin pid %d: %w", a.Pid, err)
+		}
+	default:
+		return nil, fmt.Errorf("reattach plugin pid %d: unknown network %q", a.Pid, a.Network)
+	}
+	logFile, err := openLog(cfg.LogPath)
+	if err != nil {
+		return nil, err
+	}
+	set, ok := cfg.Versions[a.ProtocolVersion]
+	if !ok {
+		return nil, fmt.Errorf("reattach plugin pid %d: it speaks protocol version %d, this agent speaks %v", a.Pid, a.ProtocolVersion, versions(cfg.Versions))
+	}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig: plugins.Handshake,
+		Plugins:         set,
+		Reattach: &plugin.ReattachConfig{
+			Protocol:        plugin.Protocol(a.Protocol),
+			ProtocolVersion: a.ProtocolVersion,
+			Addr:            addr,
+			Pid:             a.Pid,
+		},
+		TLSConfig:        tlsCfg,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           cfg.Logger,
+		Stderr:           logFile,
+	})
+	inst, err := dispense(client, a.Exe)
+	if err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("reattach plugin pid %d: %w", a.Pid, err)
+	}
+	inst.logFile, inst.Attachment = logFile, a
+	return inst, nil
+}
+
+func dispense(client *plugin.Client, exe string) (*Instance, error) {
+	rpc, err := client.Client()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := rpc.Dispense(plugins.PluginName)
+	if err != nil {
+		return nil, fmt.Errorf("dispense %s from %s: %w", plugins.PluginName, exe, err)
+	}
+	comp, ok := raw.(plugins.Component)
+	if !ok {
+		return nil, fmt.Errorf("dispense %s from %s: got %T", plugins.PluginName, exe, raw)
+	}
+	return &Instance{Component: comp, client: client}, nil
+}
+
+func versions(v map[int]plugin.PluginSet) []int {
+	out := make([]int, 0, len(v))
+	for k := range v {
+		out = append(out, k)
+	}
+	sort.Ints(out)
+	return out
+}
+
+func openLog(path string) (*os.File, error) {
+	if path == "" {
+		return os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("create log dir for %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open plugin log %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Exited reports whether the plugin process has exited.
+func (i *Instance) Exited() bool { return i.client.Exited() }
+
+// Kill ends the plugin process (a graceful shutdown request, then SIGKILL
+// after two seconds) and releases the instance.
+func (i *Instance) Kill() {
+	i.client.Kill()
+	if i.logFile != nil {
+		_ = i.logFile.Close()
+	}
+}
+
+// Detach releases the instance without stopping the plugin, for an agent
+// that exits and will reattach when it starts again.
+func (i *Instance) Detach() {
+	if i.logFile != nil {
+		_ = i.logFile.Close()
+	}
+}

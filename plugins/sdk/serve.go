@@ -1,0 +1,156 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/ice-run/ice/plugins"
+)
+
+// ErrNotFinite is what a service component's Execute returns.
+var ErrNotFinite = errors.New("component is not finite: Execute is not supported")
+
+// logOut is where Logger writes: stderr until Start names the run's log file.
+var logOut = &switchWriter{w: os.Stderr}
+
+var logger = hclog.New(&hclog.LoggerOptions{
+	Name:   "plugin",
+	Level:  hclog.Info,
+	Output: logOut,
+})
+
+// Logger returns the plugin's logger. After Start it writes to the run's
+// log file; before, to stderr (which the agent copies into the same file).
+func Logger() hclog.Logger { return logger }
+
+// Serve serves impl to the agent that started this process and returns
+// when the agent shuts the plugin down. Call it from main.
+func Serve(impl plugins.Component) {
+	// The agent may be killed while this plugin runs on: writes to the
+	// stdout/stderr pipes it held must not kill the plugin with SIGPIPE.
+	signal.Ignore(syscall.SIGPIPE)
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  plugins.Handshake,
+		VersionedPlugins: plugins.VersionedPlugins(newGuard(impl, os.Exit)),
+		GRPCServer:       plugin.DefaultGRPCServer,
+		Logger:           logger.Named("go-plugin"),
+	})
+}
+
+// switchWriter is an io.Writer whose target can be replaced.
+type switchWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *switchWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *switchWriter) set(w io.Writer) {
+	s.mu.Lock()
+	s.w = w
+	s.mu.Unlock()
+}
+
+// guard wraps a Component: it opens the run's log file on Start and runs the
+// agent watchdog, which stops the run and exits the process when no call
+// from the agent arrived for the agent timeout.
+type guard struct {
+	impl plugins.Component
+	exit func(code int)
+
+	mu       sync.Mutex
+	timeout  time.Duration
+	watchdog *time.Timer
+	stopped  bool
+}
+
+var _ plugins.Component = (*guard)(nil)
+
+func newGuard(impl plugins.Component, exit func(int)) *guard {
+	return &guard{impl: impl, exit: exit}
+}
+
+// touch records a call from the agent.
+func (g *guard) touch() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.watchdog != nil {
+		g.watchdog.Reset(g.timeout)
+	}
+}
+
+func (g *guard) fence() {
+	g.mu.Lock()
+	if g.stopped {
+		g.mu.Unlock()
+		return
+	}
+	g.stopped = true
+	g.mu.Unlock()
+	logger.Warn("no call from the agent within the agent timeout; stopping the run and exiting", "timeout", g.timeout)
+	deadline := time.Now().Add(5 * time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := g.impl.Stop(ctx, deadline); err != nil {
+		logger.Error("stop after agent timeout failed", "error", err)
+	}
+	g.exit(3)
+}
+
+func (g *guard) Info(ctx context.Context) (plugins.Info, error) {
+	g.touch()
+	return g.impl.Info(ctx)
+}
+
+func (g *guard) Start(ctx context.Context, req plugins.StartRequest) error {
+	if req.LogPath != "" {
+		f, err := os.OpenFile(req.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return fmt.Errorf("open run log %s: %w", req.LogPath, err)
+		}
+		logOut.set(f)
+	}
+	if req.AgentTimeout > 0 {
+		g.mu.Lock()
+		g.timeout = req.AgentTimeout
+		g.watchdog = time.AfterFunc(req.AgentTimeout, g.fence)
+		g.mu.Unlock()
+	}
+	logger.Info("starting run", "run", req.RunID, "component", req.Component, "epoch", req.Epoch, "node", req.NodeID)
+	return g.impl.Start(ctx, req)
+}
+
+func (g *guard) Health(ctx context.Context) (plugins.Health, error) {
+	g.touch()
+	return g.impl.Health(ctx)
+}
+
+func (g *guard) Execute(ctx context.Context, input string) (string, error) {
+	g.touch()
+	return g.impl.Execute(ctx, input)
+}
+
+func (g *guard) Stop(ctx context.Context, deadline time.Time) error {
+	g.mu.Lock()
+	g.stopped = true
+	if g.watchdog != nil {
+		g.watchdog.Stop()
+	}
+	g.mu.Unlock()
+	logger.Info("stopping run")
+	return g.impl.Stop(ctx, deadline)
+}
