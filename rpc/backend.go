@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"time"
 
 	"github.com/ice-run/ice/cluster"
 	"github.com/ice-run/ice/fsm"
@@ -29,6 +30,10 @@ type Backend interface {
 	RemovePeer(id string) error
 	// TransferLeadership hands leadership to another voter.
 	TransferLeadership() error
+	// Heartbeat renews a node's lease (leader only).
+	Heartbeat(node string) error
+	// LeaseTTL is how long a renewed lease lasts.
+	LeaseTTL() time.Duration
 }
 
 var _ Backend = (*cluster.Server)(nil)

@@ -58,6 +58,10 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger) *Ser
 	s.handle("GET /v1/operator/raft/peers", s.getPeers)
 	s.handle("DELETE /v1/operator/raft/peers/{id}", s.write(s.removePeer))
 	s.handle("POST /v1/operator/raft/transfer-leader", s.write(s.transferLeader))
+	s.handle("POST /v1/agent/register", s.write(s.agentRegister))
+	s.handle("POST /v1/agent/heartbeat", s.write(s.agentHeartbeat))
+	s.handle("POST /v1/agent/transitions", s.write(s.agentReport))
+	s.handle("POST /v1/agent/leave", s.write(s.agentLeave))
 	if metricsHandler != nil {
 		s.mux.Handle("GET /metrics", metricsHandler)
 	}
@@ -293,7 +297,17 @@ func (s *Server) getComponent(r *http.Request, st *fsm.State) (any, error) {
 }
 
 func (s *Server) getRuns(r *http.Request, st *fsm.State) (any, error) {
-	return st.Runs(r.URL.Query().Get("component")), nil
+	runs := st.Runs(r.URL.Query().Get("component"))
+	if node := r.URL.Query().Get("node"); node != "" {
+		mine := runs[:0]
+		for _, run := range runs {
+			if run.Node == node {
+				mine = append(mine, run)
+			}
+		}
+		runs = mine
+	}
+	return runs, nil
 }
 
 func (s *Server) getRun(r *http.Request, st *fsm.State) (any, error) {

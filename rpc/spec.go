@@ -62,7 +62,7 @@ type hclComponent struct {
 	Config        *hcl.Attribute  `hcl:"config,optional"`
 	Constraints   []hclConstraint `hcl:"constraint,block"`
 	Restart       *hclRestart     `hcl:"restart,block"`
-	Remain        hcl.Body        `hcl:",remain"`
+	OutputPattern string          `hcl:"output_pattern,optional"`
 }
 
 type hclConstraint struct {
@@ -90,13 +90,12 @@ func parseSpecHCL(filename string, src []byte) (*ComponentSpec, error) {
 		return nil, fmt.Errorf("parse %s: want exactly one component block, found %d: %w", filename, len(file.Components), ErrBadRequest)
 	}
 	c := file.Components[0]
-	if attrs, diags := c.Remain.JustAttributes(); diags.HasErrors() || len(attrs) > 0 {
-		return nil, fmt.Errorf("parse %s: component %q has unknown settings (allowed: plugin, plugin_version, plugin_sha256, count, config, constraint, restart): %w", filename, c.Name, ErrBadRequest)
-	}
 	sp := &ComponentSpec{
 		Name:   c.Name,
 		Plugin: fsm.PluginRef{Name: c.Plugin, Version: c.PluginVersion, SHA256: c.PluginSHA256},
 		Count:  c.Count,
+
+		OutputPattern: c.OutputPattern,
 	}
 	for _, k := range c.Constraints {
 		op := k.Op

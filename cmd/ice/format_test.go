@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/rpc"
+)
+
+func mustJSON(t *testing.T, v any) json.RawMessage {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestEventSummary(t *testing.T) {
+	cases := []struct {
+		name string
+		typ  string
+		pay  any
+		want string
+	}{
+		{"placement", "run.transition", fsm.TransitionPayload{From: fsm.StateCreated, To: fsm.StateProvisioned, Node: "n1", Epoch: 12},
+			"CREATED→PROVISIONED node=n1 epoch=12"},
+		{"abort with reason", "run.transition", fsm.TransitionPayload{From: fsm.StateExecuting, To: fsm.StateAborted, Node: "n1", Epoch: 12, Reason: "exit status 1"},
+			`EXECUTING→ABORTED node=n1 epoch=12 reason="exit status 1"`},
+		{"output", "run.transition", fsm.TransitionPayload{From: fsm.StateExecuting, To: fsm.StateValidating, Node: "n1", Epoch: 3, Output: "HELLO"},
+			"EXECUTING→VALIDATING node=n1 epoch=3 output=HELLO"},
+		{"created", "run.created", fsm.NewRun{Component: "c", Generation: 2, Slot: 1, Attempt: 3},
+			"slot=1 generation=2 attempt=3"},
+		{"put", "component.put", map[string]any{"generation": 4, "spec": fsm.Spec{Name: "c", Plugin: fsm.PluginRef{Name: "ticker", Version: "1.0"}, Count: 2}},
+			"generation=4 plugin=ticker@1.0 count=2"},
+		{"stop", "component.stop", map[string]any{"generation": 5}, "generation=5"},
+		{"node registered", "node.registered", map[string]any{"address": "10.0.0.1", "labels": map[string]string{"zone": "a", "disk": "ssd"},
+			"plugins": []fsm.PluginInfo{{Name: "ticker"}, {Name: "batch"}}, "status": "ready"},
+			`status=ready address=10.0.0.1 labels="disk=ssd,zone=a" plugins=ticker,batch`},
+		{"node down", "node.status", map[string]any{"from": "ready", "to": "down", "reason": "lease expired"},
+			`ready→down reason="lease expired"`},
+		{"unknown type", "grant.issued", map[string]any{"scope": "net:http"}, `{"scope":"net:http"}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := fsm.Event{Type: c.typ, Payload: mustJSON(t, c.pay)}
+			if got := eventSummary(&e); got != c.want {
+				t.Errorf("eventSummary = %q, want %q", got, c.want)
+			}
+		})
+	}
+	if got := eventSummary(&fsm.Event{Type: "run.transition"}); got != "" {
+		t.Errorf("no payload: %q", got)
+	}
+	// A payload that does not fit its type falls back to compact JSON.
+	e := fsm.Event{Type: "run.transition", Payload: json.RawMessage(`{ "from": 7 }`)}
+	if got := eventSummary(&e); got != `{"from":7}` {
+		t.Errorf("bad payload: %q", got)
+	}
+}
+
+func TestFormatTime(t *testing.T) {
+	if got := formatTime(0); got != "-" {
+		t.Errorf("zero: %q", got)
+	}
+	ts := time.Date(2025, 3, 4, 5, 6, 7, 890_000_000, time.UTC)
+	got := formatTime(ts.UnixNano())
+	if got != "2025-03-04T05:06:07.890Z" {
+		t.Errorf("formatTime = %q", got)
+	}
+	if _, err := time.Parse(time.RFC3339, got); err != nil {
+		t.Errorf("not RFC 3339: %v", err)
+	}
+}
+
+func TestTruncateAndShortID(t *testing.T) {
+	if got := truncate("héllo world", 5); got != "héll…" {
+		t.Errorf("truncate = %q", got)
+	}
+	if got := truncate("short", 10); got != "short" {
+		t.Errorf("truncate = %q", got)
+	}
+	id := "0123abcd-4567-89ab-cdef-0123456789ab"
+	if shortID(id, false) != "0123abcd" || shortID(id, true) != id {
+		t.Error("shortID")
+	}
+}
+
+// lines splits output into lines of fields.
+func lines(s string) [][]string {
+	var out [][]string
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		out = append(out, strings.Fields(l))
+	}
+	return out
+}
+
+func TestRunsTable(t *testing.T) {
+	runs := []fsm.Run{
+		{ID: "0123abcd-4567-89ab-cdef-0123456789ab", Component: "ticker", Slot: 0, Node: "n1", Epoch: 7, State: fsm.StateExecuting},
+		{ID: "ffffeeee-4567-89ab-cdef-0123456789ab", Component: "ticker", Slot: 1, State: fsm.StateTerminated, Outcome: fsm.StateAborted, Reason: "crash"},
+	}
+	var buf bytes.Buffer
+	if err := writeRunsTable(&buf, runs, false); err != nil {
+		t.Fatal(err)
+	}
+	got := lines(buf.String())
+	want := [][]string{
+		{"ID", "COMPONENT", "SLOT", "NODE", "EPOCH", "STATE", "REASON"},
+		{"0123abcd", "ticker", "0", "n1", "7", "EXECUTING", "-"},
+		{"ffffeeee", "ticker", "1", "-", "-", "TERMINATED", "(ABORTED)", "crash"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("table:\n%s", buf.String())
+	}
+	for i := range want {
+		if strings.Join(got[i], " ") != strings.Join(want[i], " ") {
+			t.Errorf("row %d = %q, want %q\n%s", i, got[i], want[i], buf.String())
+		}
+	}
+	// Columns align: every row's STATE starts at the same offset.
+	rows := strings.Split(buf.String(), "\n")
+	col := strings.Index(rows[0], "STATE")
+	if !strings.HasPrefix(rows[1][col:], "EXECUTING") || !strings.HasPrefix(rows[2][col:], "TERMINATED") {
+		t.Errorf("columns not aligned:\n%s", buf.String())
+	}
+}
+
+func TestStatusAndServersTable(t *testing.T) {
+	st := &rpc.StatusResponse{
+		NodeID: "s1", State: "Leader", Leader: "s1", LeaderHTTP: "127.0.0.1:7700", Term: 3,
+		CommitIndex: 42, AppliedIndex: 41, Digest: "abcdef",
+		Servers: []rpc.ServerInfo{
+			{ID: "s1", RaftAddr: "127.0.0.1:7701", HTTPAddr: "127.0.0.1:7700", Voter: true, Leader: true, Gossip: "alive"},
+			{ID: "s2", RaftAddr: "127.0.0.1:7711", Voter: true, Gossip: "suspect"},
+		},
+	}
+	var buf bytes.Buffer
+	if err := writeStatus(&buf, st); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"Leader:", "s1 (http 127.0.0.1:7700)", "Term:", "Commit index:", "42", "Applied index:", "41", "abcdef"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+	ls := lines(out)
+	last := ls[len(ls)-1]
+	if strings.Join(last, " ") != "s2 127.0.0.1:7711 - yes no suspect" {
+		t.Errorf("servers row = %q\n%s", last, out)
+	}
+}
+
+func TestHistoryTable(t *testing.T) {
+	ts := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano()
+	events := []fsm.Event{{
+		Index: 9, Time: ts, Type: "run.transition", Subject: "r1", Component: "ticker",
+		Actor: "runtime", Purpose: "place ticker",
+		Payload: mustJSON(t, fsm.TransitionPayload{From: fsm.StateCreated, To: fsm.StateProvisioned, Node: "n1", Epoch: 9}),
+	}}
+	var buf bytes.Buffer
+	if err := writeHistoryTable(&buf, events); err != nil {
+		t.Fatal(err)
+	}
+	ls := lines(buf.String())
+	want := "9 2025-01-02T03:04:05.000Z run.transition r1 runtime place ticker CREATED→PROVISIONED node=n1 epoch=9"
+	if len(ls) != 2 || strings.Join(ls[1], " ") != want {
+		t.Errorf("history:\n%s", buf.String())
+	}
+	line := eventLine(&events[0])
+	for _, s := range []string{"run.transition", "CREATED→PROVISIONED node=n1", `purpose="place ticker"`} {
+		if !strings.Contains(line, s) {
+			t.Errorf("eventLine %q lacks %q", line, s)
+		}
+	}
+}

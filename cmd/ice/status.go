@@ -1,0 +1,120 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/rpc"
+)
+
+func newStatusCmd() *cobra.Command {
+	var o clientOpts
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the answering server's view of the cluster: leader, indexes, digest, servers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := commandContext(cmd)
+			defer cancel()
+			st, err := o.client().Status(ctx)
+			if err != nil {
+				return fmt.Errorf("status: %w", err)
+			}
+			if o.json {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			return writeStatus(cmd.OutOrStdout(), st)
+		},
+	}
+	o.register(cmd)
+	return cmd
+}
+
+func writeStatus(w io.Writer, st *rpc.StatusResponse) error {
+	leader := st.Leader
+	if leader == "" {
+		leader = "(none)"
+	} else if st.LeaderHTTP != "" {
+		leader += " (http " + st.LeaderHTTP + ")"
+	}
+	kv := newTable(w)
+	kv.row("Server:", st.NodeID+" ("+st.State+")")
+	kv.row("Leader:", leader)
+	kv.row("Term:", fmt.Sprint(st.Term))
+	kv.row("Commit index:", fmt.Sprint(st.CommitIndex))
+	kv.row("Applied index:", fmt.Sprint(st.AppliedIndex))
+	kv.row("Digest:", st.Digest)
+	if err := kv.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	return writeServersTable(w, st.Servers)
+}
+
+func writeServersTable(w io.Writer, servers []rpc.ServerInfo) error {
+	t := newTable(w, "ID", "RAFT ADDR", "HTTP ADDR", "VOTER", "LEADER", "GOSSIP")
+	for _, s := range servers {
+		t.row(s.ID, s.RaftAddr, s.HTTPAddr, yesNo(s.Voter), yesNo(s.Leader), s.Gossip)
+	}
+	return t.flush()
+}
+
+func newNodesCmd() *cobra.Command {
+	var o clientOpts
+	cmd := &cobra.Command{
+		Use:     "nodes",
+		Aliases: []string{"node"},
+		Short:   "List the agents' nodes",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := commandContext(cmd)
+			defer cancel()
+			nodes, err := o.client().Nodes(ctx)
+			if err != nil {
+				return fmt.Errorf("list nodes: %w", err)
+			}
+			if o.json {
+				return printJSON(cmd.OutOrStdout(), nodes)
+			}
+			return writeNodesTable(cmd.OutOrStdout(), nodes)
+		},
+	}
+	o.register(cmd)
+	o.registerRead(cmd)
+	return cmd
+}
+
+// labelsString formats labels as sorted k=v pairs.
+func labelsString(labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + labels[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+func writeNodesTable(w io.Writer, nodes []fsm.Node) error {
+	t := newTable(w, "ID", "ADDRESS", "STATUS", "LABELS", "PLUGINS", "REASON")
+	for i := range nodes {
+		n := &nodes[i]
+		plugins := make([]string, len(n.Plugins))
+		for j, p := range n.Plugins {
+			plugins[j] = p.Name
+			if p.Version != "" {
+				plugins[j] += "@" + p.Version
+			}
+		}
+		t.row(n.ID, n.Address, string(n.Status), labelsString(n.Labels), strings.Join(plugins, ","), n.Reason)
+	}
+	return t.flush()
+}

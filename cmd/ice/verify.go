@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ice-run/ice/rpc"
+)
+
+// Defaults of `ice verify`.
+const (
+	defaultVerifyTimeout = 10 * time.Second
+	verifyPollInterval   = 100 * time.Millisecond
+	verifyRequestTimeout = 2 * time.Second
+)
+
+// verifyServer is one server's answer at the compared index.
+type verifyServer struct {
+	ID           string `json:"id"`
+	HTTPAddr     string `json:"http_addr,omitempty"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Digest       string `json:"digest"`
+}
+
+// verifyReport is the outcome of `ice verify` (its --json output).
+type verifyReport struct {
+	OK bool `json:"ok"`
+	// Index is the applied index at which the digests were compared.
+	Index   uint64         `json:"index,omitempty"`
+	Servers []verifyServer `json:"servers"`
+	// Problem says what failed when not OK.
+	Problem string `json:"problem,omitempty"`
+}
+
+func newVerifyCmd() *cobra.Command {
+	var (
+		o       clientOpts
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check that all servers hold the same state digest at one applied index",
+		Long: `Ask the server at --addr for the servers of the cluster, then poll every
+server's status until all of them have reported the same applied index, and
+compare their state digests there. Exits non-zero on a digest mismatch, or
+when the servers are not seen at one index within --timeout.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := commandContext(cmd)
+			defer cancel()
+			rep := verifyCluster(ctx, o.client(), timeout, verifyPollInterval)
+			out := cmd.OutOrStdout()
+			if o.json {
+				if err := printJSON(out, rep); err != nil {
+					return err
+				}
+			} else if err := writeVerifyReport(out, rep); err != nil {
+				return err
+			}
+			if !rep.OK {
+				return errors.New(rep.Problem)
+			}
+			return nil
+		},
+	}
+	o.register(cmd)
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultVerifyTimeout, "how long to wait for all servers to reach one applied index")
+	return cmd
+}
+
+func writeVerifyReport(w io.Writer, rep *verifyReport) error {
+	if len(rep.Servers) > 0 {
+		t := newTable(w, "SERVER", "HTTP ADDR", "APPLIED INDEX", "DIGEST")
+		for _, s := range rep.Servers {
+			t.row(s.ID, s.HTTPAddr, strconv.FormatUint(s.AppliedIndex, 10), s.Digest)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if rep.OK {
+		noun := "servers agree"
+		if len(rep.Servers) == 1 {
+			noun = "server agrees"
+		}
+		_, err := fmt.Fprintf(w, "OK: %d %s at index %d\n", len(rep.Servers), noun, rep.Index)
+		return err
+	}
+	return nil
+}
+
+// verifyState accumulates what the servers reported across polls.
+type verifyState struct {
+	mu sync.Mutex
+	// seen maps server id to applied index to digest.
+	seen map[string]map[uint64]string
+	// latest is each server's newest applied index.
+	latest map[string]uint64
+	// errs holds the last round's errors by server id.
+	errs map[string]error
+}
+
+func (v *verifyState) record(id string, st *rpc.StatusResponse) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	m := v.seen[id]
+	if m == nil {
+		m = map[uint64]string{}
+		v.seen[id] = m
+	}
+	m[st.AppliedIndex] = st.Digest
+	v.latest[id] = max(v.latest[id], st.AppliedIndex)
+	delete(v.errs, id)
+}
+
+func (v *verifyState) fail(id string, err error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.errs[id] = err
+}
+
+// common returns the highest applied index every one of servers has
+// reported, if any.
+func (v *verifyState) common(servers []rpc.ServerInfo) (uint64, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(servers) == 0 {
+		return 0, false
+	}
+	var best uint64
+	found := false
+	for idx := range v.seen[servers[0].ID] {
+		all := true
+		for _, s := range servers[1:] {
+			if _, ok := v.seen[s.ID][idx]; !ok {
+				all = false
+				break
+			}
+		}
+		if all && (!found || idx > best) {
+			best, found = idx, true
+		}
+	}
+	return best, found
+}
+
+// verifyCluster polls the servers of the cluster c belongs to until all of
+// them have reported one applied index (or timeout passes) and compares
+// their digests at the highest such index.
+func verifyCluster(ctx context.Context, c *rpc.Client, timeout, poll time.Duration) *verifyReport {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	v := &verifyState{seen: map[string]map[uint64]string{}, latest: map[string]uint64{}, errs: map[string]error{}}
+	var servers []rpc.ServerInfo
+	var listErr error
+	for {
+		if list, err := verifyRound(ctx, c, v); err != nil {
+			listErr = err
+		} else {
+			servers, listErr = list, nil
+		}
+		if idx, ok := v.common(servers); ok {
+			return compareAt(v, servers, idx)
+		}
+		select {
+		case <-ctx.Done():
+			return notConverged(ctx, v, servers, listErr, timeout)
+		case <-time.After(poll):
+		}
+	}
+}
+
+// verifyRound asks c for its status (and so the server list), then every
+// other server for its own, in parallel.
+func verifyRound(ctx context.Context, c *rpc.Client, v *verifyState) ([]rpc.ServerInfo, error) {
+	rctx, cancel := context.WithTimeout(ctx, verifyRequestTimeout)
+	defer cancel()
+	st, err := c.Status(rctx)
+	if err != nil {
+		return nil, fmt.Errorf("status of %s: %w", c.Addr(), err)
+	}
+	if len(st.Servers) == 0 {
+		return nil, fmt.Errorf("status of %s lists no servers", c.Addr())
+	}
+	v.record(st.NodeID, st)
+	var wg sync.WaitGroup
+	for _, s := range st.Servers {
+		if s.ID == st.NodeID {
+			continue
+		}
+		if s.HTTPAddr == "" {
+			v.fail(s.ID, errors.New("no HTTP address known for it yet"))
+			continue
+		}
+		wg.Go(func() {
+			sc := rpc.NewClient(s.HTTPAddr)
+			sc.Stale = true
+			sst, err := sc.Status(rctx)
+			switch {
+			case err != nil:
+				v.fail(s.ID, err)
+			case sst.NodeID != s.ID:
+				v.fail(s.ID, fmt.Errorf("%s answers as server %q", s.HTTPAddr, sst.NodeID))
+			default:
+				v.record(s.ID, sst)
+			}
+		})
+	}
+	wg.Wait()
+	return st.Servers, nil
+}
+
+func sortedServers(servers []rpc.ServerInfo, digestAt func(id string) (uint64, string)) []verifyServer {
+	out := make([]verifyServer, 0, len(servers))
+	for _, s := range servers {
+		idx, d := digestAt(s.ID)
+		out = append(out, verifyServer{ID: s.ID, HTTPAddr: s.HTTPAddr, AppliedIndex: idx, Digest: d})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func compareAt(v *verifyState, servers []rpc.ServerInfo, idx uint64) *verifyReport {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	rep := &verifyReport{Index: idx}
+	rep.Servers = sortedServers(servers, func(id string) (uint64, string) { return idx, v.seen[id][idx] })
+	digests := map[string][]string{}
+	for _, s := range rep.Servers {
+		digests[s.Digest] = append(digests[s.Digest], s.ID)
+	}
+	if len(digests) == 1 {
+		rep.OK = true
+		return rep
+	}
+	groups := make([]string, 0, len(digests))
+	for d, ids := range digests {
+		groups = append(groups, fmt.Sprintf("%s has %s", strings.Join(ids, ","), shortDigest(d)))
+	}
+	sort.Strings(groups)
+	rep.Problem = fmt.Sprintf("MISMATCH: state digests differ at index %d: %s", idx, strings.Join(groups, "; "))
+	return rep
+}
+
+func notConverged(ctx context.Context, v *verifyState, servers []rpc.ServerInfo, listErr error, timeout time.Duration) *verifyReport {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	rep := &verifyReport{}
+	if len(servers) == 0 {
+		rep.Servers = []verifyServer{}
+		rep.Problem = fmt.Sprintf("could not list the servers: %v", listErr)
+		return rep
+	}
+	rep.Servers = sortedServers(servers, func(id string) (uint64, string) {
+		idx := v.latest[id]
+		return idx, v.seen[id][idx]
+	})
+	var why []string
+	for _, s := range rep.Servers {
+		if err := v.errs[s.ID]; err != nil {
+			why = append(why, fmt.Sprintf("%s: %v", s.ID, err))
+		} else if _, ok := v.seen[s.ID]; !ok {
+			why = append(why, s.ID+": no answer")
+		}
+	}
+	if listErr != nil {
+		why = append(why, listErr.Error())
+	}
+	what := fmt.Sprintf("within %s", timeout)
+	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		what = "before being interrupted"
+	}
+	rep.Problem = fmt.Sprintf("NOT VERIFIED: the %d servers were not seen at one applied index %s", len(servers), what)
+	if len(why) > 0 {
+		rep.Problem += " (" + strings.Join(why, "; ") + ")"
+	}
+	return rep
+}
+
+// shortDigest abbreviates a digest for messages.
+func shortDigest(d string) string {
+	if d == "" {
+		return "(none)"
+	}
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
+}
