@@ -38,6 +38,12 @@ type Config struct {
 	// ReconcileInterval is how often the leader reconciles without being
 	// woken by a change (default 1s).
 	ReconcileInterval time.Duration
+	// LeaseTTL is how long an agent's lease lasts after a renewal (default
+	// 10s); the agent stops its runs when it could not renew for this long.
+	LeaseTTL time.Duration
+	// LeaseMargin is how much longer the leader waits before it declares a
+	// silent node down and replaces its runs (default: LeaseTTL).
+	LeaseMargin time.Duration
 	// Fast shortens Raft's timeouts for in-process tests on loopback.
 	Fast bool
 
@@ -65,6 +71,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ReconcileInterval <= 0 {
 		c.ReconcileInterval = time.Second
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 10 * time.Second
+	}
+	if c.LeaseMargin <= 0 {
+		c.LeaseMargin = c.LeaseTTL
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

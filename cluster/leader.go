@@ -63,17 +63,26 @@ func (d *leaderDuty) stop() {
 // leaderDuties runs while this server leads: it first waits until every
 // entry of earlier terms is applied (so decisions see the whole log), then
 // reconciles membership and components whenever the state or the members
-// change, and at least every ReconcileInterval.
+// change, when a delayed run falls due, and at least every
+// ReconcileInterval; and it expires the leases of silent nodes.
 func (s *Server) leaderDuties(ctx context.Context) {
 	if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
 		s.logger.Error("leader barrier failed", "error", err)
 		return
 	}
+	s.leases.reset()
 	tick := time.NewTicker(s.cfg.ReconcileInterval)
 	defer tick.Stop()
+	leaseTick := time.NewTicker(max(s.cfg.LeaseTTL/4, 50*time.Millisecond))
+	defer leaseTick.Stop()
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
 	for {
 		s.reconcileMembers()
-		s.reconcileRuns(ctx)
+		next := s.reconcileRuns(ctx)
+		if next > 0 {
+			wake.Reset(time.Until(time.Unix(0, next)))
+		}
 		_, changed := s.sm.index()
 		select {
 		case <-ctx.Done():
@@ -81,6 +90,9 @@ func (s *Server) leaderDuties(ctx context.Context) {
 		case <-changed:
 		case <-s.memberEvents:
 		case <-tick.C:
+		case <-wake.C:
+		case <-leaseTick.C:
+			s.expireLeases(ctx)
 		}
 	}
 }
@@ -111,26 +123,35 @@ func (s *Server) reconcileMembers() {
 }
 
 // reconcileRuns proposes what the reconciler computes from the current
-// state, and waits for each proposal, so the next pass sees its effect.
-func (s *Server) reconcileRuns(ctx context.Context) {
+// state, waiting for each proposal so the next pass sees its effect. It
+// returns when the reconciler wants to run again (unix nanos, 0: on change).
+func (s *Server) reconcileRuns(ctx context.Context) int64 {
 	var plan Plan
-	s.sm.read(func(st *fsm.State) { plan = Reconcile(st, maxBatch) })
+	s.sm.read(func(st *fsm.State) { plan = Reconcile(st, time.Now().UnixNano(), maxBatch) })
+	for _, reason := range sortedKeys(plan.Unplaced) {
+		s.logger.Debug("runs cannot be placed", "runs", plan.Unplaced[reason], "reason", reason)
+	}
 	h := fsm.Header{Actor: fsm.RuntimeActor, Purpose: "reconcile"}
-	for _, batch := range plan.Transitions {
-		if ctx.Err() != nil {
-			return
-		}
+	for _, batch := range plan.Ends {
 		s.proposeRuntime(ctx, fsm.RunTransitionType, h, &fsm.RunTransitionRequest{Transitions: batch})
 	}
+	for i := range plan.Fails {
+		s.proposeRuntime(ctx, fsm.ComponentFailType, h, &plan.Fails[i])
+	}
 	for _, batch := range plan.Creates {
-		if ctx.Err() != nil {
-			return
-		}
 		s.proposeRuntime(ctx, fsm.RunsCreateType, h, &fsm.RunsCreateRequest{Runs: batch})
 	}
+	hp := fsm.Header{Actor: fsm.RuntimeActor, Purpose: "place"}
+	for _, batch := range plan.Placements {
+		s.proposeRuntime(ctx, fsm.RunTransitionType, hp, &fsm.RunTransitionRequest{Transitions: batch})
+	}
+	return plan.Wake
 }
 
 func (s *Server) proposeRuntime(ctx context.Context, t fsm.MessageType, h fsm.Header, body any) {
+	if ctx.Err() != nil {
+		return
+	}
 	res, err := s.Apply(ctx, t, h, body)
 	if err != nil {
 		s.logger.Warn("runtime proposal failed", "type", t.String(), "error", err)

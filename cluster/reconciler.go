@@ -2,6 +2,9 @@ package cluster
 
 import (
 	"fmt"
+	"regexp"
+	"sort"
+	"time"
 
 	"github.com/ice-run/ice/fsm"
 )
@@ -10,78 +13,269 @@ import (
 const maxBatch = 1000
 
 // Plan is what the reconciler wants proposed, in batches of at most maxBatch
-// items: transitions first (ending runs frees their slots), then creates.
+// items, in this order: Ends (outcomes and teardowns, which free slots and
+// node capacity), Fails, Creates, Placements.
 type Plan struct {
-	Transitions [][]fsm.Transition
-	Creates     [][]fsm.NewRun
+	Ends       [][]fsm.Transition
+	Fails      []fsm.ComponentFailRequest
+	Creates    [][]fsm.NewRun
+	Placements [][]fsm.Transition
+	// Unplaced counts CREATED runs that are due but fit no node, by reason.
+	Unplaced map[string]int
+	// Wake is the earliest future NotBefore of a CREATED run (0: none), when
+	// the reconciler should run again even if nothing changes.
+	Wake int64
 }
 
 // Empty reports whether there is nothing to propose.
-func (p Plan) Empty() bool { return len(p.Transitions) == 0 && len(p.Creates) == 0 }
+func (p *Plan) Empty() bool {
+	return len(p.Ends) == 0 && len(p.Fails) == 0 && len(p.Creates) == 0 && len(p.Placements) == 0
+}
 
-// Reconcile compares every component's desired state with its runs and
-// returns the runtime commands that move the cluster towards it:
+// Reconcile compares every component's desired state with its runs and the
+// nodes, and returns the runtime commands that move the cluster towards it.
+// now is the leader's clock (unix nanos). It is a pure function of its
+// arguments, so it can be tested without Raft:
 //
-//   - a run that has an outcome (committed, aborted, terminated by the
-//     runtime) on a node that is gone, or never placed, is TERMINATED;
-//   - a run not yet ended whose component was stopped, scaled below its
-//     slot, or whose run spec changed since it was created, is
-//     TERMINATED_BY_RUNTIME;
-//   - every slot of a running component that holds no run, and whose last
-//     run of the current generation did not commit, gets a new CREATED run.
-//
-// It is a pure function of the state, so it can be tested without Raft.
-func Reconcile(st *fsm.State, batch int) Plan {
-	var trans []fsm.Transition
-	var creates []fsm.NewRun
+//   - a run with an outcome (committed, aborted, terminated by the runtime)
+//     whose node is gone (down, left, or never placed) is TERMINATED, since
+//     no agent is left to report the teardown;
+//   - a run not yet ended is TERMINATED_BY_RUNTIME when its node lost its
+//     lease, its component was stopped or failed, it sits above the count,
+//     or the run spec changed since it was created;
+//   - a VALIDATING run is COMMITTED when its output matches the component's
+//     output pattern (any non-empty output without one), ABORTED otherwise;
+//   - an empty slot of a running component gets a new CREATED run, unless
+//     its last run committed; after a failure the new run waits out the
+//     restart policy's backoff, and a slot that failed more often in a row
+//     than the policy allows fails the component;
+//   - a CREATED run that is due is placed on a ready node that has the
+//     plugin and meets the constraints, spreading each component's runs.
+func Reconcile(st *fsm.State, now int64, batch int) Plan {
+	r := &reconcile{st: st, now: now, plan: Plan{Unplaced: map[string]int{}}}
+	r.loadNodes()
 	byComponent := map[string][]*fsm.Run{}
-	for _, r := range st.Runs("") {
-		byComponent[r.Component] = append(byComponent[r.Component], r)
+	for _, run := range st.Runs("") {
+		byComponent[run.Component] = append(byComponent[run.Component], run)
+		if run.Node != "" && !run.State.Terminal() {
+			r.load[run.Node]++
+		}
 	}
 	for _, c := range st.Components() {
-		runs := byComponent[c.Name] // in creation order
-		committed := map[int]bool{}
-		for _, r := range runs {
-			if r.State == fsm.StateTerminated {
-				if r.Generation >= c.RunGeneration {
-					committed[r.Slot] = r.Outcome == fsm.StateCommitted
-				}
-				continue
-			}
-			if r.State.Ended() {
-				if nodeGone(st, r.Node) {
-					trans = append(trans, fsm.Transition{Run: r.ID, To: fsm.StateTerminated, Reason: "no node left to tear it down"})
-				}
-				continue
-			}
-			if reason := endReason(c, r); reason != "" {
-				trans = append(trans, fsm.Transition{Run: r.ID, To: fsm.StateTerminatedByRuntime, Reason: reason})
-			}
-		}
-		if c.Status != fsm.ComponentRunning {
-			continue
-		}
-		for slot := 0; slot < c.Count; slot++ {
-			if _, busy := st.SlotRun(c.Name, slot); busy || committed[slot] {
-				continue
-			}
-			creates = append(creates, fsm.NewRun{Component: c.Name, Generation: c.Generation, Slot: slot})
+		r.component(c, byComponent[c.Name])
+	}
+	p := r.plan
+	p.Ends = chunk(r.ends, batch)
+	p.Creates = chunk(r.creates, batch)
+	p.Placements = chunk(r.placements, batch)
+	return p
+}
+
+type reconcile struct {
+	st    *fsm.State
+	now   int64
+	nodes []*fsm.Node // ready nodes, sorted by id
+	load  map[string]int
+	plan  Plan
+
+	ends, placements []fsm.Transition
+	creates          []fsm.NewRun
+}
+
+func (r *reconcile) loadNodes() {
+	r.load = map[string]int{}
+	for _, n := range r.st.Nodes() {
+		if n.Status == fsm.NodeReady {
+			r.nodes = append(r.nodes, n)
 		}
 	}
-	return Plan{Transitions: chunk(trans, batch), Creates: chunk(creates, batch)}
+}
+
+func (r *reconcile) component(c *fsm.Component, runs []*fsm.Run) {
+	// lastEnded holds, per slot, the newest TERMINATED run of the current
+	// run spec; runs are in creation order.
+	lastEnded := map[int]*fsm.Run{}
+	perNode := map[string]int{}
+	var due []*fsm.Run
+	for _, run := range runs {
+		switch {
+		case run.State == fsm.StateTerminated:
+			if run.Generation >= c.RunGeneration {
+				lastEnded[run.Slot] = run
+			}
+			continue
+		case run.State.Ended():
+			if nodeGone(r.st, run.Node) {
+				r.ends = append(r.ends, fsm.Transition{Run: run.ID, To: fsm.StateTerminated, Reason: "no agent left to tear it down"})
+			}
+			continue
+		}
+		if reason := r.endReason(c, run); reason != "" {
+			r.ends = append(r.ends, fsm.Transition{Run: run.ID, To: fsm.StateTerminatedByRuntime, Reason: reason})
+			continue
+		}
+		if run.Node != "" {
+			perNode[run.Node]++
+		}
+		switch run.State {
+		case fsm.StateValidating:
+			r.ends = append(r.ends, validate(c, run))
+		case fsm.StateCreated:
+			if run.NotBefore > r.now {
+				if r.plan.Wake == 0 || run.NotBefore < r.plan.Wake {
+					r.plan.Wake = run.NotBefore
+				}
+				continue
+			}
+			due = append(due, run)
+		}
+	}
+	if c.Status == fsm.ComponentRunning {
+		r.fill(c, lastEnded)
+	}
+	for _, run := range due {
+		r.place(c, run, perNode)
+	}
 }
 
 // endReason says why the runtime ends a run that has no outcome yet, or "".
-func endReason(c *fsm.Component, r *fsm.Run) string {
+func (r *reconcile) endReason(c *fsm.Component, run *fsm.Run) string {
 	switch {
+	case run.Node != "" && nodeGone(r.st, run.Node):
+		return fmt.Sprintf("node %s lost its lease", run.Node)
 	case c.Status == fsm.ComponentStopped:
 		return "component stopped"
-	case r.Slot >= c.Count:
+	case c.Status == fsm.ComponentFailed:
+		return "component failed"
+	case run.Slot >= c.Count:
 		return fmt.Sprintf("scaled down to %d", c.Count)
-	case r.Generation < c.RunGeneration:
+	case run.Generation < c.RunGeneration:
 		return fmt.Sprintf("replaced by generation %d", c.Generation)
 	}
 	return ""
+}
+
+// fill creates runs for the empty slots of a running component.
+func (r *reconcile) fill(c *fsm.Component, lastEnded map[int]*fsm.Run) {
+	for slot := 0; slot < c.Count; slot++ {
+		if _, busy := r.st.SlotRun(c.Name, slot); busy {
+			continue
+		}
+		nr := fsm.NewRun{Component: c.Name, Generation: c.Generation, Slot: slot}
+		if last := lastEnded[slot]; last != nil {
+			switch last.Outcome {
+			case fsm.StateCommitted:
+				continue // a finite run of this spec completed
+			case fsm.StateAborted:
+				nr.Attempt = nextAttempt(c.Restart, last)
+				if nr.Attempt > c.Restart.Attempts {
+					r.plan.Fails = append(r.plan.Fails, fsm.ComponentFailRequest{
+						Name: c.Name, Generation: c.Generation,
+						Reason: fmt.Sprintf("slot %d failed %d times in a row; last: %s", slot, nr.Attempt, last.Reason),
+					})
+					return
+				}
+				nr.NotBefore = last.ModifyTime + backoff(c.Restart, nr.Attempt)
+			}
+		}
+		r.creates = append(r.creates, nr)
+	}
+}
+
+// nextAttempt numbers the replacement of a failed run: one more than the
+// failed run's, or 1 when that run had executed for longer than the
+// longest backoff (it was healthy; this is a new failure, not a loop).
+func nextAttempt(p fsm.RestartPolicy, last *fsm.Run) int {
+	window := max(p.MaxDelayNanos, int64(time.Minute))
+	if last.ExecTime > 0 && last.ModifyTime-last.ExecTime > window {
+		return 1
+	}
+	return last.Attempt + 1
+}
+
+// backoff is the delay before attempt n (n >= 1): DelayNanos doubled per
+// attempt, capped at MaxDelayNanos.
+func backoff(p fsm.RestartPolicy, n int) int64 {
+	d := p.DelayNanos
+	for i := 1; i < n && d < p.MaxDelayNanos; i++ {
+		d *= 2
+	}
+	if p.MaxDelayNanos > 0 && d > p.MaxDelayNanos {
+		d = p.MaxDelayNanos
+	}
+	return d
+}
+
+func validate(c *fsm.Component, run *fsm.Run) fsm.Transition {
+	t := fsm.Transition{Run: run.ID, To: fsm.StateCommitted}
+	if c.OutputPattern == "" {
+		if run.Output == "" {
+			t.To, t.Reason = fsm.StateAborted, "validation failed: empty output"
+		}
+		return t
+	}
+	re, err := regexp.Compile(c.OutputPattern)
+	if err != nil || !re.MatchString(run.Output) {
+		t.To, t.Reason = fsm.StateAborted, fmt.Sprintf("validation failed: output does not match %q", c.OutputPattern)
+	}
+	return t
+}
+
+// place picks a node for a due CREATED run: among ready nodes that have the
+// plugin and meet the constraints, the one with the fewest runs of this
+// component, then the fewest runs in all, then the lowest id.
+func (r *reconcile) place(c *fsm.Component, run *fsm.Run, perNode map[string]int) {
+	var best *fsm.Node
+	reason := "no ready node"
+	for _, n := range r.nodes {
+		if !fsm.NodeHasPlugin(n, c.Plugin) {
+			reason = fmt.Sprintf("no ready node has plugin %s", pluginLabel(c.Plugin))
+			continue
+		}
+		if !meets(n, c.Constraints) {
+			reason = "no ready node with the plugin meets the constraints"
+			continue
+		}
+		if best == nil || perNode[n.ID] < perNode[best.ID] ||
+			(perNode[n.ID] == perNode[best.ID] && r.load[n.ID] < r.load[best.ID]) {
+			best = n
+		}
+	}
+	if best == nil {
+		r.plan.Unplaced[reason]++
+		return
+	}
+	perNode[best.ID]++
+	r.load[best.ID]++
+	r.placements = append(r.placements, fsm.Transition{Run: run.ID, To: fsm.StateProvisioned, Node: best.ID})
+}
+
+func pluginLabel(p fsm.PluginRef) string {
+	s := p.Name
+	if p.Version != "" {
+		s += "@" + p.Version
+	}
+	if p.SHA256 != "" {
+		s += " sha256:" + p.SHA256[:min(12, len(p.SHA256))]
+	}
+	return s
+}
+
+func meets(n *fsm.Node, cs []fsm.Constraint) bool {
+	for _, c := range cs {
+		v, ok := n.Labels[c.Label]
+		switch c.Op {
+		case "=":
+			if !ok || v != c.Value {
+				return false
+			}
+		case "!=":
+			if ok && v == c.Value {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func nodeGone(st *fsm.State, id string) bool {
@@ -99,5 +293,15 @@ func chunk[T any](items []T, n int) [][]T {
 		out = append(out, items[:k])
 		items = items[k:]
 	}
+	return out
+}
+
+// sortedKeys returns a map's keys in order, for stable logs.
+func sortedKeys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
 	return out
 }

@@ -27,6 +27,8 @@ type Server struct {
 	sm     *stateMachine
 	gossip *memberlist.Memberlist
 
+	leases leaseTable
+
 	memberEvents chan struct{}
 	leaderNotify chan bool
 	shutdownCh   chan struct{}

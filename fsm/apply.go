@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Result is what Apply returns for one log entry.
@@ -120,6 +121,8 @@ func (s *State) applyCommand(index, term uint64, cmd Command, res *Result) error
 		return s.applyNodeRegister(ctx, body)
 	case *NodeStatusRequest:
 		return s.applyNodeStatus(ctx, body)
+	case *ComponentFailRequest:
+		return s.applyComponentFail(ctx, body)
 	}
 	return fmt.Errorf("no apply function for %s: %w", cmd.Type, ErrUnknownType)
 }
@@ -355,6 +358,9 @@ func (s *State) transition(ctx *applyCtx, t *Transition) error {
 		if n.Status != NodeReady {
 			return fmt.Errorf("place run %s on node %q: node is %s: %w", t.Run, t.Node, n.Status, ErrConflict)
 		}
+		if c, ok := s.components[old.Component]; ok && !NodeHasPlugin(n, c.Plugin) {
+			return fmt.Errorf("place run %s on node %q: node has no plugin %s matching the spec: %w", t.Run, t.Node, c.Plugin.Name, ErrConflict)
+		}
 		r.Node = t.Node
 		r.Epoch = ctx.index
 	} else if t.Node != "" && t.Node != old.Node {
@@ -367,6 +373,9 @@ func (s *State) transition(ctx *applyCtx, t *Transition) error {
 	if t.To == StateValidating {
 		r.Output = t.Output
 	}
+	if t.To == StateExecuting {
+		r.ExecTime = ctx.header.Time
+	}
 	if t.To == StateTerminated {
 		r.Outcome = old.State
 		delete(s.slots, slotKey{r.Component, r.Slot})
@@ -377,6 +386,39 @@ func (s *State) transition(ctx *applyCtx, t *Transition) error {
 	s.emit(ctx, "run.transition", r.ID, r.Component, TransitionPayload{
 		From: old.State, To: t.To, Node: r.Node, Epoch: r.Epoch, Reason: t.Reason, Output: t.Output,
 	})
+	return nil
+}
+
+// NodeHasPlugin reports whether a node's catalogue holds a plugin that
+// satisfies ref (same name, and the pinned version and sha256 if any).
+func NodeHasPlugin(n *Node, ref PluginRef) bool {
+	for _, p := range n.Plugins {
+		if p.Name == ref.Name &&
+			(ref.Version == "" || p.Version == ref.Version) &&
+			(ref.SHA256 == "" || strings.EqualFold(p.SHA256, ref.SHA256)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *State) applyComponentFail(ctx *applyCtx, req *ComponentFailRequest) error {
+	old, ok := s.components[req.Name]
+	if !ok {
+		return fmt.Errorf("fail component %q: %w", req.Name, ErrNotFound)
+	}
+	if old.Status != ComponentRunning || old.Generation != req.Generation {
+		return fmt.Errorf("fail component %q at generation %d: it is %s at generation %d: %w", req.Name, req.Generation, old.Status, old.Generation, ErrConflict)
+	}
+	if req.Reason == "" || len(req.Reason) > maxReasonLen {
+		return fmt.Errorf("fail component %q: a reason of at most %d bytes is required: %w", req.Name, maxReasonLen, ErrInvalid)
+	}
+	c := *old
+	c.Status, c.Reason = ComponentFailed, req.Reason
+	c.ModifyIndex, c.ModifyTime = ctx.index, ctx.header.Time
+	s.components[c.Name] = &c
+	ctx.res.Generation = c.Generation
+	s.emit(ctx, "component.failed", c.Name, c.Name, req)
 	return nil
 }
 

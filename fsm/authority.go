@@ -10,6 +10,7 @@ var CommandAuthority = map[MessageType]ActorKind{
 	RunTransitionType:   KindRuntime | KindAgent,
 	NodeRegisterType:    KindAgent,
 	NodeStatusType:      KindRuntime | KindAgent | KindOperator,
+	ComponentFailType:   KindRuntime,
 }
 
 // nodeStatusAuthority says which node statuses each kind of actor may set.

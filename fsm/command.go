@@ -21,6 +21,7 @@ const (
 	RunTransitionType                      // runtime or agent: move runs along the lifecycle
 	NodeRegisterType                       // agent: register or refresh its node
 	NodeStatusType                         // runtime, agent or operator: change a node's status
+	ComponentFailType                      // runtime: mark a crash-looping component failed
 
 	// maxMessageType is one past the last known type.
 	maxMessageType
@@ -33,6 +34,7 @@ var messageTypeNames = [...]string{
 	RunTransitionType:   "run.transition",
 	NodeRegisterType:    "node.register",
 	NodeStatusType:      "node.status",
+	ComponentFailType:   "component.fail",
 }
 
 // String returns the type's stable name, used in events and metrics.
@@ -122,6 +124,14 @@ type NodeStatusRequest struct {
 	Reason string     `json:"reason,omitempty"`
 }
 
+// ComponentFailRequest marks a component failed: its latest runs exhausted
+// the restart policy. It applies only at the named generation.
+type ComponentFailRequest struct {
+	Name       string `json:"name"`
+	Generation uint64 `json:"generation"`
+	Reason     string `json:"reason"`
+}
+
 // Command is a decoded log entry.
 type Command struct {
 	Type   MessageType
@@ -145,6 +155,8 @@ func newBody(t MessageType) any {
 		return &NodeRegisterRequest{}
 	case NodeStatusType:
 		return &NodeStatusRequest{}
+	case ComponentFailType:
+		return &ComponentFailRequest{}
 	}
 	return nil
 }

@@ -39,6 +39,9 @@ const (
 	ComponentRunning ComponentStatus = "running"
 	// ComponentStopped: an operator stopped it; its runs are ended.
 	ComponentStopped ComponentStatus = "stopped"
+	// ComponentFailed: its runs failed more often in a row than its restart
+	// policy allows; no new runs are created until it is deployed again.
+	ComponentFailed ComponentStatus = "failed"
 )
 
 // Spec is the part of a component an operator writes.
@@ -49,6 +52,9 @@ type Spec struct {
 	Count       int               `json:"count"`
 	Constraints []Constraint      `json:"constraints,omitempty"`
 	Restart     RestartPolicy     `json:"restart"`
+	// OutputPattern is the regular expression the output of a finite run
+	// must match for the runtime to commit it (empty: any non-empty output).
+	OutputPattern string `json:"output_pattern,omitempty"`
 }
 
 // Component is a desired, versioned spec and its bookkeeping.
@@ -62,9 +68,11 @@ type Component struct {
 	// leaves existing runs current.
 	RunGeneration uint64          `json:"run_generation"`
 	Status        ComponentStatus `json:"status"`
-	CreateIndex   uint64          `json:"create_index"`
-	ModifyIndex   uint64          `json:"modify_index"`
-	ModifyTime    int64           `json:"modify_time"`
+	// Reason says why the component failed.
+	Reason      string `json:"reason,omitempty"`
+	CreateIndex uint64 `json:"create_index"`
+	ModifyIndex uint64 `json:"modify_index"`
+	ModifyTime  int64  `json:"modify_time"`
 }
 
 // Run is one execution of a component on one node.
@@ -86,7 +94,9 @@ type Run struct {
 	// Attempt counts consecutive failed runs of the slot before this one.
 	Attempt int `json:"attempt,omitempty"`
 	// NotBefore is the earliest start time (unix nanos) the leader stamped.
-	NotBefore   int64  `json:"not_before,omitempty"`
+	NotBefore int64 `json:"not_before,omitempty"`
+	// ExecTime is when the run entered EXECUTING (leader time, unix nanos).
+	ExecTime    int64  `json:"exec_time,omitempty"`
 	CreateIndex uint64 `json:"create_index"`
 	ModifyIndex uint64 `json:"modify_index"`
 	CreateTime  int64  `json:"create_time"`

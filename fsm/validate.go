@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -64,6 +65,12 @@ func ValidateSpec(sp *Spec) error {
 		if c.Label == "" || (c.Op != "=" && c.Op != "!=") {
 			return fmt.Errorf("component %q: constraint %d: want a label and op \"=\" or \"!=\", got label %q op %q: %w", sp.Name, i, c.Label, c.Op, ErrInvalid)
 		}
+	}
+	if len(sp.OutputPattern) > maxNameLen*8 {
+		return fmt.Errorf("component %q: output_pattern longer than %d bytes: %w", sp.Name, maxNameLen*8, ErrInvalid)
+	}
+	if _, err := regexp.Compile(sp.OutputPattern); err != nil {
+		return fmt.Errorf("component %q: output_pattern: %v: %w", sp.Name, err, ErrInvalid)
 	}
 	r := sp.Restart
 	if r.Attempts < 0 || r.DelayNanos < 0 || r.MaxDelayNanos < 0 {
