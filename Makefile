@@ -9,9 +9,12 @@ TESTFLAGS ?=
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-build: ## build bin/ice
-	@mkdir -p $(BIN)
+PLUGINS   := ticker httpecho batch flaky
+
+build: ## build bin/ice and the example plugins in bin/plugins/
+	@mkdir -p $(BIN)/plugins
 	$(GO) build -o $(BIN)/ice ./cmd/ice
+	@for p in $(PLUGINS); do echo "$(GO) build -o $(BIN)/plugins/$$p ./plugins/examples/$$p"; $(GO) build -o $(BIN)/plugins/$$p ./plugins/examples/$$p || exit 1; done
 
 test: ## run all tests with the race detector (unit, in-process cluster, end to end)
 	$(GO) test -race -count=1 -timeout 12m $(TESTFLAGS) $(PKGS)

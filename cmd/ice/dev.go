@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -21,11 +23,14 @@ func newDevCmd() *cobra.Command {
 		bootstrapExpect: 1,
 	}
 	var keep bool
+	af := &agentFlags{nodeID: "dev", gossipAddr: "127.0.0.1:7703"}
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run a one-process development cluster",
-		Long: `Run a one-server cluster in this process with a temporary data dir.
-Ctrl-C stops it cleanly and removes the data dir (unless --data-dir or --keep).`,
+		Long: `Run a one-server cluster and one agent in this process, with a temporary
+data dir and the example plugins (plugins/ next to this binary, or --plugin-dir).
+Ctrl-C stops it cleanly, stops the plugins it started, and removes the data dir
+(unless --data-dir or --keep).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.dataDir == "" {
@@ -41,13 +46,30 @@ Ctrl-C stops it cleanly and removes the data dir (unless --data-dir or --keep).`
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			logger := newLogger(f.logLevel, f.logJSON)
+			af.dataDir = filepath.Join(f.dataDir, "agent")
+			af.join = []string{f.gossipAddr}
+			if af.pluginDir == "" {
+				af.pluginDir = defaultPluginDir()
+			}
+			var wg sync.WaitGroup
+			defer wg.Wait()
 			return runServer(ctx, f, logger, func(*cluster.Server) {
-				fmt.Fprintf(os.Stderr, "==> ICE dev cluster: API http://%s, data dir %s\n", f.httpAddr, f.dataDir)
-				fmt.Fprintf(os.Stderr, "    try: ice status; ice deploy -f examples/ticker.hcl; ice runs\n")
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := runDevAgent(ctx, af, logger); err != nil {
+						logger.Error("dev agent stopped", "error", err)
+					}
+				}()
+				fmt.Fprintf(os.Stderr, "==> ICE dev cluster: API http://%s, data dir %s, plugins %s\n", f.httpAddr, f.dataDir, af.pluginDir)
+				fmt.Fprintf(os.Stderr, "    try: ice status; ice deploy -f examples/ticker.hcl; ice runs; ice history ticker\n")
 			})
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the temporary data dir on exit")
+	cmd.Flags().StringVar(&af.gossipAddr, "agent-gossip", af.gossipAddr, "gossip address of the dev agent")
+	cmd.Flags().StringVar(&af.pluginDir, "plugin-dir", "", "directory of plugin binaries (default: plugins/ next to this binary)")
+	cmd.Flags().StringArrayVar(&af.labels, "label", nil, "label of the dev node, key=value (repeatable)")
 	return cmd
 }

@@ -33,6 +33,8 @@ type serverFlags struct {
 	snapshotThreshold uint64
 	snapshotInterval  time.Duration
 	trailingLogs      uint64
+	leaseTTL          time.Duration
+	leaseMargin       time.Duration
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
@@ -49,6 +51,8 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", 0, "log entries between automatic snapshots (0: raft default 8192)")
 	fl.DurationVar(&f.snapshotInterval, "snapshot-interval", 0, "how often to check whether to snapshot (0: raft default 2m)")
 	fl.Uint64Var(&f.trailingLogs, "trailing-logs", 0, "log entries kept after a snapshot (0: raft default 10240)")
+	fl.DurationVar(&f.leaseTTL, "lease-ttl", 10*time.Second, "agent lease: an agent that cannot renew for this long stops its runs")
+	fl.DurationVar(&f.leaseMargin, "lease-margin", 0, "extra wait before a silent node is declared down and its runs replaced (0: the lease TTL)")
 }
 
 func newServerCmd() *cobra.Command {
@@ -109,6 +113,8 @@ func runServer(ctx context.Context, f *serverFlags, logger hclog.Logger, ready f
 		SnapshotThreshold: f.snapshotThreshold,
 		SnapshotInterval:  f.snapshotInterval,
 		TrailingLogs:      f.trailingLogs,
+		LeaseTTL:          f.leaseTTL,
+		LeaseMargin:       f.leaseMargin,
 		Logger:            logger,
 	})
 	if err != nil {

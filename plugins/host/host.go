@@ -277,6 +277,15 @@ func (i *Instance) Kill() {
 	}
 }
 
+// KillNow sends SIGKILL to the plugin's process group at once, without the
+// graceful shutdown request, for an agent that must fence itself now.
+func (i *Instance) KillNow() {
+	if pid := i.Attachment.Pid; pid > 0 {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
+	i.Kill()
+}
+
 // Detach releases the instance without stopping the plugin, for an agent
 // that exits and will reattach when it starts again.
 func (i *Instance) Detach() {

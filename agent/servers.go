@@ -1,0 +1,67 @@
+package agent
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/ice-run/ice/cluster"
+	"github.com/ice-run/ice/rpc"
+)
+
+// serverPool picks the server an agent talks to, from the servers its gossip
+// view knows; it moves on to the next one after a failure.
+type serverPool struct {
+	gossip *memberlist.Memberlist
+
+	mu      sync.Mutex
+	current string
+}
+
+// addrs returns the HTTP addresses of the alive servers.
+func (p *serverPool) addrs() []string {
+	var out []string
+	for _, m := range p.gossip.Members() {
+		if m.State != memberlist.StateAlive {
+			continue
+		}
+		meta, err := cluster.DecodeMemberMeta(m.Meta)
+		if err != nil || meta.Role != cluster.RoleServer || meta.HTTP == "" {
+			continue
+		}
+		out = append(out, meta.HTTP)
+	}
+	return out
+}
+
+// client returns a client for the current server, choosing one if needed.
+func (p *serverPool) client() (*rpc.Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	addrs := p.addrs()
+	for _, a := range addrs {
+		if a == p.current {
+			return rpc.NewClient(a), nil
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("no alive server known over gossip")
+	}
+	p.current = addrs[0]
+	return rpc.NewClient(p.current), nil
+}
+
+// failed moves on from addr to another server.
+func (p *serverPool) failed(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	addrs := p.addrs()
+	for i, a := range addrs {
+		if "http://"+a == addr || a == addr {
+			p.current = addrs[(i+1)%len(addrs)]
+			return
+		}
+	}
+	p.current = ""
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/ice-run/ice/agent"
+)
+
+// agentFlags are the flags of `ice agent` (and the agent half of `ice dev`).
+type agentFlags struct {
+	nodeID     string
+	dataDir    string
+	gossipAddr string
+	join       []string
+	pluginDir  string
+	labels     []string
+	logLevel   string
+	logJSON    bool
+}
+
+func newAgentCmd() *cobra.Command {
+	f := &agentFlags{gossipAddr: "127.0.0.1:7703"}
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run an ICE node agent",
+		Long: `Run a node agent: it joins the cluster by gossip, registers its node with its
+labels and plugin catalogue, and runs the components placed on it as plugin
+subprocesses, on committed authority only.
+
+Plugins keep running when the agent stops; a restarted agent with the same
+--data-dir reattaches to them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.nodeID == "" || f.dataDir == "" || len(f.join) == 0 {
+				return errors.New("--node-id, --data-dir and --join are required")
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runAgent(ctx, f, newLogger(f.logLevel, f.logJSON))
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.nodeID, "node-id", "", "unique id of this node")
+	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the agent's reattach state and run logs")
+	fl.StringVar(&f.gossipAddr, "gossip", f.gossipAddr, "gossip address (host:port, TCP and UDP)")
+	fl.StringArrayVar(&f.join, "join", nil, "gossip address of a cluster member (repeatable)")
+	fl.StringVar(&f.pluginDir, "plugin-dir", "", "directory of plugin binaries (default: plugins/ next to this binary)")
+	fl.StringArrayVar(&f.labels, "label", nil, "node label key=value (repeatable)")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	fl.BoolVar(&f.logJSON, "log-json", false, "log as JSON lines")
+	return cmd
+}
+
+// defaultPluginDir is plugins/ next to the running binary (bin/plugins for
+// `make build`).
+func defaultPluginDir() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(exe), "plugins")
+}
+
+func parseLabels(kvs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("label %q: want key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// runDevAgent runs the agent of `ice dev`: its plugins stop with it.
+func runDevAgent(ctx context.Context, f *agentFlags, logger hclog.Logger) error {
+	return startAgent(ctx, f, logger, true)
+}
+
+func runAgent(ctx context.Context, f *agentFlags, logger hclog.Logger) error {
+	return startAgent(ctx, f, logger, false)
+}
+
+func startAgent(ctx context.Context, f *agentFlags, logger hclog.Logger, stopPlugins bool) error {
+	labels, err := parseLabels(f.labels)
+	if err != nil {
+		return err
+	}
+	if f.pluginDir == "" {
+		f.pluginDir = defaultPluginDir()
+	}
+	a, err := agent.New(agent.Config{
+		NodeID:     f.nodeID,
+		DataDir:    f.dataDir,
+		GossipAddr: f.gossipAddr,
+		Join:       f.join,
+		PluginDir:  f.pluginDir,
+		Labels:     labels,
+		Logger:     logger.Named("agent"),
+
+		StopPluginsOnExit: stopPlugins,
+	})
+	if err != nil {
+		return fmt.Errorf("start agent %s: %w", f.nodeID, err)
+	}
+	return a.Run(ctx)
+}
