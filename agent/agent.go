@@ -93,7 +93,7 @@ func New(cfg Config) (*Agent, error) {
 		a.state.close()
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.GossipAddr, err)
 	}
-	a.servers = &serverPool{gossip: a.gossip}
+	a.servers = &serverPool{gossip: a.gossip, static: cfg.Servers}
 	a.logger.Info("agent started", "node_id", cfg.NodeID, "gossip", cfg.GossipAddr, "plugins", len(a.catalog.plugins), "reattached", len(a.runners), "lost", len(a.orphans))
 	return a, nil
 }

@@ -17,6 +17,10 @@ type Config struct {
 	GossipAddr string
 	// Join lists gossip addresses of cluster members.
 	Join []string
+	// Servers, when set, are the servers' HTTP addresses the agent talks
+	// to, instead of those it learns over gossip (for agents behind a proxy
+	// or a load balancer).
+	Servers []string
 	// PluginDir holds the plugin binaries; each file's name is its plugin
 	// name.
 	PluginDir string

@@ -14,6 +14,8 @@ import (
 // view knows; it moves on to the next one after a failure.
 type serverPool struct {
 	gossip *memberlist.Memberlist
+	// static, when set, replaces the gossip view (the --server flag).
+	static []string
 
 	mu      sync.Mutex
 	current string
@@ -21,6 +23,9 @@ type serverPool struct {
 
 // addrs returns the HTTP addresses of the alive servers.
 func (p *serverPool) addrs() []string {
+	if len(p.static) > 0 {
+		return p.static
+	}
 	var out []string
 	for _, m := range p.gossip.Members() {
 		if m.State != memberlist.StateAlive {

@@ -22,6 +22,7 @@ type agentFlags struct {
 	dataDir    string
 	gossipAddr string
 	join       []string
+	servers    []string
 	pluginDir  string
 	labels     []string
 	logLevel   string
@@ -54,6 +55,7 @@ Plugins keep running when the agent stops; a restarted agent with the same
 	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the agent's reattach state and run logs")
 	fl.StringVar(&f.gossipAddr, "gossip", f.gossipAddr, "gossip address (host:port, TCP and UDP)")
 	fl.StringArrayVar(&f.join, "join", nil, "gossip address of a cluster member (repeatable)")
+	fl.StringArrayVar(&f.servers, "server", nil, "HTTP address of a server to talk to instead of those learned by gossip (repeatable)")
 	fl.StringVar(&f.pluginDir, "plugin-dir", "", "directory of plugin binaries (default: plugins/ next to this binary)")
 	fl.StringArrayVar(&f.labels, "label", nil, "node label key=value (repeatable)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
@@ -105,6 +107,7 @@ func startAgent(ctx context.Context, f *agentFlags, logger hclog.Logger, stopPlu
 		DataDir:    f.dataDir,
 		GossipAddr: f.gossipAddr,
 		Join:       f.join,
+		Servers:    f.servers,
 		PluginDir:  f.pluginDir,
 		Labels:     labels,
 		Logger:     logger.Named("agent"),
