@@ -329,11 +329,13 @@ func (r *runner) monitor(ctx context.Context) {
 	fails := 0
 	tick := time.NewTicker(r.a.cfg.HealthInterval)
 	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
 		}
 		inst := r.instance()
 		if inst == nil {

@@ -8,8 +8,9 @@ import (
 	"testing"
 )
 
-// iceBin is the binary built once for all tests of this package.
-var iceBin string
+// iceBin is the binary built once for all tests of this package, and
+// pluginDir holds the example plugins built with it.
+var iceBin, pluginDir string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "ice-e2e-bin-")
@@ -23,6 +24,15 @@ func TestMain(m *testing.M) {
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build ice:", err)
 		os.Exit(1)
+	}
+	pluginDir = filepath.Join(dir, "plugins")
+	for _, p := range []string{"ticker", "batch", "flaky", "httpecho"} {
+		build := exec.Command("go", "build", "-o", filepath.Join(pluginDir, p), "../plugins/examples/"+p)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: build plugin", p+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)

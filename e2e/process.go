@@ -16,8 +16,16 @@ type Process struct {
 	Args []string
 	Log  string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	running bool
+}
+
+// Running reports whether the process has not exited.
+func (p *Process) Running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running
 }
 
 // StartProcess starts bin with args, logging to dir/name.log, and kills it at
@@ -51,10 +59,18 @@ func (p *Process) start(bin string) error {
 		_ = f.Close()
 		return fmt.Errorf("exec %s: %w", bin, err)
 	}
-	go func() { _ = cmd.Wait(); _ = f.Close() }()
 	p.mu.Lock()
-	p.cmd = cmd
+	p.cmd, p.running = cmd, true
 	p.mu.Unlock()
+	go func() {
+		_ = cmd.Wait()
+		_ = f.Close()
+		p.mu.Lock()
+		if p.cmd == cmd {
+			p.running = false
+		}
+		p.mu.Unlock()
+	}()
 	return nil
 }
 
@@ -71,8 +87,10 @@ func (p *Process) Kill() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil && p.cmd.Process != nil {
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		p.cmd = nil
+		// Only the process itself: plugins it started run in process
+		// groups of their own, as they would under an init system.
+		_ = p.cmd.Process.Kill()
+		p.cmd, p.running = nil, false
 	}
 }
 

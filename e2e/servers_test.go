@@ -16,13 +16,15 @@ import (
 )
 
 type serverProc struct {
-	id   string
-	http string
-	proc *Process
+	id     string
+	http   string
+	gossip string
+	proc   *Process
 }
 
-// startServers starts n `ice server` processes that bootstrap together.
-func startServers(t *testing.T, n int) []*serverProc {
+// startServers starts n `ice server` processes that bootstrap together;
+// extra flags go to every server.
+func startServers(t *testing.T, n int, extra ...string) []*serverProc {
 	t.Helper()
 	dir := t.TempDir()
 	type addrs struct{ http, raft, gossip string }
@@ -45,7 +47,8 @@ func startServers(t *testing.T, n int) []*serverProc {
 				args = append(args, "--join", as[j].gossip)
 			}
 		}
-		out = append(out, &serverProc{id: id, http: as[i].http, proc: StartProcess(t, iceBin, dir, id, args...)})
+		args = append(args, extra...)
+		out = append(out, &serverProc{id: id, http: as[i].http, gossip: as[i].gossip, proc: StartProcess(t, iceBin, dir, id, args...)})
 	}
 	return out
 }

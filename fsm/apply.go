@@ -367,7 +367,9 @@ func (s *State) transition(ctx *applyCtx, t *Transition) error {
 		return fmt.Errorf("transition run %s: node may only be named when placing: %w", t.Run, ErrInvalid)
 	}
 	r.State = t.To
-	if t.Reason != "" {
+	// A run keeps the reason of its outcome: the teardown's own reason is
+	// in its event.
+	if t.Reason != "" && (t.To != StateTerminated || r.Reason == "") {
 		r.Reason = t.Reason
 	}
 	if t.To == StateValidating {

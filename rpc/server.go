@@ -236,6 +236,9 @@ func (s *Server) read(f readFunc) handlerFunc {
 			ctx, cancel := context.WithTimeout(r.Context(), o.wait)
 			_, err := s.b.WaitIndex(ctx, o.index)
 			cancel()
+			if r.Context().Err() != nil {
+				return nil // the client went away
+			}
 			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				return fmt.Errorf("blocking query: %w", err)
 			}
