@@ -16,9 +16,18 @@ type Process struct {
 	Args []string
 	Log  string
 
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	running bool
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	running  bool
+	exitCode int
+}
+
+// ExitCode returns the exit status of the last run (-1 if killed by a
+// signal); meaningful once Running is false.
+func (p *Process) ExitCode() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exitCode
 }
 
 // Running reports whether the process has not exited.
@@ -68,6 +77,7 @@ func (p *Process) start(bin string) error {
 		p.mu.Lock()
 		if p.cmd == cmd {
 			p.running = false
+			p.exitCode = cmd.ProcessState.ExitCode()
 		}
 		p.mu.Unlock()
 	}()
