@@ -24,7 +24,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCmd(), newAgentCmd(), newDevCmd())
+	root.AddCommand(newServerCmd(), newAgentCmd(), newDevCmd(), newReplayCmd())
 	root.AddCommand(clientCommands()...)
 	return root
 }
