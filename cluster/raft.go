@@ -70,16 +70,18 @@ func raftConfig(cfg *Config, notify chan bool) *raft.Config {
 	rc.Logger = cfg.Logger.Named("raft")
 	rc.NotifyCh = notify
 	if cfg.Fast {
-		rc.HeartbeatTimeout = 200 * time.Millisecond
-		rc.ElectionTimeout = 200 * time.Millisecond
-		rc.LeaderLeaseTimeout = 100 * time.Millisecond
+		// Short, but not so short that a test machine busy with the race
+		// detector makes leaders step down while they install snapshots.
+		rc.HeartbeatTimeout = 400 * time.Millisecond
+		rc.ElectionTimeout = 400 * time.Millisecond
+		rc.LeaderLeaseTimeout = 300 * time.Millisecond
 		rc.CommitTimeout = 5 * time.Millisecond
 	} else {
 		// Loopback and LAN clusters: detect a dead leader well inside the
 		// 2 s the design allows for writes to resume.
 		rc.HeartbeatTimeout = 500 * time.Millisecond
 		rc.ElectionTimeout = 500 * time.Millisecond
-		rc.LeaderLeaseTimeout = 250 * time.Millisecond
+		rc.LeaderLeaseTimeout = 500 * time.Millisecond
 	}
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold

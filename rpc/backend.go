@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"github.com/ice-run/ice/cluster"
@@ -34,6 +35,10 @@ type Backend interface {
 	Heartbeat(node string) error
 	// LeaseTTL is how long a renewed lease lasts.
 	LeaseTTL() time.Duration
+	// SaveSnapshot writes a verified snapshot archive.
+	SaveSnapshot(w io.Writer) (cluster.ArchiveMeta, error)
+	// RestoreSnapshot replaces the cluster's state with an archive's.
+	RestoreSnapshot(r io.Reader) (cluster.ArchiveMeta, error)
 }
 
 var _ Backend = (*cluster.Server)(nil)

@@ -95,20 +95,27 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	defer resp.Body.Close()
 	idx, _ := strconv.ParseUint(resp.Header.Get(HeaderIndex), 10, 64)
 	if resp.StatusCode >= 300 {
-		var e ErrorResponse
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(raw))
-		}
-		return idx, &APIError{Status: resp.StatusCode, Message: e.Error}
+		return idx, readAPIError(resp)
 	}
 	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		if err := decodeJSON(resp.Body, out); err != nil {
 			return idx, fmt.Errorf("decode %s %s answer: %w", method, path, err)
 		}
 	}
 	return idx, nil
 }
+
+// readAPIError turns an error response into an *APIError.
+func readAPIError(resp *http.Response) error {
+	var e ErrorResponse
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(raw, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(raw))
+	}
+	return &APIError{Status: resp.StatusCode, Message: e.Error}
+}
+
+func decodeJSON(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
 
 // IsStatus reports whether err is an API error with the given HTTP status.
 func IsStatus(err error, status int) bool {
@@ -234,8 +241,7 @@ func (c *Client) FollowEvents(ctx context.Context, from uint64, component string
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return &APIError{Status: resp.StatusCode, Message: strings.TrimSpace(string(raw))}
+		return readAPIError(resp)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)

@@ -27,6 +27,7 @@ func statusFor(err error) int {
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrBadRequest), errors.Is(err, fsm.ErrInvalid), errors.Is(err, fsm.ErrMalformed),
+		errors.Is(err, cluster.ErrArchive), errors.Is(err, fsm.ErrChecksum),
 		errors.Is(err, fsm.ErrUnknownType), errors.Is(err, fsm.ErrUnsupportedVersion):
 		return http.StatusBadRequest
 	case errors.Is(err, fsm.ErrNotAuthorized):

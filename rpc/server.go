@@ -58,6 +58,8 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger) *Ser
 	s.handle("GET /v1/operator/raft/peers", s.getPeers)
 	s.handle("DELETE /v1/operator/raft/peers/{id}", s.write(s.removePeer))
 	s.handle("POST /v1/operator/raft/transfer-leader", s.write(s.transferLeader))
+	s.handle("GET /v1/operator/snapshot", s.getSnapshot)
+	s.handle("PUT /v1/operator/snapshot", s.putSnapshot)
 	s.handle("POST /v1/agent/register", s.write(s.agentRegister))
 	s.handle("POST /v1/agent/heartbeat", s.write(s.agentHeartbeat))
 	s.handle("POST /v1/agent/transitions", s.write(s.agentReport))

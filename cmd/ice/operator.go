@@ -12,11 +12,11 @@ func newOperatorCmd() *cobra.Command {
 	o := &clientOpts{}
 	cmd := &cobra.Command{
 		Use:   "operator",
-		Short: "Cluster maintenance: Raft membership and leadership",
+		Short: "Cluster maintenance: Raft membership and leadership, snapshots",
 		Args:  cobra.NoArgs,
 	}
 	o.register(cmd)
-	cmd.AddCommand(newOperatorRaftCmd(o))
+	cmd.AddCommand(newOperatorRaftCmd(o), newOperatorSnapshotCmd(o))
 	return cmd
 }
 
