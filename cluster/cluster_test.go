@@ -156,3 +156,38 @@ func verifyEvents(s *cluster.Server) (err error) {
 	s.Read(func(st *fsm.State) { err = st.VerifyEvents() })
 	return err
 }
+
+// TestRecoverFromLostQuorum loses two of three servers for good; the
+// survivor's data dir is rewritten with `Recover` to a one-server
+// configuration, and the survivor alone elects itself and has every
+// committed entry.
+func TestRecoverFromLostQuorum(t *testing.T) {
+	c := testcluster.New(t, 3)
+	leader := c.WaitLeader(t)
+	for i := 0; i < 10; i++ {
+		if _, err := c.Client(leader).PutComponent(ctx(t), spec("keep"+strconv.Itoa(i), 0), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.WaitConverged(t)
+	survivor := c.Follower(t)
+	_, want := survivor.Server.Digest()
+	for _, n := range c.Nodes {
+		c.Stop(n)
+	}
+	if err := cluster.Recover(survivor.DataDir, []cluster.RecoverServer{{ID: survivor.ID, RaftAddr: survivor.RaftAddr}}, nil); err != nil {
+		t.Fatalf("recover: %v", err)
+	}
+	c.Restart(survivor)
+	testcluster.WaitFor(t, 15*time.Second, "the survivor to lead alone", survivor.Server.IsLeader)
+	if _, got := survivor.Server.Digest(); got != want {
+		t.Fatalf("digest after recovery %s, before %s", got, want)
+	}
+	if _, err := c.Client(survivor).PutComponent(ctx(t), spec("after-recovery", 0), nil); err != nil {
+		t.Fatalf("write after recovery: %v", err)
+	}
+	comps, err := c.Client(survivor).Components(ctx(t))
+	if err != nil || len(comps) != 11 {
+		t.Fatalf("after recovery: %d components, %v; want 11", len(comps), err)
+	}
+}

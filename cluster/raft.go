@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -31,6 +32,26 @@ func (s *raftStores) close() {
 // openRaftStores opens DataDir/raft/raft.db, DataDir/raft/snapshots and the
 // TCP transport.
 func openRaftStores(cfg *Config) (*raftStores, error) {
+	st, err := openStoresOffline(cfg)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("resolve raft address %q: %w", cfg.RaftAddr, err)
+	}
+	st.transport, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 8, 10*time.Second, cfg.Logger.Named("transport"))
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("listen raft on %s: %w", cfg.RaftAddr, err)
+	}
+	return st, nil
+}
+
+// openStoresOffline opens the log, stable and snapshot stores without a
+// transport.
+func openStoresOffline(cfg *Config) (*raftStores, error) {
 	dir := filepath.Join(cfg.DataDir, "raft")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create raft dir %s: %w", dir, err)
@@ -44,22 +65,15 @@ func openRaftStores(cfg *Config) (*raftStores, error) {
 		BoltOptions: &bbolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true},
 	})
 	if err != nil {
+		if errors.Is(err, bbolt.ErrTimeout) {
+			return nil, fmt.Errorf("open raft log store %s: locked by a running server: %w", dir, err)
+		}
 		return nil, fmt.Errorf("open raft log store %s: %w", dir, err)
 	}
 	st.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, cfg.SnapshotRetain, cfg.Logger.Named("snapshot"))
 	if err != nil {
 		st.close()
 		return nil, fmt.Errorf("open snapshot store %s: %w", dir, err)
-	}
-	addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
-	if err != nil {
-		st.close()
-		return nil, fmt.Errorf("resolve raft address %q: %w", cfg.RaftAddr, err)
-	}
-	st.transport, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 8, 10*time.Second, cfg.Logger.Named("transport"))
-	if err != nil {
-		st.close()
-		return nil, fmt.Errorf("listen raft on %s: %w", cfg.RaftAddr, err)
 	}
 	return st, nil
 }

@@ -340,6 +340,12 @@ func (s *State) transition(ctx *applyCtx, t *Transition) error {
 	if ctx.actor.Kind == KindAgent && (old.Node != ctx.header.Node || old.Epoch != t.Epoch) {
 		return fmt.Errorf("transition run %s by node %q epoch %d: run is held by node %q epoch %d: %w", t.Run, ctx.header.Node, t.Epoch, old.Node, old.Epoch, ErrFenced)
 	}
+	if ctx.actor.Kind == KindAgent && t.To.forward() && s.nodeGone(old.Node) {
+		// A node declared down or gone has lost the authority to move its
+		// runs forward: its agent must register again, and its runs were
+		// or will be replaced. Reporting an abort or a teardown stays open.
+		return fmt.Errorf("transition run %s by node %q: node is down or has left: %w", t.Run, ctx.header.Node, ErrFenced)
+	}
 	if rule.NeedsReason && t.Reason == "" {
 		return fmt.Errorf("transition run %s %s → %s: a reason is required: %w", t.Run, old.State, t.To, ErrInvalid)
 	}
@@ -483,6 +489,9 @@ func (s *State) applyNodeStatus(ctx *applyCtx, req *NodeStatusRequest) error {
 	}
 	if old.Status == req.Status {
 		return nil
+	}
+	if (old.Status == NodeDown || old.Status == NodeLeft) && (req.Status == NodeReady || req.Status == NodeDraining) {
+		return fmt.Errorf("set node %q %s: it is %s; only its agent registering again makes it %s: %w", req.ID, req.Status, old.Status, NodeReady, ErrConflict)
 	}
 	n := *old
 	n.Status, n.Reason = req.Status, req.Reason

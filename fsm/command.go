@@ -174,11 +174,11 @@ func Encode(t MessageType, h Header, body any) ([]byte, error) {
 	}
 	raw, err := json.Marshal(body)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s body: %w", t, err)
+		return nil, fmt.Errorf("encode %s body: %v: %w", t, err, ErrInvalid)
 	}
 	out, err := json.Marshal(envelope{Header: h, Body: raw})
 	if err != nil {
-		return nil, fmt.Errorf("encode %s envelope: %w", t, err)
+		return nil, fmt.Errorf("encode %s envelope: %v: %w", t, err, ErrInvalid)
 	}
 	return append([]byte{byte(t), BodyVersion}, out...), nil
 }

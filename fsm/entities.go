@@ -60,7 +60,8 @@ type Spec struct {
 // Component is a desired, versioned spec and its bookkeeping.
 type Component struct {
 	Spec
-	// Generation increases on every change of the spec or status.
+	// Generation increases on every change an operator makes (spec, stop,
+	// deploy again); the runtime marking it failed does not change it.
 	Generation uint64 `json:"generation"`
 	// RunGeneration is the generation at which the parts of the spec that
 	// runs execute (plugin, config, constraints, restart policy) last

@@ -45,6 +45,12 @@ func (s RunState) Ended() bool {
 	return false
 }
 
+// forward reports whether s is a step towards execution that an agent
+// proposes (CONTEXT_READY, EXECUTING, VALIDATING).
+func (s RunState) forward() bool {
+	return s == StateContextReady || s == StateExecuting || s == StateValidating
+}
+
 // Proposer says who may propose a transition. It is a set of bits.
 type Proposer uint8
 

@@ -262,11 +262,15 @@ func ReadSnapshot(r io.Reader, progress RestoreProgress) (*State, SnapshotMeta, 
 		}
 		tick()
 	}
-	st.events = make([]Event, meta.Events)
-	for i := range st.events {
-		if err := rd.expect(recordEvent, &st.events[i]); err != nil {
+	// Grow as records arrive: the count is not trusted before the checksum
+	// is, and a corrupt one must not allocate (or panic on) a huge slice.
+	st.events = make([]Event, 0, min(meta.Events, 1<<16))
+	for i := 0; i < meta.Events; i++ {
+		var e Event
+		if err := rd.expect(recordEvent, &e); err != nil {
 			return nil, meta, fmt.Errorf("read snapshot event %d: %w", i, err)
 		}
+		st.events = append(st.events, e)
 		tick()
 	}
 	want := sum.Sum(nil)
