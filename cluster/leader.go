@@ -145,6 +145,12 @@ func (s *Server) reconcileRuns(ctx context.Context) int64 {
 	for _, batch := range plan.Placements {
 		s.proposeRuntime(ctx, fsm.RunTransitionType, hp, &fsm.RunTransitionRequest{Transitions: batch})
 	}
+	for _, batch := range plan.Notes {
+		s.proposeRuntime(ctx, fsm.RunsNoteType, hp, &fsm.RunsNoteRequest{Notes: batch})
+	}
+	for i := range plan.Nodes {
+		s.proposeRuntime(ctx, fsm.NodeStatusType, fsm.Header{Actor: fsm.RuntimeActor, Purpose: "drain"}, &plan.Nodes[i])
+	}
 	return plan.Wake
 }
 

@@ -20,6 +20,10 @@ type Plan struct {
 	Fails      []fsm.ComponentFailRequest
 	Creates    [][]fsm.NewRun
 	Placements [][]fsm.Transition
+	// Notes say why due CREATED runs cannot be placed (only changes).
+	Notes [][]fsm.RunNote
+	// Nodes are status changes: drained nodes become ineligible.
+	Nodes []fsm.NodeStatusRequest
 	// Unplaced counts CREATED runs that are due but fit no node, by reason.
 	Unplaced map[string]int
 	// Wake is the earliest future NotBefore of a CREATED run (0: none), when
@@ -29,7 +33,8 @@ type Plan struct {
 
 // Empty reports whether there is nothing to propose.
 func (p *Plan) Empty() bool {
-	return len(p.Ends) == 0 && len(p.Fails) == 0 && len(p.Creates) == 0 && len(p.Placements) == 0
+	return len(p.Ends) == 0 && len(p.Fails) == 0 && len(p.Creates) == 0 && len(p.Placements) == 0 &&
+		len(p.Notes) == 0 && len(p.Nodes) == 0
 }
 
 // Reconcile compares every component's desired state with its runs and the
@@ -41,8 +46,11 @@ func (p *Plan) Empty() bool {
 //     whose node is gone (down, left, or never placed) is TERMINATED, since
 //     no agent is left to report the teardown;
 //   - a run not yet ended is TERMINATED_BY_RUNTIME when its node lost its
-//     lease, its component was stopped or failed, it sits above the count,
-//     or the run spec changed since it was created;
+//     lease, its component was stopped, or it sits above the count; one
+//     whose run spec changed since it was created (a rolling update) or
+//     whose node is draining is replaced max_parallel at a time, and a
+//     rolling update whose new runs fail stops and keeps the old runs (a
+//     failed component keeps whatever still runs);
 //   - a VALIDATING run is COMMITTED when its output matches the component's
 //     output pattern (any non-empty output without one), ABORTED otherwise;
 //   - an empty slot of a running component gets a new CREATED run, unless
@@ -50,7 +58,9 @@ func (p *Plan) Empty() bool {
 //     restart policy's backoff, and a slot that failed more often in a row
 //     than the policy allows fails the component;
 //   - a CREATED run that is due is placed on a ready node that has the
-//     plugin and meets the constraints, spreading each component's runs.
+//     plugin and meets the constraints, spreading each component's runs;
+//     when none fits, the run records why;
+//   - a draining node with no run left becomes ineligible.
 func Reconcile(st *fsm.State, now int64, batch int) Plan {
 	r := &reconcile{st: st, now: now, plan: Plan{Unplaced: map[string]int{}}}
 	r.loadNodes()
@@ -64,7 +74,13 @@ func Reconcile(st *fsm.State, now int64, batch int) Plan {
 	for _, c := range st.Components() {
 		r.component(c, byComponent[c.Name])
 	}
+	for _, n := range st.Nodes() {
+		if n.Status == fsm.NodeDraining && r.load[n.ID] == 0 {
+			r.plan.Nodes = append(r.plan.Nodes, fsm.NodeStatusRequest{ID: n.ID, Status: fsm.NodeIneligible, Reason: "drain complete"})
+		}
+	}
 	p := r.plan
+	p.Notes = chunk(r.notes, batch)
 	p.Ends = chunk(r.ends, batch)
 	p.Creates = chunk(r.creates, batch)
 	p.Placements = chunk(r.placements, batch)
@@ -80,6 +96,7 @@ type reconcile struct {
 
 	ends, placements []fsm.Transition
 	creates          []fsm.NewRun
+	notes            []fsm.RunNote
 }
 
 func (r *reconcile) loadNodes() {
@@ -97,11 +114,14 @@ func (r *reconcile) component(c *fsm.Component, runs []*fsm.Run) {
 	lastEnded := map[int]*fsm.Run{}
 	perNode := map[string]int{}
 	var due []*fsm.Run
+	var replaceable []*fsm.Run // executing, but outdated or on a draining node
+	serving, rolloutFailed := 0, false
 	for _, run := range runs {
 		switch {
 		case run.State == fsm.StateTerminated:
 			if run.Generation >= c.RunGeneration {
 				lastEnded[run.Slot] = run
+				rolloutFailed = rolloutFailed || (run.Outcome == fsm.StateAborted && c.RunGeneration > 1)
 			}
 			continue
 		case run.State.Ended():
@@ -117,10 +137,15 @@ func (r *reconcile) component(c *fsm.Component, runs []*fsm.Run) {
 		if run.Node != "" {
 			perNode[run.Node]++
 		}
-		switch run.State {
-		case fsm.StateValidating:
+		if run.State == fsm.StateExecuting && run.Slot < c.Count {
+			serving++
+		}
+		switch {
+		case run.State == fsm.StateValidating:
 			r.ends = append(r.ends, validate(c, run))
-		case fsm.StateCreated:
+		case r.outdated(c, run) || r.draining(run) != nil:
+			replaceable = append(replaceable, run)
+		case run.State == fsm.StateCreated:
 			if run.NotBefore > r.now {
 				if r.plan.Wake == 0 || run.NotBefore < r.plan.Wake {
 					r.plan.Wake = run.NotBefore
@@ -130,11 +155,57 @@ func (r *reconcile) component(c *fsm.Component, runs []*fsm.Run) {
 			due = append(due, run)
 		}
 	}
+	r.replace(c, replaceable, serving, rolloutFailed)
 	if c.Status == fsm.ComponentRunning {
 		r.fill(c, lastEnded)
 	}
 	for _, run := range due {
 		r.place(c, run, perNode)
+	}
+}
+
+// outdated reports whether a run was created before its component's run
+// spec last changed.
+func (r *reconcile) outdated(c *fsm.Component, run *fsm.Run) bool {
+	return run.Generation < c.RunGeneration
+}
+
+// draining returns the node of a run if that node is draining.
+func (r *reconcile) draining(run *fsm.Run) *fsm.Node {
+	if run.Node == "" {
+		return nil
+	}
+	n, ok := r.st.Node(run.Node)
+	if !ok || n.Status != fsm.NodeDraining {
+		return nil
+	}
+	return n
+}
+
+// replace ends runs that must move (outdated by a rolling update, or on a
+// draining node) at most max_parallel at a time: only while fewer than
+// max_parallel of the component's slots are without an EXECUTING run. Runs
+// that are not executing yet, and runs on nodes whose drain deadline has
+// passed, are ended at once. A rolling update whose new runs failed stops:
+// the old runs keep running.
+func (r *reconcile) replace(c *fsm.Component, runs []*fsm.Run, serving int, rolloutFailed bool) {
+	budget := max(c.MaxParallel, 1) - (c.Count - serving)
+	for _, run := range runs {
+		n := r.draining(run)
+		urgent := run.State != fsm.StateExecuting || (n != nil && n.DrainDeadline > 0 && r.now >= n.DrainDeadline)
+		reason := fmt.Sprintf("replaced by generation %d", c.Generation)
+		if n != nil {
+			reason = fmt.Sprintf("node %s draining", n.ID)
+		} else if rolloutFailed {
+			continue // the update failed: keep the old run
+		}
+		if !urgent {
+			if budget <= 0 {
+				continue
+			}
+			budget--
+		}
+		r.ends = append(r.ends, fsm.Transition{Run: run.ID, To: fsm.StateTerminatedByRuntime, Reason: reason})
 	}
 }
 
@@ -145,12 +216,8 @@ func (r *reconcile) endReason(c *fsm.Component, run *fsm.Run) string {
 		return fmt.Sprintf("node %s lost its lease", run.Node)
 	case c.Status == fsm.ComponentStopped:
 		return "component stopped"
-	case c.Status == fsm.ComponentFailed:
-		return "component failed"
 	case run.Slot >= c.Count:
 		return fmt.Sprintf("scaled down to %d", c.Count)
-	case run.Generation < c.RunGeneration:
-		return fmt.Sprintf("replaced by generation %d", c.Generation)
 	}
 	return ""
 }
@@ -243,6 +310,9 @@ func (r *reconcile) place(c *fsm.Component, run *fsm.Run, perNode map[string]int
 	}
 	if best == nil {
 		r.plan.Unplaced[reason]++
+		if run.Reason != reason {
+			r.notes = append(r.notes, fsm.RunNote{Run: run.ID, Reason: reason})
+		}
 		return
 	}
 	perNode[best.ID]++

@@ -47,6 +47,12 @@ func (a *applier) execute(p Plan) {
 	for _, b := range p.Placements {
 		a.apply(fsm.RunTransitionType, fsm.RuntimeActor, "", &fsm.RunTransitionRequest{Transitions: b})
 	}
+	for _, b := range p.Notes {
+		a.apply(fsm.RunsNoteType, fsm.RuntimeActor, "", &fsm.RunsNoteRequest{Notes: b})
+	}
+	for i := range p.Nodes {
+		a.apply(fsm.NodeStatusType, fsm.RuntimeActor, "", &p.Nodes[i])
+	}
 }
 
 // now is the leader time of the next entry.
@@ -71,6 +77,13 @@ func TestReconcileLifecycleOfAComponent(t *testing.T) {
 	a.execute(p)
 	if got := a.states("web"); got[fsm.StateCreated] != 3 {
 		t.Fatalf("after first plan: %v", got)
+	}
+	// With no node, each run records why it waits, once.
+	a.execute(Reconcile(a.st, a.now(), 100))
+	for _, r := range a.st.Runs("web") {
+		if r.Reason != "no ready node" {
+			t.Fatalf("unplaced run %s has reason %q", r.ID, r.Reason)
+		}
 	}
 	if p := Reconcile(a.st, a.now(), 100); !p.Empty() {
 		t.Fatalf("reconcile of a converged state proposes %+v", p)

@@ -123,6 +123,8 @@ func (s *State) applyCommand(index, term uint64, cmd Command, res *Result) error
 		return s.applyNodeStatus(ctx, body)
 	case *ComponentFailRequest:
 		return s.applyComponentFail(ctx, body)
+	case *RunsNoteRequest:
+		return s.applyRunsNote(ctx, body)
 	}
 	return fmt.Errorf("no apply function for %s: %w", cmd.Type, ErrUnknownType)
 }
@@ -430,6 +432,38 @@ func (s *State) applyComponentFail(ctx *applyCtx, req *ComponentFailRequest) err
 	return nil
 }
 
+func (s *State) applyRunsNote(ctx *applyCtx, req *RunsNoteRequest) error {
+	if len(req.Notes) == 0 {
+		return fmt.Errorf("no notes: %w", ErrInvalid)
+	}
+	ctx.res.Items = make([]error, len(req.Notes))
+	for i, n := range req.Notes {
+		ctx.res.Items[i] = s.noteRun(ctx, n)
+	}
+	return nil
+}
+
+func (s *State) noteRun(ctx *applyCtx, n RunNote) error {
+	old, ok := s.runs[n.Run]
+	if !ok {
+		return fmt.Errorf("note run %q: %w", n.Run, ErrNotFound)
+	}
+	if old.State != StateCreated {
+		return fmt.Errorf("note run %s: it is %s, notes are for %s runs: %w", n.Run, old.State, StateCreated, ErrConflict)
+	}
+	if n.Reason == "" || len(n.Reason) > maxReasonLen {
+		return fmt.Errorf("note run %s: a reason of at most %d bytes is required: %w", n.Run, maxReasonLen, ErrInvalid)
+	}
+	if old.Reason == n.Reason {
+		return nil
+	}
+	r := *old
+	r.Reason, r.ModifyIndex, r.ModifyTime = n.Reason, ctx.index, ctx.header.Time
+	s.runs[r.ID] = &r
+	s.emit(ctx, "run.waiting", r.ID, r.Component, n)
+	return nil
+}
+
 // nodeGone reports whether no agent can report for runs on node: the run
 // was never placed, or its node is down or has left.
 func (s *State) nodeGone(node string) bool {
@@ -487,21 +521,25 @@ func (s *State) applyNodeStatus(ctx *applyCtx, req *NodeStatusRequest) error {
 	if len(req.Reason) > maxReasonLen {
 		return fmt.Errorf("set status of node %q: reason over %d bytes: %w", req.ID, maxReasonLen, ErrInvalid)
 	}
-	if old.Status == req.Status {
+	if req.DrainDeadline != 0 && req.Status != NodeDraining {
+		return fmt.Errorf("set node %q %s: a drain deadline only goes with %s: %w", req.ID, req.Status, NodeDraining, ErrInvalid)
+	}
+	if old.Status == req.Status && old.DrainDeadline == req.DrainDeadline {
 		return nil
 	}
-	if (old.Status == NodeDown || old.Status == NodeLeft) && (req.Status == NodeReady || req.Status == NodeDraining) {
+	if (old.Status == NodeDown || old.Status == NodeLeft) && req.Status != NodeDown && req.Status != NodeLeft {
 		return fmt.Errorf("set node %q %s: it is %s; only its agent registering again makes it %s: %w", req.ID, req.Status, old.Status, NodeReady, ErrConflict)
 	}
 	n := *old
-	n.Status, n.Reason = req.Status, req.Reason
+	n.Status, n.Reason, n.DrainDeadline = req.Status, req.Reason, req.DrainDeadline
 	n.ModifyIndex, n.ModifyTime = ctx.index, ctx.header.Time
 	s.nodes[n.ID] = &n
 	s.emit(ctx, "node.status", n.ID, "", struct {
-		From   NodeStatus `json:"from"`
-		To     NodeStatus `json:"to"`
-		Reason string     `json:"reason,omitempty"`
-	}{old.Status, n.Status, req.Reason})
+		From          NodeStatus `json:"from"`
+		To            NodeStatus `json:"to"`
+		Reason        string     `json:"reason,omitempty"`
+		DrainDeadline int64      `json:"drain_deadline,omitempty"`
+	}{old.Status, n.Status, req.Reason, req.DrainDeadline})
 	return nil
 }
 

@@ -11,6 +11,7 @@ var CommandAuthority = map[MessageType]ActorKind{
 	NodeRegisterType:    KindAgent,
 	NodeStatusType:      KindRuntime | KindAgent | KindOperator,
 	ComponentFailType:   KindRuntime,
+	RunsNoteType:        KindRuntime,
 }
 
 // nodeStatusAuthority says which node statuses each kind of actor may set.
@@ -18,8 +19,8 @@ var CommandAuthority = map[MessageType]ActorKind{
 // eligibility; the runtime also declares nodes down when leases expire.
 var nodeStatusAuthority = map[ActorKind][]NodeStatus{
 	KindAgent:    {NodeLeft},
-	KindOperator: {NodeReady, NodeDraining},
-	KindRuntime:  {NodeReady, NodeDraining, NodeDown, NodeLeft},
+	KindOperator: {NodeReady, NodeDraining, NodeIneligible},
+	KindRuntime:  {NodeReady, NodeDraining, NodeIneligible, NodeDown, NodeLeft},
 }
 
 func mayProposeTransition(rule Rule, actor Actor, nodeGone bool) bool {

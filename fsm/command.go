@@ -22,6 +22,7 @@ const (
 	NodeRegisterType                       // agent: register or refresh its node
 	NodeStatusType                         // runtime, agent or operator: change a node's status
 	ComponentFailType                      // runtime: mark a crash-looping component failed
+	RunsNoteType                           // runtime: say why CREATED runs wait (cannot be placed)
 
 	// maxMessageType is one past the last known type.
 	maxMessageType
@@ -35,6 +36,7 @@ var messageTypeNames = [...]string{
 	NodeRegisterType:    "node.register",
 	NodeStatusType:      "node.status",
 	ComponentFailType:   "component.fail",
+	RunsNoteType:        "runs.note",
 }
 
 // String returns the type's stable name, used in events and metrics.
@@ -122,6 +124,20 @@ type NodeStatusRequest struct {
 	ID     string     `json:"id"`
 	Status NodeStatus `json:"status"`
 	Reason string     `json:"reason,omitempty"`
+	// DrainDeadline applies to draining (leader time, unix nanos; 0: none).
+	DrainDeadline int64 `json:"drain_deadline,omitempty"`
+}
+
+// RunNote records why a CREATED run is waiting.
+type RunNote struct {
+	Run    string `json:"run"`
+	Reason string `json:"reason"`
+}
+
+// RunsNoteRequest records, for CREATED runs, why they are not placed. It
+// changes no run's state; items are applied independently.
+type RunsNoteRequest struct {
+	Notes []RunNote `json:"notes"`
 }
 
 // ComponentFailRequest marks a component failed: its latest runs exhausted
@@ -157,6 +173,8 @@ func newBody(t MessageType) any {
 		return &NodeStatusRequest{}
 	case ComponentFailType:
 		return &ComponentFailRequest{}
+	case RunsNoteType:
+		return &RunsNoteRequest{}
 	}
 	return nil
 }

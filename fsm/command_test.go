@@ -38,6 +38,7 @@ var sampleBodies = map[MessageType]any{
 	}},
 	NodeStatusType:    &NodeStatusRequest{ID: "n1", Status: NodeDown, Reason: "lease expired"},
 	ComponentFailType: &ComponentFailRequest{Name: "web", Generation: 4, Reason: "crash loop"},
+	RunsNoteType:      &RunsNoteRequest{Notes: []RunNote{{Run: "r1", Reason: "no ready node has plugin ticker"}}},
 }
 
 var sampleHeader = Header{Actor: AgentActor("n1"), Purpose: "report <&> \"x\"", Time: 1_700_000_000_123_456_789, Node: "n1"}
@@ -56,6 +57,7 @@ func TestMessageTypesAreStable(t *testing.T) {
 		{NodeRegisterType, 5, "node.register"},
 		{NodeStatusType, 6, "node.status"},
 		{ComponentFailType, 7, "component.fail"},
+		{RunsNoteType, 8, "runs.note"},
 	}
 	for _, w := range want {
 		if uint8(w.t) != w.n || w.t.String() != w.name {
@@ -237,6 +239,7 @@ var expectedAuthority = map[MessageType]ActorKind{
 	NodeRegisterType:    KindAgent,
 	NodeStatusType:      KindRuntime | KindAgent | KindOperator,
 	ComponentFailType:   KindRuntime,
+	RunsNoteType:        KindRuntime,
 }
 
 func TestCommandAuthorityTable(t *testing.T) {
@@ -263,6 +266,7 @@ func authorityFixture(t *testing.T) (*harness, map[MessageType]any) {
 		NodeRegisterType:    &NodeRegisterRequest{Node: testNode("n1")},
 		NodeStatusType:      &NodeStatusRequest{ID: "n1", Status: NodeLeft},
 		ComponentFailType:   &ComponentFailRequest{Name: "db", Generation: db.Generation, Reason: "crash loop"},
+		RunsNoteType:        &RunsNoteRequest{Notes: []RunNote{{Run: id, Reason: "no ready node has plugin ticker"}}},
 	}
 }
 

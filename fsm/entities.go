@@ -52,6 +52,9 @@ type Spec struct {
 	Count       int               `json:"count"`
 	Constraints []Constraint      `json:"constraints,omitempty"`
 	Restart     RestartPolicy     `json:"restart"`
+	// MaxParallel is how many of its runs the runtime replaces at a time in a
+	// rolling update or a drain (0 means 1).
+	MaxParallel int `json:"max_parallel,omitempty"`
 	// OutputPattern is the regular expression the output of a finite run
 	// must match for the runtime to commit it (empty: any non-empty output).
 	OutputPattern string `json:"output_pattern,omitempty"`
@@ -109,15 +112,19 @@ type NodeStatus string
 
 // Node statuses.
 const (
-	NodeReady    NodeStatus = "ready"
+	NodeReady NodeStatus = "ready"
+	// NodeDraining: no new placements, and the runtime moves its runs off;
+	// once none is left the runtime marks it ineligible.
 	NodeDraining NodeStatus = "draining"
-	NodeDown     NodeStatus = "down"
-	NodeLeft     NodeStatus = "left"
+	// NodeIneligible: no new placements; its runs stay.
+	NodeIneligible NodeStatus = "ineligible"
+	NodeDown       NodeStatus = "down"
+	NodeLeft       NodeStatus = "left"
 )
 
 func (s NodeStatus) valid() bool {
 	switch s {
-	case NodeReady, NodeDraining, NodeDown, NodeLeft:
+	case NodeReady, NodeDraining, NodeIneligible, NodeDown, NodeLeft:
 		return true
 	}
 	return false
@@ -132,13 +139,16 @@ type PluginInfo struct {
 
 // Node is an agent as the cluster knows it.
 type Node struct {
-	ID          string            `json:"id"`
-	Address     string            `json:"address,omitempty"`
-	Labels      map[string]string `json:"labels,omitempty"`
-	Plugins     []PluginInfo      `json:"plugins,omitempty"`
-	Status      NodeStatus        `json:"status"`
-	Reason      string            `json:"reason,omitempty"`
-	CreateIndex uint64            `json:"create_index"`
-	ModifyIndex uint64            `json:"modify_index"`
-	ModifyTime  int64             `json:"modify_time"`
+	ID      string            `json:"id"`
+	Address string            `json:"address,omitempty"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	Plugins []PluginInfo      `json:"plugins,omitempty"`
+	Status  NodeStatus        `json:"status"`
+	Reason  string            `json:"reason,omitempty"`
+	// DrainDeadline (leader time, unix nanos) is when a draining node's
+	// remaining runs are ended all at once instead of max_parallel at a time.
+	DrainDeadline int64  `json:"drain_deadline,omitempty"`
+	CreateIndex   uint64 `json:"create_index"`
+	ModifyIndex   uint64 `json:"modify_index"`
+	ModifyTime    int64  `json:"modify_time"`
 }

@@ -60,6 +60,7 @@ func fuzzSeeds(fx *fuzzFixture) map[string][]byte {
 		}(), CAS: u64(0)}),
 		"delete":          mustEncode(ComponentDeleteType, op, &ComponentDeleteRequest{Name: "db"}),
 		"fail":            mustEncode(ComponentFailType, rt, &ComponentFailRequest{Name: "web", Generation: web.Generation, Reason: "crash loop"}),
+		"note":            mustEncode(RunsNoteType, rt, &RunsNoteRequest{Notes: []RunNote{{Run: cre.ID, Reason: "no ready node"}}}),
 		"create-conflict": mustEncode(RunsCreateType, rt, &RunsCreateRequest{Runs: []NewRun{{Component: "web", Generation: web.Generation, Slot: 2}}}),
 		"place":           mustEncode(RunTransitionType, rt, tr(Transition{Run: cre.ID, To: StateProvisioned, Node: "n2"})),
 		"agent-ready":     mustEncode(RunTransitionType, ag("n2"), tr(Transition{Run: prov.ID, To: StateContextReady, Epoch: prov.Epoch})),

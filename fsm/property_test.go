@@ -123,6 +123,18 @@ func checkApplyResult(t tb, e genEntry, res *Result, before fingerprint, st *Sta
 				}
 			}
 		}
+	case RunsNoteType:
+		accepted := 0
+		for _, err := range res.Items {
+			if err == nil {
+				accepted++
+			} else if !IsRejection(err) || isInternal(err) {
+				t.Fatalf("entry %d: item error %v", res.Index, err)
+			}
+		}
+		if res.Events > accepted { // a note that repeats the reason is accepted without an event
+			t.Fatalf("entry %d: %d notes accepted, %d events", res.Index, accepted, res.Events)
+		}
 	default:
 		if res.Items != nil || res.Events > 1 {
 			t.Fatalf("entry %d: %s has items %v and %d events", res.Index, res.Type, res.Items, res.Events)

@@ -72,6 +72,9 @@ func ValidateSpec(sp *Spec) error {
 	if _, err := regexp.Compile(sp.OutputPattern); err != nil {
 		return fmt.Errorf("component %q: output_pattern: %v: %w", sp.Name, err, ErrInvalid)
 	}
+	if sp.MaxParallel < 0 || sp.MaxParallel > MaxCount {
+		return fmt.Errorf("component %q: max_parallel %d out of range 0..%d: %w", sp.Name, sp.MaxParallel, MaxCount, ErrInvalid)
+	}
 	r := sp.Restart
 	if r.Attempts < 0 || r.DelayNanos < 0 || r.MaxDelayNanos < 0 {
 		return fmt.Errorf("component %q: restart policy values must not be negative: %w", sp.Name, ErrInvalid)

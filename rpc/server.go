@@ -48,6 +48,8 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger) *Ser
 	s := &Server{b: b, logger: logger, mux: http.NewServeMux(), proxies: map[string]*httputil.ReverseProxy{}}
 	s.handle("GET /v1/status", s.getStatus)
 	s.handle("GET /v1/nodes", s.read(s.getNodes))
+	s.handle("PUT /v1/nodes/{id}/drain", s.write(s.drainNode))
+	s.handle("PUT /v1/nodes/{id}/eligibility", s.write(s.nodeEligibility))
 	s.handle("GET /v1/components", s.read(s.getComponents))
 	s.handle("GET /v1/components/{name}", s.read(s.getComponent))
 	s.handle("PUT /v1/components/{name}", s.write(s.putComponent))

@@ -24,6 +24,7 @@ import (
 //	  config = { file = "/tmp/ticker.log", interval = "1s" }
 //	  constraint { label = "zone", op = "=", value = "a" }
 //	  restart { attempts = 3, delay = "1s", max_delay = "30s" }
+//	  update { max_parallel = 1 }   # rolling updates and drains
 //	}
 func ParseSpecFile(filename string, src []byte) (*ComponentSpec, error) {
 	trimmed := bytes.TrimSpace(src)
@@ -63,12 +64,17 @@ type hclComponent struct {
 	Constraints   []hclConstraint `hcl:"constraint,block"`
 	Restart       *hclRestart     `hcl:"restart,block"`
 	OutputPattern string          `hcl:"output_pattern,optional"`
+	Update        *hclUpdate      `hcl:"update,block"`
 }
 
 type hclConstraint struct {
 	Label string `hcl:"label"`
 	Op    string `hcl:"op,optional"`
 	Value string `hcl:"value"`
+}
+
+type hclUpdate struct {
+	MaxParallel int `hcl:"max_parallel,optional"`
 }
 
 type hclRestart struct {
@@ -96,6 +102,9 @@ func parseSpecHCL(filename string, src []byte) (*ComponentSpec, error) {
 		Count:  c.Count,
 
 		OutputPattern: c.OutputPattern,
+	}
+	if c.Update != nil {
+		sp.MaxParallel = c.Update.MaxParallel
 	}
 	for _, k := range c.Constraints {
 		op := k.Op

@@ -21,6 +21,9 @@ type ComponentSpec struct {
 	Count       *int               `json:"count,omitempty"`
 	Constraints []fsm.Constraint   `json:"constraints,omitempty"`
 	Restart     *RestartPolicySpec `json:"restart,omitempty"`
+	// MaxParallel is how many runs a rolling update or a drain replaces at
+	// a time (default 1).
+	MaxParallel int `json:"max_parallel,omitempty"`
 	// OutputPattern is the regular expression a finite run's output must
 	// match to be committed.
 	OutputPattern string `json:"output_pattern,omitempty"`
@@ -46,7 +49,7 @@ func (c *ComponentSpec) ToFSM(name string) (fsm.Spec, error) {
 	if c.Name != "" && c.Name != name {
 		return fsm.Spec{}, fmt.Errorf("spec names component %q but the request is for %q: %w", c.Name, name, ErrBadRequest)
 	}
-	sp := fsm.Spec{Name: name, Plugin: c.Plugin, Constraints: c.Constraints, Count: 1, OutputPattern: c.OutputPattern}
+	sp := fsm.Spec{Name: name, Plugin: c.Plugin, Constraints: c.Constraints, Count: 1, OutputPattern: c.OutputPattern, MaxParallel: c.MaxParallel}
 	if c.Count != nil {
 		sp.Count = *c.Count
 	}

@@ -86,6 +86,7 @@ func newNodesCmd() *cobra.Command {
 	}
 	o.register(cmd)
 	o.registerRead(cmd)
+	cmd.AddCommand(newNodeDrainCmd(&o), newNodeEligibilityCmd(&o))
 	return cmd
 }
 
