@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -28,6 +27,7 @@ type Server struct {
 	gossip *memberlist.Memberlist
 
 	leases leaseTable
+	commit *committer
 
 	memberEvents chan struct{}
 	leaderNotify chan bool
@@ -76,7 +76,9 @@ func New(cfg Config) (*Server, error) {
 		s.abort()
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.GossipAddr, err)
 	}
-	s.wg.Add(3)
+	s.commit = newCommitter(s.raft, cfg.ApplyTimeout, s.shutdownCh)
+	s.wg.Add(4)
+	go func() { defer s.wg.Done(); s.commit.run() }()
 	go s.joinLoop()
 	go s.bootstrapLoop()
 	go s.leaderLoop()
@@ -154,29 +156,17 @@ func (s *Server) Apply(ctx context.Context, t fsm.MessageType, h fsm.Header, bod
 
 func (s *Server) applyRaw(ctx context.Context, t fsm.MessageType, data []byte) (*fsm.Result, error) {
 	timeout := s.cfg.ApplyTimeout
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
-		timeout = time.Until(dl)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
 	}
 	start := time.Now()
-	f := s.raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
-		switch {
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-			return nil, fmt.Errorf("apply %s: %w", t, ErrNotLeader)
-		case errors.Is(err, raft.ErrEnqueueTimeout):
-			return nil, fmt.Errorf("apply %s: %w: %v", t, ErrTimeout, err)
-		case errors.Is(err, raft.ErrRaftShutdown):
-			return nil, fmt.Errorf("apply %s: %w", t, ErrShutdown)
-		}
-		// ErrLeadershipLost: the entry may still commit; the caller must
-		// treat the outcome as unknown.
-		return nil, fmt.Errorf("apply %s: outcome unknown: %w", t, err)
+	res, err := s.commit.propose(ctx, t, data)
+	if err != nil {
+		return nil, err
 	}
 	metrics.MeasureSinceWithLabels([]string{"ice", "apply"}, start, []metrics.Label{{Name: "type", Value: t.String()}})
-	res, ok := f.Response().(*fsm.Result)
-	if !ok {
-		return nil, fmt.Errorf("apply %s: unexpected response %T", t, f.Response())
-	}
 	return res, nil
 }
 

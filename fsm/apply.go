@@ -25,15 +25,20 @@ type Result struct {
 	RunIDs []string
 	// Events is the number of events the command produced.
 	Events int
+	// Batch holds one result per command of a batch entry.
+	Batch []*Result
 }
 
 // Rejected returns the number of rejected items (1 if the whole command was
-// rejected).
+// rejected; the sum over its commands for a batch).
 func (r *Result) Rejected() int {
 	if r.Err != nil {
 		return 1
 	}
 	n := 0
+	for _, b := range r.Batch {
+		n += b.Rejected()
+	}
 	for _, e := range r.Items {
 		if e != nil {
 			n++
@@ -47,6 +52,11 @@ func (r *Result) FirstErr() error {
 	if r.Err != nil {
 		return r.Err
 	}
+	for _, b := range r.Batch {
+		if err := b.FirstErr(); err != nil {
+			return err
+		}
+	}
 	for _, e := range r.Items {
 		if e != nil {
 			return e
@@ -59,6 +69,7 @@ func (r *Result) FirstErr() error {
 type applyCtx struct {
 	index  uint64
 	term   uint64
+	sub    int
 	typ    MessageType
 	header Header
 	actor  Actor
@@ -78,19 +89,30 @@ func (s *State) Apply(index, term uint64, data []byte) (res *Result) {
 		}
 	}()
 	s.index, s.term = index, term
-	cmd, err := Decode(data)
-	if err != nil {
-		res.Err = fmt.Errorf("apply entry %d: %w", index, err)
+	if len(data) > 0 && MessageType(data[0]) == BatchType {
+		res.Type = BatchType
+		s.applyBatch(index, term, data, res)
 		return res
 	}
-	res.Type = cmd.Type
-	if err := s.applyCommand(index, term, cmd, res); err != nil {
-		res.Err = fmt.Errorf("apply %s at %d: %w", cmd.Type, index, err)
-	}
+	s.applyOne(index, term, 0, data, res)
 	return res
 }
 
-func (s *State) applyCommand(index, term uint64, cmd Command, res *Result) error {
+// applyOne applies one command; sub is its position in a batch entry (0
+// for an entry of its own), which keeps run ids unique within the entry.
+func (s *State) applyOne(index, term uint64, sub int, data []byte, res *Result) {
+	cmd, err := Decode(data)
+	if err != nil {
+		res.Err = fmt.Errorf("apply entry %d: %w", index, err)
+		return
+	}
+	res.Type = cmd.Type
+	if err := s.applyCommand(index, term, sub, cmd, res); err != nil {
+		res.Err = fmt.Errorf("apply %s at %d: %w", cmd.Type, index, err)
+	}
+}
+
+func (s *State) applyCommand(index, term uint64, sub int, cmd Command, res *Result) error {
 	actor, err := ParseActor(cmd.Header.Actor)
 	if err != nil {
 		return err
@@ -107,7 +129,7 @@ func (s *State) applyCommand(index, term uint64, cmd Command, res *Result) error
 	if len(cmd.Header.Purpose) > maxReasonLen {
 		return fmt.Errorf("purpose longer than %d bytes: %w", maxReasonLen, ErrInvalid)
 	}
-	ctx := &applyCtx{index: index, term: term, typ: cmd.Type, header: cmd.Header, actor: actor, res: res}
+	ctx := &applyCtx{index: index, term: term, sub: sub, typ: cmd.Type, header: cmd.Header, actor: actor, res: res}
 	switch body := cmd.Body.(type) {
 	case *ComponentPutRequest:
 		return s.applyComponentPut(ctx, body)
@@ -285,7 +307,7 @@ func (s *State) createRun(ctx *applyCtx, i int, nr NewRun) (string, error) {
 		return "", fmt.Errorf("create run of %q: negative attempt: %w", nr.Component, ErrInvalid)
 	}
 	r := &Run{
-		ID:          RunID(ctx.index, i),
+		ID:          RunID(ctx.index, ctx.sub<<20|i),
 		Component:   nr.Component,
 		Generation:  nr.Generation,
 		Slot:        nr.Slot,

@@ -23,6 +23,7 @@ const (
 	NodeStatusType                         // runtime, agent or operator: change a node's status
 	ComponentFailType                      // runtime: mark a crash-looping component failed
 	RunsNoteType                           // runtime: say why CREATED runs wait (cannot be placed)
+	BatchType                              // group commit: several encoded commands in one entry
 
 	// maxMessageType is one past the last known type.
 	maxMessageType
@@ -37,6 +38,7 @@ var messageTypeNames = [...]string{
 	NodeStatusType:      "node.status",
 	ComponentFailType:   "component.fail",
 	RunsNoteType:        "runs.note",
+	BatchType:           "batch",
 }
 
 // String returns the type's stable name, used in events and metrics.
@@ -175,6 +177,8 @@ func newBody(t MessageType) any {
 		return &ComponentFailRequest{}
 	case RunsNoteType:
 		return &RunsNoteRequest{}
+	case BatchType:
+		return &BatchRequest{}
 	}
 	return nil
 }
@@ -187,6 +191,9 @@ type envelope struct {
 // Encode returns the log entry for a command: its type byte, the body
 // version byte, then the JSON encoding of header and body.
 func Encode(t MessageType, h Header, body any) ([]byte, error) {
+	if t == BatchType {
+		return nil, fmt.Errorf("encode batch: use EncodeBatch: %w", ErrInvalid)
+	}
 	if newBody(t) == nil {
 		return nil, fmt.Errorf("encode command type %d: %w", t, ErrUnknownType)
 	}
@@ -211,6 +218,13 @@ func Decode(b []byte) (Command, error) {
 	body := newBody(t)
 	if body == nil {
 		return Command{}, fmt.Errorf("decode command: type %d: %w", b[0], ErrUnknownType)
+	}
+	if t == BatchType {
+		cmds, err := decodeBatch(b)
+		if err != nil {
+			return Command{}, err
+		}
+		return Command{Type: t, Body: &BatchRequest{Commands: cmds}}, nil
 	}
 	if v := b[1]; v == 0 || v > BodyVersion {
 		return Command{}, fmt.Errorf("decode %s: body version %d, this server reads 1 to %d: %w", t, v, BodyVersion, ErrUnsupportedVersion)

@@ -83,6 +83,11 @@ func fuzzSeeds(fx *fuzzFixture) map[string][]byte {
 		"null-body":   append([]byte{byte(RunTransitionType), 1}, `{"header":{"actor":"runtime","time":1},"body":null}`...),
 		"deep-json":   append([]byte{byte(NodeStatusType), 1}, strings.Repeat("[", 10000)...),
 	}
+	batch, err := EncodeBatch([][]byte{seeds["note"], seeds["delete"], seeds["create-conflict"]})
+	if err != nil {
+		panic(err)
+	}
+	seeds["group-commit"] = batch
 	return seeds
 }
 
@@ -123,6 +128,24 @@ func FuzzDecode(f *testing.F) {
 		}
 		if cmd.Type == 0 || cmd.Type >= maxMessageType || fmt.Sprintf("%T", cmd.Body) != fmt.Sprintf("%T", newBody(cmd.Type)) {
 			t.Fatalf("decoded type %d with body %T", cmd.Type, cmd.Body)
+		}
+		if cmd.Type == BatchType {
+			// Batch framing is binary: re-framing keeps the commands.
+			cmds := cmd.Body.(*BatchRequest).Commands
+			enc, err := EncodeBatch(cmds)
+			if err != nil {
+				t.Fatalf("re-frame batch: %v", err)
+			}
+			again, err := Decode(enc)
+			if err != nil || len(again.Body.(*BatchRequest).Commands) != len(cmds) {
+				t.Fatalf("re-framed batch: %v", err)
+			}
+			for i, c := range again.Body.(*BatchRequest).Commands {
+				if !bytes.Equal(c, cmds[i]) {
+					t.Fatalf("re-framed batch changed command %d", i)
+				}
+			}
+			return
 		}
 		// What decodes re-encodes, and re-encoding is then stable.
 		enc, err := Encode(cmd.Type, cmd.Header, cmd.Body)
@@ -214,6 +237,7 @@ func TestFuzzSeeds(t *testing.T) {
 		"agent-fenced": ErrFenced, "operator-tr": ErrNotAuthorized, "create-conflict": ErrConflict,
 		"empty": ErrMalformed, "type-only": ErrMalformed, "unknown": ErrUnknownType, "version-2": ErrUnsupportedVersion,
 		"null-body": ErrInvalid, "deep-json": ErrMalformed, "batch": ErrIllegalTransition,
+		"group-commit": ErrConflict,
 	}
 	for name, data := range fuzzSeeds(fx) {
 		st := cloneState(fx.st)

@@ -123,6 +123,14 @@ func checkApplyResult(t tb, e genEntry, res *Result, before fingerprint, st *Sta
 				}
 			}
 		}
+	case BatchType:
+		sum := 0
+		for _, b := range res.Batch {
+			sum += b.Events
+		}
+		if res.Items != nil || sum != res.Events {
+			t.Fatalf("entry %d: batch with items %v, %d events, its commands made %d", res.Index, res.Items, res.Events, sum)
+		}
 	case RunsNoteType:
 		accepted := 0
 		for _, err := range res.Items {
