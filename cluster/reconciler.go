@@ -159,8 +159,8 @@ func (r *reconcile) component(c *fsm.Component, runs []*fsm.Run) {
 	if c.Status == fsm.ComponentRunning {
 		r.fill(c, lastEnded)
 	}
-	for _, run := range due {
-		r.place(c, run, perNode)
+	if len(due) > 0 {
+		r.place(c, due, perNode)
 	}
 }
 
@@ -286,38 +286,6 @@ func validate(c *fsm.Component, run *fsm.Run) fsm.Transition {
 		t.To, t.Reason = fsm.StateAborted, fmt.Sprintf("validation failed: output does not match %q", c.OutputPattern)
 	}
 	return t
-}
-
-// place picks a node for a due CREATED run: among ready nodes that have the
-// plugin and meet the constraints, the one with the fewest runs of this
-// component, then the fewest runs in all, then the lowest id.
-func (r *reconcile) place(c *fsm.Component, run *fsm.Run, perNode map[string]int) {
-	var best *fsm.Node
-	reason := "no ready node"
-	for _, n := range r.nodes {
-		if !fsm.NodeHasPlugin(n, c.Plugin) {
-			reason = fmt.Sprintf("no ready node has plugin %s", pluginLabel(c.Plugin))
-			continue
-		}
-		if !meets(n, c.Constraints) {
-			reason = "no ready node with the plugin meets the constraints"
-			continue
-		}
-		if best == nil || perNode[n.ID] < perNode[best.ID] ||
-			(perNode[n.ID] == perNode[best.ID] && r.load[n.ID] < r.load[best.ID]) {
-			best = n
-		}
-	}
-	if best == nil {
-		r.plan.Unplaced[reason]++
-		if run.Reason != reason {
-			r.notes = append(r.notes, fsm.RunNote{Run: run.ID, Reason: reason})
-		}
-		return
-	}
-	perNode[best.ID]++
-	r.load[best.ID]++
-	r.placements = append(r.placements, fsm.Transition{Run: run.ID, To: fsm.StateProvisioned, Node: best.ID})
 }
 
 func pluginLabel(p fsm.PluginRef) string {
