@@ -30,9 +30,11 @@ func (r LeaseResponse) LeaseTTL() time.Duration {
 	return time.Duration(r.LeaseTTLMillis) * time.Millisecond
 }
 
-// HeartbeatRequest is the body of POST /v1/agent/heartbeat.
+// HeartbeatRequest is the body of POST /v1/agent/heartbeat: one node, or
+// many (a simulator renews all of its nodes in one request).
 type HeartbeatRequest struct {
-	Node string `json:"node"`
+	Node  string   `json:"node,omitempty"`
+	Nodes []string `json:"nodes,omitempty"`
 }
 
 // ReportRequest is the body of POST /v1/agent/transitions: transitions of
@@ -85,8 +87,17 @@ func (s *Server) agentHeartbeat(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	if err := s.b.Heartbeat(req.Node); err != nil {
-		return err
+	nodes := req.Nodes
+	if req.Node != "" {
+		nodes = append(nodes, req.Node)
+	}
+	if len(nodes) == 0 {
+		return fmt.Errorf("heartbeat names no node: %w", ErrBadRequest)
+	}
+	for _, n := range nodes {
+		if err := s.b.Heartbeat(n); err != nil {
+			return err
+		}
 	}
 	writeJSON(w, http.StatusOK, LeaseResponse{LeaseTTLMillis: s.b.LeaseTTL().Milliseconds()})
 	return nil

@@ -22,6 +22,13 @@ func (c *Client) Heartbeat(ctx context.Context, node string) (*LeaseResponse, er
 	return &out, err
 }
 
+// HeartbeatMany renews the leases of many nodes in one request.
+func (c *Client) HeartbeatMany(ctx context.Context, nodes []string) (*LeaseResponse, error) {
+	var out LeaseResponse
+	_, err := c.do(ctx, http.MethodPost, "/v1/agent/heartbeat", nil, &HeartbeatRequest{Nodes: nodes}, &out)
+	return &out, err
+}
+
 // Report proposes transitions of a node's runs in one log entry.
 func (c *Client) Report(ctx context.Context, node string, ts []fsm.Transition) (*ReportResponse, error) {
 	var out ReportResponse

@@ -27,6 +27,7 @@ type agentFlags struct {
 	labels     []string
 	logLevel   string
 	logJSON    bool
+	simulate   int
 }
 
 func newAgentCmd() *cobra.Command {
@@ -42,11 +43,14 @@ Plugins keep running when the agent stops; a restarted agent with the same
 --data-dir reattaches to them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if f.simulate > 0 {
+				return runSimulator(ctx, f, newLogger(f.logLevel, f.logJSON))
+			}
 			if f.nodeID == "" || f.dataDir == "" || len(f.join) == 0 {
 				return errors.New("--node-id, --data-dir and --join are required")
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			return runAgent(ctx, f, newLogger(f.logLevel, f.logJSON))
 		},
 	}
@@ -60,7 +64,36 @@ Plugins keep running when the agent stops; a restarted agent with the same
 	fl.StringArrayVar(&f.labels, "label", nil, "node label key=value (repeatable)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log as JSON lines")
+	fl.IntVar(&f.simulate, "simulate", 0, "simulate this many nodes (ids NODE-ID-0000...) that run nothing, for scale tests; needs --server")
 	return cmd
+}
+
+// runSimulator runs `ice agent --simulate N`.
+func runSimulator(ctx context.Context, f *agentFlags, logger hclog.Logger) error {
+	if len(f.servers) == 0 {
+		return errors.New("--simulate needs --server HTTP_ADDR")
+	}
+	labels, err := parseLabels(f.labels)
+	if err != nil {
+		return err
+	}
+	var names []string
+	if f.pluginDir != "" {
+		if names, err = agent.PluginNames(f.pluginDir); err != nil {
+			return err
+		}
+	}
+	prefix := f.nodeID
+	if prefix == "" {
+		prefix = "sim"
+	}
+	sim, err := agent.NewSimulator(agent.SimConfig{
+		Server: f.servers[0], Nodes: f.simulate, Prefix: prefix, Plugins: names, Labels: labels, Logger: logger.Named("simulate"),
+	})
+	if err != nil {
+		return err
+	}
+	return sim.Run(ctx)
 }
 
 // defaultPluginDir is plugins/ next to the running binary (bin/plugins for
