@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // raftStores are the on-disk parts of a Raft server.
@@ -65,7 +66,7 @@ func openStoresOffline(cfg *Config) (*raftStores, error) {
 		BoltOptions: &bbolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true},
 	})
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open raft log store %s: locked by a running server: %w", dir, err)
 		}
 		return nil, fmt.Errorf("open raft log store %s: %w", dir, err)

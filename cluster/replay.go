@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/ice-run/ice/fsm"
 )
@@ -47,7 +48,7 @@ func Replay(dataDir string, toIndex uint64, progress ReplayProgress) (*fsm.State
 		BoltOptions: &bbolt.Options{ReadOnly: true, Timeout: 2 * time.Second},
 	})
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, stats, fmt.Errorf("replay %s: the log store is locked: stop the server first: %w", dataDir, err)
 		}
 		return nil, stats, fmt.Errorf("replay %s: open log store: %w", dataDir, err)

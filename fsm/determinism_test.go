@@ -296,7 +296,7 @@ func TestDigestSensitivity(t *testing.T) {
 	id := h.createRuns("web", 0)[0]
 	h.place(id, "n1")
 	base := h.st.Digest()
-	if New().Digest() == base || New().Digest() != New().Digest() {
+	if empty := New().Digest(); empty == base || empty != New().Digest() {
 		t.Fatal("empty-state digest")
 	}
 	mutations := map[string]func(s *State){

@@ -197,9 +197,8 @@ func TestListEventsPages(t *testing.T) {
 
 // fakeServer answers /v1/status for one server of a fake cluster.
 type fakeServer struct {
-	id     string
-	srv    *httptest.Server
-	status func() rpc.StatusResponse
+	id  string
+	srv *httptest.Server
 }
 
 func fakeCluster(t *testing.T, ids []string, status func(id string, n int) (uint64, string)) []*fakeServer {
