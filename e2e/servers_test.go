@@ -19,10 +19,12 @@ import (
 )
 
 type serverProc struct {
-	id     string
-	http   string
-	gossip string
-	proc   *Process
+	id      string
+	http    string
+	raft    string
+	gossip  string
+	dataDir string
+	proc    *Process
 }
 
 // startServers starts n `ice server` processes that bootstrap together;
@@ -51,7 +53,8 @@ func startServers(t *testing.T, n int, extra ...string) []*serverProc {
 			}
 		}
 		args = append(args, extra...)
-		out = append(out, &serverProc{id: id, http: as[i].http, gossip: as[i].gossip, proc: StartProcess(t, iceBin, dir, id, args...)})
+		out = append(out, &serverProc{id: id, http: as[i].http, raft: as[i].raft, gossip: as[i].gossip,
+			dataDir: filepath.Join(dir, id), proc: StartProcess(t, iceBin, dir, id, args...)})
 	}
 	return out
 }

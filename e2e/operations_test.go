@@ -1,0 +1,178 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/testcluster"
+)
+
+// cli runs an `ice` verb, fails the test if it fails, and returns its
+// standard output (progress goes to standard error).
+func cli(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(iceBin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ice %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+	}
+	return string(out)
+}
+
+func writeSpec(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func stopServer(t *testing.T, s *serverProc) {
+	t.Helper()
+	if err := s.proc.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM %s: %v", s.id, err)
+	}
+	testcluster.WaitFor(t, 15*time.Second, s.id+" to exit", func() bool { return !s.proc.Running() })
+}
+
+// TestOperationsFromTheCLI runs the README's operations section with the
+// real binary: a rolling update, a node drain, snapshot save, inspect and
+// restore on another cluster, offline replay of every server, and recovery
+// of a cluster that lost two of its three servers.
+func TestOperationsFromTheCLI(t *testing.T) {
+	servers, _ := agentCluster(t, "a", "b")
+	addr := "http://" + servers[0].http
+	dir := t.TempDir()
+	ticks := filepath.Join(dir, "ticks")
+	spec := func(interval string) string {
+		return fmt.Sprintf(`component "ticker" {
+  plugin = "ticker"
+  count  = 4
+  config = { file = %q, interval = %q }
+  update { max_parallel = 1 }
+}
+`, ticks, interval)
+	}
+	cli(t, "deploy", "-f", writeSpec(t, dir, "v1.hcl", spec("100ms")), "--addr", addr)
+	executing := func(gen uint64, node string) int {
+		n := 0
+		for _, r := range runsOf(t, servers[0], "ticker") {
+			if r.State == fsm.StateExecuting && r.Generation >= gen && (node == "" || r.Node == node) {
+				n++
+			}
+		}
+		return n
+	}
+	testcluster.WaitFor(t, 30*time.Second, "4 ticker runs EXECUTING", func() bool { return executing(0, "") == 4 })
+
+	// Rolling update: every run replaced by the new generation.
+	cli(t, "deploy", "-f", writeSpec(t, dir, "v2.hcl", spec("200ms")), "--addr", addr)
+	testcluster.WaitFor(t, 60*time.Second, "4 runs of generation 2 EXECUTING", func() bool { return executing(2, "") == 4 })
+
+	// Drain node a: its runs move to b, then it is ineligible.
+	cli(t, "node", "drain", "a", "--deadline", "1m", "--addr", addr)
+	testcluster.WaitFor(t, 60*time.Second, "node a drained and ineligible with all runs on b", func() bool {
+		nodes, err := client(servers[0].http).Nodes(tctx(t, 2*time.Second))
+		if err != nil {
+			return false
+		}
+		for _, n := range nodes {
+			if n.ID == "a" && n.Status != fsm.NodeIneligible {
+				return false
+			}
+		}
+		return executing(2, "b") == 4
+	})
+	cli(t, "node", "eligibility", "a", "--enable", "--addr", addr)
+
+	// Snapshot save and inspect, then restore on a second cluster.
+	archive := filepath.Join(dir, "backup.snap")
+	cli(t, "operator", "snapshot", "save", archive, "--addr", addr)
+	var meta struct {
+		Digest string `json:"digest"`
+		Runs   int    `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(cli(t, "operator", "snapshot", "inspect", archive, "--json")), &meta); err != nil {
+		t.Fatalf("inspect --json: %v", err)
+	}
+	if meta.Runs == 0 || meta.Digest == "" {
+		t.Fatalf("inspect: %+v", meta)
+	}
+	other := startServers(t, 1)
+	waitLeader(t, other, 20*time.Second)
+	cli(t, "operator", "snapshot", "restore", archive, "--addr", "http://"+other[0].http)
+	st, err := client(other[0].http).Status(tctx(t, 5*time.Second))
+	if err != nil || st.Digest != meta.Digest {
+		t.Fatalf("restored cluster digest %s (%v), archive %s", st.Digest, err, meta.Digest)
+	}
+
+	// Quiesce, verify, stop every server, and replay each data dir offline.
+	cli(t, "stop", "ticker", "--addr", addr)
+	testcluster.WaitFor(t, 30*time.Second, "all ticker runs TERMINATED", func() bool {
+		for _, r := range runsOf(t, servers[0], "ticker") {
+			if r.State != fsm.StateTerminated {
+				return false
+			}
+		}
+		return true
+	})
+	var verified string
+	testcluster.WaitFor(t, 30*time.Second, "ice verify OK", func() bool {
+		out, err := runCLI(t, "verify", "--addr", addr)
+		verified = out
+		return err == nil && strings.Contains(out, "OK")
+	})
+	for _, s := range servers {
+		stopServer(t, s)
+	}
+	digests := map[string]bool{}
+	for _, s := range servers {
+		out := cli(t, "replay", "--data-dir", s.dataDir, "--json")
+		var res struct {
+			Digest        string `json:"digest"`
+			ChainVerified bool   `json:"chain_verified"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil || !res.ChainVerified {
+			t.Fatalf("replay %s: %v %s", s.id, err, out)
+		}
+		digests[res.Digest] = true
+		if !strings.Contains(verified, res.Digest) {
+			t.Fatalf("replay of %s gives digest %s, not the one ice verify reported:\n%s", s.id, res.Digest, verified)
+		}
+	}
+	if len(digests) != 1 {
+		t.Fatalf("replays disagree: %v", digests)
+	}
+
+	// Two of three servers are lost for good: recover the survivor alone.
+	s1 := servers[0]
+	cli(t, "operator", "recover", "--data-dir", s1.dataDir, "--server", s1.id+"="+s1.raft)
+	s1.proc.Restart(t, iceBin)
+	waitLeader(t, []*serverProc{s1}, 20*time.Second)
+	comp, err := client(s1.http).Component(tctx(t, 5*time.Second), "ticker")
+	if err != nil || comp.Status != fsm.ComponentStopped {
+		t.Fatalf("after recovery: %+v %v", comp, err)
+	}
+	for d := range digests {
+		if st, err := client(s1.http).Status(tctx(t, 5*time.Second)); err != nil || st.Digest != d {
+			t.Fatalf("recovered server digest %s (%v), before %s", st.Digest, err, d)
+		}
+	}
+	cli(t, "deploy", "-f", writeSpec(t, dir, "after.hcl", `component "after" {
+  plugin = "ticker"
+  count  = 0
+}
+`), "--addr", "http://"+s1.http)
+}
