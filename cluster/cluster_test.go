@@ -191,3 +191,42 @@ func TestRecoverFromLostQuorum(t *testing.T) {
 		t.Fatalf("after recovery: %d components, %v; want 11", len(comps), err)
 	}
 }
+
+// TestReplacementRemovesDeadServer: a server dies for good; when a
+// replacement joins, the leader removes the dead one and adds the new one.
+func TestReplacementRemovesDeadServer(t *testing.T) {
+	c := testcluster.New(t, 3)
+	leader := c.WaitLeader(t)
+	var dead *testcluster.Node
+	for _, n := range c.Nodes {
+		if n != leader {
+			dead = n
+			break
+		}
+	}
+	c.Stop(dead)
+	testcluster.WaitFor(t, 30*time.Second, "gossip to see "+dead.ID+" gone", func() bool {
+		for _, m := range leader.Server.Members() {
+			if m.ID == dead.ID {
+				return false
+			}
+		}
+		return true
+	})
+	repl := c.AddServer(t)
+	testcluster.WaitFor(t, 30*time.Second, "the replacement in and the dead server out", func() bool {
+		servers, err := leader.Server.Servers()
+		if err != nil {
+			return false
+		}
+		ids := map[string]bool{}
+		for _, s := range servers {
+			ids[s.ID] = true
+		}
+		return len(servers) == 3 && ids[repl.ID] && !ids[dead.ID]
+	})
+	if _, err := c.Client(repl).PutComponent(ctx(t), spec("after-replacement", 0), nil); err != nil {
+		t.Fatalf("write through the replacement: %v", err)
+	}
+	c.WaitConverged(t)
+}

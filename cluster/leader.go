@@ -98,21 +98,47 @@ func (s *Server) leaderDuties(ctx context.Context) {
 }
 
 // reconcileMembers adds alive gossip servers missing from the Raft
-// configuration as voters.
+// configuration as voters. When such a replacement joins, voters whose
+// gossip status is dead or left are removed first (Consul's "cleanup dead
+// servers"): the leader and the voters it can reach are a majority, so
+// removing the dead ones keeps the quorum.
 func (s *Server) reconcileMembers() {
 	f := s.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		s.logger.Warn("read raft configuration", "error", err)
 		return
 	}
+	status := map[string]string{}
+	for _, m := range s.members() {
+		if m.Role == RoleServer {
+			status[m.ID] = m.Status
+		}
+	}
 	known := map[raft.ServerID]bool{}
+	var dead []raft.ServerID
 	for _, srv := range f.Configuration().Servers {
 		known[srv.ID] = true
+		st, alive := status[string(srv.ID)]
+		if !alive {
+			st = s.departed.get(string(srv.ID))
+		}
+		if srv.ID != raft.ServerID(s.cfg.NodeID) && (st == "dead" || st == "left") {
+			dead = append(dead, srv.ID)
+		}
 	}
 	for _, m := range s.aliveServers() {
 		if known[raft.ServerID(m.ID)] {
 			continue
 		}
+		for _, id := range dead {
+			if err := s.raft.RemoveServer(id, 0, s.cfg.ApplyTimeout).Error(); err != nil {
+				s.logger.Warn("remove dead server failed", "id", id, "error", err)
+				continue
+			}
+			s.logger.Info("removed dead server for its replacement", "dead", id, "replacement", m.ID)
+			metrics.IncrCounter([]string{"ice", "autopilot", "dead_removed"}, 1)
+		}
+		dead = nil
 		err := s.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, s.cfg.ApplyTimeout).Error()
 		if err != nil {
 			s.logger.Warn("add voter failed", "id", m.ID, "raft", m.RaftAddr, "error", err)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -53,8 +54,35 @@ func (m MemberMeta) Encode() []byte {
 
 // gossipDelegate serves our metadata and receives membership events.
 type gossipDelegate struct {
-	meta   []byte
-	events chan<- struct{}
+	meta     []byte
+	events   chan<- struct{}
+	departed *departures
+}
+
+// departures remembers members that gossip reported dead or left, which
+// memberlist itself no longer lists.
+type departures struct {
+	mu    sync.Mutex
+	nodes map[string]string // id → "dead" or "left"
+}
+
+func (d *departures) set(id, status string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.nodes == nil {
+		d.nodes = map[string]string{}
+	}
+	if status == "" {
+		delete(d.nodes, id)
+		return
+	}
+	d.nodes[id] = status
+}
+
+func (d *departures) get(id string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.nodes[id]
 }
 
 func (d *gossipDelegate) NodeMeta(limit int) []byte {
@@ -74,8 +102,18 @@ func (d *gossipDelegate) wake() {
 	default:
 	}
 }
-func (d *gossipDelegate) NotifyJoin(*memberlist.Node)   { d.wake() }
-func (d *gossipDelegate) NotifyLeave(*memberlist.Node)  { d.wake() }
+func (d *gossipDelegate) NotifyJoin(n *memberlist.Node) {
+	d.departed.set(n.Name, "")
+	d.wake()
+}
+
+// NotifyLeave records a member that died or left. (memberlist hands over a
+// copy whose State still reads alive, so the two cannot be told apart here.)
+func (d *gossipDelegate) NotifyLeave(n *memberlist.Node) {
+	d.departed.set(n.Name, "dead")
+	d.wake()
+}
+
 func (d *gossipDelegate) NotifyUpdate(*memberlist.Node) { d.wake() }
 
 // GossipConfig returns a memberlist configuration bound to addr, for servers

@@ -26,8 +26,9 @@ type Server struct {
 	sm     *stateMachine
 	gossip *memberlist.Memberlist
 
-	leases leaseTable
-	commit *committer
+	leases   leaseTable
+	departed departures
+	commit   *committer
 
 	memberEvents chan struct{}
 	leaderNotify chan bool
@@ -66,8 +67,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	d := &gossipDelegate{
-		meta:   MemberMeta{Role: RoleServer, Raft: cfg.RaftAddr, HTTP: cfg.HTTPAddr}.Encode(),
-		events: s.memberEvents,
+		meta:     MemberMeta{Role: RoleServer, Raft: cfg.RaftAddr, HTTP: cfg.HTTPAddr}.Encode(),
+		events:   s.memberEvents,
+		departed: &s.departed,
 	}
 	mc.Delegate, mc.Events = d, d
 	mc.Logger = cfg.Logger.Named("gossip").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})

@@ -148,6 +148,24 @@ func (c *Cluster) start(node *Node, expect int) error {
 	return nil
 }
 
+// AddServer starts one more server that joins the running ones (no
+// bootstrap), as a replacement would.
+func (c *Cluster) AddServer(t testing.TB) *Node {
+	t.Helper()
+	node := &Node{
+		ID:         fmt.Sprintf("s%d", len(c.Nodes)+1),
+		DataDir:    filepath.Join(t.TempDir(), fmt.Sprintf("s%d", len(c.Nodes)+1)),
+		HTTPAddr:   FreeAddr(t),
+		RaftAddr:   FreeAddr(t),
+		GossipAddr: FreeAddr(t),
+	}
+	c.Nodes = append(c.Nodes, node)
+	if err := c.start(node, 0); err != nil {
+		t.Fatalf("add server: %v", err)
+	}
+	return node
+}
+
 // Stop shuts a node down, keeping its data dir.
 func (c *Cluster) Stop(node *Node) {
 	c.t.Helper()
