@@ -4,7 +4,7 @@ BIN       ?= bin
 PKGS      ?= ./...
 TESTFLAGS ?=
 
-.PHONY: help build test lint dev fuzz clean
+.PHONY: help build test lint dev fuzz clean jepsen jepsen-long
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,3 +34,28 @@ fuzz: ## fuzz command decoding and apply for 60s each
 
 clean: ## remove build output
 	rm -rf $(BIN)
+
+.PHONY: image test-docker
+
+image: ## build the container image ice:dev, FROM scratch (needs a Docker engine)
+	GO=$(GO) deploy/docker/build.sh
+
+test-docker: ## build the image, run the compose cluster on Docker, kill a leader, cut an agent off
+	ICE_TEST_DOCKER=1 $(GO) test -v -count=1 -timeout 10m -run '^TestComposeCluster$$' ./deploy/docker/
+
+SEED      ?= 1
+
+jepsen: ## fault test against real processes, about 3 minutes (root; SEED=1; results in jepsen/results/)
+	$(GO) run ./jepsen/cmd/jepsen --seed $(SEED) --duration 150s
+
+jepsen-long: ## fault test for 10 minutes: 5 servers, 3 agents, more and overlapping faults (SEED=N)
+	$(GO) run ./jepsen/cmd/jepsen --seed $(SEED) --duration 10m --servers 5 --agents 3 --tickers 3 \
+		--overlap --gap-min 2s --gap-max 5s --hold-min 3s --hold-max 8s --update-every 8s
+
+.PHONY: bench
+
+BENCHFLAGS ?=
+
+bench: build ## side-by-side benchmark: ICE vs etcd 3.4 vs raw raft, and design.md's figures (< 10 min; BENCHFLAGS=...)
+	$(GO) build -o $(BIN)/icebench ./bench/cmd/icebench
+	$(BIN)/icebench --ice-bin $(BIN)/ice --plugin-dir $(BIN)/plugins $(BENCHFLAGS)

@@ -35,6 +35,7 @@ type Agent struct {
 	leaseUntil atomic.Int64
 	ttl        atomic.Int64
 	fenced     atomic.Bool
+	resync     atomic.Bool
 
 	mu      sync.Mutex
 	runners map[string]*runner
@@ -235,7 +236,11 @@ func (a *Agent) renewed(sent time.Time, ttl time.Duration) {
 	a.ttl.Store(int64(ttl))
 	a.leaseUntil.Store(sent.Add(ttl).UnixNano())
 	if a.fenced.Swap(false) {
-		a.logger.Info("lease renewed after fencing")
+		// Resync now: the runs this agent stopped must be reported, and a
+		// watch blocked on an unchanged index would not return for a while.
+		a.logger.Info("lease renewed after fencing; resyncing runs")
+		a.resync.Store(true)
+		a.servers.cancelWatch()
 	}
 }
 
@@ -247,18 +252,23 @@ func (a *Agent) leaseTTL() time.Duration { return time.Duration(a.ttl.Load()) }
 // declared down registers again.
 func (a *Agent) heartbeatLoop() {
 	defer a.wg.Done()
+	var wait time.Duration
 	for {
+		if wait == 0 {
+			wait = max(a.leaseTTL()/4, 50*time.Millisecond)
+		}
 		select {
 		case <-a.shutdownCh:
 			return
-		case <-time.After(max(a.leaseTTL()/4, 50*time.Millisecond)):
+		case <-time.After(wait):
 		}
+		wait = 0
 		c, err := a.servers.client()
 		if err != nil {
 			a.logger.Warn("heartbeat: no server", "error", err)
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), max(a.leaseTTL()/2, time.Second))
+		ctx, cancel := context.WithTimeout(context.Background(), max(a.leaseTTL()/8, 250*time.Millisecond))
 		sent := time.Now()
 		res, err := c.Heartbeat(ctx, a.cfg.NodeID)
 		cancel()
@@ -276,6 +286,7 @@ func (a *Agent) heartbeatLoop() {
 			metrics.IncrCounter([]string{"ice", "agent", "heartbeat", "failed"}, 1)
 			a.logger.Warn("heartbeat failed", "server", c.Addr(), "error", err)
 			a.servers.failed(c.Addr())
+			wait = 100 * time.Millisecond
 		}
 	}
 }

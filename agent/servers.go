@@ -19,6 +19,28 @@ type serverPool struct {
 
 	mu      sync.Mutex
 	current string
+
+	// The blocking watch query in flight, cancelled when another call
+	// finds its server failed (a long poll to a vanished host would
+	// otherwise hang until its own timeout).
+	watchAddr   string
+	watchCancel func()
+}
+
+// watching records the watch query in flight to addr ("" when none).
+func (p *serverPool) watching(addr string, cancel func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.watchAddr, p.watchCancel = addr, cancel
+}
+
+// cancelWatch cancels the watch query in flight, if any.
+func (p *serverPool) cancelWatch() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.watchCancel != nil {
+		p.watchCancel()
+	}
 }
 
 // addrs returns the HTTP addresses of the alive servers.
@@ -61,6 +83,9 @@ func (p *serverPool) client() (*rpc.Client, error) {
 func (p *serverPool) failed(addr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.watchCancel != nil && p.watchAddr == addr {
+		p.watchCancel()
+	}
 	addrs := p.addrs()
 	for i, a := range addrs {
 		if "http://"+a == addr || a == addr {

@@ -27,6 +27,9 @@ func (a *Agent) watchLoop() {
 			return
 		default:
 		}
+		if a.resync.Swap(false) {
+			index = 0
+		}
 		c, err := a.servers.client()
 		if err != nil {
 			a.logger.Warn("watch: no server", "error", err)
@@ -41,9 +44,14 @@ func (a *Agent) watchLoop() {
 			case <-ctx.Done():
 			}
 		}()
+		a.servers.watching(c.Addr(), cancel)
 		runs, idx, err := c.NodeRuns(ctx, a.cfg.NodeID, &rpc.QueryOptions{Index: index, Wait: 30 * time.Second})
+		a.servers.watching("", nil)
 		cancel()
 		if err != nil {
+			if a.resync.Load() {
+				continue // cancelled to resync
+			}
 			a.logger.Warn("watch runs failed", "server", c.Addr(), "error", err)
 			a.servers.failed(c.Addr())
 			a.pause(500 * time.Millisecond)

@@ -133,6 +133,21 @@ func GossipConfig(name, addr string, fast bool) (*memberlist.Config, error) {
 		mc.ProbeInterval = 200 * time.Millisecond
 		mc.GossipInterval = 50 * time.Millisecond
 	}
+	if net.ParseIP(host) == nil {
+		// memberlist advertises IP literals only: resolve a host name (a
+		// container's service name, say) to its address.
+		ips, err := net.LookupIP(host)
+		if err != nil || len(ips) == 0 {
+			return nil, fmt.Errorf("resolve gossip host %q: %v", host, err)
+		}
+		host = ips[0].String()
+		for _, ip := range ips {
+			if ip.To4() != nil {
+				host = ip.String()
+				break
+			}
+		}
+	}
 	mc.Name = name
 	mc.BindAddr, mc.BindPort = host, port
 	mc.AdvertiseAddr, mc.AdvertisePort = host, port

@@ -16,7 +16,7 @@ func newStatusCmd() *cobra.Command {
 	var o clientOpts
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the answering server's view of the cluster: leader, indexes, digest, servers",
+		Short: "Show the answering server's view of the cluster: leader, indexes, digest, servers (exits 1 without a leader)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := commandContext(cmd)
@@ -26,9 +26,16 @@ func newStatusCmd() *cobra.Command {
 				return fmt.Errorf("status: %w", err)
 			}
 			if o.json {
-				return printJSON(cmd.OutOrStdout(), st)
+				err = printJSON(cmd.OutOrStdout(), st)
+			} else {
+				err = writeStatus(cmd.OutOrStdout(), st)
 			}
-			return writeStatus(cmd.OutOrStdout(), st)
+			if err == nil && st.Leader == "" {
+				// Exit non-zero so that health checks and scripts see a
+				// cluster that cannot accept writes.
+				err = fmt.Errorf("status: server %s knows no leader", st.NodeID)
+			}
+			return err
 		},
 	}
 	o.register(cmd)
