@@ -1,0 +1,15 @@
+// Package bench is ICE's side-by-side benchmark: the same workload of
+// committed writes, at 1, 16 and 256 concurrent clients, against a
+// three-process ICE cluster, against raw hashicorp/raft with raft-boltdb/v2
+// (three nodes in one process, a trivial FSM: the floor of what the library
+// does) and against a three-process etcd 3.4 cluster (Debian's etcd-server,
+// through its gRPC client), plus the other figures of design.md's
+// "Targets": writes accepted again after SIGKILL of the leader, replay
+// rate, placement, plugin start, restore time and server memory.
+//
+// The program is bench/cmd/icebench (`make bench`). It prints a table and
+// writes results.json, chart.png and index.html to a results directory; the
+// last line it prints is the path of results.json. Nothing here asserts a
+// timing: a figure that cannot be measured is recorded as null with the
+// reason.
+package bench

@@ -1,0 +1,299 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/rpc"
+)
+
+// IceServer is one `ice server` process.
+type IceServer struct {
+	ID      string
+	DataDir string
+	HTTP    string
+	Raft    string
+	Gossip  string
+	Proc    *Process
+}
+
+// IceCluster is n `ice server` processes on loopback that bootstrap
+// together, each with its own data dir, every other setting the default.
+type IceCluster struct {
+	Bin     string
+	Servers []*IceServer
+}
+
+// StartIceCluster starts n servers under dir.
+func StartIceCluster(bin, dir string, n int, extra ...string) (*IceCluster, error) {
+	c := &IceCluster{Bin: bin}
+	for i := 0; i < n; i++ {
+		as, err := FreeAddrs(3)
+		if err != nil {
+			return nil, err
+		}
+		id := fmt.Sprintf("s%d", i+1)
+		c.Servers = append(c.Servers, &IceServer{ID: id, DataDir: filepath.Join(dir, id), HTTP: as[0], Raft: as[1], Gossip: as[2]})
+	}
+	for i, s := range c.Servers {
+		args := []string{"server",
+			"--node-id", s.ID, "--data-dir", s.DataDir,
+			"--http", s.HTTP, "--raft", s.Raft, "--gossip", s.Gossip,
+			"--bootstrap-expect", fmt.Sprint(n),
+		}
+		for j, o := range c.Servers {
+			if j != i {
+				args = append(args, "--join", o.Gossip)
+			}
+		}
+		args = append(args, extra...)
+		p, err := StartProcess(bin, dir, s.ID, args...)
+		if err != nil {
+			c.Stop()
+			return nil, err
+		}
+		s.Proc = p
+	}
+	return c, nil
+}
+
+// Stop stops every running server (SIGTERM, then SIGKILL after 10s).
+func (c *IceCluster) Stop() {
+	for _, s := range c.Servers {
+		if s.Proc != nil {
+			s.Proc.Stop(10 * time.Second)
+		}
+	}
+}
+
+// Running returns the servers whose process is running.
+func (c *IceCluster) Running() []*IceServer {
+	var out []*IceServer
+	for _, s := range c.Servers {
+		if s.Proc != nil && s.Proc.Running() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+var statusClient = &http.Client{Timeout: 2 * time.Second}
+
+// IceStatus reads GET /v1/status of one server.
+func IceStatus(ctx context.Context, httpAddr string) (*rpc.StatusResponse, error) {
+	var st rpc.StatusResponse
+	if err := getJSON(ctx, statusClient, "http://"+httpAddr+"/v1/status", &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+func getJSON(ctx context.Context, hc *http.Client, u string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("GET %s: HTTP %d: %s", u, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// WaitLeader waits until every running server names the same leader, and
+// returns it.
+func (c *IceCluster) WaitLeader(timeout time.Duration) (*IceServer, error) {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		id, ok := "", true
+		for _, s := range c.Running() {
+			st, err := IceStatus(context.Background(), s.HTTP)
+			if err != nil || st.Leader == "" || (id != "" && st.Leader != id) {
+				ok, last = false, err
+				break
+			}
+			id = st.Leader
+		}
+		if ok && id != "" {
+			for _, s := range c.Running() {
+				if s.ID == id {
+					return s, nil
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, s := range c.Servers {
+		if s.Proc != nil && !s.Proc.Running() {
+			return nil, fmt.Errorf("server %s exited: %s", s.ID, tailString(s.Proc.LogTail(3000), 1500))
+		}
+	}
+	return nil, fmt.Errorf("no leader all servers agree on within %s (last error: %v)", timeout, last)
+}
+
+// NewHTTPClient returns a client whose transport keeps at least conns idle
+// connections per host, so that every benchmark client reuses its own.
+func NewHTTPClient(conns int) *http.Client {
+	tr := &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        conns + 16,
+		MaxIdleConnsPerHost: conns + 16,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	return &http.Client{Transport: tr}
+}
+
+// NamesPerClient is how many components each benchmark client writes,
+// round-robin.
+const NamesPerClient = 4
+
+// IceWriter issues the ICE workload: PUT /v1/components/{name} of a spec
+// with count 0 (no runs) whose config carries a value of PayloadSize bytes
+// that changes on every write, so each write is a new generation and an
+// event. Each client writes its own NamesPerClient names in turn.
+type IceWriter struct {
+	HTTP        *http.Client
+	Base        string
+	PayloadSize int
+	Prefix      string
+}
+
+// Op is the RunLoad operation.
+func (w *IceWriter) Op(ctx context.Context, client int, seq uint64) error {
+	name := fmt.Sprintf("%sc%03d-n%d", w.Prefix, client, seq%NamesPerClient)
+	return w.Put(ctx, name, Payload(w.PayloadSize, client, seq))
+}
+
+// Put writes one component.
+func (w *IceWriter) Put(ctx context.Context, name string, value []byte) error {
+	body := make([]byte, 0, len(value)+96)
+	body = append(body, `{"plugin":{"name":"ticker"},"count":0,"config":{"value":"`...)
+	body = append(body, value...) // letters, digits and dashes: no JSON escaping needed
+	body = append(body, `"}}`...)
+	return w.put(ctx, name, body)
+}
+
+func (w *IceWriter) put(ctx context.Context, name string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, w.Base+"/v1/components/"+url.PathEscape(name), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(rpc.HeaderOperator, "icebench")
+	req.Header.Set(rpc.HeaderPurpose, "benchmark")
+	resp, err := w.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("PUT %s: HTTP %d: %s", name, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+// Failover kills the leader with SIGKILL and measures how long until a
+// write through the public API is accepted again: it keeps sending PUTs to
+// every surviving server (each bounded by a 1s timeout) until one succeeds.
+func (c *IceCluster) Failover(leader *IceServer, limit time.Duration) (time.Duration, *IceServer, error) {
+	var survivors []*IceServer
+	for _, s := range c.Running() {
+		if s != leader {
+			survivors = append(survivors, s)
+		}
+	}
+	if len(survivors) == 0 {
+		return 0, nil, errors.New("no surviving servers")
+	}
+	hc := NewHTTPClient(4)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	type hit struct {
+		at time.Time
+		s  *IceServer
+	}
+	got := make(chan hit, len(survivors))
+	killed := time.Now()
+	leader.Proc.Kill()
+	for i, s := range survivors {
+		w := &IceWriter{HTTP: hc, Base: "http://" + s.HTTP, PayloadSize: 128}
+		go func() {
+			for seq := uint64(0); ctx.Err() == nil; seq++ {
+				octx, ocancel := context.WithTimeout(ctx, time.Second)
+				err := w.Put(octx, fmt.Sprintf("failover-%d", i), Payload(128, i, seq))
+				ocancel()
+				if err == nil {
+					got <- hit{time.Now(), s}
+					return
+				}
+				sleepCtx(ctx, 5*time.Millisecond)
+			}
+		}()
+	}
+	select {
+	case h := <-got:
+		return h.at.Sub(killed), h.s, nil
+	case <-ctx.Done():
+		return 0, nil, fmt.Errorf("no write accepted within %s of SIGKILL of the leader", limit)
+	}
+}
+
+// IceReplay runs `ice replay --data-dir DIR --json` and returns its result.
+func IceReplay(bin, dataDir string) (map[string]any, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := execCommand(ctx, bin, "replay", "--data-dir", dataDir, "--json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("ice replay: %v: %s", err, tailString(stderr.String(), 600))
+	}
+	var out map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		return nil, fmt.Errorf("ice replay --json: %v: %s", err, tailString(stdout.String(), 300))
+	}
+	return out, nil
+}
+
+// IceEvents reads events of a component from a server.
+func IceEvents(ctx context.Context, httpAddr, component string) ([]fsm.Event, error) {
+	var out []fsm.Event
+	u := "http://" + httpAddr + "/v1/events?from=0&component=" + url.QueryEscape(component)
+	err := getJSON(ctx, &http.Client{Timeout: 30 * time.Second}, u, &out)
+	return out, err
+}
+
+// IceRuns reads the runs of a component from a server.
+func IceRuns(ctx context.Context, httpAddr, component string) ([]fsm.Run, error) {
+	var out []fsm.Run
+	u := "http://" + httpAddr + "/v1/runs?component=" + url.QueryEscape(component)
+	err := getJSON(ctx, &http.Client{Timeout: 30 * time.Second}, u, &out)
+	return out, err
+}
+
+// IceNodes reads the registered nodes.
+func IceNodes(ctx context.Context, httpAddr string) ([]fsm.Node, error) {
+	var out []fsm.Node
+	err := getJSON(ctx, statusClient, "http://"+httpAddr+"/v1/nodes", &out)
+	return out, err
+}
