@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -171,7 +173,7 @@ func (s *State) emit(ctx *applyCtx, typ, subject, component string, payload any)
 		Payload:   raw,
 		PrevHash:  s.head,
 	}
-	e.Hash = e.ComputeHash()
+	e.Hash = e.hashCompact()
 	s.head = e.Hash
 	s.events = append(s.events, e)
 	ctx.res.Events++
@@ -232,10 +234,12 @@ func runSpecEqual(a, b *Spec) bool {
 	return specEqual(&x, &y)
 }
 
+// specEqual compares specs field by field (nil and empty maps and slices
+// count as equal, as they encode the same).
 func specEqual(a, b *Spec) bool {
-	ja, err1 := json.Marshal(a)
-	jb, err2 := json.Marshal(b)
-	return err1 == nil && err2 == nil && string(ja) == string(jb)
+	return a.Name == b.Name && a.Plugin == b.Plugin && a.Count == b.Count && a.Restart == b.Restart &&
+		a.MaxParallel == b.MaxParallel && a.OutputPattern == b.OutputPattern &&
+		maps.Equal(a.Config, b.Config) && slices.Equal(a.Constraints, b.Constraints)
 }
 
 func (s *State) applyComponentDelete(ctx *applyCtx, req *ComponentDeleteRequest) error {

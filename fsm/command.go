@@ -201,11 +201,19 @@ func Encode(t MessageType, h Header, body any) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode %s body: %v: %w", t, err, ErrInvalid)
 	}
-	out, err := json.Marshal(envelope{Header: h, Body: raw})
+	hb, err := json.Marshal(h)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s envelope: %v: %w", t, err, ErrInvalid)
+		return nil, fmt.Errorf("encode %s header: %v: %w", t, err, ErrInvalid)
 	}
-	return append([]byte{byte(t), BodyVersion}, out...), nil
+	// The envelope {"header":H,"body":B}, written by hand: marshalling it
+	// would re-scan the body, which json.Marshal already made compact.
+	out := make([]byte, 0, 2+len(`{"header":,"body":}`)+len(hb)+len(raw))
+	out = append(out, byte(t), BodyVersion)
+	out = append(out, `{"header":`...)
+	out = append(out, hb...)
+	out = append(out, `,"body":`...)
+	out = append(out, raw...)
+	return append(out, '}'), nil
 }
 
 // Decode parses a log entry written by Encode. Unknown types, newer body

@@ -56,6 +56,10 @@ type Event struct {
 // canonical appends the event's canonical encoding (every field but the
 // hashes, length-prefixed so no two events share an encoding).
 func (e *Event) canonical(b []byte) []byte {
+	return e.canonicalPayload(b, compactJSON(e.Payload))
+}
+
+func (e *Event) canonicalPayload(b, payload []byte) []byte {
 	b = binary.AppendUvarint(b, e.Seq)
 	b = binary.AppendUvarint(b, e.Index)
 	b = binary.AppendUvarint(b, e.Term)
@@ -64,7 +68,6 @@ func (e *Event) canonical(b []byte) []byte {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
-	payload := compactJSON(e.Payload)
 	b = binary.AppendUvarint(b, uint64(len(payload)))
 	return append(b, payload...)
 }
@@ -88,6 +91,15 @@ func (e *Event) ComputeHash() Hash {
 	buf := make([]byte, 0, 256+len(e.Payload))
 	buf = append(buf, e.PrevHash[:]...)
 	buf = e.canonical(buf)
+	return sha256.Sum256(buf)
+}
+
+// hashCompact is ComputeHash for an event whose payload json.Marshal just
+// produced, which is compact already: it skips the compaction scan.
+func (e *Event) hashCompact() Hash {
+	buf := make([]byte, 0, 256+len(e.Payload))
+	buf = append(buf, e.PrevHash[:]...)
+	buf = e.canonicalPayload(buf, e.Payload)
 	return sha256.Sum256(buf)
 }
 
