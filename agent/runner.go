@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -15,6 +16,9 @@ import (
 
 // unhealthyLimit is how many failed health checks in a row abort a run.
 const unhealthyLimit = 3
+
+// errSpecBehind: the server read has an older spec than the run needs yet.
+var errSpecBehind = errors.New("spec behind the run")
 
 // runner drives one run on this node: launch, start, health, execution,
 // and stop. Its methods other than run are called with a.mu held.
@@ -205,16 +209,23 @@ func (r *runner) spec(ctx context.Context, run fsm.Run) (*fsm.Component, bool) {
 	for attempt := 0; ; attempt++ {
 		c, err := r.a.servers.client()
 		if err == nil {
+			// A local read on whichever server is at hand: the spec only
+			// has to be at least as new as the run, which is checked.
+			c.Stale = true
 			var comp *fsm.Component
 			comp, err = c.Component(ctx, r.component)
-			if err == nil {
+			if err == nil && comp.Generation < run.Generation {
+				err = fmt.Errorf("server has generation %d of %s, the run needs %d: %w", comp.Generation, r.component, run.Generation, errSpecBehind)
+			} else if err == nil {
 				if run.Generation < comp.RunGeneration {
 					r.a.logger.Info("not starting outdated run", "run", r.id, "generation", run.Generation, "current", comp.RunGeneration)
 					return nil, false
 				}
 				return comp, true
 			}
-			r.a.servers.failed(c.Addr())
+			if !errors.Is(err, errSpecBehind) {
+				r.a.servers.failed(c.Addr())
+			}
 		}
 		if ctx.Err() != nil {
 			return nil, false
