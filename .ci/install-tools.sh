@@ -47,6 +47,15 @@ else
 	installed+=("promtool ($(promtool --version 2>&1 | head -n1))")
 fi
 
+# iptables ------------------------------------------------------------------
+# The fault test (make jepsen) makes real network partitions with iptables.
+if command -v iptables >/dev/null 2>&1; then
+	echo "install-tools: iptables present: $(command -v iptables)"
+else
+	apt_install iptables
+	installed+=("iptables")
+fi
+
 # staticcheck ---------------------------------------------------------------
 gobin="$(go env GOBIN)"
 if [ -z "$gobin" ]; then

@@ -43,7 +43,9 @@ type Agent struct {
 	orphans map[string]string
 	// reported remembers the last transition sent per run, so a watch
 	// that returns before the report is applied does not send it again.
-	reported map[string]reportKey
+	// It has its own lock: the reporter clears entries without a.mu.
+	reportedMu sync.Mutex
+	reported   map[string]reportKey
 	// aborted holds runs whose runner reported ABORTED itself.
 	aborted map[string]bool
 
@@ -239,6 +241,9 @@ func (a *Agent) renewed(sent time.Time, ttl time.Duration) {
 		// Resync now: the runs this agent stopped must be reported, and a
 		// watch blocked on an unchanged index would not return for a while.
 		a.logger.Info("lease renewed after fencing; resyncing runs")
+		a.reportedMu.Lock()
+		a.reported = map[string]reportKey{} // what was sent then may never have arrived
+		a.reportedMu.Unlock()
 		a.resync.Store(true)
 		a.servers.cancelWatch()
 	}

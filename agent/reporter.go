@@ -23,9 +23,10 @@ func (a *Agent) report(t fsm.Transition) {
 
 // reportLoop sends queued transitions: everything queued while the
 // previous request was in flight goes in the next one. A batch that could
-// not be delivered is retried until it is, the lease is lost, or the agent
-// stops; a delivered transition the state machine rejected is logged and
-// dropped (the watch loop re-derives what to do from the committed state).
+// not be delivered is retried until it is or the agent stops (forward
+// moves are dropped once the lease is lost); a delivered transition the
+// state machine rejected is logged and dropped (the watch loop re-derives
+// what to do from the committed state).
 func (a *Agent) reportLoop() {
 	defer a.wg.Done()
 	var batch []fsm.Transition
@@ -55,13 +56,32 @@ func (a *Agent) reportLoop() {
 			case <-time.After(200 * time.Millisecond):
 			}
 			if !a.leaseValid() {
-				a.logger.Warn("dropping reports: lease lost", "transitions", len(batch))
-				batch = batch[:0]
+				batch = a.dropForward(batch)
 			}
 			continue
 		}
 		batch = batch[:0]
 	}
+}
+
+// dropForward drops, once the lease is lost, the reports that move runs
+// forward (they would claim progress the agent no longer has authority
+// for), and keeps retrying the ones that end runs (ABORTED, TERMINATED),
+// which stay true however long delivery takes. The dropped ones are
+// forgotten as sent, so a later sync derives them again if still needed.
+func (a *Agent) dropForward(batch []fsm.Transition) []fsm.Transition {
+	kept := batch[:0]
+	a.reportedMu.Lock()
+	defer a.reportedMu.Unlock()
+	for _, t := range batch {
+		if t.To == fsm.StateAborted || t.To == fsm.StateTerminated {
+			kept = append(kept, t)
+			continue
+		}
+		delete(a.reported, t.Run)
+		a.logger.Warn("dropping report: lease lost", "run", t.Run, "to", t.To)
+	}
+	return kept
 }
 
 func (a *Agent) send(batch []fsm.Transition) error {

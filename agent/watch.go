@@ -152,18 +152,22 @@ func (a *Agent) sync(runs []fsm.Run) {
 // already sent. Callers hold a.mu.
 func (a *Agent) reportOnce(run fsm.Run, t fsm.Transition) {
 	key := reportKey{from: run.State, to: t.To}
-	if a.reported[run.ID] == key {
-		return
-	}
+	a.reportedMu.Lock()
+	seen := a.reported[run.ID] == key
 	a.reported[run.ID] = key
-	a.report(t)
+	a.reportedMu.Unlock()
+	if !seen {
+		a.report(t)
+	}
 }
 
 // forget drops what the agent keeps about a finished run. Callers hold a.mu.
 func (a *Agent) forget(id string) {
 	delete(a.orphans, id)
 	delete(a.aborted, id)
+	a.reportedMu.Lock()
 	delete(a.reported, id)
+	a.reportedMu.Unlock()
 	if err := a.state.delete(id); err != nil {
 		a.logger.Warn("forget run", "run", id, "error", err)
 	}

@@ -42,7 +42,9 @@ func openRaftStores(cfg *Config) (*raftStores, error) {
 		st.close()
 		return nil, fmt.Errorf("resolve raft address %q: %w", cfg.RaftAddr, err)
 	}
-	st.transport, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 8, 10*time.Second, cfg.Logger.Named("transport"))
+	// A small pool: after a peer restarts, every pooled connection to it fails
+	// one RPC before it is dropped, which delays elections.
+	st.transport, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 2, 10*time.Second, cfg.Logger.Named("transport"))
 	if err != nil {
 		st.close()
 		return nil, fmt.Errorf("listen raft on %s: %w", cfg.RaftAddr, err)

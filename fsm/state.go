@@ -134,6 +134,27 @@ func (s *State) Events(from uint64, component string, limit int) []Event {
 	return out
 }
 
+// EventsAfterSeq returns up to limit events whose Seq is greater than seq,
+// in order (limit <= 0 means no limit), of one component if not empty. A
+// follower of the event stream keeps its place by Seq, which, unlike the
+// Raft index, is unique per event.
+func (s *State) EventsAfterSeq(seq uint64, component string, limit int) []Event {
+	out := make([]Event, 0)
+	if seq > uint64(len(s.events)) {
+		return out
+	}
+	for _, e := range s.events[seq:] { // Seq n is at position n-1
+		if component != "" && e.Component != component {
+			continue
+		}
+		out = append(out, e)
+		if limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	return out
+}
+
 // VerifyEvents checks the whole event hash chain held by the state.
 func (s *State) VerifyEvents() error {
 	head, err := VerifyChain(Hash{}, s.events)

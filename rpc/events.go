@@ -47,27 +47,38 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
+	// The first page starts at the requested index; after that the stream
+	// keeps its place by event Seq, so events of one entry that span a page
+	// boundary are not skipped.
+	var seq uint64
+	first := true
 	for {
 		var events []fsm.Event
 		var idx uint64
 		s.b.Read(func(st *fsm.State) {
 			idx = st.Index()
-			events = st.Events(from, component, maxEventsPage)
+			if first {
+				events = st.Events(from, component, maxEventsPage)
+			} else {
+				events = st.EventsAfterSeq(seq, component, maxEventsPage)
+			}
+			if len(events) == 0 && first {
+				_, _, _, n := st.Counts()
+				seq = uint64(n) // nothing at or after from yet: follow from the end
+			}
 		})
+		first = false
 		for i := range events {
 			if err := enc.Encode(&events[i]); err != nil {
 				return nil // client went away
 			}
+			seq = events[i].Seq
 		}
 		if len(events) == maxEventsPage {
-			from = events[len(events)-1].Index + 1
 			continue
 		}
 		if flusher != nil {
 			flusher.Flush()
-		}
-		if idx+1 > from {
-			from = idx + 1
 		}
 		if _, err := s.b.WaitIndex(r.Context(), idx); err != nil {
 			return nil // client went away or server stopping
