@@ -67,12 +67,9 @@ func (s *Server) agentRegister(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.b.Apply(r.Context(), fsm.NodeRegisterType, h, &fsm.NodeRegisterRequest{Node: req.Node})
+	res, err := s.propose(r, fsm.NodeRegisterType, h, &fsm.NodeRegisterRequest{Node: req.Node})
 	if err != nil {
 		return err
-	}
-	if res.Err != nil {
-		return res.Err
 	}
 	if err := s.b.Heartbeat(req.Node.ID); err != nil {
 		return err
@@ -115,12 +112,9 @@ func (s *Server) agentReport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.b.Apply(r.Context(), fsm.RunTransitionType, h, &fsm.RunTransitionRequest{Transitions: req.Transitions})
+	res, err := s.propose(r, fsm.RunTransitionType, h, &fsm.RunTransitionRequest{Transitions: req.Transitions})
 	if err != nil {
 		return err
-	}
-	if res.Err != nil {
-		return res.Err
 	}
 	out := ReportResponse{Index: res.Index, Errors: make([]string, len(res.Items))}
 	for i, e := range res.Items {
@@ -142,12 +136,9 @@ func (s *Server) agentLeave(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.b.Apply(r.Context(), fsm.NodeStatusType, h, &fsm.NodeStatusRequest{ID: req.Node, Status: fsm.NodeLeft, Reason: "agent left"})
+	res, err := s.propose(r, fsm.NodeStatusType, h, &fsm.NodeStatusRequest{ID: req.Node, Status: fsm.NodeLeft, Reason: "agent left"})
 	if err != nil {
 		return err
-	}
-	if res.Err != nil {
-		return res.Err
 	}
 	writeJSON(w, http.StatusOK, LeaseResponse{Index: res.Index})
 	return nil

@@ -27,12 +27,9 @@ func (s *Server) setNodeStatus(w http.ResponseWriter, r *http.Request, req fsm.N
 	if err != nil {
 		return err
 	}
-	res, err := s.b.Apply(r.Context(), fsm.NodeStatusType, h, &req)
+	res, err := s.propose(r, fsm.NodeStatusType, h, &req)
 	if err != nil {
 		return err
-	}
-	if res.Err != nil {
-		return res.Err
 	}
 	writeJSON(w, http.StatusOK, LeaseResponse{Index: res.Index})
 	return nil

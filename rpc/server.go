@@ -393,16 +393,30 @@ func (s *Server) putComponent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.b.Apply(r.Context(), fsm.ComponentPutType, h, &fsm.ComponentPutRequest{Spec: fs, CAS: cas})
+	res, err := s.propose(r, fsm.ComponentPutType, h, &fsm.ComponentPutRequest{Spec: fs, CAS: cas})
 	if err != nil {
 		return err
 	}
-	if res.Err != nil {
-		return res.Err
+	writeComponentResult(w, name, res)
+	return nil
+}
+
+// propose applies a command on the leader and turns the state machine's
+// rejection into the error.
+func (s *Server) propose(r *http.Request, t fsm.MessageType, h fsm.Header, body any) (*fsm.Result, error) {
+	res, err := s.b.Apply(r.Context(), t, h, body)
+	if err != nil {
+		return nil, err
 	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return res, nil
+}
+
+func writeComponentResult(w http.ResponseWriter, name string, res *fsm.Result) {
 	w.Header().Set(HeaderIndex, strconv.FormatUint(res.Index, 10))
 	writeJSON(w, http.StatusOK, PutComponentResponse{Name: name, Generation: res.Generation, Index: res.Index})
-	return nil
 }
 
 func (s *Server) deleteComponent(w http.ResponseWriter, r *http.Request) error {
@@ -415,15 +429,11 @@ func (s *Server) deleteComponent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.b.Apply(r.Context(), fsm.ComponentDeleteType, h, &fsm.ComponentDeleteRequest{Name: name, CAS: cas})
+	res, err := s.propose(r, fsm.ComponentDeleteType, h, &fsm.ComponentDeleteRequest{Name: name, CAS: cas})
 	if err != nil {
 		return err
 	}
-	if res.Err != nil {
-		return res.Err
-	}
-	w.Header().Set(HeaderIndex, strconv.FormatUint(res.Index, 10))
-	writeJSON(w, http.StatusOK, PutComponentResponse{Name: name, Generation: res.Generation, Index: res.Index})
+	writeComponentResult(w, name, res)
 	return nil
 }
 

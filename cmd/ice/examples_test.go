@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 )
@@ -49,9 +48,6 @@ func TestExamplesParse(t *testing.T) {
 // example describe the same component.
 func TestTickerExamplesAgree(t *testing.T) {
 	dir := filepath.Join("..", "..", "examples")
-	if _, err := os.Stat(filepath.Join(dir, "ticker.json")); err != nil {
-		t.Skip(err)
-	}
 	h, err := loadSpec(filepath.Join(dir, "ticker.hcl"), nil)
 	if err != nil {
 		t.Fatal(err)
