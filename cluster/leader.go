@@ -77,8 +77,13 @@ func (s *Server) leaderDuties(ctx context.Context) {
 	defer leaseTick.Stop()
 	wake := time.NewTimer(time.Hour)
 	defer wake.Stop()
+	members := true
 	for {
-		s.reconcileMembers()
+		if members {
+			s.reconcileMembers()
+			members = false
+		}
+		last := time.Now()
 		next := s.reconcileRuns(ctx)
 		if next > 0 {
 			wake.Reset(time.Until(time.Unix(0, next)))
@@ -88,14 +93,28 @@ func (s *Server) leaderDuties(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-changed:
+			// Coalesce bursts of applied entries into one pass: the
+			// reconciler reads the whole state, and running it after every
+			// write would contend with the writes themselves.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Until(last.Add(minReconcileGap))):
+			}
 		case <-s.memberEvents:
+			members = true
 		case <-tick.C:
+			members = true
 		case <-wake.C:
 		case <-leaseTick.C:
 			s.expireLeases(ctx)
 		}
 	}
 }
+
+// minReconcileGap is the least time between two reconciler passes woken by
+// state changes.
+const minReconcileGap = 20 * time.Millisecond
 
 // reconcileMembers adds alive gossip servers missing from the Raft
 // configuration as voters. When such a replacement joins, voters whose

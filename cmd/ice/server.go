@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,6 +36,7 @@ type serverFlags struct {
 	trailingLogs      uint64
 	leaseTTL          time.Duration
 	leaseMargin       time.Duration
+	enableDebug       bool
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
@@ -52,6 +54,7 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.snapshotInterval, "snapshot-interval", 0, "how often to check whether to snapshot (0: raft default 2m)")
 	fl.Uint64Var(&f.trailingLogs, "trailing-logs", 0, "log entries kept after a snapshot (0: raft default 10240)")
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", 10*time.Second, "agent lease: an agent that cannot renew for this long stops its runs")
+	fl.BoolVar(&f.enableDebug, "enable-debug", false, "serve Go's profiler at /debug/pprof/ on the HTTP API address")
 	fl.DurationVar(&f.leaseMargin, "lease-margin", 0, "extra wait before a silent node is declared down and its runs replaced (0: the lease TTL)")
 }
 
@@ -91,6 +94,19 @@ func newLogger(level string, json bool) hclog.Logger {
 	})
 }
 
+// withPprof adds Go's profiler under /debug/pprof/ (off unless
+// --enable-debug: it exposes internals to whoever reaches the API).
+func withPprof(api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", api)
+	return mux
+}
+
 // runServer runs a server until ctx ends. ready, if not nil, is called
 // once the API listens.
 func runServer(ctx context.Context, f *serverFlags, logger hclog.Logger, ready func(*cluster.Server)) error {
@@ -121,8 +137,12 @@ func runServer(ctx context.Context, f *serverFlags, logger hclog.Logger, ready f
 		_ = ln.Close()
 		return fmt.Errorf("start server %s: %w", f.nodeID, err)
 	}
+	var handler http.Handler = rpc.NewServer(srv, tel.Handler(), logger.Named("http"))
+	if f.enableDebug {
+		handler = withPprof(handler)
+	}
 	api := &http.Server{
-		Handler:           rpc.NewServer(srv, tel.Handler(), logger.Named("http")),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	serveErr := make(chan error, 1)
