@@ -33,9 +33,6 @@ const (
 	maxArchiveMeta   = 1 << 20
 )
 
-// ErrArchive is returned for a snapshot archive that is not valid.
-var ErrArchive = errors.New("invalid snapshot archive")
-
 // ArchiveMeta describes a snapshot archive.
 type ArchiveMeta struct {
 	Format          string    `json:"format"`

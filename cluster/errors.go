@@ -18,4 +18,7 @@ var (
 
 	// ErrTimeout is returned when a proposal or a wait did not complete in time.
 	ErrTimeout = errors.New("timed out")
+
+	// ErrArchive is returned for a snapshot archive that is not valid.
+	ErrArchive = errors.New("invalid snapshot archive")
 )
