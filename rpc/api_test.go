@@ -113,6 +113,10 @@ func TestCASAndStop(t *testing.T) {
 	if _, err = cl.PutComponent(tctx(t), sp, &gen); !rpc.IsStatus(err, http.StatusConflict) {
 		t.Fatalf("stale cas put: %v, want 409", err)
 	}
+	testcluster.WaitFor(t, 10*time.Second, "3 runs created for the component", func() bool {
+		runs, _, err := cl.Runs(tctx(t), "svc", nil)
+		return err == nil && len(runs) == 3
+	})
 	if res, err = cl.StopComponent(tctx(t), "svc", nil); err != nil || res.Generation != 3 {
 		t.Fatalf("stop: %+v %v", res, err)
 	}
