@@ -117,6 +117,13 @@ func (a *Agent) reattach() {
 			a.orphans[lr.RunID] = err.Error()
 			continue
 		}
+		// One call now feeds the plugin's agent watchdog, so that the time
+		// it takes to join and register again does not count against it.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if _, err := inst.Component.Health(ctx); err != nil {
+			a.logger.Warn("reattached plugin did not answer", "run", lr.RunID, "error", err)
+		}
+		cancel()
 		a.logger.Info("reattached plugin", "run", lr.RunID, "pid", lr.Attachment.Pid, "epoch", lr.Epoch)
 		a.runners[lr.RunID] = newRunner(a, lr.RunID, lr.Component, lr.Epoch, inst, lr.Kind)
 	}
