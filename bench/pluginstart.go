@@ -36,21 +36,11 @@ type PluginStartResult struct {
 // EXECUTING and computes, per run, the time between its PROVISIONED and
 // EXECUTING events (leader time stamped into the commands).
 func MeasurePluginStart(bin, pluginDir, dir string, count int, logf func(string, ...any)) (*PluginStartResult, error) {
-	as, err := FreeAddrs(4)
-	if err != nil {
-		return nil, err
-	}
-	srv, err := StartProcess(bin, dir, "plugin-server", "server",
-		"--node-id", "p1", "--data-dir", filepath.Join(dir, "p1"),
-		"--http", as[0], "--raft", as[1], "--gossip", as[2], "--bootstrap-expect", "1")
+	srv, as, err := startOneServer(bin, dir, "plugin-server", "p1", 1)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Stop(10 * time.Second)
-	c := &IceCluster{Bin: bin, Servers: []*IceServer{{ID: "p1", HTTP: as[0], Proc: srv}}}
-	if _, err := c.WaitLeader(30 * time.Second); err != nil {
-		return nil, err
-	}
 	agent, err := StartProcess(bin, dir, "plugin-agent", "agent",
 		"--node-id", "n1", "--data-dir", filepath.Join(dir, "n1"),
 		"--gossip", as[3], "--join", as[2], "--plugin-dir", pluginDir)

@@ -67,21 +67,11 @@ type ScaleResult struct {
 // restarts the server to time the restore from its data dir.
 func MeasureScale(bin, dir string, cfg ScaleConfig, logf func(string, ...any)) (*ScaleResult, error) {
 	res := &ScaleResult{Nodes: cfg.Nodes, Runs: cfg.Runs, PollSec: 1}
-	as, err := FreeAddrs(3)
-	if err != nil {
-		return nil, err
-	}
-	srv, err := StartProcess(bin, dir, "scale-server", "server",
-		"--node-id", "m1", "--data-dir", filepath.Join(dir, "m1"),
-		"--http", as[0], "--raft", as[1], "--gossip", as[2], "--bootstrap-expect", "1")
+	srv, as, err := startOneServer(bin, dir, "scale-server", "m1", 0)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Stop(20 * time.Second)
-	c := &IceCluster{Bin: bin, Servers: []*IceServer{{ID: "m1", HTTP: as[0], Proc: srv}}}
-	if _, err := c.WaitLeader(30 * time.Second); err != nil {
-		return nil, err
-	}
 	t0 := time.Now()
 	sim, err := StartProcess(bin, dir, "scale-simulator", "agent", "--simulate", strconv.Itoa(cfg.Nodes), "--server", as[0], "--node-id", "sim")
 	if err != nil {
@@ -299,4 +289,25 @@ func waitForEvery(timeout, every time.Duration, cond func() bool) error {
 		}
 		time.Sleep(every)
 	}
+}
+
+// startOneServer starts a one-server cluster (its addresses are http, raft,
+// gossip, then extra more) and waits for it to lead.
+func startOneServer(bin, dir, name, id string, extra int) (*Process, []string, error) {
+	as, err := FreeAddrs(3 + extra)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := StartProcess(bin, dir, name, "server",
+		"--node-id", id, "--data-dir", filepath.Join(dir, id),
+		"--http", as[0], "--raft", as[1], "--gossip", as[2], "--bootstrap-expect", "1")
+	if err != nil {
+		return nil, nil, err
+	}
+	c := &IceCluster{Bin: bin, Servers: []*IceServer{{ID: id, HTTP: as[0], Proc: srv}}}
+	if _, err := c.WaitLeader(30 * time.Second); err != nil {
+		srv.Stop(10 * time.Second)
+		return nil, nil, err
+	}
+	return srv, as, nil
 }
