@@ -14,9 +14,19 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 )
 
+// logCacheSize is how many of the newest log entries are kept in memory for
+// replication. Nomad and Consul keep 512, but their entries are single
+// commands; a group-commit batch may be up to maxBatchBytes, so fewer are
+// kept (typical batches are tens of KB: a few MB in all).
+const logCacheSize = 128
+
 // raftStores are the on-disk parts of a Raft server.
 type raftStores struct {
-	bolt      *raftboltdb.BoltStore
+	bolt *raftboltdb.BoltStore
+	// logs is bolt behind an in-memory cache of the newest entries: the
+	// leader reads every entry back to replicate it, and without the cache
+	// each read is a bolt lookup plus a msgpack decode.
+	logs      raft.LogStore
 	snaps     *raft.FileSnapshotStore
 	transport *raft.NetworkTransport
 }
@@ -72,6 +82,10 @@ func openStoresOffline(cfg *Config) (*raftStores, error) {
 			return nil, fmt.Errorf("open raft log store %s: locked by a running server: %w", dir, err)
 		}
 		return nil, fmt.Errorf("open raft log store %s: %w", dir, err)
+	}
+	if st.logs, err = raft.NewLogCache(logCacheSize, st.bolt); err != nil {
+		st.close()
+		return nil, fmt.Errorf("open raft log cache: %w", err)
 	}
 	st.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, cfg.SnapshotRetain, cfg.Logger.Named("snapshot"))
 	if err != nil {

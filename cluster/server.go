@@ -56,7 +56,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.raft, err = raft.NewRaft(raftConfig(&cfg, s.leaderNotify), s.sm, s.stores.bolt, s.stores.bolt, s.stores.snaps, s.stores.transport)
+	s.raft, err = raft.NewRaft(raftConfig(&cfg, s.leaderNotify), s.sm, s.stores.logs, s.stores.bolt, s.stores.snaps, s.stores.transport)
 	if err != nil {
 		s.stores.close()
 		return nil, fmt.Errorf("start raft: %w", err)

@@ -50,6 +50,7 @@ type options struct {
 	scaleRestore  bool
 	budget        time.Duration
 	defaultOut    bool
+	profile       bool
 }
 
 var (
@@ -97,6 +98,7 @@ func parseFlags() *options {
 	flag.IntVar(&o.scalePer, "scale-per-component", 1000, "count of each component deployed for the scale figures")
 	flag.DurationVar(&o.scaleTimeout, "scale-timeout", 4*time.Minute, "how long to wait for every scale run to be EXECUTING")
 	flag.BoolVar(&o.scaleRestore, "scale-operator-restore", false, "also time a restore of the 100k-run archive through PUT /v1/operator/snapshot (slow)")
+	flag.BoolVar(&o.profile, "profile", false, "start the ICE servers with --enable-debug and save a CPU profile of the leader and of a follower during each load level (ice-<role>-<clients>c.pprof in the results dir)")
 	flag.DurationVar(&o.budget, "budget", 9*time.Minute+30*time.Second, "overall time budget: later figures are skipped (null, with the reason) when it would be exceeded")
 	flag.Parse()
 	for _, f := range strings.Split(clients, ",") {
@@ -394,7 +396,11 @@ func runICE(o *options, tmp string, res *bench.Results) {
 		return
 	}
 	logf("ice: starting 3 servers (%s)", o.iceBin)
-	c, err := bench.StartIceCluster(o.iceBin, filepath.Join(tmp, "ice"), 3)
+	var extra []string
+	if o.profile {
+		extra = append(extra, "--enable-debug")
+	}
+	c, err := bench.StartIceCluster(o.iceBin, filepath.Join(tmp, "ice"), 3, extra...)
 	if err != nil {
 		fail(err)
 		return
@@ -409,7 +415,14 @@ func runICE(o *options, tmp string, res *bench.Results) {
 	logf("ice: leader %s (http %s)", leader.ID, leader.HTTP)
 	for _, n := range o.clients {
 		w := &bench.IceWriter{HTTP: bench.NewHTTPClient(n), Base: "http://" + leader.HTTP, PayloadSize: o.payload, Prefix: "bench-"}
+		var profiles func()
+		if o.profile {
+			profiles = profileDuringLoad(o, c, leader, n)
+		}
 		lv := bench.RunLoad(context.Background(), o.load(n), w.Op)
+		if profiles != nil {
+			profiles()
+		}
 		w.HTTP.CloseIdleConnections()
 		lv.Target = "leader"
 		sys.Levels = append(sys.Levels, lv)

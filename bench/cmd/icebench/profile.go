@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ice-run/ice/bench"
+)
+
+// profileDuringLoad starts CPU profiles of the leader and of one follower
+// covering the measured part of a load level (it waits out the warm-up),
+// and returns a func that waits for them and saves them to the results
+// dir. Errors are logged, not fatal: a profile is a diagnostic.
+func profileDuringLoad(o *options, c *bench.IceCluster, leader *bench.IceServer, clients int) func() {
+	targets := map[string]*bench.IceServer{"leader": leader}
+	for _, s := range c.Servers {
+		if s != leader {
+			targets["follower"] = s
+			break
+		}
+	}
+	secs := max(1, int(o.duration/time.Second)-1)
+	var wg sync.WaitGroup
+	for role, s := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(o.warmup)
+			path := filepath.Join(o.out, fmt.Sprintf("ice-%s-%dc.pprof", role, clients))
+			if err := saveProfile(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.HTTP, secs), path); err != nil {
+				logf("ice: profile of %s %s: %v", role, s.ID, err)
+				return
+			}
+			logf("ice: CPU profile of %s %s at %d clients: %s", role, s.ID, clients, path)
+		}()
+	}
+	return wg.Wait
+}
+
+func saveProfile(url, path string) error {
+	hc := &http.Client{Timeout: time.Minute}
+	resp, err := hc.Get(url)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("get %s: HTTP %d", url, resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("save profile: %w", err)
+	}
+	if _, err := f.ReadFrom(resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("save profile %s: %w", path, err)
+	}
+	return f.Close()
+}
