@@ -27,3 +27,12 @@ func VersionedPlugins(impl Component) map[int]plugin.PluginSet {
 		ProtocolVersion: {PluginName: &GRPCPlugin{Impl: impl}},
 	}
 }
+
+// The environment variables in which a host hands a plugin the certificate
+// and key (PEM) to serve with. The host's own certificate goes in go-plugin's
+// PLUGIN_CLIENT_CERT. A plugin that does not read them answers with a
+// certificate of its own in the handshake (go-plugin's AutoMTLS).
+const (
+	EnvServerCert = "ICE_PLUGIN_SERVER_CERT"
+	EnvServerKey  = "ICE_PLUGIN_SERVER_KEY"
+)

@@ -6,10 +6,16 @@
 //
 // Mutual TLS: go-plugin's AutoMTLS keeps the client certificate only in the
 // memory of the host that launched the plugin, so a restarted agent could not
-// reattach to it. host therefore performs the same exchange itself (the
-// client certificate goes to the plugin in PLUGIN_CLIENT_CERT, the plugin
-// answers with its own in the handshake), and returns both in an Attachment
+// reattach to it. host therefore performs the exchange itself: it creates
+// both certificates (P-256), hands the plugin its own client certificate in
+// PLUGIN_CLIENT_CERT and the plugin's certificate and key in
+// plugins.EnvServerCert and plugins.EnvServerKey (the SDK serves with them;
+// a plugin that ignores them answers with a certificate of its own in the
+// handshake, as with AutoMTLS), and returns the material in an Attachment
 // that the agent persists with the rest of the reattach information.
+//
+// The sha256 of a binary is remembered by file identity, so that launching
+// the same unchanged binary again does not hash it again (verify.go).
 //
 // It does not decide when to launch or stop anything: the agent does, on
 // committed authority.

@@ -3,9 +3,7 @@ package host
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	metrics "github.com/armon/go-metrics"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
@@ -25,8 +24,8 @@ import (
 type Config struct {
 	// Path is the plugin binary.
 	Path string
-	// SHA256 is the hex checksum the binary must have; it is verified by
-	// go-plugin's SecureConfig before the binary is executed.
+	// SHA256 is the hex checksum the binary must have; it is verified
+	// before the binary is executed (see verify.go).
 	SHA256 string
 	// LogPath receives the plugin's stdout and stderr (appended).
 	LogPath string
@@ -77,24 +76,21 @@ type Instance struct {
 	logFile *os.File
 }
 
-// FileSHA256 returns the hex sha256 of a file.
+// FileSHA256 returns the hex sha256 of a file. The sum is remembered for
+// Launch's verification of the same, unchanged file (see verify.go).
 func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
+	sum, _, err := fileSum(path)
 	if err != nil {
-		return "", fmt.Errorf("checksum %s: %w", path, err)
+		return "", err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("checksum %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // Launch verifies and starts a plugin and completes the handshake. The
 // process runs in its own process group, so it survives the agent.
 func Launch(cfg Config) (*Instance, error) {
 	cfg.defaults()
+	start := time.Now()
 	exe, err := filepath.Abs(cfg.Path)
 	if err != nil {
 		return nil, fmt.Errorf("launch plugin %s: %w", cfg.Path, err)
@@ -103,28 +99,41 @@ func Launch(cfg Config) (*Instance, error) {
 	if err != nil || len(sum) != sha256.Size {
 		return nil, fmt.Errorf("launch plugin %s: expected sha256 %q is not 64 hex characters: %w", exe, cfg.SHA256, ErrChecksumMismatch)
 	}
+	cached, err := verifyBinary(exe, sum)
+	if err != nil {
+		return nil, fmt.Errorf("launch plugin %s: %w", exe, err)
+	}
+	verifiedAt := time.Now()
 	logFile, err := openLog(cfg.LogPath)
 	if err != nil {
 		return nil, err
 	}
-	certPEM, keyPEM, err := newClientCert()
+	pair, err := newCertPair()
 	if err != nil {
 		logFile.Close()
-		return nil, err
+		return nil, fmt.Errorf("launch plugin %s: %w", exe, err)
 	}
-	tlsCfg, err := clientTLS(certPEM, keyPEM, nil)
+	tlsCfg, err := clientTLS(pair.clientCert, pair.clientKey, pair.serverDER)
 	if err != nil {
 		logFile.Close()
-		return nil, err
+		return nil, fmt.Errorf("launch plugin %s: %w", exe, err)
 	}
+	// The certificate the plugin presents on go-plugin's own connection
+	// (verified against the expected one first) is the one to persist.
+	var peer peerCert
+	tlsCfg.VerifyConnection = peer.record
 	cmd := exec.Command(exe)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(os.Environ(), "PLUGIN_CLIENT_CERT="+string(certPEM))
+	cmd.Env = append(os.Environ(),
+		"PLUGIN_CLIENT_CERT="+string(pair.clientCert),
+		plugins.EnvServerCert+"="+string(pair.serverCert),
+		plugins.EnvServerKey+"="+string(pair.serverKey))
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  plugins.Handshake,
 		VersionedPlugins: cfg.Versions,
 		Cmd:              cmd,
-		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
+		// No SecureConfig: verifyBinary checked the binary above (see
+		// verify.go for why, and for what that trusts).
 		TLSConfig:        tlsCfg,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           cfg.Logger,
@@ -133,13 +142,10 @@ func Launch(cfg Config) (*Instance, error) {
 		SyncStderr:       logFile,
 		StartTimeout:     cfg.StartTimeout,
 	})
-	inst, err := dispense(client, exe)
+	inst, err := dispense(client, exe, true)
 	if err != nil {
 		client.Kill()
 		logFile.Close()
-		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-			return nil, fmt.Errorf("launch plugin %s: sha256 is not %s: %w", exe, cfg.SHA256, ErrChecksumMismatch)
-		}
 		if strings.Contains(err.Error(), "ncompatible API version") {
 			return nil, fmt.Errorf("launch plugin %s: no common plugin protocol version (this agent speaks %v): %w", exe, versions(cfg.Versions), err)
 		}
@@ -147,12 +153,12 @@ func Launch(cfg Config) (*Instance, error) {
 	}
 	inst.logFile = logFile
 	rc := client.ReattachConfig()
-	der, err := serverCertificate(rc.Addr, tlsCfg)
-	if err != nil {
+	der := peer.get()
+	if der == nil {
 		inst.Kill()
-		return nil, fmt.Errorf("launch plugin %s: %w", exe, err)
+		return nil, fmt.Errorf("launch plugin %s: no TLS connection to the plugin was made", exe)
 	}
-	start, err := processStart(rc.Pid)
+	startTicks, err := processStart(rc.Pid)
 	if err != nil {
 		inst.Kill()
 		return nil, fmt.Errorf("launch plugin %s: %w", exe, err)
@@ -164,11 +170,14 @@ func Launch(cfg Config) (*Instance, error) {
 		Addr:            rc.Addr.String(),
 		Pid:             rc.Pid,
 		Exe:             exe,
-		StartTicks:      start,
-		ClientCertPEM:   certPEM,
-		ClientKeyPEM:    keyPEM,
+		StartTicks:      startTicks,
+		ClientCertPEM:   pair.clientCert,
+		ClientKeyPEM:    pair.clientKey,
 		ServerCertDER:   der,
 	}
+	metrics.MeasureSince([]string{"ice", "plugin", "launch"}, start)
+	cfg.Logger.Debug("plugin launched", "pid", rc.Pid, "verify", verifiedAt.Sub(start), "verify_cached", cached,
+		"start", time.Since(verifiedAt), "total", time.Since(start))
 	return inst, nil
 }
 
@@ -217,7 +226,7 @@ func Reattach(a Attachment, cfg Config) (*Instance, error) {
 		Logger:           cfg.Logger,
 		Stderr:           logFile,
 	})
-	inst, err := dispense(client, a.Exe)
+	inst, err := dispense(client, a.Exe, false)
 	if err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("reattach plugin pid %d: %w", a.Pid, err)
@@ -226,10 +235,17 @@ func Reattach(a Attachment, cfg Config) (*Instance, error) {
 	return inst, nil
 }
 
-func dispense(client *plugin.Client, exe string) (*Instance, error) {
+// dispense starts or attaches the client and dispenses the component; with
+// ping it also makes one call, so that the TLS connection is up.
+func dispense(client *plugin.Client, exe string, ping bool) (*Instance, error) {
 	rpc, err := client.Client()
 	if err != nil {
 		return nil, err
+	}
+	if ping {
+		if err := rpc.Ping(); err != nil {
+			return nil, fmt.Errorf("ping %s: %w", exe, err)
+		}
 	}
 	raw, err := rpc.Dispense(plugins.PluginName)
 	if err != nil {

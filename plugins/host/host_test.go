@@ -25,8 +25,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
-	for _, name := range []string{"ticker", "batch"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../examples/"+name).CombinedOutput()
+	for name, pkg := range map[string]string{"ticker": "../examples/ticker", "batch": "../examples/batch", "automtls": "./testdata/automtls"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput()
 		if err != nil {
 			os.Stderr.Write(out)
 			os.Exit(1)
@@ -133,5 +133,60 @@ func TestReattachAfterHostLetGo(t *testing.T) {
 	bad.StartTicks++
 	if _, err := host.Reattach(bad, host.Config{}); !errors.Is(err, host.ErrGone) {
 		t.Fatalf("reattach to a reused pid: %v, want ErrGone", err)
+	}
+}
+
+// A plugin that answers with a certificate of its own (go-plugin's AutoMTLS,
+// not the one the host handed over) is accepted, and the attachment holds
+// the certificate it serves with, so that a new host can reattach.
+func TestAutoMTLSPluginCanBeReattached(t *testing.T) {
+	inst, err := launch(t, "automtls", nil)
+	if err != nil {
+		t.Fatalf("launch: %v", err)
+	}
+	defer inst.Kill()
+	if info, err := inst.Component.Info(tctx(t)); err != nil || info.Name != "automtls" {
+		t.Fatalf("info = %+v, %v", info, err)
+	}
+	inst.Detach()
+	again, err := host.Reattach(inst.Attachment, host.Config{})
+	if err != nil {
+		t.Fatalf("reattach: %v", err)
+	}
+	if h, err := again.Component.Health(tctx(t)); err != nil || !h.Healthy {
+		t.Fatalf("health after reattach = %+v, %v", h, err)
+	}
+}
+
+// A binary changed after it was verified (and its sum remembered) is
+// verified again, and refused.
+func TestChangedBinaryIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ticker")
+	b, err := os.ReadFile(filepath.Join(binDir, "ticker"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := host.FileSHA256(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := host.Launch(host.Config{Path: path, SHA256: sum})
+	if err != nil {
+		t.Fatalf("launch: %v", err)
+	}
+	inst.Kill()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := host.Launch(host.Config{Path: path, SHA256: sum}); !errors.Is(err, host.ErrChecksumMismatch) {
+		t.Fatalf("launch of a changed binary: %v, want ErrChecksumMismatch", err)
 	}
 }

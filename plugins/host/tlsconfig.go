@@ -11,24 +11,53 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net"
+	"sync"
 	"time"
 )
 
-// newClientCert returns a self-signed certificate and key (PEM) for the
-// host's side of the mutual TLS, shaped as go-plugin's AutoMTLS expects.
-func newClientCert() (certPEM, keyPEM []byte, err error) {
+// certPair is the TLS material of one launch: the host's certificate and
+// key, and the ones the plugin serves with.
+type certPair struct {
+	clientCert, clientKey []byte // PEM
+	serverCert, serverKey []byte // PEM
+	serverDER             []byte
+}
+
+// newCertPair creates both sides' certificates for a launch. The plugin's
+// goes to it in the environment with its key (plugins.EnvServerKey), so
+// the host knows the certificate to expect before the plugin answers: the
+// plugin does not have to create one (go-plugin's AutoMTLS has it create a
+// P-521 key, about 20 ms of CPU per plugin process) and the host does not
+// have to ask for it. The key is as safe there as the plugin's memory: the
+// environment of a process is readable only by its user and root, who can
+// read its memory too.
+func newCertPair() (certPair, error) {
+	var p certPair
+	var err error
+	if p.clientCert, p.clientKey, _, err = newCert("ICE agent"); err != nil {
+		return p, fmt.Errorf("create plugin client certificate: %w", err)
+	}
+	if p.serverCert, p.serverKey, p.serverDER, err = newCert("ICE plugin"); err != nil {
+		return p, fmt.Errorf("create plugin server certificate: %w", err)
+	}
+	return p, nil
+}
+
+// newCert returns a self-signed P-256 certificate (PEM and DER) and key
+// (PEM) for one side of the mutual TLS, shaped as go-plugin's AutoMTLS
+// expects.
+func newCert(org string) (certPEM, keyPEM, der []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, fmt.Errorf("generate plugin client key: %w", err)
+		return nil, nil, nil, fmt.Errorf("generate key: %w", err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
 	if err != nil {
-		return nil, nil, fmt.Errorf("generate certificate serial: %w", err)
+		return nil, nil, nil, fmt.Errorf("generate certificate serial: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "localhost", Organization: []string{"ICE agent"}},
+		Subject:               pkix.Name{CommonName: "localhost", Organization: []string{org}},
 		DNSNames:              []string{"localhost"},
 		NotBefore:             time.Now().Add(-time.Minute),
 		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
@@ -37,16 +66,16 @@ func newClientCert() (certPEM, keyPEM []byte, err error) {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("create plugin client certificate: %w", err)
+		return nil, nil, nil, fmt.Errorf("create certificate: %w", err)
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode plugin client key: %w", err)
+		return nil, nil, nil, fmt.Errorf("encode key: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), der, nil
 }
 
 // clientTLS builds the host's TLS config from its certificate and, once
@@ -73,39 +102,28 @@ func clientTLS(certPEM, keyPEM, serverDER []byte) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// serverCertificate connects to the plugin once more over TLS and returns
-// the certificate it presents, after checking that it is the one the
-// handshake announced (cfg.RootCAs).
-func serverCertificate(addr net.Addr, cfg *tls.Config) ([]byte, error) {
-	if cfg.RootCAs == nil {
-		return nil, errors.New("plugin sent no certificate in its handshake")
+// peerCert records the certificate the plugin presented on a verified
+// connection. A plugin built with an SDK that ignores plugins.EnvServerKey
+// answers with a certificate of its own in the handshake, which go-plugin
+// then expects instead (RootCAs); either way, this is the one it serves.
+type peerCert struct {
+	mu  sync.Mutex
+	der []byte
+}
+
+// record is a tls.Config VerifyConnection callback.
+func (p *peerCert) record(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("plugin presented no certificate")
 	}
-	var der []byte
-	probe := &tls.Config{
-		Certificates:       cfg.Certificates,
-		MinVersion:         tls.VersionTLS12,
-		NextProtos:         []string{"h2"},
-		InsecureSkipVerify: true, // verified below against the handshake's certificate
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 {
-				return errors.New("plugin presented no certificate")
-			}
-			c, err := x509.ParseCertificate(raw[0])
-			if err != nil {
-				return err
-			}
-			if _, err := c.Verify(x509.VerifyOptions{Roots: cfg.RootCAs, DNSName: "localhost"}); err != nil {
-				return fmt.Errorf("plugin certificate differs from its handshake: %w", err)
-			}
-			der = raw[0]
-			return nil
-		},
-	}
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	conn, err := tls.DialWithDialer(d, addr.Network(), addr.String(), probe)
-	if err != nil {
-		return nil, fmt.Errorf("read plugin certificate at %s: %w", addr, err)
-	}
-	_ = conn.Close()
-	return der, nil
+	p.mu.Lock()
+	p.der = cs.PeerCertificates[0].Raw
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *peerCert) get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.der
 }
