@@ -160,22 +160,7 @@ func (s *State) emit(ctx *applyCtx, typ, subject, component string, payload any)
 		// Payloads are this package's own plain structs; this cannot fail.
 		raw = []byte(`null`)
 	}
-	e := Event{
-		Seq:       uint64(len(s.events)) + 1,
-		Index:     ctx.index,
-		Term:      ctx.term,
-		Time:      ctx.header.Time,
-		Type:      typ,
-		Subject:   subject,
-		Component: component,
-		Actor:     ctx.header.Actor,
-		Purpose:   ctx.header.Purpose,
-		Payload:   raw,
-		PrevHash:  s.head,
-	}
-	e.Hash = e.hashCompact()
-	s.head = e.Hash
-	s.events = append(s.events, e)
+	s.head = s.events.emit(s.head, ctx.index, ctx.term, ctx.header.Time, typ, subject, component, ctx.header.Actor, ctx.header.Purpose, raw)
 	ctx.res.Events++
 }
 

@@ -16,6 +16,10 @@ import (
 // of its own at the batch's index (rejections are per command), and returns
 // one Result per command in Result.Batch. A batch never contains a batch.
 
+// batchVersion is the version byte of the batch framing; the commands
+// inside carry their own body versions.
+const batchVersion = 1
+
 // MaxBatchCommands bounds the commands of one batch entry.
 const MaxBatchCommands = 4096
 
@@ -34,7 +38,7 @@ func EncodeBatch(cmds [][]byte) ([]byte, error) {
 		size += binary.MaxVarintLen64 + len(c)
 	}
 	out := make([]byte, 0, size)
-	out = append(out, byte(BatchType), BodyVersion)
+	out = append(out, byte(BatchType), batchVersion)
 	out = binary.AppendUvarint(out, uint64(len(cmds)))
 	for i, c := range cmds {
 		if len(c) == 0 || MessageType(c[0]) == BatchType {
@@ -50,8 +54,8 @@ func decodeBatch(b []byte) ([][]byte, error) {
 	if len(b) < 2 {
 		return nil, fmt.Errorf("decode batch: %d bytes: %w", len(b), ErrMalformed)
 	}
-	if v := b[1]; v == 0 || v > BodyVersion {
-		return nil, fmt.Errorf("decode batch: version %d, this server reads 1 to %d: %w", v, BodyVersion, ErrUnsupportedVersion)
+	if v := b[1]; v != batchVersion {
+		return nil, fmt.Errorf("decode batch: version %d, this server reads %d: %w", v, batchVersion, ErrUnsupportedVersion)
 	}
 	rest := b[2:]
 	n, k := binary.Uvarint(rest)

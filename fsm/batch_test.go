@@ -29,9 +29,9 @@ func TestBatchRoundTripAndFraming(t *testing.T) {
 	for name, bad := range map[string][]byte{
 		"truncated":  raw[:len(raw)-1],
 		"trailing":   append(append([]byte{}, raw...), 0),
-		"zero count": {byte(BatchType), BodyVersion, 0},
-		"nested":     append([]byte{byte(BatchType), BodyVersion, 1, byte(len(raw))}, raw...),
-		"huge count": {byte(BatchType), BodyVersion, 0xff, 0xff, 0x03},
+		"zero count": {byte(BatchType), batchVersion, 0},
+		"nested":     append([]byte{byte(BatchType), batchVersion, 1, byte(len(raw))}, raw...),
+		"huge count": {byte(BatchType), batchVersion, 0xff, 0xff, 0x03},
 	} {
 		if _, err := Decode(bad); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: decode = %v, want ErrMalformed", name, err)

@@ -121,6 +121,16 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 }
 
+// validJSONEntry is a valid command in body version 1 (JSON) to corrupt.
+func validJSONEntry(t testing.TB) []byte {
+	t.Helper()
+	b, err := EncodeJSON(RunTransitionType, sampleHeader, sampleBodies[RunTransitionType])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // validEntry is a valid encoded command to corrupt.
 func validEntry(t testing.TB) []byte {
 	t.Helper()
@@ -132,8 +142,8 @@ func validEntry(t testing.TB) []byte {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	valid := validEntry(t)
-	env := func(typ MessageType, s string) []byte { return append([]byte{byte(typ), BodyVersion}, s...) }
+	valid := validJSONEntry(t)
+	env := func(typ MessageType, s string) []byte { return append([]byte{byte(typ), bodyVersionJSON}, s...) }
 	hdr := `"header":{"actor":"runtime","time":1}`
 	cases := []struct {
 		name string
@@ -142,12 +152,13 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"nil", nil, ErrMalformed},
 		{"one byte", []byte{byte(ComponentPutType)}, ErrMalformed},
-		{"type and version only", []byte{byte(ComponentPutType), BodyVersion}, ErrMalformed},
+		{"type and version only", []byte{byte(ComponentPutType), bodyVersionJSON}, ErrMalformed},
+		{"type and binary version only", []byte{byte(ComponentPutType), BodyVersion}, ErrMalformed},
 		{"type 0", append([]byte{0}, valid[1:]...), ErrUnknownType},
 		{"type after the last", append([]byte{byte(maxMessageType)}, valid[1:]...), ErrUnknownType},
 		{"type 255", append([]byte{255}, valid[1:]...), ErrUnknownType},
 		{"body version 0", append([]byte{valid[0], 0}, valid[2:]...), ErrUnsupportedVersion},
-		{"body version 2", append([]byte{valid[0], 2}, valid[2:]...), ErrUnsupportedVersion},
+		{"body version 3", append([]byte{valid[0], 3}, valid[2:]...), ErrUnsupportedVersion},
 		{"body version 255", append([]byte{valid[0], 255}, valid[2:]...), ErrUnsupportedVersion},
 		{"not JSON", env(NodeStatusType, "hello"), ErrMalformed},
 		{"JSON null", env(NodeStatusType, "null"), ErrMalformed},
@@ -224,7 +235,7 @@ func TestNullBodies(t *testing.T) {
 		default:
 			actor = h.agentHdr("n1")
 		}
-		data, _ := Encode(typ, actor, nil)
+		data, _ := EncodeJSON(typ, actor, nil)
 		before := fingerprintOf(h.st)
 		res := h.raw(data)
 		if err := res.FirstErr(); err == nil || isInternal(err) || !IsRejection(err) {

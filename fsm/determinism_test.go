@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -305,7 +304,7 @@ func TestDigestSensitivity(t *testing.T) {
 		"node field":      func(s *State) { n := *s.nodes["n1"]; n.Status = NodeDown; s.nodes["n1"] = &n },
 		"run field":       func(s *State) { r := *s.runs[id]; r.Epoch++; s.runs[id] = &r },
 		"run removed":     func(s *State) { delete(s.runs, id) },
-		"event dropped":   func(s *State) { s.events = s.events[:len(s.events)-1] },
+		"event dropped":   func(s *State) { evs := s.Events(0, "", 0); s.events = eventLogOf(evs[:len(evs)-1]) },
 		"head":            func(s *State) { s.head[0] ^= 1 },
 	}
 	for name, mutate := range mutations {
@@ -327,6 +326,16 @@ func TestDigestSensitivity(t *testing.T) {
 	}
 }
 
+// eventLogOf returns a log holding events as they are (hashes included,
+// right or wrong), for tests that tamper with the chain.
+func eventLogOf(events []Event) eventLog {
+	var l eventLog
+	for i := range events {
+		l.appendEvent(&events[i])
+	}
+	return l
+}
+
 // cloneState copies a state; records are immutable, so maps are copied
 // shallowly.
 func cloneState(s *State) *State {
@@ -344,6 +353,6 @@ func cloneState(s *State) *State {
 	for k, v := range s.slots {
 		c.slots[k] = v
 	}
-	c.events = slices.Clone(s.events)
+	c.events = eventLogOf(s.Events(0, "", 0))
 	return c
 }

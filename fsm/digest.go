@@ -8,7 +8,7 @@ import (
 )
 
 // Digest returns the sha256 of the canonical encoding of the whole state:
-// components, nodes and runs sorted by key, each as its snapshot record,
+// components, nodes and runs sorted by key, each as its (binary) snapshot record,
 // followed by the event count and the chain head. Two states that applied the
 // same log to the same index have the same digest.
 func (s *State) Digest() Hash {
@@ -29,6 +29,40 @@ func (snap *Snapshot) Digest() Hash {
 }
 
 func (snap *Snapshot) digest() (Hash, error) {
+	h := sha256.New()
+	var e encoder
+	var buf []byte
+	write := func(kind byte) {
+		buf = append(buf[:0], kind)
+		buf = binary.AppendUvarint(buf, uint64(len(e.b)))
+		h.Write(buf)
+		h.Write(e.b)
+		e.b = e.b[:0]
+	}
+	h.Write([]byte("ice-state-v2"))
+	for _, c := range snap.components {
+		putComponent(&e, c)
+		write(recordComponent)
+	}
+	for _, n := range snap.nodes {
+		putNode(&e, n)
+		write(recordNode)
+	}
+	for _, r := range snap.runs {
+		putRun(&e, r)
+		write(recordRun)
+	}
+	buf = binary.AppendUvarint(buf[:0], uint64(snap.events.len()))
+	h.Write(buf)
+	h.Write(snap.meta.Head[:])
+	var out Hash
+	h.Sum(out[:0])
+	return out, nil
+}
+
+// digestV1 is the digest snapshot version 1 recorded: the same walk with
+// each record as JSON. Restore checks a version 1 snapshot against it.
+func (snap *Snapshot) digestV1() (Hash, error) {
 	h := sha256.New()
 	var buf []byte
 	write := func(kind byte, v any) error {
@@ -58,7 +92,7 @@ func (snap *Snapshot) digest() (Hash, error) {
 			return Hash{}, err
 		}
 	}
-	buf = binary.AppendUvarint(buf[:0], uint64(len(snap.events)))
+	buf = binary.AppendUvarint(buf[:0], uint64(snap.events.len()))
 	h.Write(buf)
 	h.Write(snap.meta.Head[:])
 	var out Hash

@@ -61,6 +61,12 @@ func (e *Event) canonical(b []byte) []byte {
 
 func (e *Event) canonicalPayload(b, payload []byte) []byte {
 	b = binary.AppendUvarint(b, e.Seq)
+	return e.canonicalFields(b, payload)
+}
+
+// canonicalFields appends the canonical encoding after Seq: what the event
+// log stores of each event besides its hash.
+func (e *Event) canonicalFields(b, payload []byte) []byte {
 	b = binary.AppendUvarint(b, e.Index)
 	b = binary.AppendUvarint(b, e.Term)
 	b = binary.AppendVarint(b, e.Time)
@@ -91,15 +97,6 @@ func (e *Event) ComputeHash() Hash {
 	buf := make([]byte, 0, 256+len(e.Payload))
 	buf = append(buf, e.PrevHash[:]...)
 	buf = e.canonical(buf)
-	return sha256.Sum256(buf)
-}
-
-// hashCompact is ComputeHash for an event whose payload json.Marshal just
-// produced, which is compact already: it skips the compaction scan.
-func (e *Event) hashCompact() Hash {
-	buf := make([]byte, 0, 256+len(e.Payload))
-	buf = append(buf, e.PrevHash[:]...)
-	buf = e.canonicalPayload(buf, e.Payload)
 	return sha256.Sum256(buf)
 }
 

@@ -28,12 +28,36 @@ func chainFixture(t *testing.T) *State {
 	return h.st
 }
 
-// verifyWith checks events as VerifyEvents would for a state holding them
-// with the given head.
+// verifyWith checks events as a client would (VerifyChain and the state's
+// head), then as VerifyEvents would for a state holding them. The state's
+// log stores neither Seq nor PrevHash (both are implied), so only the first
+// check can see those two fields changed.
 func verifyWith(st *State, events []Event) error {
+	head, err := VerifyChain(Hash{}, events)
+	if err != nil {
+		return err
+	}
+	if head != st.Head() {
+		return errChainHead(head, st.Head())
+	}
 	c := cloneState(st)
-	c.events = events
+	c.events = eventLogOf(events)
 	return c.VerifyEvents()
+}
+
+// TestEventLogTamper: any byte of any stored event record changed breaks
+// the chain the state verifies.
+func TestEventLogTamper(t *testing.T) {
+	st := chainFixture(t)
+	for i := 0; i < st.events.len(); i++ {
+		for j := range st.events.record(i) {
+			c := cloneState(st)
+			c.events.record(i)[j] ^= 0x01
+			if err := c.VerifyEvents(); !errors.Is(err, ErrChecksum) {
+				t.Fatalf("event %d byte %d changed: %v, want ErrChecksum", i, j, err)
+			}
+		}
+	}
 }
 
 func TestEventChainVerifies(t *testing.T) {

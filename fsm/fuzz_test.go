@@ -79,9 +79,26 @@ func fuzzSeeds(fx *fuzzFixture) map[string][]byte {
 		"empty":       {},
 		"type-only":   {byte(ComponentPutType)},
 		"unknown":     {byte(maxMessageType), 1, '{', '}'},
-		"version-2":   append([]byte{byte(NodeStatusType), 2}, `{"header":{},"body":{}}`...),
+		"version-3":   append([]byte{byte(NodeStatusType), 3}, `{"header":{},"body":{}}`...),
 		"null-body":   append([]byte{byte(RunTransitionType), 1}, `{"header":{"actor":"runtime","time":1},"body":null}`...),
 		"deep-json":   append([]byte{byte(NodeStatusType), 1}, strings.Repeat("[", 10000)...),
+	}
+	// Body version 1 (JSON), as older servers wrote it, stays readable.
+	for _, c := range []struct {
+		name string
+		typ  MessageType
+		hdr  Header
+		body any
+	}{
+		{"json-place", RunTransitionType, rt, tr(Transition{Run: cre.ID, To: StateProvisioned, Node: "n2"})},
+		{"json-register", NodeRegisterType, ag("n3"), &NodeRegisterRequest{Node: testNode("n3")}},
+		{"json-put", ComponentPutType, op, &ComponentPutRequest{Spec: testSpec("web", 5), CAS: u64(web.Generation)}},
+	} {
+		b, err := EncodeJSON(c.typ, c.hdr, c.body)
+		if err != nil {
+			panic(err)
+		}
+		seeds[c.name] = b
 	}
 	batch, err := EncodeBatch([][]byte{seeds["note"], seeds["delete"], seeds["create-conflict"]})
 	if err != nil {
@@ -235,7 +252,7 @@ func TestFuzzSeeds(t *testing.T) {
 	fx := newFuzzFixture(t)
 	rejected := map[string]error{
 		"agent-fenced": ErrFenced, "operator-tr": ErrNotAuthorized, "create-conflict": ErrConflict,
-		"empty": ErrMalformed, "type-only": ErrMalformed, "unknown": ErrUnknownType, "version-2": ErrUnsupportedVersion,
+		"empty": ErrMalformed, "type-only": ErrMalformed, "unknown": ErrUnknownType, "version-3": ErrUnsupportedVersion,
 		"null-body": ErrInvalid, "deep-json": ErrMalformed, "batch": ErrIllegalTransition,
 		"group-commit": ErrConflict,
 	}

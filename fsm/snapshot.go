@@ -12,21 +12,24 @@ import (
 	"sort"
 )
 
-// Snapshot stream format, version 1:
+// Snapshot stream format, version 2:
 //
 //	magic "ICESNAP\x00" | uint16 big-endian format version
-//	records: kind byte | uvarint length | JSON body
-//	  one recordMeta first, then components, nodes, runs (each sorted by
-//	  key) and events (in chain order)
+//	records: kind byte | uvarint length | body
+//	  one recordMeta first (JSON), then components, nodes, runs (each
+//	  sorted by key, in the binary encoding of wire.go) and events (in chain
+//	  order, each its hash and canonical encoding: eventlog.go)
 //	end: recordEnd | 32-byte sha256 of every byte before recordEnd
 //
+// Version 1 had the same framing with every body in JSON; it is still read.
 // Restore refuses a stream whose magic, version, record order, counts, event
 // chain or checksum do not match, and only then replaces the state.
 const (
 	snapshotMagic = "ICESNAP\x00"
 	// SnapshotVersion is the snapshot format this server writes and the
 	// newest it reads.
-	SnapshotVersion = 1
+	SnapshotVersion = 2
+	snapshotJSON    = 1
 
 	maxRecordLen = 64 << 20
 )
@@ -63,7 +66,7 @@ type Snapshot struct {
 	components []*Component
 	nodes      []*Node
 	runs       []*Run
-	events     []Event
+	events     eventLog
 }
 
 // Snapshot captures the state. It copies only pointers; sorting and encoding
@@ -72,13 +75,13 @@ func (s *State) Snapshot() *Snapshot {
 	snap := &Snapshot{
 		meta: SnapshotMeta{
 			Index: s.index, Term: s.term,
-			Components: len(s.components), Nodes: len(s.nodes), Runs: len(s.runs), Events: len(s.events),
+			Components: len(s.components), Nodes: len(s.nodes), Runs: len(s.runs), Events: s.events.len(),
 			Head: s.head,
 		},
 		components: make([]*Component, 0, len(s.components)),
 		nodes:      make([]*Node, 0, len(s.nodes)),
 		runs:       make([]*Run, 0, len(s.runs)),
-		events:     s.events[:len(s.events):len(s.events)],
+		events:     s.events.view(),
 	}
 	for _, c := range s.components {
 		snap.components = append(snap.components, c)
@@ -119,18 +122,29 @@ func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	if _, err := bw.Write(hdr[:]); err != nil {
 		return cw.n, fmt.Errorf("write snapshot header: %w", err)
 	}
-	enc.put(recordMeta, &snap.meta)
+	meta, err := json.Marshal(&snap.meta)
+	if err != nil {
+		return cw.n, fmt.Errorf("write snapshot meta: %w", err)
+	}
+	enc.put(recordMeta, meta)
+	var e encoder
 	for _, c := range snap.components {
-		enc.put(recordComponent, c)
+		e.b = e.b[:0]
+		putComponent(&e, c)
+		enc.put(recordComponent, e.b)
 	}
 	for _, n := range snap.nodes {
-		enc.put(recordNode, n)
+		e.b = e.b[:0]
+		putNode(&e, n)
+		enc.put(recordNode, e.b)
 	}
 	for _, r := range snap.runs {
-		enc.put(recordRun, r)
+		e.b = e.b[:0]
+		putRun(&e, r)
+		enc.put(recordRun, e.b)
 	}
-	for i := range snap.events {
-		enc.put(recordEvent, &snap.events[i])
+	for i := 0; i < snap.events.len(); i++ {
+		enc.put(recordEvent, snap.events.record(i))
 	}
 	if enc.err != nil {
 		return cw.n, fmt.Errorf("write snapshot at index %d: %w", snap.meta.Index, enc.err)
@@ -162,13 +176,8 @@ type recordWriter struct {
 	err error
 }
 
-func (rw *recordWriter) put(kind byte, v any) {
+func (rw *recordWriter) put(kind byte, body []byte) {
 	if rw.err != nil {
-		return
-	}
-	body, err := json.Marshal(v)
-	if err != nil {
-		rw.err = fmt.Errorf("encode record kind %d: %w", kind, err)
 		return
 	}
 	rw.buf = append(rw.buf[:0], kind)
@@ -199,11 +208,16 @@ func ReadSnapshot(r io.Reader, progress RestoreProgress) (*State, SnapshotMeta, 
 	if string(hdr[:8]) != snapshotMagic {
 		return nil, SnapshotMeta{}, fmt.Errorf("read snapshot header: not an ICE snapshot: %w", ErrMalformed)
 	}
-	if v := binary.BigEndian.Uint16(hdr[8:]); v == 0 || v > SnapshotVersion {
-		return nil, SnapshotMeta{}, fmt.Errorf("read snapshot: format version %d, this server reads 1 to %d: %w", v, SnapshotVersion, ErrUnsupportedVersion)
+	version := binary.BigEndian.Uint16(hdr[8:])
+	if version == 0 || version > SnapshotVersion {
+		return nil, SnapshotMeta{}, fmt.Errorf("read snapshot: format version %d, this server reads 1 to %d: %w", version, SnapshotVersion, ErrUnsupportedVersion)
 	}
 	var meta SnapshotMeta
-	if err := rd.expect(recordMeta, &meta); err != nil {
+	body, err := rd.next(recordMeta)
+	if err == nil {
+		err = decodeJSONRecord(body, &meta)
+	}
+	if err != nil {
 		return nil, meta, fmt.Errorf("read snapshot meta: %w", err)
 	}
 	if meta.Components < 0 || meta.Nodes < 0 || meta.Runs < 0 || meta.Events < 0 {
@@ -219,9 +233,24 @@ func ReadSnapshot(r io.Reader, progress RestoreProgress) (*State, SnapshotMeta, 
 			progress(done, total)
 		}
 	}
+	// Names repeat across records (a run's component and node, an event's
+	// subject and actor): decoded once, shared by all.
+	intern := make(map[string]string)
+	decode := func(kind byte, v any, get func(*decoder)) error {
+		body, err := rd.next(kind)
+		if err != nil {
+			return err
+		}
+		if version == snapshotJSON {
+			return decodeJSONRecord(body, v)
+		}
+		d := decoder{b: body, intern: intern}
+		get(&d)
+		return d.done()
+	}
 	for i := 0; i < meta.Components; i++ {
 		c := &Component{}
-		if err := rd.expect(recordComponent, c); err != nil {
+		if err := decode(recordComponent, c, func(d *decoder) { getComponent(d, c) }); err != nil {
 			return nil, meta, fmt.Errorf("read snapshot component %d: %w", i, err)
 		}
 		if _, dup := st.components[c.Name]; dup {
@@ -232,7 +261,7 @@ func ReadSnapshot(r io.Reader, progress RestoreProgress) (*State, SnapshotMeta, 
 	}
 	for i := 0; i < meta.Nodes; i++ {
 		n := &Node{}
-		if err := rd.expect(recordNode, n); err != nil {
+		if err := decode(recordNode, n, func(d *decoder) { getNode(d, n) }); err != nil {
 			return nil, meta, fmt.Errorf("read snapshot node %d: %w", i, err)
 		}
 		if _, dup := st.nodes[n.ID]; dup {
@@ -241,9 +270,15 @@ func ReadSnapshot(r io.Reader, progress RestoreProgress) (*State, SnapshotMeta, 
 		st.nodes[n.ID] = n
 		tick()
 	}
+	// Runs are stored in blocks rather than one allocation each.
+	var block []Run
 	for i := 0; i < meta.Runs; i++ {
-		run := &Run{}
-		if err := rd.expect(recordRun, run); err != nil {
+		if len(block) == 0 {
+			block = make([]Run, min(meta.Runs-i, 1024))
+		}
+		run := &block[0]
+		block = block[1:]
+		if err := decode(recordRun, run, func(d *decoder) { getRun(d, run) }); err != nil {
 			return nil, meta, fmt.Errorf("read snapshot run %d: %w", i, err)
 		}
 		if _, dup := st.runs[run.ID]; dup {
@@ -262,15 +297,19 @@ func ReadSnapshot(r io.Reader, progress RestoreProgress) (*State, SnapshotMeta, 
 		}
 		tick()
 	}
-	// Grow as records arrive: the count is not trusted before the checksum
-	// is, and a corrupt one must not allocate (or panic on) a huge slice.
-	st.events = make([]Event, 0, min(meta.Events, 1<<16))
+	head := Hash{}
 	for i := 0; i < meta.Events; i++ {
-		var e Event
-		if err := rd.expect(recordEvent, &e); err != nil {
+		body, err := rd.next(recordEvent)
+		if err == nil {
+			if version == snapshotJSON {
+				head, err = st.events.appendJSON(head, body)
+			} else {
+				head, err = st.events.appendRecord(head, body)
+			}
+		}
+		if err != nil {
 			return nil, meta, fmt.Errorf("read snapshot event %d: %w", i, err)
 		}
-		st.events = append(st.events, e)
 		tick()
 	}
 	want := sum.Sum(nil)
@@ -285,18 +324,29 @@ func ReadSnapshot(r io.Reader, progress RestoreProgress) (*State, SnapshotMeta, 
 	if string(got[:]) != string(want) {
 		return nil, meta, fmt.Errorf("read snapshot at index %d: content does not match its checksum: %w", meta.Index, ErrChecksum)
 	}
-	head, err := VerifyChain(Hash{}, st.events)
-	if err != nil {
-		return nil, meta, fmt.Errorf("read snapshot at index %d: %w", meta.Index, err)
-	}
 	if head != meta.Head {
 		return nil, meta, fmt.Errorf("read snapshot at index %d: %w", meta.Index, errChainHead(head, meta.Head))
 	}
 	st.head = head
-	if d := st.Digest(); d != meta.Digest {
+	d := st.Digest()
+	if version == snapshotJSON {
+		snap := st.Snapshot()
+		snap.sort()
+		if d, err = snap.digestV1(); err != nil {
+			return nil, meta, fmt.Errorf("read snapshot at index %d: %w", meta.Index, err)
+		}
+	}
+	if d != meta.Digest {
 		return nil, meta, fmt.Errorf("read snapshot at index %d: state digest %s, meta says %s: %w", meta.Index, d, meta.Digest, ErrChecksum)
 	}
 	return st, meta, nil
+}
+
+func decodeJSONRecord(body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("decode record: %w: %v", ErrMalformed, err)
+	}
+	return nil
 }
 
 // Restore replaces the state with the snapshot read from r. On error the
@@ -331,18 +381,20 @@ func (rd *recordReader) full(p []byte) error {
 	return nil
 }
 
-func (rd *recordReader) expect(kind byte, v any) error {
+// next reads a record of the given kind and returns its body, valid until
+// the next call.
+func (rd *recordReader) next(kind byte) ([]byte, error) {
 	k, err := rd.r.ReadByte()
 	if err != nil {
-		return fmt.Errorf("stream ends early: %w", ErrMalformed)
+		return nil, fmt.Errorf("stream ends early: %w", ErrMalformed)
 	}
 	if k != kind {
-		return fmt.Errorf("record kind %d, want %d: %w", k, kind, ErrMalformed)
+		return nil, fmt.Errorf("record kind %d, want %d: %w", k, kind, ErrMalformed)
 	}
 	rd.sum.Write([]byte{k})
 	n, err := binary.ReadUvarint(rd.r)
 	if err != nil || n > maxRecordLen {
-		return fmt.Errorf("record length %d (limit %d): %w", n, maxRecordLen, ErrMalformed)
+		return nil, fmt.Errorf("record length %d (limit %d): %w", n, maxRecordLen, ErrMalformed)
 	}
 	var lenBuf [binary.MaxVarintLen64]byte
 	rd.sum.Write(lenBuf[:binary.PutUvarint(lenBuf[:], n)])
@@ -351,10 +403,7 @@ func (rd *recordReader) expect(kind byte, v any) error {
 	}
 	rd.buf = rd.buf[:n]
 	if err := rd.full(rd.buf); err != nil {
-		return err
+		return nil, err
 	}
-	if err := json.Unmarshal(rd.buf, v); err != nil {
-		return fmt.Errorf("decode record kind %d: %w: %v", kind, ErrMalformed, err)
-	}
-	return nil
+	return rd.buf, nil
 }

@@ -54,6 +54,57 @@ func writeSnapshot(t testing.TB, st *State) []byte {
 	return buf.Bytes()
 }
 
+// writeSnapshotV1 writes st in snapshot format version 1 (every record
+// JSON), as servers before format 2 did, to test that it is still read.
+func writeSnapshotV1(t testing.TB, st *State) []byte {
+	t.Helper()
+	snap := st.Snapshot()
+	snap.sort()
+	d, err := snap.digestV1()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.meta.Digest = d
+	recs := []snapRecord{{kind: recordMeta, body: mustJSON(t, &snap.meta)}}
+	for _, c := range snap.components {
+		recs = append(recs, snapRecord{kind: recordComponent, body: mustJSON(t, c)})
+	}
+	for _, n := range snap.nodes {
+		recs = append(recs, snapRecord{kind: recordNode, body: mustJSON(t, n)})
+	}
+	for _, r := range snap.runs {
+		recs = append(recs, snapRecord{kind: recordRun, body: mustJSON(t, r)})
+	}
+	for _, e := range st.Events(0, "", 0) {
+		recs = append(recs, snapRecord{kind: recordEvent, body: mustJSON(t, &e)})
+	}
+	return sealSnapshot(snapshotJSON, recs)
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestSnapshotV1StillRead: a version 1 snapshot restores to the same state.
+func TestSnapshotV1StillRead(t *testing.T) {
+	st := snapshotFixture(t)
+	got, meta, err := ReadSnapshot(bytes.NewReader(writeSnapshotV1(t, st)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Digest() != st.Digest() || got.Head() != st.Head() || meta.Index != st.Index() {
+		t.Fatal("version 1 snapshot restored to a different state")
+	}
+	if !reflect.DeepEqual(got.Events(0, "", 0), st.Events(0, "", 0)) {
+		t.Fatal("version 1 snapshot restored different events")
+	}
+}
+
 // snapRecord is one record of a parsed snapshot stream.
 type snapRecord struct {
 	kind       byte
@@ -109,7 +160,7 @@ func TestSnapshotFormat(t *testing.T) {
 	st := snapshotFixture(t)
 	data := writeSnapshot(t, st)
 	version, recs, _ := parseSnapshot(t, data)
-	if version != SnapshotVersion || SnapshotVersion != 1 {
+	if version != SnapshotVersion || SnapshotVersion != 2 {
 		t.Fatalf("version %d", version)
 	}
 	c, n, r, e := st.Counts()
@@ -130,13 +181,12 @@ func TestSnapshotFormat(t *testing.T) {
 	// Records are sorted by key, events in chain order.
 	var keys []string
 	for _, rec := range recs[1 : 1+c+n+r] {
-		var v struct {
-			Name, ID string
+		d := decoder{b: rec.body}
+		key := d.str() // a component's name, a node's or run's id
+		if d.err != nil {
+			t.Fatal(d.err)
 		}
-		if err := json.Unmarshal(rec.body, &v); err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, fmt.Sprintf("%d/%s%s", rec.kind, v.Name, v.ID))
+		keys = append(keys, fmt.Sprintf("%d/%s", rec.kind, key))
 	}
 	for i := 1; i < len(keys); i++ {
 		if keys[i-1] >= keys[i] {
@@ -346,13 +396,13 @@ func TestSnapshotCorruption(t *testing.T) {
 	copy(bad, "NOTSNAP\x00")
 	checkRefused(t, "wrong magic", bad, ErrMalformed)
 	checkRefused(t, "raft log bytes", validEntry(t), ErrMalformed)
-	for _, v := range []uint16{0, 2, 0xFFFF} {
+	for _, v := range []uint16{0, 3, 0xFFFF} {
 		b := bytes.Clone(data)
 		binary.BigEndian.PutUint16(b[8:], v)
 		checkRefused(t, fmt.Sprintf("version %d", v), b, ErrUnsupportedVersion)
 	}
 	// A newer version is refused even when its checksum is right.
-	checkRefused(t, "sealed version 2", sealSnapshot(2, recs), ErrUnsupportedVersion)
+	checkRefused(t, "sealed version 3", sealSnapshot(3, recs), ErrUnsupportedVersion)
 
 	// A reader that fails is refused too, and the state is kept.
 	checkRefused(t, "failing reader", nil, ErrMalformed)
@@ -402,10 +452,11 @@ type errReader struct{}
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
 
 // TestSnapshotSemanticChecks rewrites valid snapshots with a valid checksum
-// to check what Restore verifies beyond it.
+// to check what Restore verifies beyond it. The records are edited as JSON,
+// in format version 1; the checks after decoding are the same for both.
 func TestSnapshotSemanticChecks(t *testing.T) {
 	st := snapshotFixture(t)
-	data := writeSnapshot(t, st)
+	data := writeSnapshotV1(t, st)
 	_, recs, _ := parseSnapshot(t, data)
 	c, n, r, e := st.Counts()
 	compIdx, nodeIdx, runIdx, evIdx := 1, 1+c, 1+c+n, 1+c+n+r

@@ -25,9 +25,8 @@ type State struct {
 	// It is derived from runs and rebuilt on Restore.
 	slots map[slotKey]string
 
-	// events is append-only; elements are never modified once appended, so
-	// a snapshot may keep a prefix of it.
-	events []Event
+	// events is the append-only event chain; a snapshot keeps a view of it.
+	events eventLog
 	head   Hash
 }
 
@@ -113,25 +112,16 @@ func (s *State) Nodes() []*Node {
 
 // Counts returns the number of components, nodes, runs and events.
 func (s *State) Counts() (components, nodes, runs, events int) {
-	return len(s.components), len(s.nodes), len(s.runs), len(s.events)
+	return len(s.components), len(s.nodes), len(s.runs), s.events.len()
 }
 
 // Events returns up to limit events whose Raft index is at least from, in
 // order (limit <= 0 means no limit). When component is not empty only that
 // component's events are returned.
 func (s *State) Events(from uint64, component string, limit int) []Event {
-	i := sort.Search(len(s.events), func(i int) bool { return s.events[i].Index >= from })
-	out := make([]Event, 0)
-	for ; i < len(s.events); i++ {
-		if component != "" && s.events[i].Component != component {
-			continue
-		}
-		out = append(out, s.events[i])
-		if limit > 0 && len(out) == limit {
-			break
-		}
-	}
-	return out
+	n := s.events.len()
+	i := sort.Search(n, func(i int) bool { return s.events.indexOf(i) >= from })
+	return s.eventsFrom(i, component, limit)
 }
 
 // EventsAfterSeq returns up to limit events whose Seq is greater than seq,
@@ -139,15 +129,19 @@ func (s *State) Events(from uint64, component string, limit int) []Event {
 // follower of the event stream keeps its place by Seq, which, unlike the
 // Raft index, is unique per event.
 func (s *State) EventsAfterSeq(seq uint64, component string, limit int) []Event {
-	out := make([]Event, 0)
-	if seq > uint64(len(s.events)) {
-		return out
+	if seq > uint64(s.events.len()) {
+		return make([]Event, 0)
 	}
-	for _, e := range s.events[seq:] { // Seq n is at position n-1
-		if component != "" && e.Component != component {
+	return s.eventsFrom(int(seq), component, limit) // Seq n is at position n-1
+}
+
+func (s *State) eventsFrom(i int, component string, limit int) []Event {
+	out := make([]Event, 0)
+	for n := s.events.len(); i < n; i++ {
+		if component != "" && string(s.events.componentOf(i)) != component {
 			continue
 		}
-		out = append(out, e)
+		out = append(out, s.events.event(i))
 		if limit > 0 && len(out) == limit {
 			break
 		}
@@ -157,7 +151,7 @@ func (s *State) EventsAfterSeq(seq uint64, component string, limit int) []Event 
 
 // VerifyEvents checks the whole event hash chain held by the state.
 func (s *State) VerifyEvents() error {
-	head, err := VerifyChain(Hash{}, s.events)
+	head, err := s.events.verify()
 	if err != nil {
 		return err
 	}

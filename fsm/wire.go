@@ -1,0 +1,310 @@
+package fsm
+
+// Binary encodings of command bodies and records, in codec.go's primitives.
+// Each put/get pair lists the type's fields in the one order both use;
+// TestWireRoundTrip fills every field of every type by reflection, so a
+// field added to a struct but not here fails it.
+
+func putPluginRef(e *encoder, p *PluginRef) {
+	e.str(p.Name)
+	e.str(p.Version)
+	e.str(p.SHA256)
+}
+
+func getPluginRef(d *decoder, p *PluginRef) {
+	p.Name, p.Version, p.SHA256 = d.str(), d.str(), d.str()
+}
+
+func putSpec(e *encoder, s *Spec) {
+	e.str(s.Name)
+	putPluginRef(e, &s.Plugin)
+	e.strMap(s.Config)
+	e.int(s.Count)
+	e.uvarint(uint64(len(s.Constraints)))
+	for i := range s.Constraints {
+		c := &s.Constraints[i]
+		e.str(c.Label)
+		e.str(c.Op)
+		e.str(c.Value)
+	}
+	e.int(s.Restart.Attempts)
+	e.varint(s.Restart.DelayNanos)
+	e.varint(s.Restart.MaxDelayNanos)
+	e.int(s.MaxParallel)
+	e.str(s.OutputPattern)
+}
+
+func getSpec(d *decoder, s *Spec) {
+	s.Name = d.str()
+	getPluginRef(d, &s.Plugin)
+	s.Config = d.strMap()
+	s.Count = d.int()
+	if n := d.count(3); n > 0 {
+		s.Constraints = make([]Constraint, n)
+		for i := range s.Constraints {
+			c := &s.Constraints[i]
+			c.Label, c.Op, c.Value = d.str(), d.str(), d.str()
+		}
+	}
+	s.Restart.Attempts = d.int()
+	s.Restart.DelayNanos = d.varint()
+	s.Restart.MaxDelayNanos = d.varint()
+	s.MaxParallel = d.int()
+	s.OutputPattern = d.str()
+}
+
+func putComponent(e *encoder, c *Component) {
+	putSpec(e, &c.Spec)
+	e.uvarint(c.Generation)
+	e.uvarint(c.RunGeneration)
+	e.str(string(c.Status))
+	e.str(c.Reason)
+	e.uvarint(c.CreateIndex)
+	e.uvarint(c.ModifyIndex)
+	e.varint(c.ModifyTime)
+}
+
+func getComponent(d *decoder, c *Component) {
+	getSpec(d, &c.Spec)
+	c.Generation = d.uvarint()
+	c.RunGeneration = d.uvarint()
+	c.Status = d.componentStatus()
+	c.Reason = d.str()
+	c.CreateIndex = d.uvarint()
+	c.ModifyIndex = d.uvarint()
+	c.ModifyTime = d.varint()
+}
+
+func putRun(e *encoder, r *Run) {
+	e.str(r.ID)
+	e.str(r.Component)
+	e.uvarint(r.Generation)
+	e.int(r.Slot)
+	e.str(r.Node)
+	e.uvarint(r.Epoch)
+	e.str(string(r.State))
+	e.str(r.Reason)
+	e.str(string(r.Outcome))
+	e.str(r.Output)
+	e.int(r.Attempt)
+	e.varint(r.NotBefore)
+	e.varint(r.ExecTime)
+	e.uvarint(r.CreateIndex)
+	e.uvarint(r.ModifyIndex)
+	e.varint(r.CreateTime)
+	e.varint(r.ModifyTime)
+}
+
+func getRun(d *decoder, r *Run) {
+	r.ID = d.str()
+	r.Component = d.str()
+	r.Generation = d.uvarint()
+	r.Slot = d.int()
+	r.Node = d.str()
+	r.Epoch = d.uvarint()
+	r.State = d.runState()
+	r.Reason = d.str()
+	r.Outcome = d.runState()
+	r.Output = d.str()
+	r.Attempt = d.int()
+	r.NotBefore = d.varint()
+	r.ExecTime = d.varint()
+	r.CreateIndex = d.uvarint()
+	r.ModifyIndex = d.uvarint()
+	r.CreateTime = d.varint()
+	r.ModifyTime = d.varint()
+}
+
+func putNode(e *encoder, n *Node) {
+	e.str(n.ID)
+	e.str(n.Address)
+	e.strMap(n.Labels)
+	e.uvarint(uint64(len(n.Plugins)))
+	for i := range n.Plugins {
+		p := &n.Plugins[i]
+		e.str(p.Name)
+		e.str(p.Version)
+		e.str(p.SHA256)
+	}
+	e.str(string(n.Status))
+	e.str(n.Reason)
+	e.varint(n.DrainDeadline)
+	e.uvarint(n.CreateIndex)
+	e.uvarint(n.ModifyIndex)
+	e.varint(n.ModifyTime)
+}
+
+func getNode(d *decoder, n *Node) {
+	n.ID = d.str()
+	n.Address = d.str()
+	n.Labels = d.strMap()
+	if k := d.count(3); k > 0 {
+		n.Plugins = make([]PluginInfo, k)
+		for i := range n.Plugins {
+			p := &n.Plugins[i]
+			p.Name, p.Version, p.SHA256 = d.str(), d.str(), d.str()
+		}
+	}
+	n.Status = d.nodeStatus()
+	n.Reason = d.str()
+	n.DrainDeadline = d.varint()
+	n.CreateIndex = d.uvarint()
+	n.ModifyIndex = d.uvarint()
+	n.ModifyTime = d.varint()
+}
+
+func putHeader(e *encoder, h *Header) {
+	e.str(h.Actor)
+	e.str(h.Purpose)
+	e.varint(h.Time)
+	e.str(h.Node)
+}
+
+func getHeader(d *decoder, h *Header) {
+	h.Actor, h.Purpose, h.Time, h.Node = d.str(), d.str(), d.varint(), d.str()
+}
+
+// putBody writes a command body; body is a pointer to the request type of
+// its command (as newBody returns).
+func putBody(e *encoder, body any) bool {
+	switch b := body.(type) {
+	case *ComponentPutRequest:
+		putSpec(e, &b.Spec)
+		e.optUint(b.CAS)
+	case *ComponentDeleteRequest:
+		e.str(b.Name)
+		e.optUint(b.CAS)
+	case *RunsCreateRequest:
+		e.uvarint(uint64(len(b.Runs)))
+		for i := range b.Runs {
+			r := &b.Runs[i]
+			e.str(r.Component)
+			e.uvarint(r.Generation)
+			e.int(r.Slot)
+			e.int(r.Attempt)
+			e.varint(r.NotBefore)
+		}
+	case *RunTransitionRequest:
+		e.uvarint(uint64(len(b.Transitions)))
+		for i := range b.Transitions {
+			t := &b.Transitions[i]
+			e.str(t.Run)
+			e.str(string(t.To))
+			e.uvarint(t.Epoch)
+			e.str(t.Reason)
+			e.str(t.Node)
+			e.str(t.Output)
+		}
+	case *NodeRegisterRequest:
+		putNode(e, &b.Node)
+	case *NodeStatusRequest:
+		e.str(b.ID)
+		e.str(string(b.Status))
+		e.str(b.Reason)
+		e.varint(b.DrainDeadline)
+	case *ComponentFailRequest:
+		e.str(b.Name)
+		e.uvarint(b.Generation)
+		e.str(b.Reason)
+	case *RunsNoteRequest:
+		e.uvarint(uint64(len(b.Notes)))
+		for i := range b.Notes {
+			e.str(b.Notes[i].Run)
+			e.str(b.Notes[i].Reason)
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// getBody reads a command body into body, a pointer from newBody.
+func getBody(d *decoder, body any) {
+	switch b := body.(type) {
+	case *ComponentPutRequest:
+		getSpec(d, &b.Spec)
+		b.CAS = d.optUint()
+	case *ComponentDeleteRequest:
+		b.Name = d.str()
+		b.CAS = d.optUint()
+	case *RunsCreateRequest:
+		if n := d.count(5); n > 0 {
+			b.Runs = make([]NewRun, n)
+			for i := range b.Runs {
+				r := &b.Runs[i]
+				r.Component = d.str()
+				r.Generation = d.uvarint()
+				r.Slot = d.int()
+				r.Attempt = d.int()
+				r.NotBefore = d.varint()
+			}
+		}
+	case *RunTransitionRequest:
+		if n := d.count(6); n > 0 {
+			b.Transitions = make([]Transition, n)
+			for i := range b.Transitions {
+				t := &b.Transitions[i]
+				t.Run = d.str()
+				t.To = d.runState()
+				t.Epoch = d.uvarint()
+				t.Reason = d.str()
+				t.Node = d.str()
+				t.Output = d.str()
+			}
+		}
+	case *NodeRegisterRequest:
+		getNode(d, &b.Node)
+	case *NodeStatusRequest:
+		b.ID = d.str()
+		b.Status = d.nodeStatus()
+		b.Reason = d.str()
+		b.DrainDeadline = d.varint()
+	case *ComponentFailRequest:
+		b.Name = d.str()
+		b.Generation = d.uvarint()
+		b.Reason = d.str()
+	case *RunsNoteRequest:
+		if n := d.count(2); n > 0 {
+			b.Notes = make([]RunNote, n)
+			for i := range b.Notes {
+				b.Notes[i].Run = d.str()
+				b.Notes[i].Reason = d.str()
+			}
+		}
+	default:
+		d.fail("no binary decoding for %T", body)
+	}
+}
+
+// runState reads a state name and returns the constant for a known one, so
+// decoded records share it instead of each holding a copy; an unknown name
+// is kept as it is for validation to reject.
+func (d *decoder) runState() RunState {
+	p := d.raw()
+	for _, x := range AllRunStates {
+		if string(p) == string(x) {
+			return x
+		}
+	}
+	return RunState(p)
+}
+
+func (d *decoder) nodeStatus() NodeStatus {
+	p := d.raw()
+	for _, x := range [...]NodeStatus{NodeReady, NodeDraining, NodeIneligible, NodeDown, NodeLeft} {
+		if string(p) == string(x) {
+			return x
+		}
+	}
+	return NodeStatus(p)
+}
+
+func (d *decoder) componentStatus() ComponentStatus {
+	p := d.raw()
+	for _, x := range [...]ComponentStatus{ComponentRunning, ComponentStopped, ComponentFailed} {
+		if string(p) == string(x) {
+			return x
+		}
+	}
+	return ComponentStatus(p)
+}
