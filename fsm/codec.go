@@ -12,7 +12,7 @@ import (
 //
 //	unsigned integers  uvarint
 //	signed integers    zig-zag varint
-//	strings, bytes     uvarint length | bytes
+//	strings            uvarint length | bytes
 //	bool               one byte, 0 or 1
 //	optional uint64    one byte presence (0 or 1) | uvarint if present
 //	map[string]string  uvarint count | count × (key, value), keys sorted
@@ -34,19 +34,6 @@ func (e *encoder) int(v int)        { e.b = binary.AppendVarint(e.b, int64(v)) }
 func (e *encoder) str(s string) {
 	e.b = binary.AppendUvarint(e.b, uint64(len(s)))
 	e.b = append(e.b, s...)
-}
-
-func (e *encoder) bytes(p []byte) {
-	e.b = binary.AppendUvarint(e.b, uint64(len(p)))
-	e.b = append(e.b, p...)
-}
-
-func (e *encoder) bool(v bool) {
-	if v {
-		e.b = append(e.b, 1)
-	} else {
-		e.b = append(e.b, 0)
-	}
 }
 
 func (e *encoder) optUint(p *uint64) {
@@ -156,15 +143,6 @@ func (d *decoder) str() string {
 		return s
 	}
 	return string(p)
-}
-
-// bytes returns a copy of the next length-prefixed bytes (nil when empty).
-func (d *decoder) bytes() []byte {
-	p := d.raw()
-	if len(p) == 0 {
-		return nil
-	}
-	return append([]byte(nil), p...)
 }
 
 func (d *decoder) bool() bool {
