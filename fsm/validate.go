@@ -69,7 +69,9 @@ func ValidateSpec(sp *Spec) error {
 	if len(sp.OutputPattern) > maxNameLen*8 {
 		return fmt.Errorf("component %q: output_pattern longer than %d bytes: %w", sp.Name, maxNameLen*8, ErrInvalid)
 	}
-	if _, err := regexp.Compile(sp.OutputPattern); err != nil {
+	if sp.OutputPattern == "" {
+		// no pattern: any non-empty output is committed
+	} else if _, err := regexp.Compile(sp.OutputPattern); err != nil {
 		return fmt.Errorf("component %q: output_pattern: %v: %w", sp.Name, err, ErrInvalid)
 	}
 	if sp.MaxParallel < 0 || sp.MaxParallel > MaxCount {
