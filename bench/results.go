@@ -204,7 +204,7 @@ func fmtBool(p *bool) string {
 
 // figureOrder lists the figures in the order they are printed.
 var figureOrder = []string{
-	"failover_ms", "replay_entries_per_sec", "placement_100k_runs_1k_nodes_s",
+	"failover_ms", "replay_entries_per_sec", "replay_commands_per_sec", "placement_100k_runs_1k_nodes_s",
 	"plugin_start_median_ms", "restore_100k_runs_s", "server_rss_100k_runs_mb",
 }
 

@@ -23,9 +23,10 @@ type ReplayStats struct {
 	SnapshotIndex uint64
 	// FromIndex and ToIndex bound the log entries read after the snapshot.
 	FromIndex, ToIndex uint64
-	// Entries is the number of log entries read; Commands of them were
-	// commands applied to the state (the rest are Raft's own entries).
-	Entries, Commands int
+	// Entries is the number of log entries read; CommandEntries of them
+	// held commands (the rest are Raft's own entries), Commands in all: a
+	// group-commit batch entry holds many.
+	Entries, CommandEntries, Commands int
 	Duration          time.Duration
 }
 
@@ -86,8 +87,9 @@ func Replay(dataDir string, toIndex uint64, progress ReplayProgress) (*fsm.State
 		}
 		stats.Entries++
 		if entry.Type == raft.LogCommand {
-			st.Apply(entry.Index, entry.Term, entry.Data)
-			stats.Commands++
+			res := st.Apply(entry.Index, entry.Term, entry.Data)
+			stats.CommandEntries++
+			stats.Commands += max(1, len(res.Batch))
 		}
 		if progress != nil && (stats.Entries%20000 == 0 || i == toIndex) {
 			progress(uint64(stats.Entries), total)

@@ -13,22 +13,28 @@ import (
 
 // ReplayResult is what `ice replay --json` prints.
 type ReplayResult struct {
-	DataDir       string      `json:"data_dir"`
-	SnapshotIndex uint64      `json:"snapshot_index"`
-	FromIndex     uint64      `json:"from_index"`
-	ToIndex       uint64      `json:"to_index"`
-	AppliedIndex  uint64      `json:"applied_index"`
-	Entries       int         `json:"entries"`
-	Commands      int         `json:"commands"`
-	EntriesPerSec float64     `json:"entries_per_sec"`
-	Digest        string      `json:"digest"`
-	ChainHead     string      `json:"chain_head"`
-	ChainVerified bool        `json:"chain_verified"`
-	Components    int         `json:"components"`
-	Nodes         int         `json:"nodes"`
-	Runs          int         `json:"runs"`
-	Events        int         `json:"events"`
-	Timeline      []fsm.Event `json:"timeline,omitempty"`
+	DataDir       string `json:"data_dir"`
+	SnapshotIndex uint64 `json:"snapshot_index"`
+	FromIndex     uint64 `json:"from_index"`
+	ToIndex       uint64 `json:"to_index"`
+	AppliedIndex  uint64 `json:"applied_index"`
+	Entries       int    `json:"entries"`
+	// CommandEntries of the entries held commands, Commands in all (a
+	// group-commit batch entry holds many).
+	CommandEntries int     `json:"command_entries"`
+	Commands       int     `json:"commands"`
+	EntriesPerSec  float64 `json:"entries_per_sec"`
+	// CommandsPerSec is the rate an unbatched log of one command per
+	// entry would have been replayed at.
+	CommandsPerSec float64     `json:"commands_per_sec"`
+	Digest         string      `json:"digest"`
+	ChainHead      string      `json:"chain_head"`
+	ChainVerified  bool        `json:"chain_verified"`
+	Components     int         `json:"components"`
+	Nodes          int         `json:"nodes"`
+	Runs           int         `json:"runs"`
+	Events         int         `json:"events"`
+	Timeline       []fsm.Event `json:"timeline,omitempty"`
 }
 
 func newReplayCmd() *cobra.Command {
@@ -56,9 +62,10 @@ that applied index. --component prints that component's timeline.`,
 			c, n, r, e := st.Counts()
 			res := ReplayResult{
 				DataDir: dataDir, SnapshotIndex: stats.SnapshotIndex, FromIndex: stats.FromIndex, ToIndex: stats.ToIndex,
-				AppliedIndex: st.Index(), Entries: stats.Entries, Commands: stats.Commands,
-				EntriesPerSec: float64(stats.Entries) / max(stats.Duration.Seconds(), 1e-9),
-				Digest:        st.Digest().String(), ChainHead: st.Head().String(), ChainVerified: true,
+				AppliedIndex: st.Index(), Entries: stats.Entries, CommandEntries: stats.CommandEntries, Commands: stats.Commands,
+				EntriesPerSec:  float64(stats.Entries) / max(stats.Duration.Seconds(), 1e-9),
+				CommandsPerSec: float64(stats.Commands) / max(stats.Duration.Seconds(), 1e-9),
+				Digest:         st.Digest().String(), ChainHead: st.Head().String(), ChainVerified: true,
 				Components: c, Nodes: n, Runs: r, Events: e,
 			}
 			if component != "" {
@@ -68,8 +75,8 @@ that applied index. --component prints that component's timeline.`,
 			if asJSON {
 				return printJSON(out, res)
 			}
-			fmt.Fprintf(out, "Replayed:       snapshot at %d, then log %d..%d (%d entries, %d commands) in %s (%.0f entries/s)\n",
-				res.SnapshotIndex, res.FromIndex, res.ToIndex, res.Entries, res.Commands, stats.Duration.Round(time.Millisecond), res.EntriesPerSec)
+			fmt.Fprintf(out, "Replayed:       snapshot at %d, then log %d..%d (%d entries, %d commands) in %s (%.0f entries/s, %.0f commands/s)\n",
+				res.SnapshotIndex, res.FromIndex, res.ToIndex, res.Entries, res.Commands, stats.Duration.Round(time.Millisecond), res.EntriesPerSec, res.CommandsPerSec)
 			fmt.Fprintf(out, "Applied index:  %d\n", res.AppliedIndex)
 			fmt.Fprintf(out, "Digest:         %s\n", res.Digest)
 			fmt.Fprintf(out, "Event chain:    verified, %d events, head %s\n", res.Events, res.ChainHead)
