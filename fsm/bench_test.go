@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -274,4 +275,20 @@ func BenchmarkSnapshotWrite100kRuns(b *testing.B) {
 		}
 	}
 	b.SetBytes(n)
+}
+
+func BenchmarkReadSnapshot100kRuns(b *testing.B) {
+	st := state100kRuns(b)
+	var buf bytes.Buffer
+	if _, err := st.Snapshot().WriteTo(&buf); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(buf.Len()))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := ReadSnapshot(bytes.NewReader(buf.Bytes()), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

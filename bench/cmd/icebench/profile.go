@@ -5,14 +5,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"time"
 
 	"github.com/ice-run/ice/bench"
 )
 
-// profileDuringLoad starts CPU profiles of the leader and of one follower
-// covering the measured part of a load level (it waits out the warm-up),
+// profileDuringLoad starts CPU profiles of the leader, of one follower and
+// of this process (the load generator) covering the measured part of a load
+// level (it waits out the warm-up),
 // and returns a func that waits for them and saves them to the results
 // dir. Errors are logged, not fatal: a profile is a diagnostic.
 func profileDuringLoad(o *options, c *bench.IceCluster, leader *bench.IceServer, clients int) func() {
@@ -25,6 +27,26 @@ func profileDuringLoad(o *options, c *bench.IceCluster, leader *bench.IceServer,
 	}
 	secs := max(1, int(o.duration/time.Second)-1)
 	var wg sync.WaitGroup
+	// The load generator itself: it shares the machine's CPUs with the
+	// servers, so its cost per request bounds what they can do.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		time.Sleep(o.warmup)
+		path := filepath.Join(o.out, fmt.Sprintf("icebench-%dc.pprof", clients))
+		f, err := os.Create(path)
+		if err != nil {
+			logf("ice: profile of the load generator: %v", err)
+			return
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			logf("ice: profile of the load generator: %v", err)
+			return
+		}
+		time.Sleep(time.Duration(secs) * time.Second)
+		pprof.StopCPUProfile()
+	}()
 	for role, s := range targets {
 		wg.Add(1)
 		go func() {
