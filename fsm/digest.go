@@ -29,46 +29,42 @@ func (snap *Snapshot) Digest() Hash {
 }
 
 func (snap *Snapshot) digest() (Hash, error) {
-	h := sha256.New()
 	var e encoder
-	var buf []byte
-	write := func(kind byte) {
-		buf = append(buf[:0], kind)
-		buf = binary.AppendUvarint(buf, uint64(len(e.b)))
-		h.Write(buf)
-		h.Write(e.b)
+	return snap.digestWith("ice-state-v2", func(kind byte, v any) ([]byte, error) {
 		e.b = e.b[:0]
-	}
-	h.Write([]byte("ice-state-v2"))
-	for _, c := range snap.components {
-		putComponent(&e, c)
-		write(recordComponent)
-	}
-	for _, n := range snap.nodes {
-		putNode(&e, n)
-		write(recordNode)
-	}
-	for _, r := range snap.runs {
-		putRun(&e, r)
-		write(recordRun)
-	}
-	buf = binary.AppendUvarint(buf[:0], uint64(snap.events.len()))
-	h.Write(buf)
-	h.Write(snap.meta.Head[:])
-	var out Hash
-	h.Sum(out[:0])
-	return out, nil
+		switch r := v.(type) {
+		case *Component:
+			putComponent(&e, r)
+		case *Node:
+			putNode(&e, r)
+		case *Run:
+			putRun(&e, r)
+		}
+		return e.b, nil
+	})
 }
 
 // digestV1 is the digest snapshot version 1 recorded: the same walk with
 // each record as JSON. Restore checks a version 1 snapshot against it.
 func (snap *Snapshot) digestV1() (Hash, error) {
+	return snap.digestWith("ice-state-v1", func(kind byte, v any) ([]byte, error) {
+		body, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("digest record kind %d: %w", kind, err)
+		}
+		return body, nil
+	})
+}
+
+// digestWith hashes the records, each as encode returns it, framed as in a
+// snapshot, after a prefix that names the encoding.
+func (snap *Snapshot) digestWith(prefix string, encode func(kind byte, v any) ([]byte, error)) (Hash, error) {
 	h := sha256.New()
 	var buf []byte
 	write := func(kind byte, v any) error {
-		body, err := json.Marshal(v)
+		body, err := encode(kind, v)
 		if err != nil {
-			return fmt.Errorf("digest record kind %d: %w", kind, err)
+			return err
 		}
 		buf = append(buf[:0], kind)
 		buf = binary.AppendUvarint(buf, uint64(len(body)))
@@ -76,7 +72,7 @@ func (snap *Snapshot) digestV1() (Hash, error) {
 		h.Write(body)
 		return nil
 	}
-	h.Write([]byte("ice-state-v1"))
+	h.Write([]byte(prefix))
 	for _, c := range snap.components {
 		if err := write(recordComponent, c); err != nil {
 			return Hash{}, err
