@@ -49,6 +49,13 @@ type Agent struct {
 	// aborted holds runs whose runner reported ABORTED itself.
 	aborted map[string]bool
 
+	// launches holds a token per plugin launch in progress (launchSlot).
+	launches chan struct{}
+
+	// specFetches are the spec reads in flight, by component.
+	specMu      sync.Mutex
+	specFetches map[string]*specFetch
+
 	reports    chan fsm.Transition
 	shutdownCh chan struct{}
 	shutdown   sync.Once
@@ -66,14 +73,16 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("create agent data dir: %w", err)
 	}
 	a := &Agent{
-		cfg:        cfg,
-		logger:     cfg.Logger,
-		runners:    map[string]*runner{},
-		orphans:    map[string]string{},
-		reported:   map[string]reportKey{},
-		aborted:    map[string]bool{},
-		reports:    make(chan fsm.Transition, 4096),
-		shutdownCh: make(chan struct{}),
+		cfg:         cfg,
+		logger:      cfg.Logger,
+		runners:     map[string]*runner{},
+		orphans:     map[string]string{},
+		reported:    map[string]reportKey{},
+		aborted:     map[string]bool{},
+		specFetches: map[string]*specFetch{},
+		launches:    make(chan struct{}, launchSlots()),
+		reports:     make(chan fsm.Transition, 4096),
+		shutdownCh:  make(chan struct{}),
 	}
 	var err error
 	if a.catalog, err = scanPlugins(cfg.PluginDir); err != nil {

@@ -207,25 +207,15 @@ func (r *runner) run(ctx context.Context, run fsm.Run) {
 // started (the runtime replaces it).
 func (r *runner) spec(ctx context.Context, run fsm.Run) (*fsm.Component, bool) {
 	for attempt := 0; ; attempt++ {
-		c, err := r.a.servers.client()
-		if err == nil {
-			// A local read on whichever server is at hand: the spec only
-			// has to be at least as new as the run, which is checked.
-			c.Stale = true
-			var comp *fsm.Component
-			comp, err = c.Component(ctx, r.component)
-			if err == nil && comp.Generation < run.Generation {
-				err = fmt.Errorf("server has generation %d of %s, the run needs %d: %w", comp.Generation, r.component, run.Generation, errSpecBehind)
-			} else if err == nil {
-				if run.Generation < comp.RunGeneration {
-					r.a.logger.Info("not starting outdated run", "run", r.id, "generation", run.Generation, "current", comp.RunGeneration)
-					return nil, false
-				}
-				return comp, true
+		comp, err := r.a.componentSpec(ctx, r.component)
+		if err == nil && comp.Generation < run.Generation {
+			err = fmt.Errorf("server has generation %d of %s, the run needs %d: %w", comp.Generation, r.component, run.Generation, errSpecBehind)
+		} else if err == nil {
+			if run.Generation < comp.RunGeneration {
+				r.a.logger.Info("not starting outdated run", "run", r.id, "generation", run.Generation, "current", comp.RunGeneration)
+				return nil, false
 			}
-			if !errors.Is(err, errSpecBehind) {
-				r.a.servers.failed(c.Addr())
-			}
+			return comp, true
 		}
 		if ctx.Err() != nil {
 			return nil, false
@@ -251,6 +241,10 @@ func (r *runner) launch(ctx context.Context, run fsm.Run, comp *fsm.Component) b
 	if comp.Plugin.SHA256 != "" {
 		sha = comp.Plugin.SHA256
 	}
+	release, ok := r.a.launchSlot(ctx)
+	if !ok {
+		return false
+	}
 	inst, err := host.Launch(host.Config{
 		Path:         path,
 		SHA256:       sha,
@@ -258,6 +252,7 @@ func (r *runner) launch(ctx context.Context, run fsm.Run, comp *fsm.Component) b
 		Logger:       r.a.logger.Named("plugin").With("run", r.id),
 		StartTimeout: r.a.cfg.StartTimeout,
 	})
+	release()
 	if err != nil {
 		r.abort("failed start: " + err.Error())
 		return false
@@ -296,7 +291,7 @@ func (r *runner) launch(ctx context.Context, run fsm.Run, comp *fsm.Component) b
 	}
 	r.transition(fsm.StateContextReady, "")
 	metrics.MeasureSince([]string{"ice", "agent", "plugin", "start"}, start)
-	r.a.logger.Info("plugin started", "run", r.id, "plugin", comp.Plugin.Name, "pid", inst.Attachment.Pid, "epoch", r.epoch, "kind", info.Kind.String())
+	r.a.logger.Info("plugin started", "run", r.id, "plugin", comp.Plugin.Name, "pid", inst.Attachment.Pid, "epoch", r.epoch, "kind", info.Kind.String(), "duration", time.Since(start))
 	return true
 }
 
