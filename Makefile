@@ -14,7 +14,7 @@ PLUGINS   := ticker httpecho batch flaky
 build: ## build bin/ice and the example plugins in bin/plugins/
 	@mkdir -p $(BIN)/plugins
 	$(GO) build -o $(BIN)/ice ./cmd/ice
-	@for p in $(PLUGINS); do echo "$(GO) build -o $(BIN)/plugins/$$p ./plugins/examples/$$p"; $(GO) build -o $(BIN)/plugins/$$p ./plugins/examples/$$p || exit 1; done
+	@for p in $(PLUGINS); do echo "CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -o $(BIN)/plugins/$$p ./plugins/examples/$$p"; CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -o $(BIN)/plugins/$$p ./plugins/examples/$$p || exit 1; done
 
 test: ## run all tests with the race detector (unit, in-process cluster, end to end)
 	$(GO) test -race -count=1 -timeout 12m $(TESTFLAGS) $(PKGS)
