@@ -27,7 +27,7 @@ type ReplayStats struct {
 	// held commands (the rest are Raft's own entries), Commands in all: a
 	// group-commit batch entry holds many.
 	Entries, CommandEntries, Commands int
-	Duration          time.Duration
+	Duration                          time.Duration
 }
 
 // ReplayProgress is told how many log entries of how many were replayed.
