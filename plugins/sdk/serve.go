@@ -77,6 +77,8 @@ func agentTLS() (*tls.Config, error) {
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    clients,
 		MinVersion:   tls.VersionTLS12,
+		// See plugins.TLSCurves: a local socket to the agent.
+		CurvePreferences: plugins.TLSCurves,
 	}, nil
 }
 
