@@ -51,6 +51,11 @@ func TestElectionAndForwardedWrites(t *testing.T) {
 	if err != nil || comp.Generation != 1 || comp.Count != 3 {
 		t.Fatalf("read component through follower: %+v, %v", comp, err)
 	}
+	// Every server gossips that it reads the current body version, so the
+	// leader encodes in it.
+	testcluster.WaitFor(t, 10*time.Second, "leader encodes body version 2", func() bool {
+		return leader.Server.BodyVersion() == fsm.BodyVersion
+	})
 	c.WaitConverged(t)
 }
 

@@ -66,6 +66,7 @@ func (d *leaderDuty) stop() {
 // change, when a delayed run falls due, and at least every
 // ReconcileInterval; and it expires the leases of silent nodes.
 func (s *Server) leaderDuties(ctx context.Context) {
+	s.bodyVersion.Store(0) // until reconcileMembers has looked
 	if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
 		s.logger.Error("leader barrier failed", "error", err)
 		return
@@ -127,11 +128,16 @@ func (s *Server) reconcileMembers() {
 		s.logger.Warn("read raft configuration", "error", err)
 		return
 	}
+	members := s.members()
 	status := map[string]string{}
-	for _, m := range s.members() {
+	for _, m := range members {
 		if m.Role == RoleServer {
 			status[m.ID] = m.Status
 		}
+	}
+	version := clusterBodyVersion(f.Configuration().Servers, members)
+	if old := s.bodyVersion.Swap(int32(version)); old != int32(version) {
+		s.logger.Info("command encoding", "body_version", version, "was", old)
 	}
 	known := map[raft.ServerID]bool{}
 	var dead []raft.ServerID
@@ -165,6 +171,28 @@ func (s *Server) reconcileMembers() {
 		}
 		s.logger.Info("added voter", "id", m.ID, "raft", m.RaftAddr)
 	}
+}
+
+// clusterBodyVersion is the newest command body version every server of
+// the Raft configuration and every alive server in gossip (a joiner about
+// to become a voter) reads: a server gossip does not know, or whose build
+// did not say, counts as reading version 1 only.
+func clusterBodyVersion(voters []raft.Server, members []Member) int {
+	reads := map[string]int{}
+	version := fsm.BodyVersion
+	for _, m := range members {
+		if m.Role != RoleServer {
+			continue
+		}
+		reads[m.ID] = max(m.BodyVersion, 1)
+		if m.Status == "alive" {
+			version = min(version, reads[m.ID])
+		}
+	}
+	for _, srv := range voters {
+		version = min(version, max(reads[string(srv.ID)], 1))
+	}
+	return version
 }
 
 // reconcileRuns proposes what the reconciler computes from the current

@@ -27,6 +27,9 @@ type Member struct {
 	HTTPAddr   string `json:"http_addr,omitempty"`
 	// Status is memberlist's view: alive, suspect, dead or left.
 	Status string `json:"status"`
+	// BodyVersion is the newest command body version a server reads
+	// (fsm.BodyVersion of its build; 1 for builds that did not say).
+	BodyVersion int `json:"body_version,omitempty"`
 }
 
 // MemberMeta is the gossip metadata a member advertises (at most 512 bytes
@@ -35,6 +38,9 @@ type MemberMeta struct {
 	Role string `json:"role"`
 	Raft string `json:"raft,omitempty"`
 	HTTP string `json:"http,omitempty"`
+	// Body is the newest command body version the server reads; absent
+	// (builds before version 2) means 1.
+	Body int `json:"body,omitempty"`
 }
 
 // DecodeMemberMeta parses gossip metadata written by Encode.
@@ -167,7 +173,7 @@ func (s *Server) members() []Member {
 func memberFromNode(n *memberlist.Node) Member {
 	m := Member{ID: n.Name, GossipAddr: n.Address(), Status: nodeStateName(n.State)}
 	if meta, err := DecodeMemberMeta(n.Meta); err == nil {
-		m.Role, m.RaftAddr, m.HTTPAddr = meta.Role, meta.Raft, meta.HTTP
+		m.Role, m.RaftAddr, m.HTTPAddr, m.BodyVersion = meta.Role, meta.Raft, meta.HTTP, max(meta.Body, 1)
 	}
 	return m
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	metrics "github.com/armon/go-metrics"
@@ -29,6 +30,11 @@ type Server struct {
 	leases   leaseTable
 	departed departures
 	commit   *committer
+	// bodyVersion is the command body version every voter reads, as gossip
+	// says (reconcileMembers keeps it): the leader encodes new commands in
+	// it, so servers of an older build in the cluster never see entries
+	// they would reject (and so diverge from the others). 0 until known.
+	bodyVersion atomic.Int32
 
 	memberEvents chan struct{}
 	leaderNotify chan bool
@@ -67,7 +73,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	d := &gossipDelegate{
-		meta:     MemberMeta{Role: RoleServer, Raft: cfg.RaftAddr, HTTP: cfg.HTTPAddr}.Encode(),
+		meta:     MemberMeta{Role: RoleServer, Raft: cfg.RaftAddr, HTTP: cfg.HTTPAddr, Body: fsm.BodyVersion}.Encode(),
 		events:   s.memberEvents,
 		departed: &s.departed,
 	}
@@ -140,6 +146,11 @@ func (s *Server) Leader() (id, httpAddr string) {
 	return id, ""
 }
 
+// BodyVersion is the command body version this server, while it leads,
+// encodes new commands in: the newest every server reads (0 while not yet
+// known).
+func (s *Server) BodyVersion() int { return int(s.bodyVersion.Load()) }
+
 // Apply proposes a command through Raft on the leader and returns the state
 // machine's result. The header's Time is stamped here with the leader's
 // clock. A rejection by the state machine is reported in the result, not as
@@ -149,7 +160,11 @@ func (s *Server) Apply(ctx context.Context, t fsm.MessageType, h fsm.Header, bod
 		return nil, ErrNotLeader
 	}
 	h.Time = time.Now().UnixNano()
-	data, err := fsm.Encode(t, h, body)
+	encode := fsm.Encode
+	if s.bodyVersion.Load() < fsm.BodyVersion {
+		encode = fsm.EncodeJSON // a voter may not read the binary bodies yet
+	}
+	data, err := encode(t, h, body)
 	if err != nil {
 		return nil, err
 	}
