@@ -21,6 +21,10 @@ type LoadConfig struct {
 	Duration time.Duration
 	// OpTimeout bounds one write (default 10s).
 	OpTimeout time.Duration
+	// ServerPIDs are the processes of the system under test whose CPU time
+	// during the measured window is reported per write (none: not
+	// reported, as for a system inside this process).
+	ServerPIDs []int
 }
 
 // Level is the measured result of one concurrency level.
@@ -38,6 +42,13 @@ type Level struct {
 	P99Ms       float64 `json:"p99_ms"`
 	MaxMs       float64 `json:"max_ms"`
 	FirstError  string  `json:"first_error,omitempty"`
+	// ServerCPUUsPerOp is the CPU time (user + system) the server
+	// processes used during the window, per write; ClientCPUUsPerOp is
+	// this process's (the load generator's, and for a system inside this
+	// process, the system's too). Both machines' cores are shared, so their
+	// sum bounds what the machine can do: cores / sum.
+	ServerCPUUsPerOp float64 `json:"server_cpu_us_per_op,omitempty"`
+	ClientCPUUsPerOp float64 `json:"client_cpu_us_per_op,omitempty"`
 }
 
 // RunLoad runs one level: Warmup without recording, then Duration during
@@ -97,10 +108,12 @@ func RunLoad(ctx context.Context, cfg LoadConfig, op Op) Level {
 	}
 	sleepCtx(ctx, cfg.Warmup)
 	start := time.Now()
+	servers, self := newCPUMeter(cfg.ServerPIDs), newCPUMeter([]int{0})
 	phase.Store(measuring)
 	sleepCtx(ctx, cfg.Duration)
 	phase.Store(stopped)
 	window := time.Since(start)
+	serverCPU, selfCPU := servers.seconds(), self.seconds()
 	cancel()
 	wg.Wait()
 
@@ -114,6 +127,14 @@ func RunLoad(ctx context.Context, cfg LoadConfig, op Op) Level {
 		}
 	}
 	summarise(&lv, all, window)
+	if n := float64(len(all)); n > 0 {
+		if len(cfg.ServerPIDs) > 0 && serverCPU >= 0 {
+			lv.ServerCPUUsPerOp = serverCPU / n * 1e6
+		}
+		if selfCPU >= 0 {
+			lv.ClientCPUUsPerOp = selfCPU / n * 1e6
+		}
+	}
 	return lv
 }
 

@@ -211,7 +211,7 @@ var figureOrder = []string{
 // WriteTable prints the human-readable summary.
 func (r *Results) WriteTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "system\tclients\ttarget\tops/s\tmean ms\tp50 ms\tp99 ms\tmax ms\terrors\t\n")
+	fmt.Fprintf(tw, "system\tclients\ttarget\tops/s\tmean ms\tp50 ms\tp99 ms\tmax ms\terrors\tCPU us/write: servers\tload gen\t\n")
 	var missing []*System
 	for _, s := range r.systems() {
 		if !s.Available {
@@ -223,8 +223,12 @@ func (r *Results) WriteTable(w io.Writer) {
 			if target == "" {
 				target = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%d\t\n",
-				s.Label, lv.Clients, target, lv.OpsPerSec, lv.MeanMs, lv.P50Ms, lv.P99Ms, lv.MaxMs, lv.Errors)
+			srv := "in process"
+			if lv.ServerCPUUsPerOp > 0 {
+				srv = fmt.Sprintf("%.0f", lv.ServerCPUUsPerOp)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%d\t%s\t%.0f\t\n",
+				s.Label, lv.Clients, target, lv.OpsPerSec, lv.MeanMs, lv.P50Ms, lv.P99Ms, lv.MaxMs, lv.Errors, srv, lv.ClientCPUUsPerOp)
 		}
 	}
 	_ = tw.Flush()

@@ -274,6 +274,14 @@ func hostInfo() bench.Host {
 	return h
 }
 
+func iceProcs(c *bench.IceCluster) []*bench.Process {
+	var out []*bench.Process
+	for _, s := range c.Running() {
+		out = append(out, s.Proc)
+	}
+	return out
+}
+
 func levelLine(name string, lv bench.Level) {
 	extra := ""
 	if lv.Errors > 0 {
@@ -283,12 +291,24 @@ func levelLine(name string, lv bench.Level) {
 	if lv.Target != "" {
 		target = " via " + lv.Target
 	}
-	logf("%s: %3d clients%s: %8.0f ops/s  mean %7.2f ms  p50 %7.2f ms  p99 %7.2f ms%s",
-		name, lv.Clients, target, lv.OpsPerSec, lv.MeanMs, lv.P50Ms, lv.P99Ms, extra)
+	cpu := fmt.Sprintf("  CPU/write: load generator %.0f us", lv.ClientCPUUsPerOp)
+	if lv.ServerCPUUsPerOp > 0 {
+		cpu += fmt.Sprintf(", servers %.0f us", lv.ServerCPUUsPerOp)
+	}
+	logf("%s: %3d clients%s: %8.0f ops/s  mean %7.2f ms  p50 %7.2f ms  p99 %7.2f ms%s%s",
+		name, lv.Clients, target, lv.OpsPerSec, lv.MeanMs, lv.P50Ms, lv.P99Ms, cpu, extra)
 }
 
-func (o *options) load(clients int) bench.LoadConfig {
-	return bench.LoadConfig{Clients: clients, Warmup: o.warmup, Duration: o.duration}
+// load is one level's configuration; servers are the processes whose CPU
+// time per write is reported.
+func (o *options) load(clients int, servers ...*bench.Process) bench.LoadConfig {
+	cfg := bench.LoadConfig{Clients: clients, Warmup: o.warmup, Duration: o.duration}
+	for _, p := range servers {
+		if p != nil {
+			cfg.ServerPIDs = append(cfg.ServerPIDs, p.Pid())
+		}
+	}
+	return cfg
 }
 
 func runRaw(o *options, tmp string, sys *bench.System) {
@@ -368,7 +388,7 @@ func runEtcd(o *options, tmp string, sys *bench.System) {
 				keys[i] = append(keys[i], fmt.Sprintf("bench/c%03d/n%d", i, k))
 			}
 		}
-		lv := bench.RunLoad(context.Background(), o.load(n), func(ctx context.Context, client int, seq uint64) error {
+		lv := bench.RunLoad(context.Background(), o.load(n, c.Members...), func(ctx context.Context, client int, seq uint64) error {
 			_, err := clis[client%len(clis)].Put(ctx, keys[client][seq%bench.NamesPerClient], string(bench.Payload(o.payload, client, seq)))
 			return err
 		})
@@ -419,7 +439,7 @@ func runICE(o *options, tmp string, res *bench.Results) {
 		if o.profile {
 			profiles = profileDuringLoad(o, c, leader, n)
 		}
-		lv := bench.RunLoad(context.Background(), o.load(n), w.Op)
+		lv := bench.RunLoad(context.Background(), o.load(n, iceProcs(c)...), w.Op)
 		if profiles != nil {
 			profiles()
 		}
@@ -437,7 +457,7 @@ func runICE(o *options, tmp string, res *bench.Results) {
 			}
 		}
 		w := &bench.IceWriter{HTTP: bench.NewHTTPClient(o.followerLevel), Base: "http://" + follower.HTTP, PayloadSize: o.payload, Prefix: "bench-"}
-		lv := bench.RunLoad(context.Background(), o.load(o.followerLevel), w.Op)
+		lv := bench.RunLoad(context.Background(), o.load(o.followerLevel, iceProcs(c)...), w.Op)
 		w.HTTP.CloseIdleConnections()
 		lv.Target = "follower " + follower.ID
 		sys.Extra = append(sys.Extra, lv)
