@@ -200,7 +200,9 @@ func clusterBodyVersion(voters []raft.Server, members []Member) int {
 // returns when the reconciler wants to run again (unix nanos, 0: on change).
 func (s *Server) reconcileRuns(ctx context.Context) int64 {
 	var plan Plan
-	s.sm.read(func(st *fsm.State) { plan = Reconcile(st, time.Now().UnixNano(), maxBatch) })
+	var view *fsm.Snapshot
+	s.sm.read(func(st *fsm.State) { view = st.Snapshot() }) // pointers only
+	plan = Reconcile(view, time.Now().UnixNano(), maxBatch)
 	for _, reason := range sortedKeys(plan.Unplaced) {
 		s.logger.Debug("runs cannot be placed", "runs", plan.Unplaced[reason], "reason", reason)
 	}

@@ -24,6 +24,13 @@ type PlacementStats struct {
 // the real encoding and state machine, as the leader would, until every run
 // is placed. progress, if set, is told how many runs are placed.
 func SimulatePlacement(nodes, runs int, progress func(placed, total int)) (PlacementStats, error) {
+	_, stats, err := simulatePlacement(nodes, runs, progress)
+	return stats, err
+}
+
+// simulatePlacement is SimulatePlacement that also returns the state it
+// built.
+func simulatePlacement(nodes, runs int, progress func(placed, total int)) (*fsm.State, PlacementStats, error) {
 	st := fsm.New()
 	var index uint64
 	apply := func(t fsm.MessageType, actor, node string, body any) (*fsm.Result, error) {
@@ -44,13 +51,13 @@ func SimulatePlacement(nodes, runs int, progress func(placed, total int)) (Place
 		if _, err := apply(fsm.NodeRegisterType, fsm.AgentActor(id), id, &fsm.NodeRegisterRequest{Node: fsm.Node{
 			ID: id, Plugins: []fsm.PluginInfo{{Name: "sim", SHA256: sha}},
 		}}); err != nil {
-			return PlacementStats{}, err
+			return nil, PlacementStats{}, err
 		}
 	}
 	if _, err := apply(fsm.ComponentPutType, "operator:bench", "", &fsm.ComponentPutRequest{Spec: fsm.Spec{
 		Name: "sim", Plugin: fsm.PluginRef{Name: "sim"}, Count: runs,
 	}}); err != nil {
-		return PlacementStats{}, err
+		return nil, PlacementStats{}, err
 	}
 	stats := PlacementStats{Nodes: nodes, Runs: runs}
 	start := time.Now()
@@ -58,17 +65,17 @@ func SimulatePlacement(nodes, runs int, progress func(placed, total int)) (Place
 	for placed < runs {
 		plan := Reconcile(st, time.Now().UnixNano(), maxBatch)
 		if plan.Empty() {
-			return stats, fmt.Errorf("simulate: the scheduler stopped with %d of %d runs placed", placed, runs)
+			return nil, stats, fmt.Errorf("simulate: the scheduler stopped with %d of %d runs placed", placed, runs)
 		}
 		for _, b := range plan.Creates {
 			if _, err := apply(fsm.RunsCreateType, fsm.RuntimeActor, "", &fsm.RunsCreateRequest{Runs: b}); err != nil {
-				return stats, err
+				return nil, stats, err
 			}
 			stats.Entries++
 		}
 		for _, b := range plan.Placements {
 			if _, err := apply(fsm.RunTransitionType, fsm.RuntimeActor, "", &fsm.RunTransitionRequest{Transitions: b}); err != nil {
-				return stats, err
+				return nil, stats, err
 			}
 			stats.Entries++
 			placed += len(b)
@@ -87,5 +94,5 @@ func SimulatePlacement(nodes, runs int, progress func(placed, total int)) (Place
 		n := per[fmt.Sprintf("sim-%04d", i)]
 		stats.MinPerNode, stats.MaxPerNode = min(stats.MinPerNode, n), max(stats.MaxPerNode, n)
 	}
-	return stats, nil
+	return st, stats, nil
 }

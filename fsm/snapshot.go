@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // Snapshot stream format, version 2:
@@ -67,6 +69,7 @@ type Snapshot struct {
 	nodes      []*Node
 	runs       []*Run
 	events     eventLog
+	nodeByID   map[string]*Node // built by Node on first use
 }
 
 // Snapshot captures the state. It copies only pointers; sorting and encoding
@@ -97,6 +100,51 @@ func (s *State) Snapshot() *Snapshot {
 
 // Meta returns the snapshot's metadata (Digest is filled by WriteTo).
 func (snap *Snapshot) Meta() SnapshotMeta { return snap.meta }
+
+// The read accessors below let a reader that needs a consistent view for a
+// while (the reconciler) take a Snapshot under the state's lock, which only
+// copies pointers, and do its work after releasing it. They answer as the
+// State's methods of the same names did when the snapshot was taken. A
+// Snapshot is not safe for concurrent use.
+
+// Runs returns the runs of a component (all runs when component is empty)
+// ordered by creation index, then slot.
+func (snap *Snapshot) Runs(component string) []*Run {
+	out := make([]*Run, 0, len(snap.runs))
+	for _, r := range snap.runs {
+		if component == "" || r.Component == component {
+			out = append(out, r)
+		}
+	}
+	sortRuns(out)
+	return out
+}
+
+// Components returns the components sorted by name.
+func (snap *Snapshot) Components() []*Component {
+	out := slices.Clone(snap.components)
+	slices.SortFunc(out, func(a, b *Component) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Nodes returns the nodes sorted by id.
+func (snap *Snapshot) Nodes() []*Node {
+	out := slices.Clone(snap.nodes)
+	slices.SortFunc(out, func(a, b *Node) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Node returns a node by id.
+func (snap *Snapshot) Node(id string) (*Node, bool) {
+	if snap.nodeByID == nil {
+		snap.nodeByID = make(map[string]*Node, len(snap.nodes))
+		for _, n := range snap.nodes {
+			snap.nodeByID[n.ID] = n
+		}
+	}
+	n, ok := snap.nodeByID[id]
+	return n, ok
+}
 
 func (snap *Snapshot) sort() {
 	sort.Slice(snap.components, func(i, j int) bool { return snap.components[i].Name < snap.components[j].Name })

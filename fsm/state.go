@@ -1,7 +1,10 @@
 package fsm
 
 import (
+	"cmp"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // slotKey identifies a component slot.
@@ -162,14 +165,13 @@ func (s *State) VerifyEvents() error {
 }
 
 func sortRuns(runs []*Run) {
-	sort.Slice(runs, func(i, j int) bool {
-		a, b := runs[i], runs[j]
-		if a.CreateIndex != b.CreateIndex {
-			return a.CreateIndex < b.CreateIndex
+	slices.SortFunc(runs, func(a, b *Run) int {
+		if c := cmp.Compare(a.CreateIndex, b.CreateIndex); c != 0 {
+			return c
 		}
-		if a.Slot != b.Slot {
-			return a.Slot < b.Slot
+		if c := cmp.Compare(a.Slot, b.Slot); c != 0 {
+			return c
 		}
-		return a.ID < b.ID
+		return strings.Compare(a.ID, b.ID)
 	})
 }
