@@ -155,10 +155,16 @@ func (s *State) applyCommand(index, term uint64, sub int, cmd Command, res *Resu
 
 // emit appends an event to the chain.
 func (s *State) emit(ctx *applyCtx, typ, subject, component string, payload any) {
-	raw, err := json.Marshal(payload)
-	if err != nil {
-		// Payloads are this package's own plain structs; this cannot fail.
-		raw = []byte(`null`)
+	var raw []byte
+	if p, ok := payload.(interface{ appendJSON([]byte) []byte }); ok {
+		raw = p.appendJSON(s.payloadBuf[:0])
+		s.payloadBuf = raw
+	} else {
+		var err error
+		if raw, err = json.Marshal(payload); err != nil {
+			// Payloads are this package's own plain structs; this cannot fail.
+			raw = []byte(`null`)
+		}
 	}
 	s.head = s.events.emit(s.head, ctx.index, ctx.term, ctx.header.Time, typ, subject, component, ctx.header.Actor, ctx.header.Purpose, raw)
 	ctx.res.Events++
@@ -205,10 +211,7 @@ func (s *State) applyComponentPut(ctx *applyCtx, req *ComponentPutRequest) error
 	}
 	s.components[sp.Name] = c
 	ctx.res.Generation = c.Generation
-	s.emit(ctx, "component.put", sp.Name, sp.Name, struct {
-		Generation uint64 `json:"generation"`
-		Spec       Spec   `json:"spec"`
-	}{c.Generation, sp})
+	s.emit(ctx, "component.put", sp.Name, sp.Name, &componentPutPayload{c.Generation, sp})
 	return nil
 }
 
@@ -404,7 +407,7 @@ func (s *State) transition(ctx *applyCtx, t *Transition) error {
 	r.ModifyIndex = ctx.index
 	r.ModifyTime = ctx.header.Time
 	s.runs[r.ID] = &r
-	s.emit(ctx, "run.transition", r.ID, r.Component, TransitionPayload{
+	s.emit(ctx, "run.transition", r.ID, r.Component, &TransitionPayload{
 		From: old.State, To: t.To, Node: r.Node, Epoch: r.Epoch, Reason: t.Reason, Output: t.Output,
 	})
 	return nil

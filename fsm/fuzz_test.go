@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -205,15 +204,6 @@ func FuzzReadSnapshot(f *testing.F) {
 			t.Fatalf("accepted a snapshot that does not write back the same")
 		}
 	})
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // TestFuzzCorpusFiles checks that the seed files checked in under

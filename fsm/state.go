@@ -31,6 +31,9 @@ type State struct {
 	// events is the append-only event chain; a snapshot keeps a view of it.
 	events eventLog
 	head   Hash
+	// payloadBuf is reused to encode event payloads (the event log copies
+	// them).
+	payloadBuf []byte
 }
 
 // New returns an empty state.
