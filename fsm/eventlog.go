@@ -53,7 +53,7 @@ func (l *eventLog) view() eventLog {
 // reserve returns room for a record body of n bytes, preceded by its
 // length, and records its position.
 func (l *eventLog) reserve(n int) []byte {
-	need := binary.PutUvarint(make([]byte, binary.MaxVarintLen64), uint64(n)) + n
+	need := uvarintLen(uint64(n)) + n
 	last := len(l.chunks) - 1
 	if last < 0 || len(l.chunks[last])-l.used < need {
 		size := eventChunkMin
@@ -69,6 +69,15 @@ func (l *eventLog) reserve(n int) []byte {
 	k := binary.PutUvarint(c, uint64(n))
 	l.used += need
 	return c[k:]
+}
+
+// uvarintLen is the length of x's uvarint encoding.
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
 }
 
 // record returns the body of event i (0-based): hash and canonical
