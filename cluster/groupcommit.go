@@ -19,8 +19,13 @@ import (
 // no batching delay. Batches are bounded in commands and bytes.
 const (
 	// maxInflight is how many entries may be in the Raft pipeline at once;
-	// proposals arriving beyond that wait and are batched.
-	maxInflight = 2
+	// proposals arriving beyond that wait and are batched. One: the
+	// leader writes entries one at a time anyway, and every entry costs
+	// each server a log write with two fdatasyncs and a replication round;
+	// measured alternately against 2 (icebench, 4 rounds), one entry in
+	// flight used 15-20% less server CPU per write and gave 5-15% more
+	// throughput at 16 and at 256 clients.
+	maxInflight = 1
 	// maxBatchBytes bounds the encoded size of one batch entry.
 	maxBatchBytes = 1 << 20
 )
