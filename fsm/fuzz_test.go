@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -185,6 +186,7 @@ func FuzzReadSnapshot(f *testing.F) {
 	f.Add(writeSnapshot(f, New()))
 	f.Add(writeSnapshot(f, newFuzzFixture(f).st))
 	f.Add([]byte("ICESNAP\x00\x00\x01"))
+	f.Add(writeSnapshotV1(f, newFuzzFixture(f).st))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, _, err := ReadSnapshot(bytes.NewReader(data), nil)
 		if err != nil {
@@ -199,6 +201,15 @@ func FuzzReadSnapshot(f *testing.F) {
 		var out bytes.Buffer
 		if _, err := st.Snapshot().WriteTo(&out); err != nil {
 			t.Fatal(err)
+		}
+		if binary.BigEndian.Uint16(data[8:10]) == snapshotJSON {
+			// Format 1 is written back as the current format: the state
+			// must survive the conversion.
+			again, _, err := ReadSnapshot(bytes.NewReader(out.Bytes()), nil)
+			if err != nil || again.Digest() != st.Digest() || again.Head() != st.Head() {
+				t.Fatalf("format 1 snapshot does not convert to the current format: %v", err)
+			}
+			return
 		}
 		if !bytes.Equal(out.Bytes(), data) {
 			t.Fatalf("accepted a snapshot that does not write back the same")
