@@ -1,8 +1,11 @@
 package cluster
 
 import (
+	"bytes"
+	"encoding/binary"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"github.com/ice-run/ice/fsm"
@@ -36,6 +39,48 @@ func TestClusterBodyVersion(t *testing.T) {
 	for _, c := range cases {
 		if got := clusterBodyVersion(c.voters, c.members); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// memSink is a raft.SnapshotSink in memory.
+type memSink struct{ bytes.Buffer }
+
+func (s *memSink) ID() string    { return "mem" }
+func (s *memSink) Cancel() error { return nil }
+func (s *memSink) Close() error  { return nil }
+
+// TestSnapshotFormatFollowsTheCluster: while a server of an older build is
+// in the cluster, snapshots are written in format 1, which it can install.
+func TestSnapshotFormatFollowsTheCluster(t *testing.T) {
+	for _, c := range []struct {
+		body int32
+		want uint16
+	}{{0, 1}, {1, 1}, {fsm.BodyVersion, fsm.SnapshotVersion}} {
+		s := &Server{sm: newStateMachine(hclog.NewNullLogger())}
+		s.sm.snapshotVersion = s.snapshotVersion
+		s.bodyVersion.Store(c.body)
+		data, err := fsm.Encode(fsm.ComponentPutType, fsm.Header{Actor: "operator:t", Time: 1},
+			&fsm.ComponentPutRequest{Spec: fsm.Spec{Name: "web", Plugin: fsm.PluginRef{Name: "p"}, Count: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.sm.Apply(&raft.Log{Index: 1, Term: 1, Type: raft.LogCommand, Data: data})
+		snap, err := s.sm.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sink memSink
+		if err := snap.Persist(&sink); err != nil {
+			t.Fatal(err)
+		}
+		b := sink.Bytes()
+		if got := binary.BigEndian.Uint16(b[8:10]); got != c.want {
+			t.Errorf("body version %d: snapshot format %d, want %d", c.body, got, c.want)
+		}
+		st, _, err := fsm.ReadSnapshot(bytes.NewReader(b), nil)
+		if err != nil || st.Index() != 1 {
+			t.Errorf("body version %d: read back: %v", c.body, err)
 		}
 	}
 }

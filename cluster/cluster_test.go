@@ -53,8 +53,13 @@ func TestElectionAndForwardedWrites(t *testing.T) {
 	}
 	// Every server gossips that it reads the current body version, so the
 	// leader encodes in it.
-	testcluster.WaitFor(t, 10*time.Second, "leader encodes body version 2", func() bool {
-		return leader.Server.BodyVersion() == fsm.BodyVersion
+	testcluster.WaitFor(t, 10*time.Second, "every server knows the cluster reads body version 2", func() bool {
+		for _, n := range c.Nodes {
+			if n.Server.BodyVersion() != fsm.BodyVersion {
+				return false
+			}
+		}
+		return true
 	})
 	c.WaitConverged(t)
 }

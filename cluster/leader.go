@@ -66,7 +66,6 @@ func (d *leaderDuty) stop() {
 // change, when a delayed run falls due, and at least every
 // ReconcileInterval; and it expires the leases of silent nodes.
 func (s *Server) leaderDuties(ctx context.Context) {
-	s.bodyVersion.Store(0) // until reconcileMembers has looked
 	if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
 		s.logger.Error("leader barrier failed", "error", err)
 		return
@@ -135,10 +134,7 @@ func (s *Server) reconcileMembers() {
 			status[m.ID] = m.Status
 		}
 	}
-	version := clusterBodyVersion(f.Configuration().Servers, members)
-	if old := s.bodyVersion.Swap(int32(version)); old != int32(version) {
-		s.logger.Info("command encoding", "body_version", version, "was", old)
-	}
+	s.setBodyVersion(clusterBodyVersion(f.Configuration().Servers, members))
 	known := map[raft.ServerID]bool{}
 	var dead []raft.ServerID
 	for _, srv := range f.Configuration().Servers {

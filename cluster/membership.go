@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/ice-run/ice/fsm"
 )
 
 // Member roles carried in gossip metadata.
@@ -227,4 +229,39 @@ func (s *Server) joinLoop() {
 			backoff *= 2
 		}
 	}
+}
+
+// versionLoop keeps bodyVersion current on every server (followers write
+// snapshots too, and may lead next): at start, then every
+// ReconcileInterval.
+func (s *Server) versionLoop() {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.cfg.ReconcileInterval)
+	defer tick.Stop()
+	for {
+		if f := s.raft.GetConfiguration(); f.Error() == nil {
+			s.setBodyVersion(clusterBodyVersion(f.Configuration().Servers, s.members()))
+		}
+		select {
+		case <-s.shutdownCh:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Server) setBodyVersion(v int) {
+	if old := s.bodyVersion.Swap(int32(v)); old != int32(v) {
+		s.logger.Info("cluster reads command body version", "body_version", v, "was", old)
+	}
+}
+
+// snapshotVersion is the snapshot format this server writes: the current
+// one once every server reads the current command bodies (both came in the
+// same build), format 1 before.
+func (s *Server) snapshotVersion() uint16 {
+	if s.bodyVersion.Load() >= fsm.BodyVersion {
+		return fsm.SnapshotVersion
+	}
+	return 1
 }

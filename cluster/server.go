@@ -30,10 +30,13 @@ type Server struct {
 	leases   leaseTable
 	departed departures
 	commit   *committer
-	// bodyVersion is the command body version every voter reads, as gossip
-	// says (reconcileMembers keeps it): the leader encodes new commands in
-	// it, so servers of an older build in the cluster never see entries
-	// they would reject (and so diverge from the others). 0 until known.
+	// bodyVersion is the command body version every server reads, as
+	// gossip and the Raft configuration say (versionLoop keeps it on every
+	// server, reconcileMembers on the leader too): the leader encodes new
+	// commands in it, and every server writes snapshots a server of that
+	// build can install, so servers of an older build in the cluster never
+	// see entries they would reject (and so diverge) or snapshots they
+	// cannot read. 0 until known.
 	bodyVersion atomic.Int32
 
 	memberEvents chan struct{}
@@ -85,7 +88,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.GossipAddr, err)
 	}
 	s.commit = newCommitter(s.raft, cfg.ApplyTimeout, s.shutdownCh)
-	s.wg.Add(4)
+	s.sm.snapshotVersion = s.snapshotVersion
+	s.wg.Add(5)
+	go s.versionLoop()
 	go func() { defer s.wg.Done(); s.commit.run() }()
 	go s.joinLoop()
 	go s.bootstrapLoop()
@@ -146,9 +151,10 @@ func (s *Server) Leader() (id, httpAddr string) {
 	return id, ""
 }
 
-// BodyVersion is the command body version this server, while it leads,
-// encodes new commands in: the newest every server reads (0 while not yet
-// known).
+// BodyVersion is the newest command body version every server of the
+// cluster reads, as this server last saw it (0 while not yet known): the
+// version it encodes new commands in while it leads, and with it the
+// snapshot format it writes.
 func (s *Server) BodyVersion() int { return int(s.bodyVersion.Load()) }
 
 // Apply proposes a command through Raft on the leader and returns the state

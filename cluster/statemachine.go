@@ -29,6 +29,10 @@ type stateMachine struct {
 	digestMu    sync.Mutex
 	digestIndex uint64
 	digest      fsm.Hash
+
+	// snapshotVersion, when set, says which snapshot format to write: the
+	// newest every server of the cluster reads (see Server.versionLoop).
+	snapshotVersion func() uint16
 }
 
 var _ raft.FSM = (*stateMachine)(nil)
@@ -84,7 +88,11 @@ func rejectionKind(err error) string {
 func (m *stateMachine) Snapshot() (raft.FSMSnapshot, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return &fsmSnapshot{snap: m.state.Snapshot(), logger: m.logger}, nil
+	version := uint16(fsm.SnapshotVersion)
+	if m.snapshotVersion != nil {
+		version = m.snapshotVersion()
+	}
+	return &fsmSnapshot{snap: m.state.Snapshot(), version: version, logger: m.logger}, nil
 }
 
 // Restore implements raft.FSM. The old state is discarded only after the
@@ -158,14 +166,15 @@ func (m *stateMachine) digestAt() (uint64, fsm.Hash) {
 }
 
 type fsmSnapshot struct {
-	snap   *fsm.Snapshot
-	logger hclog.Logger
+	snap    *fsm.Snapshot
+	version uint16
+	logger  hclog.Logger
 }
 
 // Persist implements raft.FSMSnapshot.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	start := time.Now()
-	n, err := s.snap.WriteTo(sink)
+	n, err := s.snap.WriteVersion(sink, s.version)
 	if err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("persist snapshot %s: %w", sink.ID(), err)
@@ -174,7 +183,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 		return fmt.Errorf("close snapshot %s: %w", sink.ID(), err)
 	}
 	metrics.MeasureSince([]string{"ice", "fsm", "snapshot", "persist"}, start)
-	s.logger.Info("persisted snapshot", "id", sink.ID(), "index", s.snap.Meta().Index, "bytes", n, "duration", time.Since(start))
+	s.logger.Info("persisted snapshot", "id", sink.ID(), "index", s.snap.Meta().Index, "format", s.version, "bytes", n, "duration", time.Since(start))
 	return nil
 }
 

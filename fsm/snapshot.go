@@ -152,21 +152,35 @@ func (snap *Snapshot) sort() {
 	sort.Slice(snap.runs, func(i, j int) bool { return snap.runs[i].ID < snap.runs[j].ID })
 }
 
-// WriteTo encodes the snapshot to w.
+// WriteTo encodes the snapshot to w in SnapshotVersion.
 func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
+	return snap.WriteVersion(w, SnapshotVersion)
+}
+
+// WriteVersion encodes the snapshot to w in the given format version: 2
+// (binary), or 1 (JSON records) for a cluster in which a server of an older
+// build may have to install it.
+func (snap *Snapshot) WriteVersion(w io.Writer, version uint16) (int64, error) {
+	if version != snapshotJSON && version != SnapshotVersion {
+		return 0, fmt.Errorf("write snapshot: format version %d, this server writes 1 to %d: %w", version, SnapshotVersion, ErrUnsupportedVersion)
+	}
 	snap.sort()
-	digest, err := snap.digest()
+	digest := snap.digest
+	if version == snapshotJSON {
+		digest = snap.digestV1
+	}
+	d, err := digest()
 	if err != nil {
 		return 0, err
 	}
-	snap.meta.Digest = digest
+	snap.meta.Digest = d
 	sum := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(w, sum)}
 	bw := bufio.NewWriterSize(cw, 256<<10)
 	enc := recordWriter{w: bw}
 	var hdr [10]byte
 	copy(hdr[:], snapshotMagic)
-	binary.BigEndian.PutUint16(hdr[8:], SnapshotVersion)
+	binary.BigEndian.PutUint16(hdr[8:], version)
 	if _, err := bw.Write(hdr[:]); err != nil {
 		return cw.n, fmt.Errorf("write snapshot header: %w", err)
 	}
@@ -175,6 +189,26 @@ func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		return cw.n, fmt.Errorf("write snapshot meta: %w", err)
 	}
 	enc.put(recordMeta, meta)
+	if version == snapshotJSON {
+		snap.writeJSONRecords(&enc)
+	} else {
+		snap.writeRecords(&enc)
+	}
+	if enc.err != nil {
+		return cw.n, fmt.Errorf("write snapshot at index %d: %w", snap.meta.Index, enc.err)
+	}
+	if err := bw.Flush(); err != nil {
+		return cw.n, fmt.Errorf("write snapshot at index %d: %w", snap.meta.Index, err)
+	}
+	trailer := append([]byte{recordEnd}, sum.Sum(nil)...)
+	if _, err := w.Write(trailer); err != nil {
+		return cw.n, fmt.Errorf("write snapshot trailer: %w", err)
+	}
+	return cw.n + int64(len(trailer)), nil
+}
+
+// writeRecords writes components, nodes, runs and events in format 2.
+func (snap *Snapshot) writeRecords(enc *recordWriter) {
 	var e encoder
 	for _, c := range snap.components {
 		e.b = e.b[:0]
@@ -194,17 +228,34 @@ func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	for i := 0; i < snap.events.len(); i++ {
 		enc.put(recordEvent, snap.events.record(i))
 	}
-	if enc.err != nil {
-		return cw.n, fmt.Errorf("write snapshot at index %d: %w", snap.meta.Index, enc.err)
+}
+
+// writeJSONRecords writes them in format 1, each record as JSON.
+func (snap *Snapshot) writeJSONRecords(enc *recordWriter) {
+	put := func(kind byte, v any) {
+		if enc.err != nil {
+			return
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			enc.err = fmt.Errorf("encode record kind %d: %w", kind, err)
+			return
+		}
+		enc.put(kind, b)
 	}
-	if err := bw.Flush(); err != nil {
-		return cw.n, fmt.Errorf("write snapshot at index %d: %w", snap.meta.Index, err)
+	for _, c := range snap.components {
+		put(recordComponent, c)
 	}
-	trailer := append([]byte{recordEnd}, sum.Sum(nil)...)
-	if _, err := w.Write(trailer); err != nil {
-		return cw.n, fmt.Errorf("write snapshot trailer: %w", err)
+	for _, n := range snap.nodes {
+		put(recordNode, n)
 	}
-	return cw.n + int64(len(trailer)), nil
+	for _, r := range snap.runs {
+		put(recordRun, r)
+	}
+	for i := 0; i < snap.events.len(); i++ {
+		e := snap.events.event(i)
+		put(recordEvent, &e)
+	}
 }
 
 type countWriter struct {

@@ -55,39 +55,14 @@ func writeSnapshot(t testing.TB, st *State) []byte {
 }
 
 // writeSnapshotV1 writes st in snapshot format version 1 (every record
-// JSON), as servers before format 2 did, to test that it is still read.
+// JSON), as servers before format 2 did and servers of a mixed cluster do.
 func writeSnapshotV1(t testing.TB, st *State) []byte {
 	t.Helper()
-	snap := st.Snapshot()
-	snap.sort()
-	d, err := snap.digestV1()
-	if err != nil {
+	var buf bytes.Buffer
+	if _, err := st.Snapshot().WriteVersion(&buf, snapshotJSON); err != nil {
 		t.Fatal(err)
 	}
-	snap.meta.Digest = d
-	recs := []snapRecord{{kind: recordMeta, body: mustJSON(t, &snap.meta)}}
-	for _, c := range snap.components {
-		recs = append(recs, snapRecord{kind: recordComponent, body: mustJSON(t, c)})
-	}
-	for _, n := range snap.nodes {
-		recs = append(recs, snapRecord{kind: recordNode, body: mustJSON(t, n)})
-	}
-	for _, r := range snap.runs {
-		recs = append(recs, snapRecord{kind: recordRun, body: mustJSON(t, r)})
-	}
-	for _, e := range st.Events(0, "", 0) {
-		recs = append(recs, snapRecord{kind: recordEvent, body: mustJSON(t, &e)})
-	}
-	return sealSnapshot(snapshotJSON, recs)
-}
-
-func mustJSON(t testing.TB, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return buf.Bytes()
 }
 
 // TestSnapshotV1StillRead: a version 1 snapshot restores to the same state.
