@@ -110,14 +110,16 @@ func (l *eventLog) appendEvent(e *Event) {
 }
 
 // verify re-hashes every record and checks the links; it returns the head.
+// It only reads the log, so readers holding a shared lock may run it at
+// once.
 func (l *eventLog) verify() (Hash, error) {
 	var prev Hash
+	var buf []byte
 	for i := 0; i < l.len(); i++ {
 		body := l.record(i)
-		buf := append(l.scratch[:0], prev[:]...)
+		buf = append(buf[:0], prev[:]...)
 		buf = binary.AppendUvarint(buf, uint64(i)+1)
 		buf = append(buf, body[sha256.Size:]...)
-		l.scratch = buf
 		var h Hash
 		copy(h[:], body)
 		if Hash(sha256.Sum256(buf)) != h {
