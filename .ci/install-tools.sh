@@ -56,6 +56,15 @@ else
 	installed+=("iptables")
 fi
 
+# systemd-analyze -----------------------------------------------------------
+# deploy/systemd's test verifies the unit files with `systemd-analyze verify`.
+if command -v systemd-analyze >/dev/null 2>&1; then
+	echo "install-tools: systemd-analyze present: $(command -v systemd-analyze)"
+else
+	apt_install systemd
+	installed+=("systemd-analyze")
+fi
+
 # staticcheck ---------------------------------------------------------------
 gobin="$(go env GOBIN)"
 if [ -z "$gobin" ]; then

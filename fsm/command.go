@@ -206,13 +206,8 @@ func Encode(t MessageType, h Header, body any) ([]byte, error) {
 	if want == nil {
 		return nil, fmt.Errorf("encode command type %d: %w", t, ErrUnknownType)
 	}
-	if bt, wt := reflect.TypeOf(body), reflect.TypeOf(want); bt != wt {
-		if bt != wt.Elem() {
-			return nil, fmt.Errorf("encode %s: body is %T, want %T: %w", t, body, want, ErrInvalid)
-		}
-		p := reflect.New(bt) // a value of the request type: encode its copy
-		p.Elem().Set(reflect.ValueOf(body))
-		body = p.Interface()
+	if reflect.TypeOf(body) != reflect.TypeOf(want) {
+		return nil, fmt.Errorf("encode %s: body is %T, want %T: %w", t, body, want, ErrInvalid)
 	}
 	e := encoder{b: make([]byte, 0, 256)}
 	e.b = append(e.b, byte(t), BodyVersion)

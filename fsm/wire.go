@@ -276,35 +276,25 @@ func getBody(d *decoder, body any) {
 	}
 }
 
-// runState reads a state name and returns the constant for a known one, so
-// decoded records share it instead of each holding a copy; an unknown name
-// is kept as it is for validation to reject.
-func (d *decoder) runState() RunState {
-	p := d.raw()
-	for _, x := range AllRunStates {
-		if string(p) == string(x) {
-			return x
-		}
-	}
-	return RunState(p)
-}
+// runState, nodeStatus and componentStatus read a name and return the
+// constant for a known one, so decoded records share it instead of each
+// holding a copy; an unknown name is kept as it is for validation to
+// reject.
+func (d *decoder) runState() RunState { return known(d.raw(), AllRunStates) }
 
 func (d *decoder) nodeStatus() NodeStatus {
-	p := d.raw()
-	for _, x := range [...]NodeStatus{NodeReady, NodeDraining, NodeIneligible, NodeDown, NodeLeft} {
-		if string(p) == string(x) {
-			return x
-		}
-	}
-	return NodeStatus(p)
+	return known(d.raw(), []NodeStatus{NodeReady, NodeDraining, NodeIneligible, NodeDown, NodeLeft})
 }
 
 func (d *decoder) componentStatus() ComponentStatus {
-	p := d.raw()
-	for _, x := range [...]ComponentStatus{ComponentRunning, ComponentStopped, ComponentFailed} {
+	return known(d.raw(), []ComponentStatus{ComponentRunning, ComponentStopped, ComponentFailed})
+}
+
+func known[T ~string](p []byte, names []T) T {
+	for _, x := range names {
 		if string(p) == string(x) {
 			return x
 		}
 	}
-	return ComponentStatus(p)
+	return T(p)
 }

@@ -55,6 +55,14 @@ func filled[T any]() *T {
 	return v
 }
 
+// filledBody is a body of the type with every field set.
+func filledBody(t MessageType) any {
+	body := newBody(t)
+	n := 0
+	fill(reflect.ValueOf(body).Elem(), &n)
+	return body
+}
+
 // TestWireRoundTrip: every field of every command body and record survives
 // the binary encoding, and encoding is deterministic.
 func TestWireRoundTrip(t *testing.T) {
@@ -62,9 +70,7 @@ func TestWireRoundTrip(t *testing.T) {
 		if typ == BatchType {
 			continue
 		}
-		body := newBody(typ)
-		n := 0
-		fill(reflect.ValueOf(body).Elem(), &n)
+		body := filledBody(typ)
 		hdr := *filled[Header]()
 		b, err := Encode(typ, hdr, body)
 		if err != nil {
@@ -113,10 +119,7 @@ func TestDecodeBinaryErrors(t *testing.T) {
 		if typ == BatchType {
 			continue
 		}
-		body := newBody(typ)
-		n := 0
-		fill(reflect.ValueOf(body).Elem(), &n)
-		valid, err := Encode(typ, sampleHeader, body)
+		valid, err := Encode(typ, sampleHeader, filledBody(typ))
 		if err != nil {
 			t.Fatal(err)
 		}
