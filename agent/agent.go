@@ -15,10 +15,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/cluster"
 	"github.com/ice-run/ice/fsm"
 	"github.com/ice-run/ice/plugins/host"
-	"github.com/ice-run/ice/rpc"
 )
 
 // Agent runs the components placed on one node.
@@ -224,14 +224,14 @@ func (a *Agent) register(ctx context.Context) error {
 		c, err := a.servers.client()
 		if err == nil {
 			sent := time.Now()
-			var res *rpc.LeaseResponse
+			var res *api.LeaseResponse
 			res, err = c.Register(ctx, node)
 			if err == nil {
 				a.renewed(sent, res.LeaseTTL())
 				a.logger.Info("node registered", "index", res.Index, "lease_ttl", res.LeaseTTL())
 				return nil
 			}
-			if rpc.IsStatus(err, http.StatusBadRequest) || rpc.IsStatus(err, http.StatusForbidden) {
+			if api.IsStatus(err, http.StatusBadRequest) || api.IsStatus(err, http.StatusForbidden) {
 				return fmt.Errorf("register node %s: %w", a.cfg.NodeID, err)
 			}
 			a.servers.failed(c.Addr())
@@ -296,7 +296,7 @@ func (a *Agent) heartbeatLoop() {
 		switch {
 		case err == nil:
 			a.renewed(sent, res.LeaseTTL())
-		case rpc.IsStatus(err, http.StatusConflict), rpc.IsStatus(err, http.StatusNotFound):
+		case api.IsStatus(err, http.StatusConflict), api.IsStatus(err, http.StatusNotFound):
 			a.logger.Warn("node not ready on the servers, registering again", "error", err)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			if err := a.register(ctx); err != nil {

@@ -6,8 +6,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/cluster"
-	"github.com/ice-run/ice/rpc"
 )
 
 // serverPool picks the server an agent talks to, from the servers its gossip
@@ -63,20 +63,20 @@ func (p *serverPool) addrs() []string {
 }
 
 // client returns a client for the current server, choosing one if needed.
-func (p *serverPool) client() (*rpc.Client, error) {
+func (p *serverPool) client() (*api.Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	addrs := p.addrs()
 	for _, a := range addrs {
 		if a == p.current {
-			return rpc.NewClient(a), nil
+			return api.NewClient(a), nil
 		}
 	}
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("no alive server known over gossip")
 	}
 	p.current = addrs[0]
-	return rpc.NewClient(p.current), nil
+	return api.NewClient(p.current), nil
 }
 
 // failed moves on from addr to another server.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
-	"github.com/ice-run/ice/rpc"
 )
 
 // SimConfig configures a Simulator.
@@ -36,7 +36,7 @@ type SimConfig struct {
 // at scale (`ice agent --simulate N`); it executes nothing.
 type Simulator struct {
 	cfg    SimConfig
-	client *rpc.Client
+	client *api.Client
 	ids    []string
 	mine   map[string]bool
 }
@@ -55,7 +55,7 @@ func NewSimulator(cfg SimConfig) (*Simulator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	s := &Simulator{cfg: cfg, client: rpc.NewClient(cfg.Server), mine: map[string]bool{}}
+	s := &Simulator{cfg: cfg, client: api.NewClient(cfg.Server), mine: map[string]bool{}}
 	for i := 0; i < cfg.Nodes; i++ {
 		id := fmt.Sprintf("%s-%04d", cfg.Prefix, i)
 		s.ids = append(s.ids, id)
@@ -87,7 +87,7 @@ func (s *Simulator) Run(ctx context.Context) error {
 	go s.heartbeats(ctx, ttl)
 	var index uint64
 	for ctx.Err() == nil {
-		runs, idx, err := s.client.Runs(ctx, "", &rpc.QueryOptions{Index: index, Wait: 30 * time.Second})
+		runs, idx, err := s.client.Runs(ctx, "", &api.QueryOptions{Index: index, Wait: 30 * time.Second})
 		if err != nil {
 			if ctx.Err() != nil {
 				break

@@ -6,8 +6,8 @@ import (
 
 	metrics "github.com/armon/go-metrics"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
-	"github.com/ice-run/ice/rpc"
 )
 
 // reportKey is one transition of one run from one state.
@@ -45,7 +45,7 @@ func (a *Agent) watchLoop() {
 			}
 		}()
 		a.servers.watching(c.Addr(), cancel)
-		runs, idx, err := c.NodeRuns(ctx, a.cfg.NodeID, &rpc.QueryOptions{Index: index, Wait: 30 * time.Second})
+		runs, idx, err := c.NodeRuns(ctx, a.cfg.NodeID, &api.QueryOptions{Index: index, Wait: 30 * time.Second})
 		a.servers.watching("", nil)
 		cancel()
 		if err != nil {

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
-	"github.com/ice-run/ice/rpc"
 )
 
 // IceServer is one `ice server` process.
@@ -91,8 +91,8 @@ func (c *IceCluster) Running() []*IceServer {
 var statusClient = &http.Client{Timeout: 2 * time.Second}
 
 // IceStatus reads GET /v1/status of one server.
-func IceStatus(ctx context.Context, httpAddr string) (*rpc.StatusResponse, error) {
-	var st rpc.StatusResponse
+func IceStatus(ctx context.Context, httpAddr string) (*api.Status, error) {
+	var st api.Status
 	if err := getJSON(ctx, statusClient, "http://"+httpAddr+"/v1/status", &st); err != nil {
 		return nil, err
 	}
@@ -198,8 +198,8 @@ func (w *IceWriter) put(ctx context.Context, name string, body []byte) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(rpc.HeaderOperator, "icebench")
-	req.Header.Set(rpc.HeaderPurpose, "benchmark")
+	req.Header.Set(api.HeaderOperator, "icebench")
+	req.Header.Set(api.HeaderPurpose, "benchmark")
 	resp, err := w.HTTP.Do(req)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
 )
 
@@ -33,25 +34,9 @@ const (
 	maxArchiveMeta   = 1 << 20
 )
 
-// ArchiveMeta describes a snapshot archive.
-type ArchiveMeta struct {
-	Format          string    `json:"format"`
-	Index           uint64    `json:"index"`
-	Term            uint64    `json:"term"`
-	SnapshotVersion int       `json:"snapshot_version"`
-	Digest          string    `json:"digest"`
-	ChainHead       string    `json:"chain_head"`
-	Components      int       `json:"components"`
-	Nodes           int       `json:"nodes"`
-	Runs            int       `json:"runs"`
-	Events          int       `json:"events"`
-	Created         time.Time `json:"created"`
-	Server          string    `json:"server,omitempty"`
-}
-
 // WriteArchive writes an archive holding state, a snapshot stream that
 // decoded to meta.
-func WriteArchive(w io.Writer, meta ArchiveMeta, state []byte) error {
+func WriteArchive(w io.Writer, meta api.ArchiveMeta, state []byte) error {
 	meta.Format = ArchiveFormat
 	mb, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {
@@ -85,8 +70,8 @@ func sha(b []byte) string {
 // ReadArchive reads and verifies an archive: checksums, format, and that
 // the state decodes to the digest and counts its meta names. It returns the
 // meta, the verified state and the snapshot stream's bytes.
-func ReadArchive(r io.Reader, maxState int64) (ArchiveMeta, *fsm.State, []byte, error) {
-	var meta ArchiveMeta
+func ReadArchive(r io.Reader, maxState int64) (api.ArchiveMeta, *fsm.State, []byte, error) {
+	var meta api.ArchiveMeta
 	files := map[string][]byte{}
 	tr := tar.NewReader(r)
 	for {
@@ -95,38 +80,38 @@ func ReadArchive(r io.Reader, maxState int64) (ArchiveMeta, *fsm.State, []byte, 
 			break
 		}
 		if err != nil {
-			return meta, nil, nil, fmt.Errorf("read archive: %v: %w", err, ErrArchive)
+			return meta, nil, nil, fmt.Errorf("read archive: %v: %w", err, fsm.ErrArchive)
 		}
 		limit := int64(maxArchiveMeta)
 		if hdr.Name == archiveStateName {
 			limit = maxState
 		}
 		if hdr.Size > limit {
-			return meta, nil, nil, fmt.Errorf("read archive: %s is %d bytes, limit %d: %w", hdr.Name, hdr.Size, limit, ErrArchive)
+			return meta, nil, nil, fmt.Errorf("read archive: %s is %d bytes, limit %d: %w", hdr.Name, hdr.Size, limit, fsm.ErrArchive)
 		}
 		body, err := io.ReadAll(io.LimitReader(tr, limit+1))
 		if err != nil {
-			return meta, nil, nil, fmt.Errorf("read archive %s: %v: %w", hdr.Name, err, ErrArchive)
+			return meta, nil, nil, fmt.Errorf("read archive %s: %v: %w", hdr.Name, err, fsm.ErrArchive)
 		}
 		files[hdr.Name] = body
 	}
 	for _, name := range []string{archiveMetaName, archiveStateName, archiveSumsName} {
 		if _, ok := files[name]; !ok {
-			return meta, nil, nil, fmt.Errorf("read archive: no %s: %w", name, ErrArchive)
+			return meta, nil, nil, fmt.Errorf("read archive: no %s: %w", name, fsm.ErrArchive)
 		}
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(files[archiveSumsName])), "\n") {
 		sum, name, ok := strings.Cut(line, "  ")
 		body, known := files[name]
 		if !ok || !known {
-			return meta, nil, nil, fmt.Errorf("read archive: bad %s line %q: %w", archiveSumsName, line, ErrArchive)
+			return meta, nil, nil, fmt.Errorf("read archive: bad %s line %q: %w", archiveSumsName, line, fsm.ErrArchive)
 		}
 		if sha(body) != sum {
 			return meta, nil, nil, fmt.Errorf("read archive: %s does not match its sha256: %w", name, fsm.ErrChecksum)
 		}
 	}
 	if err := json.Unmarshal(files[archiveMetaName], &meta); err != nil {
-		return meta, nil, nil, fmt.Errorf("read archive meta: %v: %w", err, ErrArchive)
+		return meta, nil, nil, fmt.Errorf("read archive meta: %v: %w", err, fsm.ErrArchive)
 	}
 	if meta.Format != ArchiveFormat {
 		return meta, nil, nil, fmt.Errorf("read archive: format %q, this server reads %q: %w", meta.Format, ArchiveFormat, fsm.ErrUnsupportedVersion)
@@ -142,8 +127,8 @@ func ReadArchive(r io.Reader, maxState int64) (ArchiveMeta, *fsm.State, []byte, 
 }
 
 // archiveMetaOf describes a verified snapshot.
-func archiveMetaOf(sm fsm.SnapshotMeta, term uint64, server string) ArchiveMeta {
-	return ArchiveMeta{
+func archiveMetaOf(sm fsm.SnapshotMeta, term uint64, server string) api.ArchiveMeta {
+	return api.ArchiveMeta{
 		Index: sm.Index, Term: term, SnapshotVersion: fsm.SnapshotVersion,
 		Digest: sm.Digest.String(), ChainHead: sm.Head.String(),
 		Components: sm.Components, Nodes: sm.Nodes, Runs: sm.Runs, Events: sm.Events,

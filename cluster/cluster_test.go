@@ -7,16 +7,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/cluster"
 	"github.com/ice-run/ice/fsm"
 	"github.com/ice-run/ice/internal/testcluster"
-	"github.com/ice-run/ice/rpc"
 )
 
 func intp(i int) *int { return &i }
 
-func spec(name string, count int) *rpc.ComponentSpec {
-	return &rpc.ComponentSpec{Name: name, Plugin: fsm.PluginRef{Name: "ticker"}, Count: intp(count)}
+func spec(name string, count int) *api.ComponentSpec {
+	return &api.ComponentSpec{Name: name, Plugin: fsm.PluginRef{Name: "ticker"}, Count: intp(count)}
 }
 
 func ctx(t *testing.T) context.Context {

@@ -66,17 +66,17 @@ func (c *committer) propose(ctx context.Context, t fsm.MessageType, data []byte)
 	select {
 	case c.queue <- p:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("propose %s: %w: %v", t, ErrTimeout, ctx.Err())
+		return nil, fmt.Errorf("propose %s: %w: %v", t, fsm.ErrTimeout, ctx.Err())
 	case <-c.stop:
-		return nil, ErrShutdown
+		return nil, fsm.ErrShutdown
 	}
 	select {
 	case r := <-p.done:
 		return r.res, r.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("propose %s: outcome unknown: %w: %v", t, ErrTimeout, ctx.Err())
+		return nil, fmt.Errorf("propose %s: outcome unknown: %w: %v", t, fsm.ErrTimeout, ctx.Err())
 	case <-c.stop:
-		return nil, ErrShutdown
+		return nil, fsm.ErrShutdown
 	}
 }
 
@@ -93,7 +93,7 @@ func (c *committer) run() {
 		select {
 		case c.inflight <- struct{}{}:
 		case <-c.stop:
-			first.done <- proposalResult{err: ErrShutdown}
+			first.done <- proposalResult{err: fsm.ErrShutdown}
 			return
 		}
 		batch := []*proposal{first}
@@ -169,11 +169,11 @@ func (c *committer) send(batch []*proposal) {
 func applyError(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-		return ErrNotLeader
+		return fsm.ErrNotLeader
 	case errors.Is(err, raft.ErrEnqueueTimeout):
-		return fmt.Errorf("%w: %v", ErrTimeout, err)
+		return fmt.Errorf("%w: %v", fsm.ErrTimeout, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
-		return ErrShutdown
+		return fsm.ErrShutdown
 	}
 	// ErrLeadershipLost: the entry may still commit; the outcome is unknown.
 	return fmt.Errorf("outcome unknown: %w", err)

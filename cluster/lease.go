@@ -66,7 +66,7 @@ func (s *Server) LeaseTTL() time.Duration { return s.cfg.LeaseTTL }
 // was declared down or left: its agent must register again.
 func (s *Server) Heartbeat(node string) error {
 	if !s.IsLeader() {
-		return ErrNotLeader
+		return fsm.ErrNotLeader
 	}
 	var status fsm.NodeStatus
 	var ok bool

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
 )
 
@@ -163,7 +164,7 @@ func (s *Server) BodyVersion() int { return int(s.bodyVersion.Load()) }
 // an error; errors mean the command was not (or not knowingly) applied.
 func (s *Server) Apply(ctx context.Context, t fsm.MessageType, h fsm.Header, body any) (*fsm.Result, error) {
 	if !s.IsLeader() {
-		return nil, ErrNotLeader
+		return nil, fsm.ErrNotLeader
 	}
 	h.Time = time.Now().UnixNano()
 	encode := fsm.Encode
@@ -198,11 +199,11 @@ func (s *Server) applyRaw(ctx context.Context, t fsm.MessageType, data []byte) (
 // before the call has been applied locally.
 func (s *Server) ConsistentRead(ctx context.Context) error {
 	if !s.IsLeader() {
-		return ErrNotLeader
+		return fsm.ErrNotLeader
 	}
 	last := s.raft.LastIndex()
 	if err := s.raft.VerifyLeader().Error(); err != nil {
-		return fmt.Errorf("verify leadership: %w", ErrNotLeader)
+		return fmt.Errorf("verify leadership: %w", fsm.ErrNotLeader)
 	}
 	for s.raft.AppliedIndex() < last {
 		_, ch := s.sm.index()
@@ -229,36 +230,10 @@ func (s *Server) Read(f func(st *fsm.State)) { s.sm.read(f) }
 // Digest returns the applied index and the state digest there.
 func (s *Server) Digest() (uint64, fsm.Hash) { return s.sm.digestAt() }
 
-// ServerInfo describes one member of the Raft configuration.
-type ServerInfo struct {
-	ID       string `json:"id"`
-	RaftAddr string `json:"raft_addr"`
-	HTTPAddr string `json:"http_addr,omitempty"`
-	Voter    bool   `json:"voter"`
-	Leader   bool   `json:"leader"`
-	// Gossip is the server's gossip status as this server sees it.
-	Gossip string `json:"gossip"`
-}
-
-// Status is a point-in-time view of this server's Raft state.
-type Status struct {
-	NodeID       string       `json:"node_id"`
-	State        string       `json:"state"`
-	Leader       string       `json:"leader"`
-	LeaderHTTP   string       `json:"leader_http,omitempty"`
-	Term         uint64       `json:"term"`
-	CommitIndex  uint64       `json:"commit_index"`
-	LastIndex    uint64       `json:"last_index"`
-	RaftApplied  uint64       `json:"raft_applied_index"`
-	AppliedIndex uint64       `json:"applied_index"`
-	Digest       string       `json:"digest"`
-	Servers      []ServerInfo `json:"servers"`
-}
-
 // Status returns this server's view of the cluster. AppliedIndex and Digest
 // belong together: the digest of the state at that index.
-func (s *Server) Status() (Status, error) {
-	st := Status{
+func (s *Server) Status() (api.Status, error) {
+	st := api.Status{
 		NodeID:      s.cfg.NodeID,
 		State:       s.raft.State().String(),
 		Term:        s.raft.CurrentTerm(),
@@ -278,7 +253,7 @@ func (s *Server) Status() (Status, error) {
 }
 
 // Servers returns the Raft configuration joined with gossip addresses.
-func (s *Server) Servers() ([]ServerInfo, error) {
+func (s *Server) Servers() ([]api.ServerInfo, error) {
 	f := s.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return nil, fmt.Errorf("read raft configuration: %w", err)
@@ -288,10 +263,10 @@ func (s *Server) Servers() ([]ServerInfo, error) {
 		members[m.ID] = m
 	}
 	leader, _ := s.Leader()
-	var out []ServerInfo
+	var out []api.ServerInfo
 	for _, srv := range f.Configuration().Servers {
 		id := string(srv.ID)
-		info := ServerInfo{ID: id, RaftAddr: string(srv.Address), Voter: srv.Suffrage == raft.Voter, Leader: id == leader, Gossip: "unknown"}
+		info := api.ServerInfo{ID: id, RaftAddr: string(srv.Address), Voter: srv.Suffrage == raft.Voter, Leader: id == leader, Gossip: "unknown"}
 		if m, ok := members[id]; ok {
 			info.HTTPAddr, info.Gossip = m.HTTPAddr, m.Status
 		}
@@ -307,7 +282,7 @@ func (s *Server) Members() []Member { return s.members() }
 // RemovePeer removes a server from the Raft configuration (leader only).
 func (s *Server) RemovePeer(id string) error {
 	if !s.IsLeader() {
-		return ErrNotLeader
+		return fsm.ErrNotLeader
 	}
 	if err := s.raft.RemoveServer(raft.ServerID(id), 0, s.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("remove peer %s: %w", id, err)
@@ -319,7 +294,7 @@ func (s *Server) RemovePeer(id string) error {
 // TransferLeadership hands leadership to another voter (leader only).
 func (s *Server) TransferLeadership() error {
 	if !s.IsLeader() {
-		return ErrNotLeader
+		return fsm.ErrNotLeader
 	}
 	if err := s.raft.LeadershipTransfer().Error(); err != nil {
 		return fmt.Errorf("transfer leadership: %w", err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
 )
 
@@ -16,7 +17,7 @@ const MaxSnapshotBytes = 4 << 30
 
 // SaveSnapshot takes a Raft snapshot now (or uses the newest one if nothing
 // was applied since) and writes it to w as a verified archive.
-func (s *Server) SaveSnapshot(w io.Writer) (ArchiveMeta, error) {
+func (s *Server) SaveSnapshot(w io.Writer) (api.ArchiveMeta, error) {
 	var meta *raft.SnapshotMeta
 	var rc io.ReadCloser
 	f := s.raft.Snapshot()
@@ -28,16 +29,16 @@ func (s *Server) SaveSnapshot(w io.Writer) (ArchiveMeta, error) {
 		meta, rc, err = s.newestSnapshot()
 	}
 	if err != nil {
-		return ArchiveMeta{}, fmt.Errorf("save snapshot: %w", err)
+		return api.ArchiveMeta{}, fmt.Errorf("save snapshot: %w", err)
 	}
 	defer rc.Close()
 	state, err := io.ReadAll(rc)
 	if err != nil {
-		return ArchiveMeta{}, fmt.Errorf("save snapshot %s: read: %w", meta.ID, err)
+		return api.ArchiveMeta{}, fmt.Errorf("save snapshot %s: read: %w", meta.ID, err)
 	}
 	_, sm, err := fsm.ReadSnapshot(bytes.NewReader(state), nil)
 	if err != nil {
-		return ArchiveMeta{}, fmt.Errorf("save snapshot %s: verify: %w", meta.ID, err)
+		return api.ArchiveMeta{}, fmt.Errorf("save snapshot %s: verify: %w", meta.ID, err)
 	}
 	am := archiveMetaOf(sm, meta.Term, s.cfg.NodeID)
 	if err := WriteArchive(w, am, state); err != nil {
@@ -61,9 +62,9 @@ func (s *Server) newestSnapshot() (*raft.SnapshotMeta, io.ReadCloser, error) {
 // RestoreSnapshot replaces the whole cluster's state with an archive's
 // (leader only). The archive is verified completely before Raft sees it;
 // Raft then installs it on every server at a new index.
-func (s *Server) RestoreSnapshot(r io.Reader) (ArchiveMeta, error) {
+func (s *Server) RestoreSnapshot(r io.Reader) (api.ArchiveMeta, error) {
 	if !s.IsLeader() {
-		return ArchiveMeta{}, ErrNotLeader
+		return api.ArchiveMeta{}, fsm.ErrNotLeader
 	}
 	am, _, state, err := ReadArchive(r, MaxSnapshotBytes)
 	if err != nil {

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -59,28 +58,10 @@ func (m *stateMachine) Apply(l *raft.Log) interface{} {
 	if n := res.Rejected(); n > 0 {
 		err := res.FirstErr()
 		metrics.IncrCounterWithLabels([]string{"ice", "fsm", "rejected"}, float32(n),
-			append(labels, metrics.Label{Name: "reason", Value: rejectionKind(err)}))
+			append(labels, metrics.Label{Name: "reason", Value: fsm.ErrorName(err)}))
 		m.logger.Debug("command rejected", "index", l.Index, "type", res.Type.String(), "rejected", n, "error", err)
 	}
 	return res
-}
-
-// rejectionKind names the sentinel an error wraps, for metric labels.
-func rejectionKind(err error) string {
-	for _, k := range []struct {
-		err  error
-		name string
-	}{
-		{fsm.ErrUnknownType, "unknown_type"}, {fsm.ErrUnsupportedVersion, "unsupported_version"},
-		{fsm.ErrMalformed, "malformed"}, {fsm.ErrInvalid, "invalid"}, {fsm.ErrNotAuthorized, "not_authorized"},
-		{fsm.ErrFenced, "fenced"}, {fsm.ErrIllegalTransition, "illegal_transition"},
-		{fsm.ErrNotFound, "not_found"}, {fsm.ErrConflict, "conflict"},
-	} {
-		if errors.Is(err, k.err) {
-			return k.name
-		}
-	}
-	return "other"
 }
 
 // Snapshot implements raft.FSM. It is called on the apply goroutine, so the

@@ -13,9 +13,9 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
 	"github.com/ice-run/ice/internal/testcluster"
-	"github.com/ice-run/ice/rpc"
 )
 
 // Lease timings of the agent tests: an agent fences itself after leaseTTL
@@ -120,7 +120,7 @@ func waitNodesReady(t *testing.T, s *serverProc, ids ...string) {
 	})
 }
 
-func deploy(t *testing.T, s *serverProc, spec *rpc.ComponentSpec) {
+func deploy(t *testing.T, s *serverProc, spec *api.ComponentSpec) {
 	t.Helper()
 	if _, err := client(s.http).PutComponent(tctx(t, 10*time.Second), spec, nil); err != nil {
 		t.Fatalf("deploy %s: %v", spec.Name, err)
@@ -190,7 +190,7 @@ func TestAgentsRunComponents(t *testing.T) {
 	servers, agents := agentCluster(t, "a", "b")
 	s := servers[0]
 	ticks := filepath.Join(t.TempDir(), "ticks")
-	deploy(t, s, &rpc.ComponentSpec{Name: "ticker", Plugin: fsm.PluginRef{Name: "ticker"}, Count: ptr(2),
+	deploy(t, s, &api.ComponentSpec{Name: "ticker", Plugin: fsm.PluginRef{Name: "ticker"}, Count: ptr(2),
 		Config: map[string]any{"file": ticks, "interval": "100ms"}})
 
 	var executing []fsm.Run
@@ -240,7 +240,7 @@ func TestAgentsRunComponents(t *testing.T) {
 	}
 
 	// A finite run commits with its output.
-	deploy(t, s, &rpc.ComponentSpec{Name: "batch", Plugin: fsm.PluginRef{Name: "batch"}, Count: ptr(1),
+	deploy(t, s, &api.ComponentSpec{Name: "batch", Plugin: fsm.PluginRef{Name: "batch"}, Count: ptr(1),
 		Config: map[string]any{"input": "hello"}, OutputPattern: "^sha256:[0-9a-f]{64}$"})
 	testcluster.WaitFor(t, 20*time.Second, "the batch run TERMINATED after COMMITTED", func() bool {
 		runs := runsOf(t, s, "batch")
@@ -253,9 +253,9 @@ func TestAgentsRunComponents(t *testing.T) {
 
 	// A crash-looping plugin: ABORTED with its reason, backed off, then the
 	// component fails.
-	deploy(t, s, &rpc.ComponentSpec{Name: "flaky", Plugin: fsm.PluginRef{Name: "flaky"}, Count: ptr(1),
+	deploy(t, s, &api.ComponentSpec{Name: "flaky", Plugin: fsm.PluginRef{Name: "flaky"}, Count: ptr(1),
 		Config:  map[string]any{"exit_after": "300ms"},
-		Restart: &rpc.RestartPolicySpec{Attempts: ptr(2), Delay: "200ms", MaxDelay: "1s"}})
+		Restart: &api.RestartPolicySpec{Attempts: ptr(2), Delay: "200ms", MaxDelay: "1s"}})
 	testcluster.WaitFor(t, 40*time.Second, "component flaky failed", func() bool {
 		c, err := client(s.http).Component(tctx(t, 2*time.Second), "flaky")
 		return err == nil && c.Status == fsm.ComponentFailed
@@ -278,8 +278,8 @@ func TestAgentsRunComponents(t *testing.T) {
 	// A plugin binary changed after the agent registered its checksum never
 	// executes.
 	copyFile(t, filepath.Join(pluginDir, "flaky"), filepath.Join(agents["b"].pluginDir, "httpecho"))
-	deploy(t, s, &rpc.ComponentSpec{Name: "web", Plugin: fsm.PluginRef{Name: "httpecho"}, Count: ptr(1),
-		Config: map[string]any{"port": 0}, Restart: &rpc.RestartPolicySpec{Attempts: ptr(0)}})
+	deploy(t, s, &api.ComponentSpec{Name: "web", Plugin: fsm.PluginRef{Name: "httpecho"}, Count: ptr(1),
+		Config: map[string]any{"port": 0}, Restart: &api.RestartPolicySpec{Attempts: ptr(0)}})
 	testcluster.WaitFor(t, 20*time.Second, "the tampered plugin's run ABORTED", func() bool {
 		runs := runsOf(t, s, "web")
 		return len(runs) > 0 && runs[0].State == fsm.StateTerminated

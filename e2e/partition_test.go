@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
 	"github.com/ice-run/ice/internal/testcluster"
-	"github.com/ice-run/ice/rpc"
 )
 
 // tickSpan is the first and last tick a run wrote.
@@ -96,7 +96,7 @@ func TestPartitionedAgentFencesItself(t *testing.T) {
 	waitNodesReady(t, s, "a", "b")
 
 	ticks := filepath.Join(t.TempDir(), "ticks")
-	deploy(t, s, &rpc.ComponentSpec{Name: "ticker", Plugin: fsm.PluginRef{Name: "ticker"}, Count: ptr(2),
+	deploy(t, s, &api.ComponentSpec{Name: "ticker", Plugin: fsm.PluginRef{Name: "ticker"}, Count: ptr(2),
 		Config: map[string]any{"file": ticks, "interval": "20ms"}})
 	var onB fsm.Run
 	testcluster.WaitFor(t, 20*time.Second, "one EXECUTING ticker run on each agent", func() bool {

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
 	"github.com/ice-run/ice/internal/testcluster"
-	"github.com/ice-run/ice/rpc"
 )
 
 type serverProc struct {
@@ -59,8 +59,8 @@ func startServers(t *testing.T, n int, extra ...string) []*serverProc {
 	return out
 }
 
-func client(addr string) *rpc.Client {
-	c := rpc.NewClient(addr)
+func client(addr string) *api.Client {
+	c := api.NewClient(addr)
 	c.Operator = "e2e"
 	return c
 }
@@ -122,7 +122,7 @@ func TestThreeServerProcessesSurviveLeaderKill(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		name := fmt.Sprintf("web%d", i)
 		count := 2
-		_, err := client(follower.http).PutComponent(tctx(t, 10*time.Second), &rpc.ComponentSpec{
+		_, err := client(follower.http).PutComponent(tctx(t, 10*time.Second), &api.ComponentSpec{
 			Name: name, Plugin: fsm.PluginRef{Name: "ticker"}, Count: &count,
 		}, nil)
 		if err != nil {
@@ -153,7 +153,7 @@ func TestThreeServerProcessesSurviveLeaderKill(t *testing.T) {
 	name := "after-kill"
 	count := 1
 	testcluster.WaitFor(t, 15*time.Second, "a write accepted after the leader was killed", func() bool {
-		_, err := client(survivors[0].http).PutComponent(tctx(t, 3*time.Second), &rpc.ComponentSpec{
+		_, err := client(survivors[0].http).PutComponent(tctx(t, 3*time.Second), &api.ComponentSpec{
 			Name: name, Plugin: fsm.PluginRef{Name: "ticker"}, Count: &count,
 		}, nil)
 		return err == nil

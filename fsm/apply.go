@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -555,16 +554,4 @@ func (s *State) applyNodeStatus(ctx *applyCtx, req *NodeStatusRequest) error {
 		DrainDeadline int64      `json:"drain_deadline,omitempty"`
 	}{old.Status, n.Status, req.Reason, req.DrainDeadline})
 	return nil
-}
-
-// IsRejection reports whether err is a deterministic rejection by the state
-// machine (as opposed to a failure to reach it).
-func IsRejection(err error) bool {
-	for _, e := range []error{ErrUnknownType, ErrUnsupportedVersion, ErrMalformed, ErrInvalid,
-		ErrNotAuthorized, ErrFenced, ErrIllegalTransition, ErrNotFound, ErrConflict} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }

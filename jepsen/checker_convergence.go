@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
-	"github.com/ice-run/ice/rpc"
 )
 
 // ServerDigest is one server's state digest at an applied index.
@@ -165,7 +165,7 @@ func short(d string) string {
 // FetchEvents reads a server's whole event log, paging by index: each
 // page starts at the index of the last event of the previous one (an
 // index can hold several events), keeping only events not seen yet.
-func FetchEvents(ctx context.Context, c *rpc.Client) ([]fsm.Event, error) {
+func FetchEvents(ctx context.Context, c *api.Client) ([]fsm.Event, error) {
 	var out []fsm.Event
 	var from, lastSeq uint64
 	for {

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ice-run/ice/rpc"
+	"github.com/ice-run/ice/api"
 )
 
 // Identities of the processes the harness starts. Every process runs under
@@ -228,8 +228,8 @@ type Server struct {
 }
 
 // Client returns an API client for the server.
-func (s *Server) Client() *rpc.Client {
-	c := rpc.NewClient(s.HTTP)
+func (s *Server) Client() *api.Client {
+	c := api.NewClient(s.HTTP)
 	c.Operator = "jepsen"
 	return c
 }
@@ -453,7 +453,7 @@ func (c *Cluster) WaitLeader(ctx context.Context, timeout time.Duration) (*Serve
 }
 
 // AnyClient returns a client of a running, unpaused server.
-func (c *Cluster) AnyClient() *rpc.Client {
+func (c *Cluster) AnyClient() *api.Client {
 	for _, s := range c.Servers {
 		if s.Running() && !s.Paused() {
 			return s.Client()

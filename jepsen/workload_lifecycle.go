@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
-	"github.com/ice-run/ice/rpc"
 )
 
 // LifecycleProcess is the process number of the lifecycle workload's
@@ -49,12 +49,12 @@ func (w *LifecycleWorkload) TickFile(name string) string {
 	return filepath.Join(w.TickDir, name+".ticks")
 }
 
-func (w *LifecycleWorkload) spec(name string, v int64) *rpc.ComponentSpec {
+func (w *LifecycleWorkload) spec(name string, v int64) *api.ComponentSpec {
 	one, attempts := 1, 1000
-	return &rpc.ComponentSpec{Name: name, Plugin: fsm.PluginRef{Name: "ticker"}, Count: &one,
+	return &api.ComponentSpec{Name: name, Plugin: fsm.PluginRef{Name: "ticker"}, Count: &one,
 		Config: map[string]any{"file": w.TickFile(name), "interval": w.Interval.String(), ValueKey: strconv.FormatInt(v, 10)},
 		// Faults end runs often; the component must not be marked failed.
-		Restart: &rpc.RestartPolicySpec{Attempts: &attempts, Delay: "100ms", MaxDelay: "1s"},
+		Restart: &api.RestartPolicySpec{Attempts: &attempts, Delay: "100ms", MaxDelay: "1s"},
 	}
 }
 

@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
-	"github.com/ice-run/ice/rpc"
 )
 
 // ValueKey is the config key that carries a register's (or ticker's) value.
@@ -120,9 +120,9 @@ func (w *RegisterWorkload) client(ctx context.Context, id int) {
 }
 
 // registerSpec is the spec of a register component holding v.
-func registerSpec(name string, v int64) *rpc.ComponentSpec {
+func registerSpec(name string, v int64) *api.ComponentSpec {
 	zero := 0
-	return &rpc.ComponentSpec{Name: name, Plugin: fsm.PluginRef{Name: "ticker"}, Count: &zero,
+	return &api.ComponentSpec{Name: name, Plugin: fsm.PluginRef{Name: "ticker"}, Count: &zero,
 		Config: map[string]any{ValueKey: strconv.FormatInt(v, 10)}}
 }
 
@@ -142,7 +142,7 @@ func ReadRegister(ctx context.Context, rec *Recorder, process int, srv *Server, 
 			done.Error = fmt.Sprintf("value %q is not an integer", comp.Config[ValueKey])
 		}
 		done.Value = v
-	case rpc.IsStatus(err, http.StatusNotFound):
+	case api.IsStatus(err, http.StatusNotFound):
 		done.Type, done.Status = TOK, http.StatusNotFound
 	default:
 		// A read that failed changed nothing, whatever the reason.
@@ -154,7 +154,7 @@ func ReadRegister(ctx context.Context, rec *Recorder, process int, srv *Server, 
 // WriteComponent records a PUT of the spec for value v with an optional
 // cas.
 func WriteComponent(ctx context.Context, rec *Recorder, process int, srv *Server, f, key string, v int64, cas *uint64,
-	spec func(string, int64) *rpc.ComponentSpec) Entry {
+	spec func(string, int64) *api.ComponentSpec) Entry {
 	inv := rec.Add(Entry{Type: TInvoke, Process: process, ID: rec.NewID(), F: f, Key: key, Value: v, CAS: cas, Server: srv.ID})
 	rctx, cancel := context.WithTimeout(ctx, opTimeout)
 	resp, err := srv.Client().PutComponent(rctx, spec(key, v), cas)
@@ -165,7 +165,7 @@ func WriteComponent(ctx context.Context, rec *Recorder, process int, srv *Server
 		done.Gen, done.Status = resp.Generation, http.StatusOK
 	} else {
 		done.Error = err.Error()
-		var ae *rpc.APIError
+		var ae *api.APIError
 		if errors.As(err, &ae) {
 			done.Status = ae.Status
 		}
@@ -181,7 +181,7 @@ func classifyWrite(err error) string {
 	if err == nil {
 		return TOK
 	}
-	var ae *rpc.APIError
+	var ae *api.APIError
 	if errors.As(err, &ae) {
 		switch ae.Status {
 		case http.StatusConflict, http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound, http.StatusRequestEntityTooLarge:

@@ -4,51 +4,14 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
 )
 
 // Agent endpoints. Agents call them with their own node id; every command
 // they lead to carries actor "agent:<node>" and is fenced by the state
 // machine. (Authenticating agents is the ACL work of a later issue.)
-
-// RegisterRequest is the body of POST /v1/agent/register.
-type RegisterRequest struct {
-	Node fsm.Node `json:"node"`
-}
-
-// LeaseResponse answers register and heartbeat: the lease is valid for
-// LeaseTTLMillis from when the request was sent.
-type LeaseResponse struct {
-	Index          uint64 `json:"index,omitempty"`
-	LeaseTTLMillis int64  `json:"lease_ttl_ms"`
-}
-
-// LeaseTTL returns the lease as a duration.
-func (r LeaseResponse) LeaseTTL() time.Duration {
-	return time.Duration(r.LeaseTTLMillis) * time.Millisecond
-}
-
-// HeartbeatRequest is the body of POST /v1/agent/heartbeat: one node, or
-// many (a simulator renews all of its nodes in one request).
-type HeartbeatRequest struct {
-	Node  string   `json:"node,omitempty"`
-	Nodes []string `json:"nodes,omitempty"`
-}
-
-// ReportRequest is the body of POST /v1/agent/transitions: transitions of
-// the node's runs, applied in order in one log entry.
-type ReportRequest struct {
-	Node        string           `json:"node"`
-	Transitions []fsm.Transition `json:"transitions"`
-}
-
-// ReportResponse says, per transition, why it was rejected ("" if applied).
-type ReportResponse struct {
-	Index  uint64   `json:"index"`
-	Errors []string `json:"errors"`
-}
 
 func agentHeader(node, purpose string) (fsm.Header, error) {
 	actor := fsm.AgentActor(node)
@@ -59,7 +22,7 @@ func agentHeader(node, purpose string) (fsm.Header, error) {
 }
 
 func (s *Server) agentRegister(w http.ResponseWriter, r *http.Request) error {
-	var req RegisterRequest
+	var req api.RegisterRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
@@ -75,12 +38,12 @@ func (s *Server) agentRegister(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.logger.Info("agent registered", "node", req.Node.ID, "address", req.Node.Address, "plugins", len(req.Node.Plugins))
-	writeJSON(w, http.StatusOK, LeaseResponse{Index: res.Index, LeaseTTLMillis: s.b.LeaseTTL().Milliseconds()})
+	writeJSON(w, http.StatusOK, api.LeaseResponse{Index: res.Index, LeaseTTLMillis: s.b.LeaseTTL().Milliseconds()})
 	return nil
 }
 
 func (s *Server) agentHeartbeat(w http.ResponseWriter, r *http.Request) error {
-	var req HeartbeatRequest
+	var req api.HeartbeatRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
@@ -89,24 +52,24 @@ func (s *Server) agentHeartbeat(w http.ResponseWriter, r *http.Request) error {
 		nodes = append(nodes, req.Node)
 	}
 	if len(nodes) == 0 {
-		return fmt.Errorf("heartbeat names no node: %w", ErrBadRequest)
+		return fmt.Errorf("heartbeat names no node: %w", fsm.ErrBadRequest)
 	}
 	for _, n := range nodes {
 		if err := s.b.Heartbeat(n); err != nil {
 			return err
 		}
 	}
-	writeJSON(w, http.StatusOK, LeaseResponse{LeaseTTLMillis: s.b.LeaseTTL().Milliseconds()})
+	writeJSON(w, http.StatusOK, api.LeaseResponse{LeaseTTLMillis: s.b.LeaseTTL().Milliseconds()})
 	return nil
 }
 
 func (s *Server) agentReport(w http.ResponseWriter, r *http.Request) error {
-	var req ReportRequest
+	var req api.ReportRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
 	if len(req.Transitions) == 0 {
-		return fmt.Errorf("no transitions to report: %w", ErrBadRequest)
+		return fmt.Errorf("no transitions to report: %w", fsm.ErrBadRequest)
 	}
 	h, err := agentHeader(req.Node, "report")
 	if err != nil {
@@ -116,19 +79,19 @@ func (s *Server) agentReport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := ReportResponse{Index: res.Index, Errors: make([]string, len(res.Items))}
+	out := api.ReportResponse{Index: res.Index, Errors: make([]string, len(res.Items))}
 	for i, e := range res.Items {
 		if e != nil {
 			out.Errors[i] = e.Error()
 		}
 	}
-	w.Header().Set(HeaderIndex, strconv.FormatUint(res.Index, 10))
+	w.Header().Set(api.HeaderIndex, strconv.FormatUint(res.Index, 10))
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
 func (s *Server) agentLeave(w http.ResponseWriter, r *http.Request) error {
-	var req HeartbeatRequest
+	var req api.HeartbeatRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
@@ -140,6 +103,6 @@ func (s *Server) agentLeave(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, LeaseResponse{Index: res.Index})
+	writeJSON(w, http.StatusOK, api.LeaseResponse{Index: res.Index})
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
 	"github.com/ice-run/ice/internal/testcluster"
 	"github.com/ice-run/ice/rpc"
@@ -100,7 +101,7 @@ func TestCASAndStop(t *testing.T) {
 	c := testcluster.New(t, 1)
 	cl := c.Client(c.WaitLeader(t))
 	zero := uint64(0)
-	sp := &rpc.ComponentSpec{Name: "svc", Plugin: fsm.PluginRef{Name: "ticker"}, Count: intp(1)}
+	sp := &api.ComponentSpec{Name: "svc", Plugin: fsm.PluginRef{Name: "ticker"}, Count: intp(1)}
 	res, err := cl.PutComponent(tctx(t), sp, &zero)
 	if err != nil || res.Generation != 1 {
 		t.Fatalf("create-only put: %+v %v", res, err)
@@ -110,7 +111,7 @@ func TestCASAndStop(t *testing.T) {
 	if res, err = cl.PutComponent(tctx(t), sp, &gen); err != nil || res.Generation != 2 {
 		t.Fatalf("cas put: %+v %v", res, err)
 	}
-	if _, err = cl.PutComponent(tctx(t), sp, &gen); !rpc.IsStatus(err, http.StatusConflict) {
+	if _, err = cl.PutComponent(tctx(t), sp, &gen); !api.IsStatus(err, http.StatusConflict) {
 		t.Fatalf("stale cas put: %v, want 409", err)
 	}
 	testcluster.WaitFor(t, 10*time.Second, "3 runs created for the component", func() bool {
@@ -157,7 +158,7 @@ func TestBlockingQueryAndFollow(t *testing.T) {
 	}
 	got := make(chan []fsm.Run, 1)
 	go func() {
-		runs, _, err := cl.Runs(tctx(t), "", &rpc.QueryOptions{Index: idx, Wait: 10 * time.Second})
+		runs, _, err := cl.Runs(tctx(t), "", &api.QueryOptions{Index: idx, Wait: 10 * time.Second})
 		if err != nil {
 			t.Errorf("blocking query: %v", err)
 		}
@@ -172,7 +173,7 @@ func TestBlockingQueryAndFollow(t *testing.T) {
 			return nil
 		})
 	}()
-	if _, err := c.Client(leader).PutComponent(tctx(t), &rpc.ComponentSpec{Name: "b", Plugin: fsm.PluginRef{Name: "ticker"}, Count: intp(1)}, nil); err != nil {
+	if _, err := c.Client(leader).PutComponent(tctx(t), &api.ComponentSpec{Name: "b", Plugin: fsm.PluginRef{Name: "ticker"}, Count: intp(1)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -194,7 +195,7 @@ func TestBlockingQueryAndFollow(t *testing.T) {
 	if _, err := stale.Components(tctx(t)); err != nil {
 		t.Fatalf("stale read: %v", err)
 	}
-	var apiErr *rpc.APIError
+	var apiErr *api.APIError
 	if _, err := cl.Run(tctx(t), "missing"); !errors.As(err, &apiErr) || apiErr.Status != 404 {
 		t.Fatalf("unknown run: %v, want 404", err)
 	}

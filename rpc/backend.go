@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/cluster"
 	"github.com/ice-run/ice/fsm"
 )
@@ -26,7 +27,7 @@ type Backend interface {
 	// Read runs f with the state under a read lock.
 	Read(f func(st *fsm.State))
 	// Status reports this server's view of the cluster.
-	Status() (cluster.Status, error)
+	Status() (api.Status, error)
 	// RemovePeer removes a server from the Raft configuration.
 	RemovePeer(id string) error
 	// TransferLeadership hands leadership to another voter.
@@ -36,9 +37,9 @@ type Backend interface {
 	// LeaseTTL is how long a renewed lease lasts.
 	LeaseTTL() time.Duration
 	// SaveSnapshot writes a verified snapshot archive.
-	SaveSnapshot(w io.Writer) (cluster.ArchiveMeta, error)
+	SaveSnapshot(w io.Writer) (api.ArchiveMeta, error)
 	// RestoreSnapshot replaces the cluster's state with an archive's.
-	RestoreSnapshot(r io.Reader) (cluster.ArchiveMeta, error)
+	RestoreSnapshot(r io.Reader) (api.ArchiveMeta, error)
 }
 
 var _ Backend = (*cluster.Server)(nil)

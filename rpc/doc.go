@@ -1,6 +1,6 @@
-// Package rpc is ICE's HTTP/JSON API: the handlers a server mounts, the wire
-// types, the component spec parser (HCL and JSON), and the Go client that the
-// CLI and agents use.
+// Package rpc is the server side of ICE's HTTP/JSON API: the handlers a
+// server mounts. The wire types, the spec parser and the Go client are in
+// api/, which this package imports and which never imports it.
 //
 // It owns the contract of design.md's "Interfaces" section: paths, status
 // codes, {"error": "..."} bodies, forwarding of writes (and of consistent
@@ -12,9 +12,6 @@
 //
 // # Usage
 //
-//	api := rpc.NewServer(srv, telemetry.Handler(), logger) // srv is a *cluster.Server
-//	http.ListenAndServe(addr, api)
-//
-//	c := rpc.NewClient("http://127.0.0.1:7700")
-//	res, err := c.PutComponent(ctx, spec, nil)
+//	h := rpc.NewServer(srv, telemetry.Handler(), logger) // srv is a *cluster.Server
+//	http.ListenAndServe(addr, h)
 package rpc

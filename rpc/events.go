@@ -17,7 +17,7 @@ func parseEventsQuery(r *http.Request) (from uint64, component string, err error
 	if v := q.Get("from"); v != "" {
 		from, err = strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return 0, "", fmt.Errorf("from=%q: want a log index: %w", v, ErrBadRequest)
+			return 0, "", fmt.Errorf("from=%q: want a log index: %w", v, fsm.ErrBadRequest)
 		}
 	}
 	return from, q.Get("component"), nil

@@ -18,7 +18,7 @@ import (
 	metrics "github.com/armon/go-metrics"
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/ice-run/ice/cluster"
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
 )
 
@@ -79,7 +79,7 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger) *Ser
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set(HeaderServer, s.b.ID())
+	w.Header().Set(api.HeaderServer, s.b.ID())
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -164,7 +164,7 @@ func writeJSONList(w http.ResponseWriter, list reflect.Value) {
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, ErrorResponse{Error: err.Error()})
+	writeJSON(w, code, api.ErrorResponse{Error: err.Error()})
 }
 
 // leaderAddr waits, up to leaderWait, for a leader other than this server to
@@ -180,7 +180,7 @@ func (s *Server) leaderAddr(ctx context.Context) (string, error) {
 			return addr, nil
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("waited %s for an election: %w", leaderWait, cluster.ErrNoLeader)
+			return "", fmt.Errorf("waited %s for an election: %w", leaderWait, fsm.ErrNoLeader)
 		}
 		select {
 		case <-ctx.Done():
@@ -197,13 +197,13 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) (bool, error) {
 	if err != nil || addr == "" {
 		return false, err
 	}
-	if r.Header.Get(HeaderForwarded) != "" {
+	if r.Header.Get(api.HeaderForwarded) != "" {
 		// The leader we forwarded to is no longer leader; don't bounce.
-		return true, fmt.Errorf("forwarded request reached a follower: %w", cluster.ErrNotLeader)
+		return true, fmt.Errorf("forwarded request reached a follower: %w", fsm.ErrNotLeader)
 	}
 	proxy := s.proxy(addr)
 	metrics.IncrCounter([]string{"ice", "http", "forwarded"}, 1)
-	r.Header.Set(HeaderForwarded, s.b.ID())
+	r.Header.Set(api.HeaderForwarded, s.b.ID())
 	proxy.ServeHTTP(w, r)
 	return true, nil
 }
@@ -249,14 +249,14 @@ func parseReadOpts(r *http.Request) (readOpts, error) {
 	if v := q.Get("stale"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return o, fmt.Errorf("stale=%q: want a boolean: %w", v, ErrBadRequest)
+			return o, fmt.Errorf("stale=%q: want a boolean: %w", v, fsm.ErrBadRequest)
 		}
 		o.stale = b
 	}
 	if v := q.Get("index"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return o, fmt.Errorf("index=%q: want a log index: %w", v, ErrBadRequest)
+			return o, fmt.Errorf("index=%q: want a log index: %w", v, fsm.ErrBadRequest)
 		}
 		o.index = n
 		o.wait = DefaultWait
@@ -264,7 +264,7 @@ func parseReadOpts(r *http.Request) (readOpts, error) {
 	if v := q.Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
-			return o, fmt.Errorf("wait=%q: want a duration like \"30s\": %w", v, ErrBadRequest)
+			return o, fmt.Errorf("wait=%q: want a duration like \"30s\": %w", v, fsm.ErrBadRequest)
 		}
 		o.wait = min(d, MaxWait)
 	}
@@ -313,7 +313,7 @@ func (s *Server) read(f readFunc) handlerFunc {
 		if err != nil {
 			return err
 		}
-		w.Header().Set(HeaderIndex, strconv.FormatUint(idx, 10))
+		w.Header().Set(api.HeaderIndex, strconv.FormatUint(idx, 10))
 		writeJSON(w, http.StatusOK, out)
 		return nil
 	}
@@ -324,7 +324,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set(HeaderIndex, strconv.FormatUint(st.AppliedIndex, 10))
+	w.Header().Set(api.HeaderIndex, strconv.FormatUint(st.AppliedIndex, 10))
 	writeJSON(w, http.StatusOK, st)
 	return nil
 }
@@ -380,15 +380,15 @@ func (s *Server) getRun(r *http.Request, st *fsm.State) (any, error) {
 
 // operatorHeader builds the command header of an operator request.
 func operatorHeader(r *http.Request, defaultPurpose string) (fsm.Header, error) {
-	name := r.Header.Get(HeaderOperator)
+	name := r.Header.Get(api.HeaderOperator)
 	if name == "" {
 		name = "anonymous"
 	}
 	actor := fsm.OperatorActor(name)
 	if _, err := fsm.ParseActor(actor); err != nil {
-		return fsm.Header{}, fmt.Errorf("%s header: %w", HeaderOperator, err)
+		return fsm.Header{}, fmt.Errorf("%s header: %w", api.HeaderOperator, err)
 	}
-	purpose := r.Header.Get(HeaderPurpose)
+	purpose := r.Header.Get(api.HeaderPurpose)
 	if purpose == "" {
 		purpose = defaultPurpose
 	}
@@ -402,7 +402,7 @@ func parseCAS(r *http.Request) (*uint64, error) {
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return nil, fmt.Errorf("cas=%q: want a generation number: %w", v, ErrBadRequest)
+		return nil, fmt.Errorf("cas=%q: want a generation number: %w", v, fsm.ErrBadRequest)
 	}
 	return &n, nil
 }
@@ -414,15 +414,15 @@ func decodeBody(r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return fmt.Errorf("body over %d bytes: %w", MaxBodyBytes, ErrTooLarge)
+			return fmt.Errorf("body over %d bytes: %w", MaxBodyBytes, fsm.ErrTooLarge)
 		}
 		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("empty body, want a JSON component spec: %w", ErrBadRequest)
+			return fmt.Errorf("empty body, want a JSON component spec: %w", fsm.ErrBadRequest)
 		}
-		return fmt.Errorf("decode JSON body: %v: %w", err, ErrBadRequest)
+		return fmt.Errorf("decode JSON body: %v: %w", err, fsm.ErrBadRequest)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("decode JSON body: trailing data after the spec: %w", ErrBadRequest)
+		return fmt.Errorf("decode JSON body: trailing data after the spec: %w", fsm.ErrBadRequest)
 	}
 	return nil
 }
@@ -433,7 +433,7 @@ func (s *Server) putComponent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var spec ComponentSpec
+	var spec api.ComponentSpec
 	if err := decodeBody(r, &spec); err != nil {
 		return err
 	}
@@ -467,8 +467,8 @@ func (s *Server) propose(r *http.Request, t fsm.MessageType, h fsm.Header, body 
 }
 
 func writeComponentResult(w http.ResponseWriter, name string, res *fsm.Result) {
-	w.Header().Set(HeaderIndex, strconv.FormatUint(res.Index, 10))
-	writeJSON(w, http.StatusOK, PutComponentResponse{Name: name, Generation: res.Generation, Index: res.Index})
+	w.Header().Set(api.HeaderIndex, strconv.FormatUint(res.Index, 10))
+	writeJSON(w, http.StatusOK, api.PutComponentResponse{Name: name, Generation: res.Generation, Index: res.Index})
 }
 
 func (s *Server) deleteComponent(w http.ResponseWriter, r *http.Request) error {
@@ -494,7 +494,7 @@ func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) error {
 	if err := s.b.RemovePeer(id); err != nil {
 		return err
 	}
-	s.logger.Info("operator removed raft peer", "id", id, "operator", r.Header.Get(HeaderOperator))
+	s.logger.Info("operator removed raft peer", "id", id, "operator", r.Header.Get(api.HeaderOperator))
 	writeJSON(w, http.StatusOK, map[string]string{"removed": id})
 	return nil
 }

@@ -6,10 +6,10 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/cluster"
 	"github.com/ice-run/ice/fsm"
 	"github.com/ice-run/ice/internal/testcluster"
-	"github.com/ice-run/ice/rpc"
 )
 
 // TestSnapshotSaveRestoreOnAnotherCluster saves an archive on one cluster,
@@ -19,7 +19,7 @@ func TestSnapshotSaveRestoreOnAnotherCluster(t *testing.T) {
 	a := testcluster.New(t, 3)
 	la := a.WaitLeader(t)
 	for i := 0; i < 10; i++ {
-		sp := &rpc.ComponentSpec{Name: fmt.Sprintf("c%d", i), Plugin: fsm.PluginRef{Name: "ticker"}, Count: intp(0)}
+		sp := &api.ComponentSpec{Name: fmt.Sprintf("c%d", i), Plugin: fsm.PluginRef{Name: "ticker"}, Count: intp(0)}
 		if _, err := a.Client(la).PutComponent(tctx(t), sp, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -40,12 +40,12 @@ func TestSnapshotSaveRestoreOnAnotherCluster(t *testing.T) {
 
 	b := testcluster.New(t, 3)
 	lb := b.WaitLeader(t)
-	if _, err := b.Client(lb).PutComponent(tctx(t), &rpc.ComponentSpec{Name: "old", Plugin: fsm.PluginRef{Name: "x"}, Count: intp(0)}, nil); err != nil {
+	if _, err := b.Client(lb).PutComponent(tctx(t), &api.ComponentSpec{Name: "old", Plugin: fsm.PluginRef{Name: "x"}, Count: intp(0)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	corrupt := bytes.Clone(archive.Bytes())
 	corrupt[len(corrupt)/2] ^= 0xff
-	if _, err := b.Client(lb).RestoreSnapshot(tctx(t), bytes.NewReader(corrupt)); !rpc.IsStatus(err, http.StatusBadRequest) {
+	if _, err := b.Client(lb).RestoreSnapshot(tctx(t), bytes.NewReader(corrupt)); !api.IsStatus(err, http.StatusBadRequest) {
 		t.Fatalf("restore of a corrupted archive: %v, want 400", err)
 	}
 	if _, err := b.Client(lb).Component(tctx(t), "old"); err != nil {
@@ -60,7 +60,7 @@ func TestSnapshotSaveRestoreOnAnotherCluster(t *testing.T) {
 			t.Fatalf("server %s digest %s after restore, want %s", n.ID, got, want)
 		}
 	}
-	if _, err := b.Client(lb).Component(tctx(t), "old"); !rpc.IsStatus(err, http.StatusNotFound) {
+	if _, err := b.Client(lb).Component(tctx(t), "old"); !api.IsStatus(err, http.StatusNotFound) {
 		t.Fatalf("component of the replaced state still there: %v", err)
 	}
 }

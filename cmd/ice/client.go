@@ -12,9 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/spf13/cobra"
-
-	"github.com/ice-run/ice/rpc"
 )
 
 // Environment variables the client verbs read.
@@ -49,12 +48,12 @@ type clientOpts struct {
 }
 
 // defaultAddr is the API address used without --addr: $ICE_ADDR, else
-// rpc.DefaultAddr.
+// api.DefaultAddr.
 func defaultAddr() string {
 	if a := os.Getenv(envAddr); a != "" {
 		return a
 	}
-	return rpc.DefaultAddr
+	return api.DefaultAddr
 }
 
 // operatorName names the operator of writes: $ICE_OPERATOR, else $USER.
@@ -84,8 +83,8 @@ func (o *clientOpts) registerWrite(cmd *cobra.Command) {
 }
 
 // client returns an API client configured from the flags and environment.
-func (o *clientOpts) client() *rpc.Client {
-	c := rpc.NewClient(o.addr)
+func (o *clientOpts) client() *api.Client {
+	c := api.NewClient(o.addr)
 	c.Operator = operatorName()
 	c.Purpose = o.purpose
 	c.Stale = o.stale

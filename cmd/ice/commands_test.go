@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
-	"github.com/ice-run/ice/rpc"
 )
 
 // runCLI runs the command tree in process and returns stdout and the error.
@@ -97,15 +97,15 @@ func (f *fakeAPI) handler(t *testing.T, routes map[string]any) http.Handler {
 		v, ok := routes[r.Method+" "+r.URL.Path]
 		if !ok {
 			w.WriteHeader(http.StatusNotFound)
-			_ = json.NewEncoder(w).Encode(rpc.ErrorResponse{Error: "no route for " + r.Method + " " + r.URL.Path})
+			_ = json.NewEncoder(w).Encode(api.ErrorResponse{Error: "no route for " + r.Method + " " + r.URL.Path})
 			return
 		}
 		if fn, ok := v.(func(*http.Request) any); ok {
 			v = fn(r)
 		}
-		if e, ok := v.(*rpc.APIError); ok {
+		if e, ok := v.(*api.APIError); ok {
 			w.WriteHeader(e.Status)
-			_ = json.NewEncoder(w).Encode(rpc.ErrorResponse{Error: e.Message})
+			_ = json.NewEncoder(w).Encode(api.ErrorResponse{Error: e.Message})
 			return
 		}
 		_ = json.NewEncoder(w).Encode(v)
@@ -115,8 +115,8 @@ func (f *fakeAPI) handler(t *testing.T, routes map[string]any) http.Handler {
 func TestDeployAndStopAgainstFake(t *testing.T) {
 	f := &fakeAPI{}
 	srv := httptest.NewServer(f.handler(t, map[string]any{
-		"PUT /v1/components/ticker":    rpc.PutComponentResponse{Name: "ticker", Generation: 3, Index: 17},
-		"DELETE /v1/components/ticker": &rpc.APIError{Status: http.StatusConflict, Message: "component \"ticker\": generation is 3, not 2: conflict"},
+		"PUT /v1/components/ticker":    api.PutComponentResponse{Name: "ticker", Generation: 3, Index: 17},
+		"DELETE /v1/components/ticker": &api.APIError{Status: http.StatusConflict, Message: "component \"ticker\": generation is 3, not 2: conflict"},
 	}))
 	defer srv.Close()
 	t.Setenv(envOperator, "alice")
@@ -129,10 +129,10 @@ func TestDeployAndStopAgainstFake(t *testing.T) {
 		t.Errorf("deploy output: %q", out)
 	}
 	r := f.reqs[0]
-	if r.URL.Query().Get("cas") != "2" || r.Header.Get(rpc.HeaderOperator) != "alice" || r.Header.Get(rpc.HeaderPurpose) != "scale up" {
+	if r.URL.Query().Get("cas") != "2" || r.Header.Get(api.HeaderOperator) != "alice" || r.Header.Get(api.HeaderPurpose) != "scale up" {
 		t.Errorf("request %s %s headers %v", r.Method, r.URL, r.Header)
 	}
-	var spec rpc.ComponentSpec
+	var spec api.ComponentSpec
 	if err := json.Unmarshal(f.body, &spec); err != nil || spec.Plugin.Name != "ticker" || *spec.Count != 2 {
 		t.Errorf("body %s: %v", f.body, err)
 	}
@@ -142,7 +142,7 @@ func TestDeployAndStopAgainstFake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res rpc.PutComponentResponse
+	var res api.PutComponentResponse
 	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Generation != 3 {
 		t.Errorf("json output %q: %v", out, err)
 	}
@@ -178,7 +178,7 @@ func TestListEventsPages(t *testing.T) {
 	}))
 	defer srv.Close()
 	var got []uint64
-	err := listEvents(context.Background(), rpc.NewClient(srv.URL), 0, "c", io.Discard, func(e fsm.Event) error {
+	err := listEvents(context.Background(), api.NewClient(srv.URL), 0, "c", io.Discard, func(e fsm.Event) error {
 		got = append(got, e.Seq)
 		return nil
 	})
@@ -204,7 +204,7 @@ type fakeServer struct {
 func fakeCluster(t *testing.T, ids []string, status func(id string, n int) (uint64, string)) []*fakeServer {
 	t.Helper()
 	servers := make([]*fakeServer, len(ids))
-	var infos []rpc.ServerInfo
+	var infos []api.ServerInfo
 	for i, id := range ids {
 		fs := &fakeServer{id: id}
 		var n atomic.Int32
@@ -214,11 +214,11 @@ func fakeCluster(t *testing.T, ids []string, status func(id string, n int) (uint
 				return
 			}
 			idx, d := status(id, int(n.Add(1)))
-			_ = json.NewEncoder(w).Encode(rpc.StatusResponse{NodeID: id, AppliedIndex: idx, Digest: d, Servers: infos})
+			_ = json.NewEncoder(w).Encode(api.Status{NodeID: id, AppliedIndex: idx, Digest: d, Servers: infos})
 		}))
 		t.Cleanup(fs.srv.Close)
 		servers[i] = fs
-		infos = append(infos, rpc.ServerInfo{ID: id, HTTPAddr: strings.TrimPrefix(fs.srv.URL, "http://"), Voter: true})
+		infos = append(infos, api.ServerInfo{ID: id, HTTPAddr: strings.TrimPrefix(fs.srv.URL, "http://"), Voter: true})
 	}
 	return servers
 }

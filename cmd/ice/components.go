@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
-	"github.com/ice-run/ice/rpc"
 )
 
 // stdinName is the file name specs read from stdin are parsed under.
@@ -19,7 +19,7 @@ const stdinName = "<stdin>"
 // loadSpec reads and parses a component spec file ("-" is stdin) and
 // validates it as the server would, so that a bad file fails before any
 // request is sent.
-func loadSpec(file string, stdin io.Reader) (*rpc.ComponentSpec, error) {
+func loadSpec(file string, stdin io.Reader) (*api.ComponentSpec, error) {
 	var (
 		src  []byte
 		err  error
@@ -34,7 +34,7 @@ func loadSpec(file string, stdin io.Reader) (*rpc.ComponentSpec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read spec: %w", err)
 	}
-	spec, err := rpc.ParseSpecFile(name, src)
+	spec, err := api.ParseSpecFile(name, src)
 	if err != nil {
 		return nil, err
 	}

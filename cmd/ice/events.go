@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
-	"github.com/ice-run/ice/rpc"
 )
 
 // eventsPageSize is the most events GET /v1/events answers at once (the
@@ -24,7 +24,7 @@ const eventsPageSize = 10000
 // empty) page by page and calls fn for each. One Raft entry may yield many
 // events, so a page may end in the middle of an index: the next page starts
 // at that index again and skips the events already seen.
-func listEvents(ctx context.Context, c *rpc.Client, from uint64, component string, warn io.Writer, fn func(fsm.Event) error) error {
+func listEvents(ctx context.Context, c *api.Client, from uint64, component string, warn io.Writer, fn func(fsm.Event) error) error {
 	var lastSeq uint64
 	for {
 		page, err := c.Events(ctx, from, component)

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
-	"github.com/ice-run/ice/rpc"
 )
 
 func mustJSON(t *testing.T, v any) json.RawMessage {
@@ -131,10 +131,10 @@ func TestRunsTable(t *testing.T) {
 }
 
 func TestStatusAndServersTable(t *testing.T) {
-	st := &rpc.StatusResponse{
+	st := &api.Status{
 		NodeID: "s1", State: "Leader", Leader: "s1", LeaderHTTP: "127.0.0.1:7700", Term: 3,
 		CommitIndex: 42, AppliedIndex: 41, Digest: "abcdef",
-		Servers: []rpc.ServerInfo{
+		Servers: []api.ServerInfo{
 			{ID: "s1", RaftAddr: "127.0.0.1:7701", HTTPAddr: "127.0.0.1:7700", Voter: true, Leader: true, Gossip: "alive"},
 			{ID: "s2", RaftAddr: "127.0.0.1:7711", Voter: true, Gossip: "suspect"},
 		},

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/cluster"
 )
 
@@ -114,7 +115,7 @@ func newSnapshotInspectCmd(o *clientOpts) *cobra.Command {
 }
 
 // inspectArchive verifies an archive file completely.
-func inspectArchive(path string) (*cluster.ArchiveMeta, error) {
+func inspectArchive(path string) (*api.ArchiveMeta, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open archive: %w", err)

@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
-	"github.com/ice-run/ice/rpc"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -42,7 +42,7 @@ func newStatusCmd() *cobra.Command {
 	return cmd
 }
 
-func writeStatus(w io.Writer, st *rpc.StatusResponse) error {
+func writeStatus(w io.Writer, st *api.Status) error {
 	leader := st.Leader
 	if leader == "" {
 		leader = "(none)"
@@ -63,7 +63,7 @@ func writeStatus(w io.Writer, st *rpc.StatusResponse) error {
 	return writeServersTable(w, st.Servers)
 }
 
-func writeServersTable(w io.Writer, servers []rpc.ServerInfo) error {
+func writeServersTable(w io.Writer, servers []api.ServerInfo) error {
 	t := newTable(w, "ID", "RAFT ADDR", "HTTP ADDR", "VOTER", "LEADER", "GOSSIP")
 	for _, s := range servers {
 		t.row(s.ID, s.RaftAddr, s.HTTPAddr, yesNo(s.Voter), yesNo(s.Leader), s.Gossip)

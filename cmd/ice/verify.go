@@ -11,9 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/spf13/cobra"
-
-	"github.com/ice-run/ice/rpc"
 )
 
 // Defaults of `ice verify`.
@@ -109,7 +108,7 @@ type verifyState struct {
 	errs map[string]error
 }
 
-func (v *verifyState) record(id string, st *rpc.StatusResponse) {
+func (v *verifyState) record(id string, st *api.Status) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	m := v.seen[id]
@@ -130,7 +129,7 @@ func (v *verifyState) fail(id string, err error) {
 
 // common returns the highest applied index every one of servers has
 // reported, if any.
-func (v *verifyState) common(servers []rpc.ServerInfo) (uint64, bool) {
+func (v *verifyState) common(servers []api.ServerInfo) (uint64, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if len(servers) == 0 {
@@ -156,11 +155,11 @@ func (v *verifyState) common(servers []rpc.ServerInfo) (uint64, bool) {
 // verifyCluster polls the servers of the cluster c belongs to until all of
 // them have reported one applied index (or timeout passes) and compares
 // their digests at the highest such index.
-func verifyCluster(ctx context.Context, c *rpc.Client, timeout, poll time.Duration) *verifyReport {
+func verifyCluster(ctx context.Context, c *api.Client, timeout, poll time.Duration) *verifyReport {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	v := &verifyState{seen: map[string]map[uint64]string{}, latest: map[string]uint64{}, errs: map[string]error{}}
-	var servers []rpc.ServerInfo
+	var servers []api.ServerInfo
 	var listErr error
 	for {
 		if list, err := verifyRound(ctx, c, v); err != nil {
@@ -181,7 +180,7 @@ func verifyCluster(ctx context.Context, c *rpc.Client, timeout, poll time.Durati
 
 // verifyRound asks c for its status (and so the server list), then every
 // other server for its own, in parallel.
-func verifyRound(ctx context.Context, c *rpc.Client, v *verifyState) ([]rpc.ServerInfo, error) {
+func verifyRound(ctx context.Context, c *api.Client, v *verifyState) ([]api.ServerInfo, error) {
 	rctx, cancel := context.WithTimeout(ctx, verifyRequestTimeout)
 	defer cancel()
 	st, err := c.Status(rctx)
@@ -202,7 +201,7 @@ func verifyRound(ctx context.Context, c *rpc.Client, v *verifyState) ([]rpc.Serv
 			continue
 		}
 		wg.Go(func() {
-			sc := rpc.NewClient(s.HTTPAddr)
+			sc := api.NewClient(s.HTTPAddr)
 			sc.Stale = true
 			sst, err := sc.Status(rctx)
 			switch {
@@ -219,7 +218,7 @@ func verifyRound(ctx context.Context, c *rpc.Client, v *verifyState) ([]rpc.Serv
 	return st.Servers, nil
 }
 
-func sortedServers(servers []rpc.ServerInfo, digestAt func(id string) (uint64, string)) []verifyServer {
+func sortedServers(servers []api.ServerInfo, digestAt func(id string) (uint64, string)) []verifyServer {
 	out := make([]verifyServer, 0, len(servers))
 	for _, s := range servers {
 		idx, d := digestAt(s.ID)
@@ -229,7 +228,7 @@ func sortedServers(servers []rpc.ServerInfo, digestAt func(id string) (uint64, s
 	return out
 }
 
-func compareAt(v *verifyState, servers []rpc.ServerInfo, idx uint64) *verifyReport {
+func compareAt(v *verifyState, servers []api.ServerInfo, idx uint64) *verifyReport {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	rep := &verifyReport{Index: idx}
@@ -251,7 +250,7 @@ func compareAt(v *verifyState, servers []rpc.ServerInfo, idx uint64) *verifyRepo
 	return rep
 }
 
-func notConverged(ctx context.Context, v *verifyState, servers []rpc.ServerInfo, listErr error, timeout time.Duration) *verifyReport {
+func notConverged(ctx context.Context, v *verifyState, servers []api.ServerInfo, listErr error, timeout time.Duration) *verifyReport {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	rep := &verifyReport{}

@@ -35,8 +35,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
-	"github.com/ice-run/ice/rpc"
 )
 
 const (
@@ -121,7 +121,7 @@ func TestComposeCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec, err := rpc.ParseSpecFile("ticker.hcl", src)
+	spec, err := api.ParseSpecFile("ticker.hcl", src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,8 +380,8 @@ func (c *cluster) networkOf(ctx context.Context, t *testing.T, ctr string) strin
 }
 
 // client returns an API client for a server's published port.
-func (c *cluster) client(server string) *rpc.Client {
-	return rpc.NewClient(fmt.Sprintf("http://127.0.0.1:%d", c.ports[server]))
+func (c *cluster) client(server string) *api.Client {
+	return api.NewClient(fmt.Sprintf("http://127.0.0.1:%d", c.ports[server]))
 }
 
 // alive returns the servers the test has not killed.
@@ -397,7 +397,7 @@ func (c *cluster) alive() []string {
 
 // any returns a client for a live server that answers its status (s1's if
 // none does); a follower forwards consistent reads to the leader.
-func (c *cluster) any(ctx context.Context) *rpc.Client {
+func (c *cluster) any(ctx context.Context) *api.Client {
 	for _, s := range c.alive() {
 		cl := c.client(s)
 		if _, err := cl.Status(ctx); err == nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/cluster"
 	"github.com/ice-run/ice/rpc"
 )
@@ -270,8 +271,8 @@ func (c *Cluster) Follower(t testing.TB) *Node {
 }
 
 // Client returns an API client for a node.
-func (c *Cluster) Client(n *Node) *rpc.Client {
-	cl := rpc.NewClient(n.HTTPAddr)
+func (c *Cluster) Client(n *Node) *api.Client {
+	cl := api.NewClient(n.HTTPAddr)
 	cl.Operator = "test"
 	return cl
 }

@@ -1,4 +1,4 @@
-package rpc
+package api
 
 import (
 	"encoding/json"
@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ice-run/ice/cluster"
 	"github.com/ice-run/ice/fsm"
 )
 
@@ -47,7 +46,7 @@ const (
 // name is the component name from the URL; a name in the body must match.
 func (c *ComponentSpec) ToFSM(name string) (fsm.Spec, error) {
 	if c.Name != "" && c.Name != name {
-		return fsm.Spec{}, fmt.Errorf("spec names component %q but the request is for %q: %w", c.Name, name, ErrBadRequest)
+		return fsm.Spec{}, fmt.Errorf("spec names component %q but the request is for %q: %w", c.Name, name, fsm.ErrBadRequest)
 	}
 	sp := fsm.Spec{Name: name, Plugin: c.Plugin, Constraints: c.Constraints, Count: 1, OutputPattern: c.OutputPattern, MaxParallel: c.MaxParallel}
 	if c.Count != nil {
@@ -97,7 +96,7 @@ func parseDuration(what, s string, def int64) (int64, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%s %q: want a non-negative duration like \"1s\": %w", what, s, ErrBadRequest)
+		return 0, fmt.Errorf("%s %q: want a non-negative duration like \"1s\": %w", what, s, fsm.ErrBadRequest)
 	}
 	return int64(d), nil
 }
@@ -114,7 +113,7 @@ func configValue(v any) (string, error) {
 	case json.Number:
 		return x.String(), nil
 	}
-	return "", fmt.Errorf("value of type %T: want a string, number or boolean: %w", v, ErrBadRequest)
+	return "", fmt.Errorf("value of type %T: want a string, number or boolean: %w", v, fsm.ErrBadRequest)
 }
 
 // PutComponentResponse answers PUT and DELETE on a component.
@@ -123,12 +122,6 @@ type PutComponentResponse struct {
 	Generation uint64 `json:"generation"`
 	Index      uint64 `json:"index"`
 }
-
-// StatusResponse is GET /v1/status.
-type StatusResponse = cluster.Status
-
-// ServerInfo is one server of the Raft configuration.
-type ServerInfo = cluster.ServerInfo
 
 // ErrorResponse is the body of every error.
 type ErrorResponse struct {

@@ -1,4 +1,4 @@
-package rpc
+package api
 
 import (
 	"bufio"
@@ -124,8 +124,8 @@ func IsStatus(err error, status int) bool {
 }
 
 // Status returns the answering server's status.
-func (c *Client) Status(ctx context.Context) (*StatusResponse, error) {
-	var st StatusResponse
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var st Status
 	_, err := c.do(ctx, http.MethodGet, "/v1/status", nil, nil, &st)
 	return &st, err
 }

@@ -1,4 +1,4 @@
-package rpc
+package api
 
 import (
 	"bytes"
@@ -39,10 +39,10 @@ func parseSpecJSON(filename string, src []byte) (*ComponentSpec, error) {
 	dec := json.NewDecoder(bytes.NewReader(src))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&sp); err != nil {
-		return nil, fmt.Errorf("parse %s as JSON: %v: %w", filename, err, ErrBadRequest)
+		return nil, fmt.Errorf("parse %s as JSON: %v: %w", filename, err, fsm.ErrBadRequest)
 	}
 	if dec.More() {
-		return nil, fmt.Errorf("parse %s: more than one JSON value: %w", filename, ErrBadRequest)
+		return nil, fmt.Errorf("parse %s: more than one JSON value: %w", filename, fsm.ErrBadRequest)
 	}
 	if sp.Name == "" {
 		sp.Name = strings.TrimSuffix(filepath.Base(filename), filepath.Ext(filename))
@@ -86,14 +86,14 @@ type hclRestart struct {
 func parseSpecHCL(filename string, src []byte) (*ComponentSpec, error) {
 	f, diags := hclsyntax.ParseConfig(src, filename, hcl.Pos{Line: 1, Column: 1})
 	if diags.HasErrors() {
-		return nil, fmt.Errorf("parse %s: %s: %w", filename, diags.Error(), ErrBadRequest)
+		return nil, fmt.Errorf("parse %s: %s: %w", filename, diags.Error(), fsm.ErrBadRequest)
 	}
 	var file hclFile
 	if diags := gohcl.DecodeBody(f.Body, nil, &file); diags.HasErrors() {
-		return nil, fmt.Errorf("parse %s: %s: %w", filename, diags.Error(), ErrBadRequest)
+		return nil, fmt.Errorf("parse %s: %s: %w", filename, diags.Error(), fsm.ErrBadRequest)
 	}
 	if len(file.Components) != 1 {
-		return nil, fmt.Errorf("parse %s: want exactly one component block, found %d: %w", filename, len(file.Components), ErrBadRequest)
+		return nil, fmt.Errorf("parse %s: want exactly one component block, found %d: %w", filename, len(file.Components), fsm.ErrBadRequest)
 	}
 	c := file.Components[0]
 	sp := &ComponentSpec{
@@ -130,13 +130,13 @@ func parseSpecHCL(filename string, src []byte) (*ComponentSpec, error) {
 func hclConfig(attr *hcl.Attribute) (map[string]any, error) {
 	v, diags := attr.Expr.Value(nil)
 	if diags.HasErrors() {
-		return nil, fmt.Errorf("config: %s: %w", diags.Error(), ErrBadRequest)
+		return nil, fmt.Errorf("config: %s: %w", diags.Error(), fsm.ErrBadRequest)
 	}
 	if v.IsNull() {
 		return nil, nil
 	}
 	if !v.Type().IsObjectType() && !v.Type().IsMapType() {
-		return nil, fmt.Errorf("config: want an object like { key = \"value\" }, got %s: %w", v.Type().FriendlyName(), ErrBadRequest)
+		return nil, fmt.Errorf("config: want an object like { key = \"value\" }, got %s: %w", v.Type().FriendlyName(), fsm.ErrBadRequest)
 	}
 	out := map[string]any{}
 	for it := v.ElementIterator(); it.Next(); {
@@ -152,7 +152,7 @@ func hclConfig(attr *hcl.Attribute) (map[string]any, error) {
 		case val.Type() == cty.Number:
 			out[key] = json.Number(val.AsBigFloat().Text('f', -1))
 		default:
-			return nil, fmt.Errorf("config key %q: want a string, number or bool, got %s: %w", key, val.Type().FriendlyName(), ErrBadRequest)
+			return nil, fmt.Errorf("config key %q: want a string, number or bool, got %s: %w", key, val.Type().FriendlyName(), fsm.ErrBadRequest)
 		}
 	}
 	return out, nil
