@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 )
 
 // Result is what Apply returns for one log entry.
@@ -376,11 +375,12 @@ func (s *State) transition(ctx *applyCtx, t *Transition) error {
 		if !ok {
 			return fmt.Errorf("place run %s on node %q: %w", t.Run, t.Node, ErrNotFound)
 		}
-		if n.Status != NodeReady {
-			return fmt.Errorf("place run %s on node %q: node is %s: %w", t.Run, t.Node, n.Status, ErrConflict)
-		}
-		if c, ok := s.components[old.Component]; ok && !NodeHasPlugin(n, c.Plugin) {
-			return fmt.Errorf("place run %s on node %q: node has no plugin %s matching the spec: %w", t.Run, t.Node, c.Plugin.Name, ErrConflict)
+		if c, ok := s.components[old.Component]; ok {
+			if err := CheckPlacement(n, &c.Spec); err != nil {
+				return fmt.Errorf("place run %s: %w", t.Run, err)
+			}
+		} else if !NodeSchedulable(n) {
+			return fmt.Errorf("place run %s on node %s: node is %s: %w", t.Run, n.ID, n.Status, ErrIneligible)
 		}
 		r.Node = t.Node
 		r.Epoch = ctx.index
@@ -410,19 +410,6 @@ func (s *State) transition(ctx *applyCtx, t *Transition) error {
 		From: old.State, To: t.To, Node: r.Node, Epoch: r.Epoch, Reason: t.Reason, Output: t.Output,
 	})
 	return nil
-}
-
-// NodeHasPlugin reports whether a node's catalogue holds a plugin that
-// satisfies ref (same name, and the pinned version and sha256 if any).
-func NodeHasPlugin(n *Node, ref PluginRef) bool {
-	for _, p := range n.Plugins {
-		if p.Name == ref.Name &&
-			(ref.Version == "" || p.Version == ref.Version) &&
-			(ref.SHA256 == "" || strings.EqualFold(p.SHA256, ref.SHA256)) {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *State) applyComponentFail(ctx *applyCtx, req *ComponentFailRequest) error {
@@ -477,14 +464,12 @@ func (s *State) noteRun(ctx *applyCtx, n RunNote) error {
 	return nil
 }
 
-// nodeGone reports whether no agent can report for runs on node: the run
-// was never placed, or its node is down or has left.
+// nodeGone reports whether no agent can report for runs on node.
 func (s *State) nodeGone(node string) bool {
 	if node == "" {
 		return true
 	}
-	n, ok := s.nodes[node]
-	return !ok || n.Status == NodeDown || n.Status == NodeLeft
+	return NodeGone(s.nodes[node])
 }
 
 func (s *State) applyNodeRegister(ctx *applyCtx, req *NodeRegisterRequest) error {

@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"maps"
@@ -21,37 +20,26 @@ var update = flag.Bool("update", false, "rewrite testdata golden files instead o
 // later command is one microsecond later, so times are deterministic.
 const baseTime = int64(1_700_000_000_000_000_000)
 
-// sentinels lists every sentinel error, in the order errName reports them.
-var sentinels = []error{
-	ErrUnknownType, ErrUnsupportedVersion, ErrMalformed, ErrInvalid, ErrNotAuthorized,
-	ErrFenced, ErrIllegalTransition, ErrNotFound, ErrConflict, ErrChecksum,
-}
-
-var sentinelNames = map[error]string{
-	ErrUnknownType:        "ErrUnknownType",
-	ErrUnsupportedVersion: "ErrUnsupportedVersion",
-	ErrMalformed:          "ErrMalformed",
-	ErrInvalid:            "ErrInvalid",
-	ErrNotAuthorized:      "ErrNotAuthorized",
-	ErrFenced:             "ErrFenced",
-	ErrIllegalTransition:  "ErrIllegalTransition",
-	ErrNotFound:           "ErrNotFound",
-	ErrConflict:           "ErrConflict",
-	ErrChecksum:           "ErrChecksum",
-}
-
-// errName names the sentinel err wraps: "ok" for nil, "UNWRAPPED(...)" for an
-// error that wraps none (which is itself a bug: every error must wrap one).
+// errName names the sentinel err wraps by its Go name, derived from
+// ErrorKinds ("not_found" is ErrNotFound): "ok" for nil, "UNWRAPPED(...)" for
+// an error that wraps none (which is itself a bug: every error must wrap one).
 func errName(err error) string {
 	if err == nil {
 		return "ok"
 	}
-	for _, s := range sentinels {
-		if errors.Is(err, s) {
-			return sentinelNames[s]
-		}
+	k, ok := KindOf(err)
+	if !ok {
+		return "UNWRAPPED(" + err.Error() + ")"
 	}
-	return "UNWRAPPED(" + err.Error() + ")"
+	return sentinelGoName(k)
+}
+
+func sentinelGoName(k ErrorKind) string {
+	name := "Err"
+	for _, w := range strings.Split(k.Name, "_") {
+		name += strings.ToUpper(w[:1]) + w[1:]
+	}
+	return name
 }
 
 // isInternal reports whether err is Apply's recovered-panic error: any such
