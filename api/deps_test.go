@@ -1,20 +1,16 @@
 package api_test
 
 import (
-	"os/exec"
-	"strings"
 	"testing"
+
+	"github.com/ice-run/ice/internal/deptest"
 )
 
 // TestLightDependencies keeps api/ free of the server's dependencies: a
 // program that only talks to a cluster must not link Raft, bbolt, gossip or
 // the plugin host.
 func TestLightDependencies(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list -deps: %v\n%s", err, out)
-	}
-	heavy := []string{
+	deptest.Forbid(t,
 		"github.com/hashicorp/raft",
 		"github.com/hashicorp/raft-boltdb",
 		"github.com/hashicorp/memberlist",
@@ -23,16 +19,5 @@ func TestLightDependencies(t *testing.T) {
 		"github.com/hashicorp/go-plugin",
 		"github.com/ice-run/ice/cluster",
 		"github.com/ice-run/ice/rpc",
-	}
-	deps := strings.Fields(string(out))
-	if len(deps) < 10 {
-		t.Fatalf("go list -deps listed only %d packages: %q", len(deps), out)
-	}
-	for _, d := range deps {
-		for _, h := range heavy {
-			if d == h || strings.HasPrefix(d, h+"/") {
-				t.Errorf("api depends on %s", d)
-			}
-		}
-	}
+	)
 }

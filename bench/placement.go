@@ -20,10 +20,10 @@ type PlacementResult struct {
 	Line      string             `json:"line"`
 }
 
-// FindPlacementBenchmark reports whether the cluster package (under repo)
+// FindPlacementBenchmark reports whether the scheduler package (under repo)
 // declares BenchmarkPlacement.
 func FindPlacementBenchmark(repo string) (string, bool) {
-	files, _ := filepath.Glob(filepath.Join(repo, "cluster", "*_test.go"))
+	files, _ := filepath.Glob(filepath.Join(repo, "scheduler", "*_test.go"))
 	re := regexp.MustCompile(`(?m)^func (BenchmarkPlacement\w*)\(b \*testing\.B\)`)
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -42,7 +42,7 @@ func FindPlacementBenchmark(repo string) (string, bool) {
 func RunPlacementBenchmark(goBin, repo, name string, timeout time.Duration) ([]PlacementResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := execCommand(ctx, goBin, "test", "-run", "^$", "-bench", "^"+name+"$", "-benchtime", "1x", "-count", "1", "-benchmem", "./cluster/")
+	cmd := execCommand(ctx, goBin, "test", "-run", "^$", "-bench", "^"+name+"$", "-benchtime", "1x", "-count", "1", "-benchmem", "./scheduler/")
 	cmd.Dir = repo
 	out, err := cmd.CombinedOutput()
 	if err != nil {

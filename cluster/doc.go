@@ -3,7 +3,8 @@
 // memberlist gossip, and the duties only the leader performs: adding joined
 // servers as voters (and removing dead ones for their replacements),
 // keeping agents' leases in memory and declaring silent nodes down, and
-// reconciling components into runs (reconciler.go, placement.go).
+// reconciling components into runs, by calling scheduler.Reconcile on a
+// snapshot of the state and proposing its plan (leader.go).
 //
 // It owns the Raft log and everything that touches it: proposing commands
 // (stamped with the leader's clock, batched by group commit in

@@ -2,12 +2,15 @@ package cluster
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	metrics "github.com/armon/go-metrics"
 	"github.com/hashicorp/raft"
 
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/scheduler"
 )
 
 // leaderLoop starts the leader duties when this server becomes leader and
@@ -195,11 +198,10 @@ func clusterBodyVersion(voters []raft.Server, members []Member) int {
 // state, waiting for each proposal so the next pass sees its effect. It
 // returns when the reconciler wants to run again (unix nanos, 0: on change).
 func (s *Server) reconcileRuns(ctx context.Context) int64 {
-	var plan Plan
 	var view *fsm.Snapshot
 	s.sm.read(func(st *fsm.State) { view = st.Snapshot() }) // pointers only
-	plan = Reconcile(view, time.Now().UnixNano(), maxBatch)
-	for _, reason := range sortedKeys(plan.Unplaced) {
+	plan := scheduler.Reconcile(view, time.Now().UnixNano(), scheduler.MaxBatch)
+	for _, reason := range slices.Sorted(maps.Keys(plan.Unplaced)) {
 		s.logger.Debug("runs cannot be placed", "runs", plan.Unplaced[reason], "reason", reason)
 	}
 	h := fsm.Header{Actor: fsm.RuntimeActor, Purpose: "reconcile"}

@@ -1,4 +1,4 @@
-package cluster
+package scheduler
 
 import (
 	"fmt"
@@ -63,7 +63,7 @@ func simulatePlacement(nodes, runs int, progress func(placed, total int)) (*fsm.
 	start := time.Now()
 	placed := 0
 	for placed < runs {
-		plan := Reconcile(st, time.Now().UnixNano(), maxBatch)
+		plan := Reconcile(st, time.Now().UnixNano(), MaxBatch)
 		if plan.Empty() {
 			return nil, stats, fmt.Errorf("simulate: the scheduler stopped with %d of %d runs placed", placed, runs)
 		}

@@ -1,4 +1,4 @@
-package cluster
+package scheduler
 
 import (
 	"container/heap"
@@ -7,9 +7,9 @@ import (
 	"github.com/ice-run/ice/fsm"
 )
 
-// place assigns due CREATED runs of one component to nodes: among ready
-// nodes that have the plugin (and the pinned version and sha256) and meet
-// the constraints, each run goes to the node with the fewest runs of this
+// place assigns due CREATED runs of one component to nodes: among the nodes
+// fsm.CheckPlacement admits (ready, with the plugin and its pinned version
+// and sha256, meeting the constraints), by the same predicates, each run goes to the node with the fewest runs of this
 // component, then the fewest runs in all, then the lowest id. A heap keeps
 // that O(log nodes) per run. When no node fits, each run records why.
 func (r *reconcile) place(c *fsm.Component, due []*fsm.Run, perNode map[string]int) {
@@ -18,11 +18,11 @@ func (r *reconcile) place(c *fsm.Component, due []*fsm.Run, perNode map[string]i
 	for _, n := range r.nodes {
 		if !fsm.NodeHasPlugin(n, c.Plugin) {
 			if reason == "no ready node" {
-				reason = fmt.Sprintf("no ready node has plugin %s", pluginLabel(c.Plugin))
+				reason = fmt.Sprintf("no ready node has plugin %s", fsm.PluginLabel(c.Plugin))
 			}
 			continue
 		}
-		if !meets(n, c.Constraints) {
+		if !fsm.MeetsConstraints(n, c.Constraints) {
 			reason = "no ready node with the plugin meets the constraints"
 			continue
 		}

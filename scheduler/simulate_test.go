@@ -1,4 +1,4 @@
-package cluster
+package scheduler
 
 import (
 	"fmt"
@@ -45,7 +45,7 @@ func BenchmarkReconcilePass100kRuns(b *testing.B) {
 	b.Run("pass", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			Reconcile(st.Snapshot(), 1, maxBatch)
+			Reconcile(st.Snapshot(), 1, MaxBatch)
 		}
 	})
 	// What the leader holds the state's lock for.

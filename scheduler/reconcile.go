@@ -1,18 +1,17 @@
-package cluster
+package scheduler
 
 import (
 	"fmt"
 	"regexp"
-	"sort"
 	"time"
 
 	"github.com/ice-run/ice/fsm"
 )
 
-// maxBatch bounds the items of one runtime proposal.
-const maxBatch = 1000
+// MaxBatch bounds the items of one runtime proposal.
+const MaxBatch = 1000
 
-// Plan is what the reconciler wants proposed, in batches of at most maxBatch
+// Plan is what the reconciler wants proposed, in batches of at most MaxBatch
 // items, in this order: Ends (outcomes and teardowns, which free slots and
 // node capacity), Fails, Creates, Placements.
 type Plan struct {
@@ -117,10 +116,20 @@ type reconcile struct {
 	notes            []fsm.RunNote
 }
 
+// nodeGone reports whether no agent is left to report for runs on the node,
+// by the state machine's own rule.
+func (r *reconcile) nodeGone(id string) bool {
+	if id == "" {
+		return true
+	}
+	n, _ := r.st.Node(id)
+	return fsm.NodeGone(n)
+}
+
 func (r *reconcile) loadNodes() {
 	r.load = map[string]int{}
 	for _, n := range r.st.Nodes() {
-		if n.Status == fsm.NodeReady {
+		if fsm.NodeSchedulable(n) {
 			r.nodes = append(r.nodes, n)
 		}
 	}
@@ -150,7 +159,7 @@ func (r *reconcile) component(c *fsm.Component, runs []*fsm.Run) {
 			}
 			continue
 		case run.State.Ended():
-			if nodeGone(r.st, run.Node) {
+			if r.nodeGone(run.Node) {
 				r.ends = append(r.ends, fsm.Transition{Run: run.ID, To: fsm.StateTerminated, Reason: "no agent left to tear it down"})
 			}
 			continue
@@ -237,7 +246,7 @@ func (r *reconcile) replace(c *fsm.Component, runs []*fsm.Run, serving int, roll
 // endReason says why the runtime ends a run that has no outcome yet, or "".
 func (r *reconcile) endReason(c *fsm.Component, run *fsm.Run) string {
 	switch {
-	case run.Node != "" && nodeGone(r.st, run.Node):
+	case run.Node != "" && r.nodeGone(run.Node):
 		return fmt.Sprintf("node %s lost its lease", run.Node)
 	case c.Status == fsm.ComponentStopped:
 		return "component stopped"
@@ -313,42 +322,6 @@ func validate(c *fsm.Component, run *fsm.Run) fsm.Transition {
 	return t
 }
 
-func pluginLabel(p fsm.PluginRef) string {
-	s := p.Name
-	if p.Version != "" {
-		s += "@" + p.Version
-	}
-	if p.SHA256 != "" {
-		s += " sha256:" + p.SHA256[:min(12, len(p.SHA256))]
-	}
-	return s
-}
-
-func meets(n *fsm.Node, cs []fsm.Constraint) bool {
-	for _, c := range cs {
-		v, ok := n.Labels[c.Label]
-		switch c.Op {
-		case "=":
-			if !ok || v != c.Value {
-				return false
-			}
-		case "!=":
-			if ok && v == c.Value {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func nodeGone(st StateReader, id string) bool {
-	if id == "" {
-		return true
-	}
-	n, ok := st.Node(id)
-	return !ok || n.Status == fsm.NodeDown || n.Status == fsm.NodeLeft
-}
-
 func chunk[T any](items []T, n int) [][]T {
 	var out [][]T
 	for len(items) > 0 {
@@ -356,15 +329,5 @@ func chunk[T any](items []T, n int) [][]T {
 		out = append(out, items[:k])
 		items = items[k:]
 	}
-	return out
-}
-
-// sortedKeys returns a map's keys in order, for stable logs.
-func sortedKeys(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
