@@ -22,10 +22,22 @@ import (
 //	  plugin = "ticker"            # plugin_version, plugin_sha256 optional
 //	  count  = 2
 //	  config = { file = "/tmp/ticker.log", interval = "1s" }
-//	  constraint { label = "zone", op = "=", value = "a" }
-//	  restart { attempts = 3, delay = "1s", max_delay = "30s" }
+//	  constraint {
+//	    label = "zone"
+//	    op    = "="                # "=" (default) or "!="
+//	    value = "a"
+//	  }
+//	  restart {
+//	    attempts  = 3
+//	    delay     = "1s"
+//	    max_delay = "30s"
+//	  }
 //	  update { max_parallel = 1 }   # rolling updates and drains
 //	}
+//
+// (HCL writes a block on one line only when it has one argument.) In JSON,
+// "plugin" is an object {"name": ..., "version": ..., "sha256": ...} or just
+// the plugin's name, as in HCL.
 func ParseSpecFile(filename string, src []byte) (*ComponentSpec, error) {
 	trimmed := bytes.TrimSpace(src)
 	if strings.HasSuffix(filename, ".json") || bytes.HasPrefix(trimmed, []byte("{")) {

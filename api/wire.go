@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -142,3 +143,42 @@ const (
 	// HeaderServer names the server that answered.
 	HeaderServer = "X-Ice-Server"
 )
+
+// UnmarshalJSON decodes a spec strictly (unknown fields are an error, at
+// every level) and accepts "plugin" as an object or as the plugin's name
+// alone ("plugin": "ticker"), as HCL's plugin = "ticker" does.
+func (c *ComponentSpec) UnmarshalJSON(b []byte) error {
+	type plainSpec ComponentSpec
+	var raw struct {
+		plainSpec
+		Plugin json.RawMessage `json:"plugin"`
+	}
+	if err := strictJSON(b, &raw); err != nil {
+		return err
+	}
+	*c = ComponentSpec(raw.plainSpec)
+	c.Plugin = fsm.PluginRef{}
+	p := bytes.TrimSpace(raw.Plugin)
+	switch {
+	case len(p) == 0 || bytes.Equal(p, []byte("null")):
+		return nil
+	case p[0] == '"':
+		if err := json.Unmarshal(p, &c.Plugin.Name); err != nil {
+			return fmt.Errorf("plugin: %w", err)
+		}
+		return nil
+	case p[0] == '{':
+		if err := strictJSON(p, &c.Plugin); err != nil {
+			return fmt.Errorf("plugin: %w", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("plugin: want the plugin's name or an object like {\"name\": \"ticker\"}, got %s", p)
+}
+
+// strictJSON decodes one JSON value, refusing unknown fields.
+func strictJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}

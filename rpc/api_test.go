@@ -91,9 +91,27 @@ func TestBadInputIsRefusedAndNothingApplied(t *testing.T) {
 	if comp.Generation != 1 || comp.Count != 2 {
 		t.Fatalf("after refused requests component is %+v, want generation 1 count 2 untouched", comp)
 	}
+	if comp.Generation != 1 || comp.Count != 2 {
+		t.Fatalf("after refused requests component is %+v, want generation 1 count 2 untouched", comp)
+	}
 	comps, err := c.Client(n).Components(tctx(t))
 	if err != nil || len(comps) != 1 {
 		t.Fatalf("components after refused requests: %v %v", comps, err)
+	}
+}
+
+// TestPluginNamedAlone: a JSON spec may name its plugin as a string, as HCL
+// does (plugin = "ticker").
+func TestPluginNamedAlone(t *testing.T) {
+	c := testcluster.New(t, 1)
+	n := c.WaitLeader(t)
+	base := "http://" + n.HTTPAddr + "/v1/components/"
+	// The plugin may be named alone, as in HCL.
+	if code, body := rawRequest(t, "PUT", base+"short", `{"plugin":"ticker","count":0}`); code != 200 {
+		t.Fatalf(`PUT with "plugin":"ticker": %d %s`, code, body)
+	}
+	if short, err := c.Client(n).Component(tctx(t), "short"); err != nil || short.Plugin.Name != "ticker" {
+		t.Fatalf("component short: %+v %v", short, err)
 	}
 }
 
