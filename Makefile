@@ -57,6 +57,6 @@ jepsen-long: ## fault test for 10 minutes: 5 servers, 3 agents, more and overlap
 
 BENCHFLAGS ?=
 
-bench: build ## side-by-side benchmark: ICE vs etcd 3.4 vs raw raft, and design.md's figures (< 10 min; BENCHFLAGS=...)
+bench: build ## side-by-side benchmark: ICE vs etcd 3.4 vs raw raft, and the targets of docs/performance.md (< 10 min; BENCHFLAGS=...)
 	$(GO) build -o $(BIN)/icebench ./bench/cmd/icebench
 	$(BIN)/icebench --ice-bin $(BIN)/ice --plugin-dir $(BIN)/plugins $(BENCHFLAGS)

@@ -3,8 +3,8 @@
 // three-process ICE cluster, against raw hashicorp/raft with raft-boltdb/v2
 // (three nodes in one process, a trivial FSM: the floor of what the library
 // does) and against a three-process etcd 3.4 cluster (Debian's etcd-server,
-// through its gRPC client), plus the other figures of design.md's
-// "Targets": writes accepted again after SIGKILL of the leader, replay
+// through its gRPC client), plus the other targets of docs/performance.md:
+// writes accepted again after SIGKILL of the leader, replay
 // rate, placement, plugin start, restore time and server memory.
 //
 // The program is bench/cmd/icebench (`make bench`). It prints a table and

@@ -77,7 +77,7 @@ type Rule struct {
 	Places bool
 }
 
-// Lifecycle is the closed lifecycle and authority table of design.md, one row
+// Lifecycle is the closed lifecycle and authority table (docs/design.md), one row
 // per allowed (from, to) pair. A transition not listed here is illegal.
 //
 // "Any non-terminal → TERMINATED_BY_RUNTIME" is read as every state before an

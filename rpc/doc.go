@@ -2,7 +2,7 @@
 // server mounts. The wire types, the spec parser and the Go client are in
 // api/, which this package imports and which never imports it.
 //
-// It owns the contract of design.md's "Interfaces" section: paths, status
+// It owns the HTTP contract (docs/design.md, README's API section): paths, status
 // codes, {"error": "..."} bodies, forwarding of writes (and of consistent
 // reads) from followers to the leader, ?stale=1, and blocking queries with
 // ?index=N&wait=DURATION. It validates input fully before proposing, so a bad
