@@ -80,7 +80,7 @@ func ReadArchive(r io.Reader, maxState int64) (api.ArchiveMeta, *fsm.State, []by
 			break
 		}
 		if err != nil {
-			return meta, nil, nil, fmt.Errorf("read archive: %v: %w", err, fsm.ErrArchive)
+			return meta, nil, nil, fmt.Errorf("read archive: %w: %w", err, fsm.ErrArchive)
 		}
 		limit := int64(maxArchiveMeta)
 		if hdr.Name == archiveStateName {
@@ -91,7 +91,7 @@ func ReadArchive(r io.Reader, maxState int64) (api.ArchiveMeta, *fsm.State, []by
 		}
 		body, err := io.ReadAll(io.LimitReader(tr, limit+1))
 		if err != nil {
-			return meta, nil, nil, fmt.Errorf("read archive %s: %v: %w", hdr.Name, err, fsm.ErrArchive)
+			return meta, nil, nil, fmt.Errorf("read archive %s: %w: %w", hdr.Name, err, fsm.ErrArchive)
 		}
 		files[hdr.Name] = body
 	}
@@ -111,7 +111,7 @@ func ReadArchive(r io.Reader, maxState int64) (api.ArchiveMeta, *fsm.State, []by
 		}
 	}
 	if err := json.Unmarshal(files[archiveMetaName], &meta); err != nil {
-		return meta, nil, nil, fmt.Errorf("read archive meta: %v: %w", err, fsm.ErrArchive)
+		return meta, nil, nil, fmt.Errorf("read archive meta: %w: %w", err, fsm.ErrArchive)
 	}
 	if meta.Format != ArchiveFormat {
 		return meta, nil, nil, fmt.Errorf("read archive: format %q, this server reads %q: %w", meta.Format, ArchiveFormat, fsm.ErrUnsupportedVersion)

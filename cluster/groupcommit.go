@@ -66,7 +66,7 @@ func (c *committer) propose(ctx context.Context, t fsm.MessageType, data []byte)
 	select {
 	case c.queue <- p:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("propose %s: %w: %v", t, fsm.ErrTimeout, ctx.Err())
+		return nil, fmt.Errorf("propose %s: %w: %w", t, fsm.ErrTimeout, ctx.Err())
 	case <-c.stop:
 		return nil, fsm.ErrShutdown
 	}
@@ -74,7 +74,7 @@ func (c *committer) propose(ctx context.Context, t fsm.MessageType, data []byte)
 	case r := <-p.done:
 		return r.res, r.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("propose %s: outcome unknown: %w: %v", t, fsm.ErrTimeout, ctx.Err())
+		return nil, fmt.Errorf("propose %s: outcome unknown: %w: %w", t, fsm.ErrTimeout, ctx.Err())
 	case <-c.stop:
 		return nil, fsm.ErrShutdown
 	}
@@ -154,8 +154,12 @@ func (c *committer) send(batch []*proposal) {
 			return
 		}
 		if res.Err != nil || len(res.Batch) != len(batch) {
+			cause := res.Err
+			if cause == nil {
+				cause = fmt.Errorf("%d results for %d commands: %w", len(res.Batch), len(batch), fsm.ErrMalformed)
+			}
 			for _, p := range batch {
-				p.done <- proposalResult{err: fmt.Errorf("apply batch of %d: %v (%d results)", len(batch), res.Err, len(res.Batch))}
+				p.done <- proposalResult{err: fmt.Errorf("apply batch of %d: %w", len(batch), cause)}
 			}
 			return
 		}
@@ -171,7 +175,7 @@ func applyError(err error) error {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return fsm.ErrNotLeader
 	case errors.Is(err, raft.ErrEnqueueTimeout):
-		return fmt.Errorf("%w: %v", fsm.ErrTimeout, err)
+		return fmt.Errorf("%w: %w", fsm.ErrTimeout, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return fsm.ErrShutdown
 	}
