@@ -14,6 +14,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/ice-run/ice/internal/proctest"
 )
 
 // EtcdClientModule names the client the benchmark drives etcd with.
@@ -137,7 +139,7 @@ func tailString(s string, n int) string {
 // configured with --initial-cluster, each member with its data dir under a
 // temporary directory. Everything else is etcd's default.
 type EtcdCluster struct {
-	Members   []*Process
+	Members   []*proctest.Process
 	ClientURL []string
 }
 
@@ -184,7 +186,7 @@ func StartEtcdCluster(bin, dir string, n int) (*EtcdCluster, error) {
 // Stop stops every member this benchmark started.
 func (c *EtcdCluster) Stop() {
 	for _, p := range c.Members {
-		p.Stop(10 * time.Second)
+		_ = p.Stop(10 * time.Second)
 	}
 }
 
@@ -200,14 +202,14 @@ func NewEtcdClient(endpoints []string) (*clientv3.Client, error) {
 // WaitLeader waits until the cluster has a leader that answers a put, and
 // returns the client URL of the leader.
 func (c *EtcdCluster) WaitLeader(timeout time.Duration) (string, error) {
-	deadline := time.Now().Add(timeout)
 	cli, err := NewEtcdClient(c.ClientURL)
 	if err != nil {
 		return "", err
 	}
 	defer cli.Close()
-	var last error
-	for time.Now().Before(deadline) {
+	var leader string
+	err = proctest.WaitFor(context.Background(), "an etcd leader that answers a put", timeout, 100*time.Millisecond, func() (bool, error) {
+		var last error
 		for _, ep := range c.ClientURL {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			st, err := cli.Status(ctx, ep)
@@ -221,17 +223,21 @@ func (c *EtcdCluster) WaitLeader(timeout time.Duration) (string, error) {
 				_, err := cli.Put(ctx, "icebench/ready", "1")
 				cancel()
 				if err == nil {
-					return ep, nil
+					leader = ep
+					return true, nil
 				}
 				last = err
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
+		return false, last
+	})
+	if err == nil {
+		return leader, nil
 	}
 	for _, p := range c.Members {
 		if !p.Running() {
-			return "", fmt.Errorf("etcd member %s exited: %s", p.Name, tailString(p.LogTail(2000), 1000))
+			return "", fmt.Errorf("etcd member %s exited: %s", p.Name(), tailString(p.LogTail(2000), 1000))
 		}
 	}
-	return "", fmt.Errorf("etcd cluster: no leader within %s (last error: %v)", timeout, last)
+	return "", err
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/proctest"
 )
 
 // IceServer is one `ice server` process.
@@ -25,7 +26,7 @@ type IceServer struct {
 	HTTP    string
 	Raft    string
 	Gossip  string
-	Proc    *Process
+	Proc    *proctest.Process
 }
 
 // IceCluster is n `ice server` processes on loopback that bootstrap
@@ -72,7 +73,7 @@ func StartIceCluster(bin, dir string, n int, extra ...string) (*IceCluster, erro
 func (c *IceCluster) Stop() {
 	for _, s := range c.Servers {
 		if s.Proc != nil {
-			s.Proc.Stop(10 * time.Second)
+			_ = s.Proc.Stop(10 * time.Second)
 		}
 	}
 }
@@ -119,33 +120,33 @@ func getJSON(ctx context.Context, hc *http.Client, u string, out any) error {
 // WaitLeader waits until every running server names the same leader, and
 // returns it.
 func (c *IceCluster) WaitLeader(timeout time.Duration) (*IceServer, error) {
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		id, ok := "", true
+	var leader *IceServer
+	err := proctest.WaitFor(context.Background(), "a leader all running servers agree on", timeout, 50*time.Millisecond, func() (bool, error) {
+		id := ""
 		for _, s := range c.Running() {
 			st, err := IceStatus(context.Background(), s.HTTP)
 			if err != nil || st.Leader == "" || (id != "" && st.Leader != id) {
-				ok, last = false, err
-				break
+				return false, err
 			}
 			id = st.Leader
 		}
-		if ok && id != "" {
-			for _, s := range c.Running() {
-				if s.ID == id {
-					return s, nil
-				}
+		for _, s := range c.Running() {
+			if id != "" && s.ID == id {
+				leader = s
+				return true, nil
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		return false, nil
+	})
+	if err == nil {
+		return leader, nil
 	}
 	for _, s := range c.Servers {
 		if s.Proc != nil && !s.Proc.Running() {
 			return nil, fmt.Errorf("server %s exited: %s", s.ID, tailString(s.Proc.LogTail(3000), 1500))
 		}
 	}
-	return nil, fmt.Errorf("no leader all servers agree on within %s (last error: %v)", timeout, last)
+	return nil, err
 }
 
 // NewHTTPClient returns a client whose transport keeps at least conns idle
@@ -234,7 +235,7 @@ func (c *IceCluster) Failover(leader *IceServer, limit time.Duration) (time.Dura
 	}
 	got := make(chan hit, len(survivors))
 	killed := time.Now()
-	leader.Proc.Kill()
+	_ = leader.Proc.Kill()
 	for i, s := range survivors {
 		w := &IceWriter{HTTP: hc, Base: "http://" + s.HTTP, PayloadSize: 128}
 		go func() {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/proctest"
 )
 
 // PluginStartResult is the PROVISIONED → EXECUTING measurement.
@@ -48,17 +49,17 @@ func MeasurePluginStart(bin, pluginDir, dir string, count int, logf func(string,
 		return nil, err
 	}
 	defer agent.Stop(15 * time.Second)
-	if err := waitFor(30*time.Second, func() bool {
+	if err := proctest.WaitFor(context.Background(), "node n1 ready with its plugins", 30*time.Second, 25*time.Millisecond, func() (bool, error) {
 		nodes, err := IceNodes(context.Background(), as[0])
 		if err != nil {
-			return false
+			return false, err
 		}
 		for _, n := range nodes {
 			if n.ID == "n1" && n.Status == fsm.NodeReady && len(n.Plugins) > 0 {
-				return true
+				return true, nil
 			}
 		}
-		return false
+		return false, nil
 	}); err != nil {
 		return nil, fmt.Errorf("agent n1 did not register with its plugins: %v: %s", err, tailString(agent.LogTail(2000), 800))
 	}
@@ -78,10 +79,10 @@ func MeasurePluginStart(bin, pluginDir, dir string, count int, logf func(string,
 	logf("plugin start: deployed %s with count %d on one agent; waiting for EXECUTING", name, count)
 	var allAt time.Time
 	var lastRuns []fsm.Run
-	if err := waitFor(120*time.Second, func() bool {
+	if err := proctest.WaitFor(context.Background(), "every run EXECUTING", 120*time.Second, 25*time.Millisecond, func() (bool, error) {
 		runs, err := IceRuns(context.Background(), as[0], name)
 		if err != nil {
-			return false
+			return false, err
 		}
 		lastRuns = runs
 		n := 0
@@ -92,9 +93,9 @@ func MeasurePluginStart(bin, pluginDir, dir string, count int, logf func(string,
 		}
 		if n >= count {
 			allAt = time.Now()
-			return true
+			return true, nil
 		}
-		return false
+		return false, nil
 	}); err != nil {
 		states := map[fsm.RunState]int{}
 		for _, r := range lastRuns {
@@ -166,17 +167,17 @@ func MeasurePluginStart(bin, pluginDir, dir string, count int, logf func(string,
 	req.Header.Set("X-Ice-Operator", "icebench")
 	if resp, err := w.HTTP.Do(req); err == nil {
 		_ = resp.Body.Close()
-		_ = waitFor(30*time.Second, func() bool {
+		_ = proctest.WaitFor(context.Background(), "every run TERMINATED", 30*time.Second, 25*time.Millisecond, func() (bool, error) {
 			runs, err := IceRuns(context.Background(), as[0], name)
 			if err != nil {
-				return false
+				return false, err
 			}
 			for _, r := range runs {
 				if r.State != fsm.StateTerminated {
-					return false
+					return false, nil
 				}
 			}
-			return true
+			return true, nil
 		})
 	}
 	return res, nil
@@ -192,17 +193,4 @@ func median(sorted []time.Duration) time.Duration {
 
 func (w *IceWriter) putRaw(ctx context.Context, name string, body []byte) error {
 	return w.put(ctx, name, body)
-}
-
-func waitFor(timeout time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s", timeout)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+
+	"github.com/ice-run/ice/internal/proctest"
 )
 
 // counterFSM is the trivial state machine of the raw Raft baseline: it
@@ -73,7 +75,7 @@ func StartRawCluster(dir string, n int) (*RawCluster, error) {
 	c := &RawCluster{}
 	var servers []raft.Server
 	for i := 0; i < n; i++ {
-		addr, err := FreeAddr()
+		addr, err := proctest.FreeAddr("127.0.0.1")
 		if err != nil {
 			return nil, err
 		}

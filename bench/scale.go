@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/proctest"
 )
 
 // ScaleConfig sizes the scale measurement.
@@ -78,7 +79,7 @@ func MeasureScale(bin, dir string, cfg ScaleConfig, logf func(string, ...any)) (
 		return nil, err
 	}
 	defer sim.Stop(10 * time.Second)
-	if err := waitFor(120*time.Second, func() bool {
+	if err := proctest.WaitFor(context.Background(), "the simulated nodes ready", 120*time.Second, 25*time.Millisecond, func() (bool, error) {
 		nodes, err := IceNodes(context.Background(), as[0])
 		ready := 0
 		for _, n := range nodes {
@@ -86,7 +87,7 @@ func MeasureScale(bin, dir string, cfg ScaleConfig, logf func(string, ...any)) (
 				ready++
 			}
 		}
-		return err == nil && ready >= cfg.Nodes
+		return err == nil && ready >= cfg.Nodes, err
 	}); err != nil {
 		return nil, fmt.Errorf("%d simulated nodes not ready: %v: %s", cfg.Nodes, err, tailString(sim.LogTail(1500), 600))
 	}
@@ -107,10 +108,10 @@ func MeasureScale(bin, dir string, cfg ScaleConfig, logf func(string, ...any)) (
 	}
 	lastLog := time.Now()
 	var counts map[fsm.RunState]int
-	err = waitForEvery(cfg.Timeout, time.Second, func() bool {
+	err = proctest.WaitFor(context.Background(), "every run EXECUTING", cfg.Timeout, time.Second, func() (bool, error) {
 		counts, err = runStates(as[0])
 		if err != nil {
-			return false
+			return false, err
 		}
 		placed := 0
 		for st, n := range counts {
@@ -125,7 +126,7 @@ func MeasureScale(bin, dir string, cfg ScaleConfig, logf func(string, ...any)) (
 			logf("scale: %.0fs: runs by state %v", time.Since(deployed).Seconds(), counts)
 			lastLog = time.Now()
 		}
-		return counts[fsm.StateExecuting] >= cfg.Runs
+		return counts[fsm.StateExecuting] >= cfg.Runs, nil
 	})
 	if err != nil {
 		return res, fmt.Errorf("not all %d runs EXECUTING within %s (states %v)", cfg.Runs, cfg.Timeout, counts)
@@ -134,10 +135,12 @@ func MeasureScale(bin, dir string, cfg ScaleConfig, logf func(string, ...any)) (
 	logf("scale: %d runs on %d nodes: all placed after %.1fs, all EXECUTING after %.1fs", cfg.Runs, cfg.Nodes, res.AllPlacedSec, res.AllExecutingSec)
 
 	time.Sleep(time.Second)
-	if rss, err := RSSBytes(srv.Pid()); err == nil {
+	if rss, err := srv.RSS(); err == nil {
 		res.RSSMB = float64(rss) / (1 << 20)
 	}
-	res.PeakRSSMB = procStatusMB(srv.Pid(), "VmHWM:")
+	if hwm, err := proctest.StatusBytes(srv.PID(), "VmHWM"); err == nil {
+		res.PeakRSSMB = float64(hwm) / (1 << 20)
+	}
 
 	// Snapshot save and operator restore through the API.
 	t := time.Now()
@@ -163,17 +166,17 @@ func MeasureScale(bin, dir string, cfg ScaleConfig, logf func(string, ...any)) (
 		return res, err
 	}
 	res.AppliedIndex = st.AppliedIndex
-	sim.Stop(10 * time.Second)
-	if !srv.Stop(30 * time.Second) {
-		logf("scale: server did not stop on SIGTERM within 30s; killed")
+	_ = sim.Stop(10 * time.Second)
+	if err := srv.Stop(30 * time.Second); err != nil {
+		logf("scale: %v", err)
 	}
 	t = time.Now()
 	if err := srv.Start(); err != nil {
 		return res, err
 	}
-	if err := waitForEvery(60*time.Second, 5*time.Millisecond, func() bool {
+	if err := proctest.WaitFor(context.Background(), "the restarted server's applied index", 60*time.Second, 5*time.Millisecond, func() (bool, error) {
 		st, err := IceStatus(context.Background(), as[0])
-		return err == nil && st.AppliedIndex >= res.AppliedIndex
+		return err == nil && st.AppliedIndex >= res.AppliedIndex, err
 	}); err != nil {
 		return res, fmt.Errorf("restarted server did not reach applied index %d: %v", res.AppliedIndex, err)
 	}
@@ -184,7 +187,7 @@ func MeasureScale(bin, dir string, cfg ScaleConfig, logf func(string, ...any)) (
 		v := sum / n
 		res.FSMRestoreMs = &v
 	}
-	if rss, err := RSSBytes(srv.Pid()); err == nil {
+	if rss, err := srv.RSS(); err == nil {
 		res.RSSAfterRestart = float64(rss) / (1 << 20)
 	}
 	fsmMs := "n/a"
@@ -262,38 +265,9 @@ func metricValue(u, name string) (float64, bool) {
 	return 0, false
 }
 
-func procStatusMB(pid int, key string) float64 {
-	b, err := readProcStatus(pid)
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(b, "\n") {
-		if rest, ok := strings.CutPrefix(line, key); ok {
-			if f := strings.Fields(rest); len(f) > 0 {
-				kb, _ := strconv.ParseFloat(f[0], 64)
-				return kb / 1024
-			}
-		}
-	}
-	return 0
-}
-
-func waitForEvery(timeout, every time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s", timeout)
-		}
-		time.Sleep(every)
-	}
-}
-
 // startOneServer starts a one-server cluster (its addresses are http, raft,
 // gossip, then extra more) and waits for it to lead.
-func startOneServer(bin, dir, name, id string, extra int) (*Process, []string, error) {
+func startOneServer(bin, dir, name, id string, extra int) (*proctest.Process, []string, error) {
 	as, err := FreeAddrs(3 + extra)
 	if err != nil {
 		return nil, nil, err
@@ -306,7 +280,7 @@ func startOneServer(bin, dir, name, id string, extra int) (*Process, []string, e
 	}
 	c := &IceCluster{Bin: bin, Servers: []*IceServer{{ID: id, HTTP: as[0], Proc: srv}}}
 	if _, err := c.WaitLeader(30 * time.Second); err != nil {
-		srv.Stop(10 * time.Second)
+		_ = srv.Stop(10 * time.Second)
 		return nil, nil, err
 	}
 	return srv, as, nil

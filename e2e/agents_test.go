@@ -15,6 +15,7 @@ import (
 
 	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/proctest"
 	"github.com/ice-run/ice/internal/testcluster"
 )
 
@@ -31,7 +32,7 @@ type agentProc struct {
 	id        string
 	dataDir   string
 	pluginDir string
-	proc      *Process
+	proc      *proctest.Process
 }
 
 // startAgent starts an `ice agent` joined to the servers, with its own copy
@@ -47,7 +48,7 @@ func startAgent(t *testing.T, id string, servers []*serverProc, extra ...string)
 		args = append(args, "--join", s.gossip)
 	}
 	args = append(args, extra...)
-	a.proc = StartProcess(t, iceBin, dir, "agent-"+id, args...)
+	a.proc = startIce(t, dir, "agent-"+id, args...)
 	return a
 }
 
@@ -206,7 +207,7 @@ func TestAgentsRunComponents(t *testing.T) {
 	if len(pids) != 1 {
 		t.Fatalf("agent b persisted %d plugins, want 1: %v", len(pids), pids)
 	}
-	agents["b"].proc.Restart(t, iceBin)
+	restart(t, agents["b"].proc)
 	for id, pid := range pids {
 		testcluster.WaitFor(t, 10*time.Second, "agent b back with its run still EXECUTING", func() bool {
 			r, err := client(s.http).Run(tctx(t, 2*time.Second), id)
@@ -227,7 +228,9 @@ func TestAgentsRunComponents(t *testing.T) {
 			onA = r
 		}
 	}
-	agents["a"].proc.Kill()
+	if err := agents["a"].proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
 	testcluster.WaitFor(t, 30*time.Second, "the run of killed agent a replaced on b", func() bool {
 		runs := runsOf(t, s, "ticker")
 		ex := live(runs, fsm.StateExecuting)
@@ -300,7 +303,7 @@ func TestAgentsRunComponents(t *testing.T) {
 }
 
 func agentLog(t *testing.T, a *agentProc, substr string) bool {
-	b, err := os.ReadFile(a.proc.Log)
+	b, err := os.ReadFile(a.proc.LogPath())
 	return err == nil && strings.Contains(string(b), substr)
 }
 

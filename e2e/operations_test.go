@@ -159,7 +159,7 @@ func TestOperationsFromTheCLI(t *testing.T) {
 	// Two of three servers are lost for good: recover the survivor alone.
 	s1 := servers[0]
 	cli(t, "operator", "recover", "--data-dir", s1.dataDir, "--server", s1.id+"="+s1.raft)
-	s1.proc.Restart(t, iceBin)
+	restart(t, s1.proc)
 	waitLeader(t, []*serverProc{s1}, 20*time.Second)
 	comp, err := client(s1.http).Component(tctx(t, 5*time.Second), "ticker")
 	if err != nil || comp.Status != fsm.ComponentStopped {

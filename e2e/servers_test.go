@@ -15,6 +15,7 @@ import (
 
 	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/proctest"
 	"github.com/ice-run/ice/internal/testcluster"
 )
 
@@ -24,7 +25,7 @@ type serverProc struct {
 	raft    string
 	gossip  string
 	dataDir string
-	proc    *Process
+	proc    *proctest.Process
 }
 
 // startServers starts n `ice server` processes that bootstrap together;
@@ -54,9 +55,24 @@ func startServers(t *testing.T, n int, extra ...string) []*serverProc {
 		}
 		args = append(args, extra...)
 		out = append(out, &serverProc{id: id, http: as[i].http, raft: as[i].raft, gossip: as[i].gossip,
-			dataDir: filepath.Join(dir, id), proc: StartProcess(t, iceBin, dir, id, args...)})
+			dataDir: filepath.Join(dir, id), proc: startIce(t, dir, id, args...)})
 	}
 	return out
+}
+
+// startIce starts the ice binary with args for the test, its output in
+// dir/name.log.
+func startIce(t *testing.T, dir, name string, args ...string) *proctest.Process {
+	t.Helper()
+	return proctest.StartT(t, proctest.Spec{Name: name, Bin: iceBin, Args: args, LogPath: filepath.Join(dir, name+".log")})
+}
+
+// restart starts a stopped process again with the same arguments.
+func restart(t *testing.T, p *proctest.Process) {
+	t.Helper()
+	if err := p.Start(); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
 }
 
 func client(addr string) *api.Client {
@@ -137,7 +153,9 @@ func TestThreeServerProcessesSurviveLeaderKill(t *testing.T) {
 
 	// SIGKILL the leader; the survivors elect a new one.
 	killed := time.Now()
-	leader.proc.Kill()
+	if err := leader.proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
 	var survivors []*serverProc
 	for _, s := range servers {
 		if s != leader {
@@ -179,7 +197,7 @@ func TestThreeServerProcessesSurviveLeaderKill(t *testing.T) {
 	}
 
 	// Restart the killed server from its data dir; all three converge.
-	leader.proc.Restart(t, iceBin)
+	restart(t, leader.proc)
 	waitLeader(t, servers, 20*time.Second)
 	var out string
 	testcluster.WaitFor(t, 20*time.Second, "ice verify to report equal digests on all three servers", func() bool {

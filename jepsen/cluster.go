@@ -2,9 +2,7 @@ package jepsen
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ice-run/ice/api"
+	"github.com/ice-run/ice/internal/proctest"
 )
 
 // Identities of the processes the harness starts. Every process runs under
@@ -49,7 +48,7 @@ func Build(ctx context.Context, root, dir string) (*Binaries, error) {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", step[0], step[1])
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go build %s: %v\n%s", step[1], err, out)
+			return nil, fmt.Errorf("go build %s: %w\n%s", step[1], err, out)
 		}
 	}
 	for _, d := range []string{dir, b.PluginDir} {
@@ -73,148 +72,32 @@ func FindModuleRoot(dir string) (string, error) {
 	}
 }
 
-// Proc is one `ice` process: started, killed, paused and restarted with the
-// same arguments and data dir.
+// Proc is one `ice` process of the cluster: where it runs (its uid and
+// loopback IP, its arguments and log as started) and the harness process
+// that starts, kills, pauses and restarts it with the same arguments and
+// data dir.
 type Proc struct {
+	*proctest.Process
 	Name string
 	Role string // "server" or "agent"
 	IP   string
 	UID  int
 	Args []string
 	Log  string
-	Bin  string
-	// onExit is called when the process exits without the harness having
-	// killed or stopped it (a crash).
-	onExit func(p *Proc, err error)
-
-	mu       sync.Mutex
-	cmd      *exec.Cmd
-	running  bool
-	paused   bool
-	expected bool // the harness caused the coming exit
-	done     chan struct{}
-	starts   int
 }
 
-// Start starts the process (again).
-func (p *Proc) Start() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.running {
-		return fmt.Errorf("%s is already running", p.Name)
+// newProc lays out a process running bin with args as uid; onExit (may be
+// nil) is called when it exits without the harness having killed or
+// stopped it (a crash).
+func newProc(name, role, ip string, uid int, bin, log string, args []string, onExit func(p *Proc, err error)) *Proc {
+	p := &Proc{Name: name, Role: role, IP: ip, UID: uid, Args: args, Log: log}
+	spec := proctest.Spec{Name: name, Bin: bin, Args: args, Env: []string{"HOME=/tmp"}, LogPath: log,
+		Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), NoSetGroups: true}}
+	if onExit != nil {
+		spec.OnExit = func(_ *proctest.Process, err error) { onExit(p, err) }
 	}
-	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("open log %s: %w", p.Log, err)
-	}
-	p.starts++
-	fmt.Fprintf(f, "\n==== jepsen: start #%d of %s at %s ====\n", p.starts, p.Name, time.Now().UTC().Format(time.RFC3339Nano))
-	cmd := exec.Command(p.Bin, p.Args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), "HOME=/tmp")
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Setpgid:    true,
-		Credential: &syscall.Credential{Uid: uint32(p.UID), Gid: uint32(p.UID), NoSetGroups: true},
-	}
-	if err := cmd.Start(); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("exec %s: %w", p.Name, err)
-	}
-	done := make(chan struct{})
-	p.cmd, p.running, p.paused, p.expected, p.done = cmd, true, false, false, done
-	go func() {
-		err := cmd.Wait()
-		_ = f.Close()
-		p.mu.Lock()
-		expected := p.expected
-		p.running, p.paused = false, false
-		p.mu.Unlock()
-		close(done)
-		if !expected && p.onExit != nil {
-			p.onExit(p, err)
-		}
-	}()
-	return nil
-}
-
-// Running reports whether the process is up (possibly paused).
-func (p *Proc) Running() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.running
-}
-
-// Paused reports whether the process is stopped with SIGSTOP.
-func (p *Proc) Paused() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.running && p.paused
-}
-
-// Pid returns the pid of the running process, or 0.
-func (p *Proc) Pid() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.running || p.cmd == nil {
-		return 0
-	}
-	return p.cmd.Process.Pid
-}
-
-// Kill sends SIGKILL to the process (not its plugins, which run in process
-// groups of their own) and waits for it to exit.
-func (p *Proc) Kill() {
-	p.signalExit(syscall.SIGKILL, 10*time.Second)
-}
-
-// Terminate sends SIGTERM and waits up to timeout, then SIGKILL.
-func (p *Proc) Terminate(timeout time.Duration) {
-	if !p.signalExit(syscall.SIGTERM, timeout) {
-		p.Kill()
-	}
-}
-
-func (p *Proc) signalExit(sig syscall.Signal, timeout time.Duration) bool {
-	p.mu.Lock()
-	if !p.running {
-		p.mu.Unlock()
-		return true
-	}
-	p.expected = true
-	proc, done, paused := p.cmd.Process, p.done, p.paused
-	p.mu.Unlock()
-	_ = proc.Signal(sig)
-	if paused && sig != syscall.SIGKILL {
-		_ = proc.Signal(syscall.SIGCONT)
-	}
-	select {
-	case <-done:
-		return true
-	case <-time.After(timeout):
-		return false
-	}
-}
-
-// Pause sends SIGSTOP.
-func (p *Proc) Pause() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.running {
-		return fmt.Errorf("%s is not running", p.Name)
-	}
-	p.paused = true
-	return p.cmd.Process.Signal(syscall.SIGSTOP)
-}
-
-// Resume sends SIGCONT.
-func (p *Proc) Resume() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.running {
-		return fmt.Errorf("%s is not running", p.Name)
-	}
-	p.paused = false
-	return p.cmd.Process.Signal(syscall.SIGCONT)
+	p.Process = proctest.New(spec)
+	return p
 }
 
 // Server is an `ice server` process and its addresses.
@@ -263,25 +146,6 @@ type Cluster struct {
 	Agents  []*Agent
 }
 
-// freePort returns a port free for TCP and UDP on ip.
-func freePort(ip string) (string, error) {
-	for range 50 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			return "", err
-		}
-		addr := ln.Addr().String()
-		_ = ln.Close()
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			continue
-		}
-		_ = pc.Close()
-		return addr, nil
-	}
-	return "", fmt.Errorf("no free port on %s", ip)
-}
-
 // NewCluster lays out the processes (addresses, uids, data dirs) without
 // starting them.
 func NewCluster(cfg ClusterConfig) (*Cluster, error) {
@@ -292,64 +156,71 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		}
 	}
 	for i := range cfg.Servers {
-		ip := serverIPNet + strconv.Itoa(i+1)
 		s := &Server{ID: fmt.Sprintf("s%d", i+1)}
-		var err error
-		for _, a := range []*string{&s.HTTP, &s.Raft, &s.Gossip} {
-			if *a, err = freePort(ip); err != nil {
-				return nil, err
-			}
+		as, err := proctest.FreeAddrs(serverIPNet+strconv.Itoa(i+1), 3)
+		if err != nil {
+			return nil, err
 		}
+		s.HTTP, s.Raft, s.Gossip = as[0], as[1], as[2]
 		s.DataDir = filepath.Join(cfg.Dir, "data", s.ID)
-		s.Proc = &Proc{Name: s.ID, Role: "server", IP: ip, UID: serverUIDBase + i + 1, Bin: cfg.Bin.Ice,
-			Log: filepath.Join(cfg.Dir, "logs", s.ID+".log"), onExit: cfg.OnCrash}
 		c.Servers = append(c.Servers, s)
 	}
 	for i, s := range c.Servers {
-		s.Args = []string{"server", "--node-id", s.ID, "--data-dir", s.DataDir,
+		args := []string{"server", "--node-id", s.ID, "--data-dir", s.DataDir,
 			"--http", s.HTTP, "--raft", s.Raft, "--gossip", s.Gossip,
 			"--bootstrap-expect", strconv.Itoa(cfg.Servers),
 			"--lease-ttl", cfg.LeaseTTL.String(), "--lease-margin", cfg.LeaseMargin.String(),
 			"--log-level", "debug"}
 		if cfg.SnapshotThreshold > 0 {
-			s.Args = append(s.Args, "--snapshot-threshold", strconv.FormatUint(cfg.SnapshotThreshold, 10))
+			args = append(args, "--snapshot-threshold", strconv.FormatUint(cfg.SnapshotThreshold, 10))
 		}
 		if cfg.TrailingLogs > 0 {
-			s.Args = append(s.Args, "--trailing-logs", strconv.FormatUint(cfg.TrailingLogs, 10))
+			args = append(args, "--trailing-logs", strconv.FormatUint(cfg.TrailingLogs, 10))
 		}
 		if cfg.SnapshotInterval > 0 {
-			s.Args = append(s.Args, "--snapshot-interval", cfg.SnapshotInterval.String())
+			args = append(args, "--snapshot-interval", cfg.SnapshotInterval.String())
 		}
 		for j, o := range c.Servers {
 			if j != i {
-				s.Args = append(s.Args, "--join", o.Gossip)
+				args = append(args, "--join", o.Gossip)
 			}
 		}
+		s.Proc = newProc(s.ID, "server", serverIPNet+strconv.Itoa(i+1), serverUIDBase+i+1, cfg.Bin.Ice,
+			filepath.Join(cfg.Dir, "logs", s.ID+".log"), args, cfg.OnCrash)
 		if err := ownedDir(s.DataDir, s.UID); err != nil {
 			return nil, err
 		}
 	}
 	for i := range cfg.Agents {
-		ip := agentIPNet + strconv.Itoa(i+1)
-		a := &Agent{ID: fmt.Sprintf("a%d", i+1)}
-		var err error
-		if a.Gossip, err = freePort(ip); err != nil {
-			return nil, err
-		}
-		a.DataDir = filepath.Join(cfg.Dir, "data", a.ID)
-		a.Proc = &Proc{Name: a.ID, Role: "agent", IP: ip, UID: agentUIDBase + i + 1, Bin: cfg.Bin.Ice,
-			Log: filepath.Join(cfg.Dir, "logs", a.ID+".log"), onExit: cfg.OnCrash}
-		a.Args = []string{"agent", "--node-id", a.ID, "--data-dir", a.DataDir, "--gossip", a.Gossip,
-			"--plugin-dir", cfg.Bin.PluginDir, "--log-level", "debug"}
-		for _, s := range c.Servers {
-			a.Args = append(a.Args, "--join", s.Gossip)
-		}
-		if err := ownedDir(a.DataDir, a.UID); err != nil {
+		a, err := c.newAgent(i+1, cfg.OnCrash)
+		if err != nil {
 			return nil, err
 		}
 		c.Agents = append(c.Agents, a)
 	}
 	return c, nil
+}
+
+// newAgent lays out agent number n (a1 is 1), joined to every server, with
+// extra arguments; onExit is called when it crashes.
+func (c *Cluster) newAgent(n int, onExit func(p *Proc, err error), extra ...string) (*Agent, error) {
+	ip := agentIPNet + strconv.Itoa(n)
+	a := &Agent{ID: fmt.Sprintf("a%d", n), DataDir: filepath.Join(c.cfg.Dir, "data", fmt.Sprintf("a%d", n))}
+	var err error
+	if a.Gossip, err = proctest.FreeAddr(ip); err != nil {
+		return nil, err
+	}
+	args := []string{"agent", "--node-id", a.ID, "--data-dir", a.DataDir, "--gossip", a.Gossip,
+		"--plugin-dir", c.cfg.Bin.PluginDir, "--log-level", "debug"}
+	args = append(args, extra...)
+	for _, s := range c.Servers {
+		args = append(args, "--join", s.Gossip)
+	}
+	a.Proc = newProc(a.ID, "agent", ip, agentUIDBase+n, c.cfg.Bin.Ice, filepath.Join(c.cfg.Dir, "logs", a.ID+".log"), args, onExit)
+	if err := ownedDir(a.DataDir, a.UID); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 func ownedDir(dir string, uid int) error {
@@ -429,7 +300,7 @@ func (c *Cluster) Leader(ctx context.Context) *Server {
 // itself running.
 func (c *Cluster) WaitLeader(ctx context.Context, timeout time.Duration) (*Server, error) {
 	var leader *Server
-	err := waitFor(ctx, timeout, 200*time.Millisecond, func() bool {
+	err := proctest.WaitFor(ctx, "a leader all running servers agree on", timeout, 200*time.Millisecond, func() (bool, error) {
 		id := ""
 		for _, s := range c.Servers {
 			if !s.Running() {
@@ -438,16 +309,19 @@ func (c *Cluster) WaitLeader(ctx context.Context, timeout time.Duration) (*Serve
 			rctx, cancel := context.WithTimeout(ctx, time.Second)
 			st, err := s.Client().Status(rctx)
 			cancel()
-			if err != nil || st.Leader == "" || (id != "" && st.Leader != id) {
-				return false
+			if err != nil {
+				return false, fmt.Errorf("status of %s: %w", s.ID, err)
+			}
+			if st.Leader == "" || (id != "" && st.Leader != id) {
+				return false, fmt.Errorf("%s names leader %q, another %q", s.ID, st.Leader, id)
 			}
 			id = st.Leader
 		}
 		leader = c.Server(id)
-		return leader != nil && leader.Running()
+		return leader != nil && leader.Running(), nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("no leader that all running servers agree on: %w", err)
+		return nil, err
 	}
 	return leader, nil
 }
@@ -464,12 +338,12 @@ func (c *Cluster) AnyClient() *api.Client {
 
 // WaitNodesReady waits until every agent's node is ready.
 func (c *Cluster) WaitNodesReady(ctx context.Context, timeout time.Duration) error {
-	return waitFor(ctx, timeout, 250*time.Millisecond, func() bool {
+	return proctest.WaitFor(ctx, "every agent's node ready", timeout, 250*time.Millisecond, func() (bool, error) {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		nodes, err := c.AnyClient().Nodes(rctx)
 		if err != nil {
-			return false
+			return false, err
 		}
 		ready := map[string]bool{}
 		for _, n := range nodes {
@@ -477,10 +351,10 @@ func (c *Cluster) WaitNodesReady(ctx context.Context, timeout time.Duration) err
 		}
 		for _, a := range c.Agents {
 			if !ready[a.ID] {
-				return false
+				return false, fmt.Errorf("node %s not ready", a.ID)
 			}
 		}
-		return true
+		return true, nil
 	})
 }
 
@@ -490,12 +364,12 @@ func (c *Cluster) WaitNodesReady(ctx context.Context, timeout time.Duration) err
 func (c *Cluster) StopAll() {
 	var wg sync.WaitGroup
 	for _, a := range c.Agents {
-		wg.Go(func() { a.Terminate(5 * time.Second) })
+		wg.Go(func() { _ = a.Stop(5 * time.Second) })
 	}
 	wg.Wait()
 	c.KillPlugins()
 	for _, s := range c.Servers {
-		wg.Go(func() { s.Terminate(10 * time.Second) })
+		wg.Go(func() { _ = s.Stop(10 * time.Second) })
 	}
 	wg.Wait()
 }
@@ -524,39 +398,15 @@ func pidsOfUIDs(uids map[int]bool) []int {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		v, err := proctest.StatusField(pid, "Uid")
 		if err != nil {
 			continue
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Uid:" {
-				if uid, err := strconv.Atoi(f[1]); err == nil && uids[uid] {
-					out = append(out, pid)
-				}
-				break
+		if f := strings.Fields(v); len(f) > 0 {
+			if uid, err := strconv.Atoi(f[0]); err == nil && uids[uid] {
+				out = append(out, pid)
 			}
 		}
 	}
 	return out
-}
-
-// errTimeout is returned by waitFor when the condition did not hold in time.
-var errTimeout = errors.New("timed out")
-
-// waitFor polls cond every poll until it holds, ctx ends or timeout passes.
-func waitFor(ctx context.Context, timeout, poll time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("after %s: %w", timeout, errTimeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(poll):
-		}
-	}
 }

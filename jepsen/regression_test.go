@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/proctest"
 )
 
 // Regression tests for bugs the harness found. They start real processes
@@ -106,19 +107,8 @@ func regressionCluster(t *testing.T, ttl, margin time.Duration) (*Cluster, *Proc
 		t.Fatal(err)
 	}
 	proxy := newAgentProxy(t, c.Servers[0].HTTP)
-	gossip, err := freePort(agentIPNet + "1")
+	a, err := c.newAgent(1, func(p *Proc, err error) { t.Errorf("a1 exited on its own: %v", err) }, "--server", proxy.srv.URL)
 	if err != nil {
-		t.Fatal(err)
-	}
-	a := &Agent{ID: "a1", Gossip: gossip, DataDir: filepath.Join(dir, "data", "a1")}
-	a.Proc = &Proc{Name: "a1", Role: "agent", IP: agentIPNet + "1", UID: agentUIDBase + 1, Bin: bins.Ice,
-		Log: filepath.Join(dir, "logs", "a1.log"), onExit: func(p *Proc, err error) { t.Errorf("a1 exited on its own: %v", err) }}
-	a.Args = []string{"agent", "--node-id", "a1", "--data-dir", a.DataDir, "--gossip", gossip,
-		"--plugin-dir", bins.PluginDir, "--log-level", "debug", "--server", proxy.srv.URL}
-	for _, s := range c.Servers {
-		a.Args = append(a.Args, "--join", s.Gossip)
-	}
-	if err := ownedDir(a.DataDir, a.UID); err != nil {
 		t.Fatal(err)
 	}
 	c.Agents = append(c.Agents, a)
@@ -191,9 +181,9 @@ func TestRegressionDroppedTeardownReportStrandsTheSlot(t *testing.T) {
 	proxy.failing.Store(false)
 
 	// Everything is healed: the slot must get a new run.
-	err = waitFor(ctx, 20*time.Second, 300*time.Millisecond, func() bool {
+	err = proctest.WaitFor(ctx, "a new EXECUTING run of tick-0", 20*time.Second, 300*time.Millisecond, func() (bool, error) {
 		live := liveRuns(t, c, "tick-0")
-		return len(live) == 1 && live[0].ID != first.ID && live[0].State == fsm.StateExecuting
+		return len(live) == 1 && live[0].ID != first.ID && live[0].State == fsm.StateExecuting, nil
 	})
 	if err != nil {
 		live := liveRuns(t, c, "tick-0")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/proctest"
 )
 
 // LifecycleProcess is the process number of the lifecycle workload's
@@ -84,7 +85,7 @@ func (w *LifecycleWorkload) Prepare() error {
 func (w *LifecycleWorkload) Deploy(ctx context.Context, timeout time.Duration) error {
 	for _, n := range w.Names {
 		zero := uint64(0)
-		err := waitFor(ctx, timeout, 500*time.Millisecond, func() bool {
+		err := proctest.WaitFor(ctx, "the create of "+n+" acknowledged", timeout, 500*time.Millisecond, func() (bool, error) {
 			srv := w.C.Servers[0]
 			for _, s := range w.C.Servers {
 				if s.Running() {
@@ -98,9 +99,9 @@ func (w *LifecycleWorkload) Deploy(ctx context.Context, timeout time.Duration) e
 			w.value++
 			e := WriteComponent(ctx, w.Rec, LifecycleProcess, srv, FDeploy, n, w.value, &zero, w.spec)
 			if e.Type == TFail && e.Error != "" && isConflict(e.Error) {
-				return true // an earlier indeterminate attempt created it
+				return true, nil // an earlier indeterminate attempt created it
 			}
-			return e.Type == TOK
+			return e.Type == TOK, nil
 		})
 		if err != nil {
 			return fmt.Errorf("deploy %s: %w", n, err)
@@ -114,15 +115,13 @@ func isConflict(msg string) bool { return strings.Contains(msg, "HTTP 409") }
 // WaitExecuting waits until every ticker has exactly one live run and it
 // is EXECUTING.
 func (w *LifecycleWorkload) WaitExecuting(ctx context.Context, timeout time.Duration) error {
-	var last string
-	err := waitFor(ctx, timeout, 300*time.Millisecond, func() bool {
+	return proctest.WaitFor(ctx, "one EXECUTING run of every ticker", timeout, 300*time.Millisecond, func() (bool, error) {
 		for _, n := range w.Names {
 			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			runs, _, err := w.C.AnyClient().Runs(rctx, n, nil)
 			cancel()
 			if err != nil {
-				last = err.Error()
-				return false
+				return false, err
 			}
 			var live []fsm.Run
 			for _, r := range runs {
@@ -131,19 +130,14 @@ func (w *LifecycleWorkload) WaitExecuting(ctx context.Context, timeout time.Dura
 				}
 			}
 			if len(live) != 1 || live[0].State != fsm.StateExecuting {
-				last = fmt.Sprintf("%s has %d live runs", n, len(live))
 				if len(live) > 0 {
-					last += fmt.Sprintf(" (first %s %s on %q)", live[0].ID, live[0].State, live[0].Node)
+					return false, fmt.Errorf("%s has %d live runs (first %s %s on %q)", n, len(live), live[0].ID, live[0].State, live[0].Node)
 				}
-				return false
+				return false, fmt.Errorf("%s has no live run", n)
 			}
 		}
-		return true
+		return true, nil
 	})
-	if err != nil {
-		return fmt.Errorf("%w: %s", err, last)
-	}
-	return nil
 }
 
 // Run changes a random ticker's config now and then until ctx ends.

@@ -332,12 +332,8 @@ func (p *Process) Stop(timeout time.Duration) error {
 	if paused {
 		_ = proc.Signal(syscall.SIGCONT)
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-done:
+	if exited(done, timeout) {
 		return nil
-	case <-t.C:
 	}
 	if err := p.kill(proc, done); err != nil {
 		return err
@@ -357,13 +353,21 @@ func (p *Process) Kill() error {
 
 func (p *Process) kill(proc *os.Process, done chan struct{}) error {
 	_ = proc.Kill() // fails only when it has exited already
-	t := time.NewTimer(KillWait)
+	if !exited(done, KillWait) {
+		return fmt.Errorf("kill %s: still running %s after SIGKILL", p.spec.Name, KillWait)
+	}
+	return nil
+}
+
+// exited waits up to d for done to close and reports whether it did.
+func exited(done <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-done:
-		return nil
+		return true
 	case <-t.C:
-		return fmt.Errorf("kill %s: still running %s after SIGKILL", p.spec.Name, KillWait)
+		return false
 	}
 }
 

@@ -9,29 +9,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// syncBuffer is a bytes.Buffer safe for the copier of os/exec and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func sh(script string) Spec { return Spec{Name: "sh", Bin: "/bin/sh", Args: []string{"-c", script}} }
 
@@ -53,7 +34,8 @@ func procState(t *testing.T, pid int) string {
 
 func TestOutputGoesToTheLogAndTheWriterOnEveryStart(t *testing.T) {
 	dir := t.TempDir()
-	var buf syncBuffer
+	// Read only after Wait, which waits for the copier that writes it.
+	var buf bytes.Buffer
 	spec := sh(`echo "out $GREETING"; echo err >&2; pwd`)
 	spec.Env = []string{"GREETING=hello"}
 	spec.Dir = dir
@@ -290,10 +272,9 @@ func TestCredentialRunsAsAnotherUser(t *testing.T) {
 
 func TestEveryGoroutineEnds(t *testing.T) {
 	before := runtime.NumGoroutine()
-	var buf syncBuffer
 	var ps []*Process
 	for range 5 {
-		p, err := Start(Spec{Bin: "sleep", Args: []string{"60"}, LogWriter: &buf})
+		p, err := Start(Spec{Bin: "sleep", Args: []string{"60"}, LogWriter: &bytes.Buffer{}})
 		if err != nil {
 			t.Fatal(err)
 		}

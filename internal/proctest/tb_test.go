@@ -2,6 +2,7 @@ package proctest
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -42,11 +43,11 @@ var _ TB = (*testing.T)(nil)
 
 func TestStartTLogsLinesAndKillsAtTheEnd(t *testing.T) {
 	f := &fakeTB{}
-	p := StartT(f, Spec{Name: "echo", Bin: "/bin/sh", Args: []string{"-c", "echo one; printf two; exec sleep 60"}})
-	err := WaitFor(waitCtx(t), "the first line", 0, 5*time.Millisecond, func() (bool, error) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		return len(f.logs) >= 2, nil
+	written := filepath.Join(t.TempDir(), "written")
+	p := StartT(f, Spec{Name: "echo", Bin: "/bin/sh", Args: []string{"-c", `echo one; printf two; : >"$0"; exec sleep 60`, written}})
+	err := WaitFor(waitCtx(t), "the output written", 0, 5*time.Millisecond, func() (bool, error) {
+		_, err := os.Stat(written)
+		return err == nil, err
 	})
 	if err != nil {
 		t.Fatal(err)

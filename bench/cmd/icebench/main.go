@@ -24,6 +24,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ice-run/ice/bench"
+	"github.com/ice-run/ice/internal/proctest"
 )
 
 type options struct {
@@ -274,8 +275,8 @@ func hostInfo() bench.Host {
 	return h
 }
 
-func iceProcs(c *bench.IceCluster) []*bench.Process {
-	var out []*bench.Process
+func iceProcs(c *bench.IceCluster) []*proctest.Process {
+	var out []*proctest.Process
 	for _, s := range c.Running() {
 		out = append(out, s.Proc)
 	}
@@ -301,11 +302,11 @@ func levelLine(name string, lv bench.Level) {
 
 // load is one level's configuration; servers are the processes whose CPU
 // time per write is reported.
-func (o *options) load(clients int, servers ...*bench.Process) bench.LoadConfig {
+func (o *options) load(clients int, servers ...*proctest.Process) bench.LoadConfig {
 	cfg := bench.LoadConfig{Clients: clients, Warmup: o.warmup, Duration: o.duration}
 	for _, p := range servers {
 		if p != nil {
-			cfg.ServerPIDs = append(cfg.ServerPIDs, p.Pid())
+			cfg.ServerPIDs = append(cfg.ServerPIDs, p.PID())
 		}
 	}
 	return cfg
@@ -503,7 +504,7 @@ func runICE(o *options, tmp string, res *bench.Results) {
 	stopped := killed
 	if stopped == nil {
 		stopped = c.Running()[len(c.Running())-1]
-		stopped.Proc.Stop(15 * time.Second)
+		_ = stopped.Proc.Stop(15 * time.Second)
 	}
 	logf("ice: replaying the data dir of stopped server %s", stopped.ID)
 	t0 := time.Now()
