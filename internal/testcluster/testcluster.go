@@ -14,10 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -27,6 +25,7 @@ import (
 
 	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/cluster"
+	"github.com/ice-run/ice/internal/proctest"
 	"github.com/ice-run/ice/rpc"
 )
 
@@ -94,54 +93,15 @@ func New(t testing.TB, n int, opts ...Options) *Cluster {
 }
 
 // FreeAddr returns a loopback address whose port is free for both TCP and
-// UDP (memberlist binds both). Ports come from below the kernel's ephemeral
-// range: a port the kernel handed out for a listener on :0 may be handed
-// out again for an outgoing connection before the test binds it.
+// UDP (memberlist binds both), from proctest.FreeAddr, which says why ports
+// come from below the kernel's ephemeral range.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	portMu.Lock()
-	defer portMu.Unlock()
-	lo := ephemeralLow()
-	for i := 0; i < 200; i++ {
-		port := 10000 + rand.IntN(lo-10000)
-		if portUsed[port] {
-			continue
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		udp, err := net.ListenPacket("udp", addr)
-		_ = ln.Close()
-		if err != nil {
-			continue
-		}
-		_ = udp.Close()
-		portUsed[port] = true
-		return addr
-	}
-	t.Fatalf("find free port: no port below %d free for both TCP and UDP", lo)
-	return ""
-}
-
-var (
-	portMu   sync.Mutex
-	portUsed = map[int]bool{}
-)
-
-// ephemeralLow returns the first port of the kernel's ephemeral range
-// (32768 when it cannot be read).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	addr, err := proctest.FreeAddr("127.0.0.1")
 	if err != nil {
-		return 32768
+		t.Fatal(err)
 	}
-	var lo, hi int
-	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= 12000 {
-		return 32768
-	}
-	return lo
+	return addr
 }
 
 func (c *Cluster) start(node *Node, expect int) error {
