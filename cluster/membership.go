@@ -1,23 +1,20 @@
 package cluster
 
 import (
-	"encoding/json"
-	"fmt"
-	"net"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/gossip"
 )
 
-// Member roles carried in gossip metadata.
+// Member roles carried in gossip metadata (internal/gossip).
 const (
-	RoleServer = "server"
-	RoleAgent  = "agent"
+	RoleServer = gossip.RoleServer
+	RoleAgent  = gossip.RoleAgent
 )
 
 // Member is a gossip member as this server sees it.
@@ -34,36 +31,11 @@ type Member struct {
 	BodyVersion int `json:"body_version,omitempty"`
 }
 
-// MemberMeta is the gossip metadata a member advertises (at most 512 bytes
-// encoded, memberlist's limit).
-type MemberMeta struct {
-	Role string `json:"role"`
-	Raft string `json:"raft,omitempty"`
-	HTTP string `json:"http,omitempty"`
-	// Body is the newest command body version the server reads; absent
-	// (builds before version 2) means 1.
-	Body int `json:"body,omitempty"`
-}
-
-// DecodeMemberMeta parses gossip metadata written by Encode.
-func DecodeMemberMeta(b []byte) (MemberMeta, error) {
-	var m MemberMeta
-	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("decode member meta: %w", err)
-	}
-	return m, nil
-}
-
-// Encode returns the JSON encoding of the metadata.
-func (m MemberMeta) Encode() []byte {
-	b, _ := json.Marshal(m) // plain strings: cannot fail
-	return b
-}
-
-// gossipDelegate serves our metadata and receives membership events.
-type gossipDelegate struct {
-	meta     []byte
-	events   chan<- struct{}
+// memberEvents turns gossip membership events into wake-ups of the loops
+// that act on membership (bootstrap, reconcileMembers), and remembers the
+// members that died or left.
+type memberEvents struct {
+	wake     chan<- struct{}
 	departed *departures
 }
 
@@ -93,74 +65,28 @@ func (d *departures) get(id string) string {
 	return d.nodes[id]
 }
 
-func (d *gossipDelegate) NodeMeta(limit int) []byte {
-	if len(d.meta) > limit {
-		return nil
-	}
-	return d.meta
-}
-func (d *gossipDelegate) NotifyMsg([]byte)                           {}
-func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (d *gossipDelegate) LocalState(join bool) []byte                { return nil }
-func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
-
-func (d *gossipDelegate) wake() {
+func (e *memberEvents) notify() {
 	select {
-	case d.events <- struct{}{}:
+	case e.wake <- struct{}{}:
 	default:
 	}
 }
-func (d *gossipDelegate) NotifyJoin(n *memberlist.Node) {
-	d.departed.set(n.Name, "")
-	d.wake()
+
+// NotifyJoin forgets that a member had departed.
+func (e *memberEvents) NotifyJoin(n *memberlist.Node) {
+	e.departed.set(n.Name, "")
+	e.notify()
 }
 
 // NotifyLeave records a member that died or left. (memberlist hands over a
 // copy whose State still reads alive, so the two cannot be told apart here.)
-func (d *gossipDelegate) NotifyLeave(n *memberlist.Node) {
-	d.departed.set(n.Name, "dead")
-	d.wake()
+func (e *memberEvents) NotifyLeave(n *memberlist.Node) {
+	e.departed.set(n.Name, "dead")
+	e.notify()
 }
 
-func (d *gossipDelegate) NotifyUpdate(*memberlist.Node) { d.wake() }
-
-// GossipConfig returns a memberlist configuration bound to addr, for servers
-// and agents alike. fast selects loopback timings for tests.
-func GossipConfig(name, addr string, fast bool) (*memberlist.Config, error) {
-	host, portStr, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("parse gossip address %q: %w", addr, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("parse gossip port %q: %w", portStr, err)
-	}
-	mc := memberlist.DefaultLANConfig()
-	if fast {
-		mc = memberlist.DefaultLocalConfig()
-		mc.ProbeInterval = 200 * time.Millisecond
-		mc.GossipInterval = 50 * time.Millisecond
-	}
-	if net.ParseIP(host) == nil {
-		// memberlist advertises IP literals only: resolve a host name (a
-		// container's service name, say) to its address.
-		ips, err := net.LookupIP(host)
-		if err != nil || len(ips) == 0 {
-			return nil, fmt.Errorf("resolve gossip host %q: %v", host, err)
-		}
-		host = ips[0].String()
-		for _, ip := range ips {
-			if ip.To4() != nil {
-				host = ip.String()
-				break
-			}
-		}
-	}
-	mc.Name = name
-	mc.BindAddr, mc.BindPort = host, port
-	mc.AdvertiseAddr, mc.AdvertisePort = host, port
-	return mc, nil
-}
+// NotifyUpdate wakes the membership loops: a member's metadata changed.
+func (e *memberEvents) NotifyUpdate(*memberlist.Node) { e.notify() }
 
 // members returns the gossip members sorted by id.
 func (s *Server) members() []Member {
@@ -173,25 +99,11 @@ func (s *Server) members() []Member {
 }
 
 func memberFromNode(n *memberlist.Node) Member {
-	m := Member{ID: n.Name, GossipAddr: n.Address(), Status: nodeStateName(n.State)}
-	if meta, err := DecodeMemberMeta(n.Meta); err == nil {
+	m := Member{ID: n.Name, GossipAddr: n.Address(), Status: gossip.Status(n.State)}
+	if meta, err := gossip.DecodeMeta(n.Meta); err == nil {
 		m.Role, m.RaftAddr, m.HTTPAddr, m.BodyVersion = meta.Role, meta.Raft, meta.HTTP, max(meta.Body, 1)
 	}
 	return m
-}
-
-func nodeStateName(s memberlist.NodeStateType) string {
-	switch s {
-	case memberlist.StateAlive:
-		return "alive"
-	case memberlist.StateSuspect:
-		return "suspect"
-	case memberlist.StateDead:
-		return "dead"
-	case memberlist.StateLeft:
-		return "left"
-	}
-	return "unknown"
 }
 
 // aliveServers returns the alive server members.

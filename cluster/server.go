@@ -15,6 +15,7 @@ import (
 
 	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/gossip"
 )
 
 // Server is one ICE server: a Raft member with its state machine, gossip
@@ -71,22 +72,17 @@ func New(cfg Config) (*Server, error) {
 		s.stores.close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	mc, err := GossipConfig(cfg.NodeID, cfg.GossipAddr, cfg.Fast)
+	s.gossip, err = gossip.Start(gossip.Options{
+		Name:   cfg.NodeID,
+		Addr:   cfg.GossipAddr,
+		Meta:   gossip.Meta{Role: gossip.RoleServer, Raft: cfg.RaftAddr, HTTP: cfg.HTTPAddr, Body: fsm.BodyVersion},
+		Events: &memberEvents{wake: s.memberEvents, departed: &s.departed},
+		Logger: cfg.Logger.Named("gossip"),
+		Fast:   cfg.Fast,
+	})
 	if err != nil {
 		s.abort()
 		return nil, err
-	}
-	d := &gossipDelegate{
-		meta:     MemberMeta{Role: RoleServer, Raft: cfg.RaftAddr, HTTP: cfg.HTTPAddr, Body: fsm.BodyVersion}.Encode(),
-		events:   s.memberEvents,
-		departed: &s.departed,
-	}
-	mc.Delegate, mc.Events = d, d
-	mc.Logger = cfg.Logger.Named("gossip").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
-	s.gossip, err = memberlist.Create(mc)
-	if err != nil {
-		s.abort()
-		return nil, fmt.Errorf("start gossip on %s: %w", cfg.GossipAddr, err)
 	}
 	s.commit = newCommitter(s.raft, cfg.ApplyTimeout, s.shutdownCh)
 	s.sm.snapshotVersion = s.snapshotVersion

@@ -1,0 +1,113 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+)
+
+// Fast timings, for tests on loopback.
+const (
+	fastProbeInterval  = 200 * time.Millisecond
+	fastGossipInterval = 50 * time.Millisecond
+)
+
+// Options configure one member's gossip.
+type Options struct {
+	// Name is the member's gossip name, unique among members. (An agent
+	// appends "@agent" to its node id, so that it stays apart from a server
+	// of the same id, as in `ice dev`.)
+	Name string
+	// Addr is the host:port memberlist binds and advertises, TCP and UDP.
+	// A host name is resolved, since memberlist advertises IP literals only.
+	Addr string
+	// Meta is the metadata the member advertises.
+	Meta Meta
+	// Events, when set, is told of members joining, leaving and updating.
+	Events memberlist.EventDelegate
+	// Logger receives memberlist's logs (default: discarded).
+	Logger hclog.Logger
+	// Fast selects loopback timings for tests.
+	Fast bool
+}
+
+// Config returns the memberlist configuration of a member: memberlist's
+// LAN defaults (local defaults with shorter intervals when Fast), bound to
+// and advertising Addr, serving Meta.
+func Config(o Options) (*memberlist.Config, error) {
+	host, port, err := resolveAddr(o.Addr)
+	if err != nil {
+		return nil, err
+	}
+	meta := o.Meta.Encode()
+	if len(meta) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("gossip metadata of %s is %d bytes, over memberlist's limit of %d", o.Name, len(meta), memberlist.MetaMaxSize)
+	}
+	mc := memberlist.DefaultLANConfig()
+	if o.Fast {
+		mc = memberlist.DefaultLocalConfig()
+		mc.ProbeInterval = fastProbeInterval
+		mc.GossipInterval = fastGossipInterval
+	}
+	mc.Name = o.Name
+	mc.BindAddr, mc.BindPort = host, port
+	mc.AdvertiseAddr, mc.AdvertisePort = host, port
+	mc.Delegate = &Delegate{meta: meta}
+	if o.Events != nil {
+		mc.Events = o.Events
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	mc.Logger = logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	return mc, nil
+}
+
+// Start configures memberlist per o and starts it. The caller joins other
+// members and, at the end, leaves and shuts it down.
+func Start(o Options) (*memberlist.Memberlist, error) {
+	mc, err := Config(o)
+	if err != nil {
+		return nil, err
+	}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on %s: %w", o.Addr, err)
+	}
+	return ml, nil
+}
+
+// resolveAddr splits host:port and resolves a host name to an IP literal,
+// an IPv4 address when there is one.
+func resolveAddr(addr string) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("parse gossip address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return "", 0, fmt.Errorf("parse gossip port %q: %w", portStr, err)
+	}
+	if net.ParseIP(host) != nil {
+		return host, port, nil
+	}
+	ips, err := net.LookupIP(host)
+	if err == nil && len(ips) == 0 {
+		err = errors.New("no addresses")
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("resolve gossip host %q: %w", host, err)
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.String(), port, nil
+		}
+	}
+	return ips[0].String(), port, nil
+}
