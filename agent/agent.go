@@ -16,8 +16,8 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/ice-run/ice/api"
-	"github.com/ice-run/ice/cluster"
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/gossip"
 	"github.com/ice-run/ice/plugins/host"
 )
 
@@ -94,16 +94,16 @@ func New(cfg Config) (*Agent, error) {
 	a.reattach()
 	// Gossip names are unique per member; "@agent" keeps a node's name
 	// apart from a server that has the same id (as in `ice dev`).
-	mc, err := cluster.GossipConfig(cfg.NodeID+"@agent", cfg.GossipAddr, cfg.Fast)
+	a.gossip, err = gossip.Start(gossip.Options{
+		Name:   cfg.NodeID + "@agent",
+		Addr:   cfg.GossipAddr,
+		Meta:   gossip.Meta{Role: gossip.RoleAgent},
+		Logger: cfg.Logger.Named("gossip"),
+		Fast:   cfg.Fast,
+	})
 	if err != nil {
 		a.state.close()
 		return nil, err
-	}
-	mc.Delegate = &metaDelegate{meta: cluster.MemberMeta{Role: cluster.RoleAgent}.Encode()}
-	mc.Logger = cfg.Logger.Named("gossip").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
-	if a.gossip, err = memberlist.Create(mc); err != nil {
-		a.state.close()
-		return nil, fmt.Errorf("start gossip on %s: %w", cfg.GossipAddr, err)
 	}
 	a.servers = &serverPool{gossip: a.gossip, static: cfg.Servers}
 	a.logger.Info("agent started", "node_id", cfg.NodeID, "gossip", cfg.GossipAddr, "plugins", len(a.catalog.plugins), "reattached", len(a.runners), "lost", len(a.orphans))
@@ -141,14 +141,6 @@ func (a *Agent) reattach() {
 func (a *Agent) logPath(runID string) string {
 	return filepath.Join(a.cfg.DataDir, "runs", runID+".log")
 }
-
-type metaDelegate struct{ meta []byte }
-
-func (d *metaDelegate) NodeMeta(int) []byte                 { return d.meta }
-func (d *metaDelegate) NotifyMsg([]byte)                    {}
-func (d *metaDelegate) GetBroadcasts(int, int) [][]byte     { return nil }
-func (d *metaDelegate) LocalState(bool) []byte              { return nil }
-func (d *metaDelegate) MergeRemoteState(buf []byte, _ bool) {}
 
 // Run joins the cluster, registers the node and runs the agent until ctx
 // ends. On return, plugins keep running for the next agent to reattach.

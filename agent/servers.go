@@ -7,7 +7,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/ice-run/ice/api"
-	"github.com/ice-run/ice/cluster"
+	"github.com/ice-run/ice/internal/gossip"
 )
 
 // serverPool picks the server an agent talks to, from the servers its gossip
@@ -48,18 +48,7 @@ func (p *serverPool) addrs() []string {
 	if len(p.static) > 0 {
 		return p.static
 	}
-	var out []string
-	for _, m := range p.gossip.Members() {
-		if m.State != memberlist.StateAlive {
-			continue
-		}
-		meta, err := cluster.DecodeMemberMeta(m.Meta)
-		if err != nil || meta.Role != cluster.RoleServer || meta.HTTP == "" {
-			continue
-		}
-		out = append(out, meta.HTTP)
-	}
-	return out
+	return gossip.ServerHTTPAddrs(p.gossip.Members())
 }
 
 // client returns a client for the current server, choosing one if needed.
