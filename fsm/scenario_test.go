@@ -110,147 +110,189 @@ type scenario struct {
 	runs  int
 }
 
+// exec runs one scenario command line and returns its output: a query
+// verb shows part of the state, a command verb applies the entry it builds
+// and reports the result.
 func (sc *scenario) exec(line string) []string {
 	sc.t.Helper()
-	f := strings.Fields(line)
-	verb, pos, kv := f[0], []string{}, map[string]string{}
-	for _, a := range f[1:] {
-		if k, v, ok := strings.Cut(a, "="); ok {
-			kv[k] = v
-		} else {
-			pos = append(pos, a)
-		}
+	a := sc.parseArgs(line)
+	if query, ok := scenarioQueries[a.verb]; ok {
+		return query(sc)
 	}
-	h := sc.h
-	arg := func(i int) string {
-		if i >= len(pos) {
-			sc.t.Fatalf("%q: missing argument %d", line, i+1)
-		}
-		return pos[i]
-	}
-	num := func(k string, def int) int {
-		v, ok := kv[k]
-		if !ok {
-			return def
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			sc.t.Fatalf("%q: %s=%q: %v", line, k, v, err)
-		}
-		return n
-	}
-	var cas *uint64
-	if _, ok := kv["cas"]; ok {
-		c := uint64(num("cas", 0))
-		cas = &c
-	}
-	var typ MessageType
-	var hdr Header
-	var body any
-	switch verb {
-	case "put":
-		sp := testSpec(arg(0), num("count", 1))
-		if p, ok := kv["plugin"]; ok {
-			sp.Plugin.Name = p
-		}
-		if c, ok := kv["config"]; ok {
-			k, v, _ := strings.Cut(c, ":")
-			sp.Config = map[string]string{k: v}
-		}
-		typ, hdr, body = ComponentPutType, sc.header(kv["by"], h.opHdr(), ""), &ComponentPutRequest{Spec: sp, CAS: cas}
-	case "stop":
-		typ, hdr, body = ComponentDeleteType, sc.header(kv["by"], h.opHdr(), ""), &ComponentDeleteRequest{Name: arg(0), CAS: cas}
-	case "register":
-		typ, hdr = NodeRegisterType, sc.header(kv["by"], h.agentHdr(arg(0)), arg(0))
-		n := testNode(arg(0))
-		if p, ok := kv["plugins"]; ok {
-			n.Plugins = nil
-			for _, name := range strings.Split(p, ",") {
-				if name != "" {
-					n.Plugins = append(n.Plugins, PluginInfo{Name: name, SHA256: strings.Repeat("ef", 32)})
-				}
-			}
-		}
-		body = &NodeRegisterRequest{Node: n}
-	case "node":
-		typ, hdr = NodeStatusType, sc.header(kv["by"], h.rtHdr(), arg(0))
-		body = &NodeStatusRequest{ID: arg(0), Status: NodeStatus(arg(1)), Reason: strings.ReplaceAll(kv["reason"], "_", " ")}
-	case "create":
-		c, _ := h.st.Component(arg(0))
-		gen := uint64(0)
-		if c != nil {
-			gen = c.Generation
-		}
-		gen = uint64(num("gen", int(gen)))
-		req := &RunsCreateRequest{}
-		for _, s := range strings.Split(kv["slots"], ",") {
-			n, _ := strconv.Atoi(s)
-			req.Runs = append(req.Runs, NewRun{Component: arg(0), Generation: gen, Slot: n, Attempt: num("attempt", 0)})
-		}
-		typ, hdr, body = RunsCreateType, sc.header(kv["by"], h.rtHdr(), ""), req
-	case "move":
-		id := sc.alias[arg(0)]
-		if id == "" {
-			id = arg(0)
-		}
-		var held *Run
-		if r, ok := h.st.Run(id); ok {
-			held = r
-		} else {
-			held = &Run{}
-		}
-		tr := Transition{Run: id, To: RunState(arg(1)), Reason: strings.ReplaceAll(kv["reason"], "_", " "), Node: kv["node"], Output: kv["output"]}
-		by := kv["by"]
-		if by == "" {
-			by = "runtime"
-		}
-		if by == "agent" || strings.HasPrefix(by, "agent:") {
-			tr.Epoch = held.Epoch
-		}
-		switch e := kv["epoch"]; e {
-		case "", "held":
-		case "held+1":
-			tr.Epoch = held.Epoch + 1
-		default:
-			tr.Epoch = uint64(num("epoch", 0))
-		}
-		typ, hdr, body = RunTransitionType, sc.header(by, h.rtHdr(), held.Node), &RunTransitionRequest{Transitions: []Transition{tr}}
-	case "runs":
-		return sc.showRuns()
-	case "nodes":
-		var out []string
-		for _, n := range h.st.Nodes() {
-			out = append(out, fmt.Sprintf("%s %s reason=%q", n.ID, n.Status, n.Reason))
-		}
-		return orNone(out)
-	case "components":
-		var out []string
-		for _, c := range h.st.Components() {
-			out = append(out, fmt.Sprintf("%s %s count=%d gen=%d run_gen=%d plugin=%s", c.Name, c.Status, c.Count, c.Generation, c.RunGeneration, c.Plugin.Name))
-		}
-		return orNone(out)
-	case "events":
-		var out []string
-		for _, e := range h.st.Events(0, "", 0) {
-			subj := e.Subject
-			if a, ok := sc.name[subj]; ok {
-				subj = a
-			}
-			out = append(out, fmt.Sprintf("%d @%d %s %s by %s", e.Seq, e.Index, e.Type, subj, e.Actor))
-		}
-		return orNone(out)
-	case "digest":
-		_, _, _, events := h.st.Counts()
-		verify := "chain ok"
-		if err := h.st.VerifyEvents(); err != nil {
-			verify = "chain broken: " + err.Error()
-		}
-		return []string{fmt.Sprintf("index=%d events=%d %s", h.st.Index(), events, verify),
-			"head=" + h.st.Head().String(), "digest=" + h.st.Digest().String()}
-	default:
+	command, ok := scenarioCommands[a.verb]
+	if !ok {
 		sc.t.Fatalf("unknown scenario command %q", line)
 	}
+	typ, hdr, body := command(sc, a)
+	return sc.applyAndReport(line, typ, hdr, body)
+}
 
+// scenarioCommands build, for each command verb, the entry it proposes.
+var scenarioCommands = map[string]func(*scenario, *scenarioArgs) (MessageType, Header, any){
+	"put":      (*scenario).put,
+	"stop":     (*scenario).stop,
+	"register": (*scenario).register,
+	"node":     (*scenario).nodeStatus,
+	"create":   (*scenario).create,
+	"move":     (*scenario).move,
+}
+
+// scenarioQueries show, for each query verb, part of the state.
+var scenarioQueries = map[string]func(*scenario) []string{
+	"runs":       (*scenario).showRuns,
+	"nodes":      (*scenario).showNodes,
+	"components": (*scenario).showComponents,
+	"events":     (*scenario).showEvents,
+	"digest":     (*scenario).showDigest,
+}
+
+// scenarioArgs is a parsed command line: the verb, positional arguments
+// and key=value options.
+type scenarioArgs struct {
+	t    *testing.T
+	line string
+	verb string
+	pos  []string
+	kv   map[string]string
+	cas  *uint64 // cas=G, nil without
+}
+
+func (sc *scenario) parseArgs(line string) *scenarioArgs {
+	f := strings.Fields(line)
+	a := &scenarioArgs{t: sc.t, line: line, verb: f[0], kv: map[string]string{}}
+	for _, s := range f[1:] {
+		if k, v, ok := strings.Cut(s, "="); ok {
+			a.kv[k] = v
+		} else {
+			a.pos = append(a.pos, s)
+		}
+	}
+	if _, ok := a.kv["cas"]; ok {
+		c := uint64(a.num("cas", 0))
+		a.cas = &c
+	}
+	return a
+}
+
+// arg returns positional argument i, failing the test when it is missing.
+func (a *scenarioArgs) arg(i int) string {
+	a.t.Helper()
+	if i >= len(a.pos) {
+		a.t.Fatalf("%q: missing argument %d", a.line, i+1)
+	}
+	return a.pos[i]
+}
+
+// num returns option k as a number, def without it.
+func (a *scenarioArgs) num(k string, def int) int {
+	a.t.Helper()
+	v, ok := a.kv[k]
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		a.t.Fatalf("%q: %s=%q: %v", a.line, k, v, err)
+	}
+	return n
+}
+
+// reason returns the reason option, underscores standing for spaces.
+func (a *scenarioArgs) reason() string { return strings.ReplaceAll(a.kv["reason"], "_", " ") }
+
+// put NAME count=N [plugin=P] [cas=G] [config=K:V] [by=ACTOR]
+func (sc *scenario) put(a *scenarioArgs) (MessageType, Header, any) {
+	sp := testSpec(a.arg(0), a.num("count", 1))
+	if p, ok := a.kv["plugin"]; ok {
+		sp.Plugin.Name = p
+	}
+	if c, ok := a.kv["config"]; ok {
+		k, v, _ := strings.Cut(c, ":")
+		sp.Config = map[string]string{k: v}
+	}
+	return ComponentPutType, sc.header(a.kv["by"], sc.h.opHdr(), ""), &ComponentPutRequest{Spec: sp, CAS: a.cas}
+}
+
+// stop NAME [cas=G] [by=ACTOR]
+func (sc *scenario) stop(a *scenarioArgs) (MessageType, Header, any) {
+	return ComponentDeleteType, sc.header(a.kv["by"], sc.h.opHdr(), ""), &ComponentDeleteRequest{Name: a.arg(0), CAS: a.cas}
+}
+
+// register NODE [plugins=P,Q] [by=ACTOR]
+func (sc *scenario) register(a *scenarioArgs) (MessageType, Header, any) {
+	hdr := sc.header(a.kv["by"], sc.h.agentHdr(a.arg(0)), a.arg(0))
+	n := testNode(a.arg(0))
+	if p, ok := a.kv["plugins"]; ok {
+		n.Plugins = nil
+		for _, name := range strings.Split(p, ",") {
+			if name != "" {
+				n.Plugins = append(n.Plugins, PluginInfo{Name: name, SHA256: strings.Repeat("ef", 32)})
+			}
+		}
+	}
+	return NodeRegisterType, hdr, &NodeRegisterRequest{Node: n}
+}
+
+// node NODE STATUS [by=runtime|operator|agent|ACTOR] [reason=R]
+func (sc *scenario) nodeStatus(a *scenarioArgs) (MessageType, Header, any) {
+	hdr := sc.header(a.kv["by"], sc.h.rtHdr(), a.arg(0))
+	return NodeStatusType, hdr, &NodeStatusRequest{ID: a.arg(0), Status: NodeStatus(a.arg(1)), Reason: a.reason()}
+}
+
+// create COMPONENT slots=0,1 [gen=G] [attempt=N] [by=ACTOR]
+func (sc *scenario) create(a *scenarioArgs) (MessageType, Header, any) {
+	c, _ := sc.h.st.Component(a.arg(0))
+	gen := uint64(0)
+	if c != nil {
+		gen = c.Generation
+	}
+	gen = uint64(a.num("gen", int(gen)))
+	req := &RunsCreateRequest{}
+	for _, s := range strings.Split(a.kv["slots"], ",") {
+		n, _ := strconv.Atoi(s)
+		req.Runs = append(req.Runs, NewRun{Component: a.arg(0), Generation: gen, Slot: n, Attempt: a.num("attempt", 0)})
+	}
+	return RunsCreateType, sc.header(a.kv["by"], sc.h.rtHdr(), ""), req
+}
+
+// move RUN STATE [by=runtime|agent|operator|ACTOR] [epoch=held|held+1|N]
+// [reason=R] [node=N] [output=O]
+func (sc *scenario) move(a *scenarioArgs) (MessageType, Header, any) {
+	id := sc.alias[a.arg(0)]
+	if id == "" {
+		id = a.arg(0)
+	}
+	var held *Run
+	if r, ok := sc.h.st.Run(id); ok {
+		held = r
+	} else {
+		held = &Run{}
+	}
+	tr := Transition{Run: id, To: RunState(a.arg(1)), Reason: a.reason(), Node: a.kv["node"], Output: a.kv["output"]}
+	by := a.kv["by"]
+	if by == "" {
+		by = "runtime"
+	}
+	if by == "agent" || strings.HasPrefix(by, "agent:") {
+		tr.Epoch = held.Epoch
+	}
+	switch e := a.kv["epoch"]; e {
+	case "", "held":
+	case "held+1":
+		tr.Epoch = held.Epoch + 1
+	default:
+		tr.Epoch = uint64(a.num("epoch", 0))
+	}
+	return RunTransitionType, sc.header(by, sc.h.rtHdr(), held.Node), &RunTransitionRequest{Transitions: []Transition{tr}}
+}
+
+// applyAndReport applies the entry and reports "rejected: KIND", or "ok"
+// with the events, the generation, the runs created (named r1, r2, ...),
+// the item errors and the run a transition moved. A rejected command, or
+// one whose every item is rejected, must leave the state unchanged.
+func (sc *scenario) applyAndReport(line string, typ MessageType, hdr Header, body any) []string {
+	sc.t.Helper()
+	h := sc.h
 	before := fingerprintOf(h.st)
 	res := h.apply(typ, hdr, body)
 	if isInternal(res.Err) {
@@ -267,16 +309,7 @@ func (sc *scenario) exec(line string) []string {
 	if res.Events == 0 && res.Rejected() == len(res.Items) {
 		checkUnchanged(sc.t, line, before, h.st)
 	}
-	for _, id := range res.RunIDs {
-		if id != "" {
-			sc.runs++
-			a := fmt.Sprintf("r%d", sc.runs)
-			sc.alias[a], sc.name[id] = id, a
-			out += " " + a
-		} else {
-			out += " -"
-		}
-	}
+	out += sc.nameRuns(res.RunIDs)
 	if len(res.Items) > 0 {
 		var items []string
 		for _, e := range res.Items {
@@ -289,6 +322,23 @@ func (sc *scenario) exec(line string) []string {
 		out += fmt.Sprintf(" -> %s", sc.describe(r))
 	}
 	return []string{out}
+}
+
+// nameRuns names each new run r1, r2, ... in order of creation and returns
+// " NAME" for each, " -" for an item that created none.
+func (sc *scenario) nameRuns(ids []string) string {
+	var out string
+	for _, id := range ids {
+		if id != "" {
+			sc.runs++
+			a := fmt.Sprintf("r%d", sc.runs)
+			sc.alias[a], sc.name[id] = id, a
+			out += " " + a
+		} else {
+			out += " -"
+		}
+	}
+	return out
 }
 
 // header returns the header for by: "" (def), "runtime", "operator",
@@ -336,6 +386,46 @@ func (sc *scenario) showRuns() []string {
 		out = append(out, sc.describe(r))
 	}
 	return orNone(out)
+}
+
+func (sc *scenario) showNodes() []string {
+	var out []string
+	for _, n := range sc.h.st.Nodes() {
+		out = append(out, fmt.Sprintf("%s %s reason=%q", n.ID, n.Status, n.Reason))
+	}
+	return orNone(out)
+}
+
+func (sc *scenario) showComponents() []string {
+	var out []string
+	for _, c := range sc.h.st.Components() {
+		out = append(out, fmt.Sprintf("%s %s count=%d gen=%d run_gen=%d plugin=%s", c.Name, c.Status, c.Count, c.Generation, c.RunGeneration, c.Plugin.Name))
+	}
+	return orNone(out)
+}
+
+// showEvents lists the events, a run subject by its scenario name.
+func (sc *scenario) showEvents() []string {
+	var out []string
+	for _, e := range sc.h.st.Events(0, "", 0) {
+		subj := e.Subject
+		if a, ok := sc.name[subj]; ok {
+			subj = a
+		}
+		out = append(out, fmt.Sprintf("%d @%d %s %s by %s", e.Seq, e.Index, e.Type, subj, e.Actor))
+	}
+	return orNone(out)
+}
+
+func (sc *scenario) showDigest() []string {
+	st := sc.h.st
+	_, _, _, events := st.Counts()
+	verify := "chain ok"
+	if err := st.VerifyEvents(); err != nil {
+		verify = "chain broken: " + err.Error()
+	}
+	return []string{fmt.Sprintf("index=%d events=%d %s", st.Index(), events, verify),
+		"head=" + st.Head().String(), "digest=" + st.Digest().String()}
 }
 
 func orNone(lines []string) []string {

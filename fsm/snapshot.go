@@ -297,148 +297,256 @@ type RestoreProgress func(records, total int)
 // ReadSnapshot decodes and verifies a snapshot stream into a new State.
 // The stream must be complete: its checksum is checked at the end.
 func ReadSnapshot(r io.Reader, progress RestoreProgress) (*State, SnapshotMeta, error) {
-	sum := sha256.New()
-	br := bufio.NewReaderSize(r, 256<<10)
-	rd := &recordReader{r: br, sum: sum}
-	var hdr [10]byte
-	if err := rd.full(hdr[:]); err != nil {
-		return nil, SnapshotMeta{}, fmt.Errorf("read snapshot header: %w", err)
+	sr := newSnapshotReader(r, progress)
+	if err := sr.readHeader(); err != nil {
+		return nil, SnapshotMeta{}, err
 	}
-	if string(hdr[:8]) != snapshotMagic {
-		return nil, SnapshotMeta{}, fmt.Errorf("read snapshot header: not an ICE snapshot: %w", ErrMalformed)
-	}
-	version := binary.BigEndian.Uint16(hdr[8:])
-	if version == 0 || version > SnapshotVersion {
-		return nil, SnapshotMeta{}, fmt.Errorf("read snapshot: format version %d, this server reads 1 to %d: %w", version, SnapshotVersion, ErrUnsupportedVersion)
-	}
-	var meta SnapshotMeta
-	body, err := rd.next(recordMeta)
-	if err == nil {
-		err = decodeJSONRecord(body, &meta)
-	}
-	if err != nil {
-		return nil, meta, fmt.Errorf("read snapshot meta: %w", err)
-	}
-	if meta.Components < 0 || meta.Nodes < 0 || meta.Runs < 0 || meta.Events < 0 {
-		return nil, meta, fmt.Errorf("read snapshot meta: negative counts: %w", ErrMalformed)
-	}
-	st := New()
-	st.index, st.term = meta.Index, meta.Term
-	total := meta.Components + meta.Nodes + meta.Runs + meta.Events
-	done := 0
-	tick := func() {
-		done++
-		if progress != nil && (done%10000 == 0 || done == total) {
-			progress(done, total)
+	// From the meta record on, an error returns the meta as far as it was
+	// read.
+	for _, step := range []func() error{
+		sr.readMeta,
+		sr.readComponents,
+		sr.readNodes,
+		sr.readRuns,
+		sr.readEvents,
+		sr.verifyChecksum,
+		sr.verifyState,
+	} {
+		if err := step(); err != nil {
+			return nil, sr.meta, err
 		}
 	}
+	return sr.st, sr.meta, nil
+}
+
+// snapshotReader is one ReadSnapshot in progress: the stream, what has been
+// read of it so far and the state being built. The steps run in stream
+// order, each after the previous succeeded.
+type snapshotReader struct {
+	br       *bufio.Reader
+	sum      hash.Hash // of every byte read through rd
+	rd       *recordReader
+	progress RestoreProgress
+
+	version uint16
+	meta    SnapshotMeta
+	st      *State
+	head    Hash // of the events read so far
+
 	// Names repeat across records (a run's component and node, an event's
 	// subject and actor): decoded once, shared by all.
-	intern := make(map[string]string)
-	decode := func(kind byte, v any, get func(*decoder)) error {
-		body, err := rd.next(kind)
-		if err != nil {
-			return err
-		}
-		if version == snapshotJSON {
-			return decodeJSONRecord(body, v)
-		}
-		d := decoder{b: body, intern: intern}
-		get(&d)
-		return d.done()
+	intern      map[string]string
+	total, done int // records in the meta's counts, records read
+}
+
+func newSnapshotReader(r io.Reader, progress RestoreProgress) *snapshotReader {
+	sum := sha256.New()
+	br := bufio.NewReaderSize(r, 256<<10)
+	return &snapshotReader{
+		br:       br,
+		sum:      sum,
+		rd:       &recordReader{r: br, sum: sum},
+		progress: progress,
+		intern:   make(map[string]string),
 	}
-	for i := 0; i < meta.Components; i++ {
+}
+
+// readHeader reads the magic and the format version, and refuses a version
+// this server does not read.
+func (sr *snapshotReader) readHeader() error {
+	var hdr [10]byte
+	if err := sr.rd.full(hdr[:]); err != nil {
+		return fmt.Errorf("read snapshot header: %w", err)
+	}
+	if string(hdr[:8]) != snapshotMagic {
+		return fmt.Errorf("read snapshot header: not an ICE snapshot: %w", ErrMalformed)
+	}
+	sr.version = binary.BigEndian.Uint16(hdr[8:])
+	if sr.version == 0 || sr.version > SnapshotVersion {
+		return fmt.Errorf("read snapshot: format version %d, this server reads 1 to %d: %w", sr.version, SnapshotVersion, ErrUnsupportedVersion)
+	}
+	return nil
+}
+
+// readMeta reads the meta record (JSON in every version) and starts the
+// state at its index and term.
+func (sr *snapshotReader) readMeta() error {
+	body, err := sr.rd.next(recordMeta)
+	if err == nil {
+		err = decodeJSONRecord(body, &sr.meta)
+	}
+	if err != nil {
+		return fmt.Errorf("read snapshot meta: %w", err)
+	}
+	meta := &sr.meta
+	if meta.Components < 0 || meta.Nodes < 0 || meta.Runs < 0 || meta.Events < 0 {
+		return fmt.Errorf("read snapshot meta: negative counts: %w", ErrMalformed)
+	}
+	sr.st = New()
+	sr.st.index, sr.st.term = meta.Index, meta.Term
+	sr.total = meta.Components + meta.Nodes + meta.Runs + meta.Events
+	return nil
+}
+
+// tick counts a record read and tells progress every 10000 and at the end.
+func (sr *snapshotReader) tick() {
+	sr.done++
+	if sr.progress != nil && (sr.done%10000 == 0 || sr.done == sr.total) {
+		sr.progress(sr.done, sr.total)
+	}
+}
+
+// decode reads the next record, which must be of the given kind, into v:
+// as JSON in format 1, with get in the binary encoding otherwise.
+func (sr *snapshotReader) decode(kind byte, v any, get func(*decoder)) error {
+	body, err := sr.rd.next(kind)
+	if err != nil {
+		return err
+	}
+	if sr.version == snapshotJSON {
+		return decodeJSONRecord(body, v)
+	}
+	d := decoder{b: body, intern: sr.intern}
+	get(&d)
+	return d.done()
+}
+
+// readComponents reads the meta's count of component records.
+func (sr *snapshotReader) readComponents() error {
+	st := sr.st
+	for i := 0; i < sr.meta.Components; i++ {
 		c := &Component{}
-		if err := decode(recordComponent, c, func(d *decoder) { getComponent(d, c) }); err != nil {
-			return nil, meta, fmt.Errorf("read snapshot component %d: %w", i, err)
+		if err := sr.decode(recordComponent, c, func(d *decoder) { getComponent(d, c) }); err != nil {
+			return fmt.Errorf("read snapshot component %d: %w", i, err)
 		}
 		if _, dup := st.components[c.Name]; dup {
-			return nil, meta, fmt.Errorf("read snapshot: component %q twice: %w", c.Name, ErrMalformed)
+			return fmt.Errorf("read snapshot: component %q twice: %w", c.Name, ErrMalformed)
 		}
 		st.components[c.Name] = c
-		tick()
+		sr.tick()
 	}
-	for i := 0; i < meta.Nodes; i++ {
+	return nil
+}
+
+// readNodes reads the meta's count of node records.
+func (sr *snapshotReader) readNodes() error {
+	st := sr.st
+	for i := 0; i < sr.meta.Nodes; i++ {
 		n := &Node{}
-		if err := decode(recordNode, n, func(d *decoder) { getNode(d, n) }); err != nil {
-			return nil, meta, fmt.Errorf("read snapshot node %d: %w", i, err)
+		if err := sr.decode(recordNode, n, func(d *decoder) { getNode(d, n) }); err != nil {
+			return fmt.Errorf("read snapshot node %d: %w", i, err)
 		}
 		if _, dup := st.nodes[n.ID]; dup {
-			return nil, meta, fmt.Errorf("read snapshot: node %q twice: %w", n.ID, ErrMalformed)
+			return fmt.Errorf("read snapshot: node %q twice: %w", n.ID, ErrMalformed)
 		}
 		st.nodes[n.ID] = n
-		tick()
+		sr.tick()
 	}
-	// Runs are stored in blocks rather than one allocation each.
+	return nil
+}
+
+// readRuns reads the meta's count of run records. Runs are stored in
+// blocks rather than one allocation each.
+func (sr *snapshotReader) readRuns() error {
 	var block []Run
-	for i := 0; i < meta.Runs; i++ {
+	for i := 0; i < sr.meta.Runs; i++ {
 		if len(block) == 0 {
-			block = make([]Run, min(meta.Runs-i, 1024))
+			block = make([]Run, min(sr.meta.Runs-i, 1024))
 		}
 		run := &block[0]
 		block = block[1:]
-		if err := decode(recordRun, run, func(d *decoder) { getRun(d, run) }); err != nil {
-			return nil, meta, fmt.Errorf("read snapshot run %d: %w", i, err)
+		if err := sr.decode(recordRun, run, func(d *decoder) { getRun(d, run) }); err != nil {
+			return fmt.Errorf("read snapshot run %d: %w", i, err)
 		}
-		if _, dup := st.runs[run.ID]; dup {
-			return nil, meta, fmt.Errorf("read snapshot: run %q twice: %w", run.ID, ErrMalformed)
+		if err := sr.addRun(run); err != nil {
+			return err
 		}
-		if !run.State.Valid() {
-			return nil, meta, fmt.Errorf("read snapshot: run %q in unknown state %q: %w", run.ID, run.State, ErrMalformed)
-		}
-		st.runs[run.ID] = run
-		if !run.State.Terminal() {
-			key := slotKey{run.Component, run.Slot}
-			if other, busy := st.slots[key]; busy {
-				return nil, meta, fmt.Errorf("read snapshot: runs %s and %s both hold %s slot %d: %w", other, run.ID, run.Component, run.Slot, ErrMalformed)
-			}
-			st.slots[key] = run.ID
-		}
-		tick()
+		sr.tick()
 	}
-	head := Hash{}
-	for i := 0; i < meta.Events; i++ {
-		body, err := rd.next(recordEvent)
+	return nil
+}
+
+// addRun adds a decoded run to the state and its slot index, refusing a
+// duplicate id, an unknown state and a slot held by two live runs.
+func (sr *snapshotReader) addRun(run *Run) error {
+	st := sr.st
+	if _, dup := st.runs[run.ID]; dup {
+		return fmt.Errorf("read snapshot: run %q twice: %w", run.ID, ErrMalformed)
+	}
+	if !run.State.Valid() {
+		return fmt.Errorf("read snapshot: run %q in unknown state %q: %w", run.ID, run.State, ErrMalformed)
+	}
+	st.runs[run.ID] = run
+	if !run.State.Terminal() {
+		key := slotKey{run.Component, run.Slot}
+		if other, busy := st.slots[key]; busy {
+			return fmt.Errorf("read snapshot: runs %s and %s both hold %s slot %d: %w", other, run.ID, run.Component, run.Slot, ErrMalformed)
+		}
+		st.slots[key] = run.ID
+	}
+	return nil
+}
+
+// readEvents reads the meta's count of event records, each appended to the
+// chain, which checks it links to the one before.
+func (sr *snapshotReader) readEvents() error {
+	for i := 0; i < sr.meta.Events; i++ {
+		body, err := sr.rd.next(recordEvent)
 		if err == nil {
-			if version == snapshotJSON {
-				head, err = st.events.appendJSON(head, body)
+			if sr.version == snapshotJSON {
+				sr.head, err = sr.st.events.appendJSON(sr.head, body)
 			} else {
-				head, err = st.events.appendRecord(head, body)
+				sr.head, err = sr.st.events.appendRecord(sr.head, body)
 			}
 		}
 		if err != nil {
-			return nil, meta, fmt.Errorf("read snapshot event %d: %w", i, err)
+			return fmt.Errorf("read snapshot event %d: %w", i, err)
 		}
-		tick()
+		sr.tick()
 	}
-	want := sum.Sum(nil)
-	kind, err := br.ReadByte()
+	return nil
+}
+
+// verifyChecksum reads the end record and checks its sha256 against every
+// byte read before it.
+func (sr *snapshotReader) verifyChecksum() error {
+	want := sr.sum.Sum(nil)
+	kind, err := sr.br.ReadByte()
 	if err != nil || kind != recordEnd {
-		return nil, meta, fmt.Errorf("read snapshot trailer: want end record after %d records: %w", total, ErrMalformed)
+		return fmt.Errorf("read snapshot trailer: want end record after %d records: %w", sr.total, ErrMalformed)
 	}
 	var got [32]byte
-	if _, err := io.ReadFull(br, got[:]); err != nil {
-		return nil, meta, fmt.Errorf("read snapshot checksum: %w: %v", ErrMalformed, err)
+	if _, err := io.ReadFull(sr.br, got[:]); err != nil {
+		return fmt.Errorf("read snapshot checksum: %w: %v", ErrMalformed, err)
 	}
 	if string(got[:]) != string(want) {
-		return nil, meta, fmt.Errorf("read snapshot at index %d: content does not match its checksum: %w", meta.Index, ErrChecksum)
+		return fmt.Errorf("read snapshot at index %d: content does not match its checksum: %w", sr.meta.Index, ErrChecksum)
 	}
-	if head != meta.Head {
-		return nil, meta, fmt.Errorf("read snapshot at index %d: %w", meta.Index, errChainHead(head, meta.Head))
+	return nil
+}
+
+// verifyState checks the restored state against the meta: the event chain
+// ends at its head, and the state digest (of the stream's format version)
+// is its digest.
+func (sr *snapshotReader) verifyState() error {
+	st, meta := sr.st, &sr.meta
+	if sr.head != meta.Head {
+		return fmt.Errorf("read snapshot at index %d: %w", meta.Index, errChainHead(sr.head, meta.Head))
 	}
-	st.head = head
+	st.head = sr.head
 	d := st.Digest()
-	if version == snapshotJSON {
+	if sr.version == snapshotJSON {
 		snap := st.Snapshot()
 		snap.sort()
+		var err error
 		if d, err = snap.digestV1(); err != nil {
-			return nil, meta, fmt.Errorf("read snapshot at index %d: %w", meta.Index, err)
+			return fmt.Errorf("read snapshot at index %d: %w", meta.Index, err)
 		}
 	}
 	if d != meta.Digest {
-		return nil, meta, fmt.Errorf("read snapshot at index %d: state digest %s, meta says %s: %w", meta.Index, d, meta.Digest, ErrChecksum)
+		return fmt.Errorf("read snapshot at index %d: state digest %s, meta says %s: %w", meta.Index, d, meta.Digest, ErrChecksum)
 	}
-	return st, meta, nil
+	return nil
 }
 
 func decodeJSONRecord(body []byte, v any) error {

@@ -430,129 +430,154 @@ func (errReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire"
 // to check what Restore verifies beyond it. The records are edited as JSON,
 // in format version 1; the checks after decoding are the same for both.
 func TestSnapshotSemanticChecks(t *testing.T) {
-	st := snapshotFixture(t)
-	data := writeSnapshotV1(t, st)
-	_, recs, _ := parseSnapshot(t, data)
-	c, n, r, e := st.Counts()
-	compIdx, nodeIdx, runIdx, evIdx := 1, 1+c, 1+c+n, 1+c+n+r
-	if evIdx+e != len(recs) {
-		t.Fatal("fixture record layout")
-	}
-	clone := func() []snapRecord { return append([]snapRecord(nil), recs...) }
-	editJSON := func(rec snapRecord, edit func(m map[string]any)) snapRecord {
-		var m map[string]any
-		if err := json.Unmarshal(rec.body, &m); err != nil {
-			t.Fatal(err)
-		}
-		edit(m)
-		b, err := json.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec.body = b
-		return rec
-	}
-	editMeta := func(rs []snapRecord, edit func(m map[string]any)) []snapRecord {
-		rs[0] = editJSON(rs[0], edit)
-		return rs
-	}
-	insert := func(rs []snapRecord, at int, rec snapRecord, field string) []snapRecord {
-		rs = append(rs[:at:at], append([]snapRecord{rec}, rs[at:]...)...)
-		return editMeta(rs, func(m map[string]any) { m[field] = m[field].(float64) + 1 })
-	}
-	var liveRun int
-	for i := runIdx; i < evIdx; i++ {
-		if !strings.Contains(string(recs[i].body), `"state":"TERMINATED"`) {
-			liveRun = i
-			break
-		}
-	}
-	if liveRun == 0 {
-		t.Fatal("fixture has no live run")
-	}
-
+	f := newSemanticFixture(t)
 	// The sealed original is accepted: the helpers are faithful.
-	if _, _, err := ReadSnapshot(bytes.NewReader(sealSnapshot(1, recs)), nil); err != nil {
+	if _, _, err := ReadSnapshot(bytes.NewReader(sealSnapshot(1, f.recs)), nil); err != nil {
 		t.Fatalf("resealed original: %v", err)
 	}
-
-	cases := []struct {
-		what string
-		recs []snapRecord
-		want error
-	}{
-		{"duplicate component", insert(clone(), compIdx, recs[compIdx], "components"), ErrMalformed},
-		{"duplicate node", insert(clone(), nodeIdx, recs[nodeIdx], "nodes"), ErrMalformed},
-		{"duplicate run", insert(clone(), runIdx, recs[runIdx], "runs"), ErrMalformed},
-		{"two live runs in one slot", insert(clone(), liveRun, editJSON(recs[liveRun], func(m map[string]any) { m["id"] = "zzz" }), "runs"), ErrMalformed},
-		{"run in an unknown state", func() []snapRecord {
-			rs := clone()
-			rs[runIdx] = editJSON(rs[runIdx], func(m map[string]any) { m["state"] = "LIMBO" })
-			return rs
-		}(), ErrMalformed},
-		{"record of the wrong kind", func() []snapRecord {
-			rs := clone()
-			rs[compIdx].kind = 3
-			return rs
-		}(), ErrMalformed},
-		{"records out of order", func() []snapRecord {
-			rs := clone()
-			rs[compIdx], rs[nodeIdx] = rs[nodeIdx], rs[compIdx]
-			return rs
-		}(), ErrMalformed},
-		{"meta missing", clone()[1:], ErrMalformed},
-		{"fewer records than the meta counts", clone()[:len(recs)-1], ErrMalformed},
-		{"more records than the meta counts", append(clone(), recs[len(recs)-1]), ErrMalformed},
-		{"negative count", editMeta(clone(), func(m map[string]any) { m["runs"] = -1 }), ErrMalformed},
-		{"huge event count", editMeta(clone(), func(m map[string]any) { m["events"] = 1 << 62 }), ErrMalformed},
-		{"huge run count", editMeta(clone(), func(m map[string]any) { m["runs"] = 1 << 62 }), ErrMalformed},
-		{"all counts huge", editMeta(clone(), func(m map[string]any) {
-			for _, k := range []string{"components", "nodes", "runs", "events"} {
-				m[k] = 1 << 62
-			}
-		}), ErrMalformed},
-		{"record body not JSON", func() []snapRecord {
-			rs := clone()
-			rs[nodeIdx].body = []byte("{not json")
-			return rs
-		}(), ErrMalformed},
-		{"event payload changed", func() []snapRecord {
-			rs := clone()
-			rs[evIdx+2] = editJSON(rs[evIdx+2], func(m map[string]any) { m["actor"] = "operator:mallory" })
-			return rs
-		}(), ErrChecksum},
-		{"event dropped", func() []snapRecord {
-			rs := append(clone()[:evIdx+1], recs[evIdx+2:]...)
-			return editMeta(rs, func(m map[string]any) { m["events"] = m["events"].(float64) - 1 })
-		}(), ErrChecksum},
-		{"last event dropped", editMeta(clone()[:len(recs)-1], func(m map[string]any) { m["events"] = m["events"].(float64) - 1 }), ErrChecksum},
-		{"meta head wrong", editMeta(clone(), func(m map[string]any) { m["head"] = strings.Repeat("0", 64) }), ErrChecksum},
-		{"meta digest wrong", editMeta(clone(), func(m map[string]any) { m["digest"] = strings.Repeat("1", 64) }), ErrChecksum},
-		{"meta hash not hex", editMeta(clone(), func(m map[string]any) { m["head"] = "xyz" }), ErrMalformed},
-		{"run changed (digest no longer matches)", func() []snapRecord {
-			rs := clone()
-			rs[runIdx] = editJSON(rs[runIdx], func(m map[string]any) { m["epoch"] = 424242 })
-			return rs
-		}(), ErrChecksum},
-		{"component changed", func() []snapRecord {
-			rs := clone()
-			rs[compIdx] = editJSON(rs[compIdx], func(m map[string]any) { m["count"] = 99 })
-			return rs
-		}(), ErrChecksum},
-		{"node changed", func() []snapRecord {
-			rs := clone()
-			rs[nodeIdx] = editJSON(rs[nodeIdx], func(m map[string]any) { m["address"] = "10.6.6.6:7702" })
-			return rs
-		}(), ErrChecksum},
-	}
-	for _, c := range cases {
+	for _, c := range append(f.structureCases(), f.contentCases()...) {
 		checkRefused(t, c.what, sealSnapshot(1, c.recs), c.want)
 	}
+}
 
-	// A record longer than the limit is refused before it is read.
+// TestSnapshotRecordLengthLimit: a record longer than the limit is refused
+// before it is read.
+func TestSnapshotRecordLengthLimit(t *testing.T) {
 	b := append([]byte("ICESNAP\x00\x00\x01"), 1)
 	b = binary.AppendUvarint(b, maxRecordLen+1)
 	checkRefused(t, "record over the length limit", b, ErrMalformed)
 	b = append([]byte("ICESNAP\x00\x00\x01"), 1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01)
 	checkRefused(t, "record length overflows", b, ErrMalformed)
+}
+
+// semanticFixture is snapshotFixture in format version 1, split into its
+// records, for TestSnapshotSemanticChecks to edit.
+type semanticFixture struct {
+	t    testing.TB
+	recs []snapRecord
+	// The first record of each kind, and the first run record that is not
+	// terminated.
+	compIdx, nodeIdx, runIdx, evIdx, liveRun int
+}
+
+func newSemanticFixture(t testing.TB) *semanticFixture {
+	t.Helper()
+	st := snapshotFixture(t)
+	_, recs, _ := parseSnapshot(t, writeSnapshotV1(t, st))
+	c, n, r, e := st.Counts()
+	f := &semanticFixture{t: t, recs: recs, compIdx: 1, nodeIdx: 1 + c, runIdx: 1 + c + n, evIdx: 1 + c + n + r}
+	if f.evIdx+e != len(recs) {
+		t.Fatal("fixture record layout")
+	}
+	for i := f.runIdx; i < f.evIdx; i++ {
+		if !strings.Contains(string(recs[i].body), `"state":"TERMINATED"`) {
+			f.liveRun = i
+			break
+		}
+	}
+	if f.liveRun == 0 {
+		t.Fatal("fixture has no live run")
+	}
+	return f
+}
+
+// clone returns a copy of the records to edit.
+func (f *semanticFixture) clone() []snapRecord { return append([]snapRecord(nil), f.recs...) }
+
+// editJSON returns rec with its JSON body edited.
+func (f *semanticFixture) editJSON(rec snapRecord, edit func(m map[string]any)) snapRecord {
+	var m map[string]any
+	if err := json.Unmarshal(rec.body, &m); err != nil {
+		f.t.Fatal(err)
+	}
+	edit(m)
+	b, err := json.Marshal(m)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	rec.body = b
+	return rec
+}
+
+// edited returns a copy of the records with record i edited.
+func (f *semanticFixture) edited(i int, edit func(m map[string]any)) []snapRecord {
+	rs := f.clone()
+	rs[i] = f.editJSON(rs[i], edit)
+	return rs
+}
+
+// editMeta edits the meta record of rs in place and returns rs.
+func (f *semanticFixture) editMeta(rs []snapRecord, edit func(m map[string]any)) []snapRecord {
+	rs[0] = f.editJSON(rs[0], edit)
+	return rs
+}
+
+// insert inserts rec at index at of rs and counts it in the meta's field.
+func (f *semanticFixture) insert(rs []snapRecord, at int, rec snapRecord, field string) []snapRecord {
+	rs = append(rs[:at:at], append([]snapRecord{rec}, rs[at:]...)...)
+	return f.editMeta(rs, func(m map[string]any) { m[field] = m[field].(float64) + 1 })
+}
+
+type semanticCase struct {
+	what string
+	recs []snapRecord
+	want error
+}
+
+// structureCases break what the records are: duplicates, a slot held
+// twice, an unknown run state, the kinds, order and counts of records,
+// bodies that do not decode.
+func (f *semanticFixture) structureCases() []semanticCase {
+	recs := f.recs
+	return []semanticCase{
+		{"duplicate component", f.insert(f.clone(), f.compIdx, recs[f.compIdx], "components"), ErrMalformed},
+		{"duplicate node", f.insert(f.clone(), f.nodeIdx, recs[f.nodeIdx], "nodes"), ErrMalformed},
+		{"duplicate run", f.insert(f.clone(), f.runIdx, recs[f.runIdx], "runs"), ErrMalformed},
+		{"two live runs in one slot", f.insert(f.clone(), f.liveRun, f.editJSON(recs[f.liveRun], func(m map[string]any) { m["id"] = "zzz" }), "runs"), ErrMalformed},
+		{"run in an unknown state", f.edited(f.runIdx, func(m map[string]any) { m["state"] = "LIMBO" }), ErrMalformed},
+		{"record of the wrong kind", func() []snapRecord {
+			rs := f.clone()
+			rs[f.compIdx].kind = 3
+			return rs
+		}(), ErrMalformed},
+		{"records out of order", func() []snapRecord {
+			rs := f.clone()
+			rs[f.compIdx], rs[f.nodeIdx] = rs[f.nodeIdx], rs[f.compIdx]
+			return rs
+		}(), ErrMalformed},
+		{"meta missing", f.clone()[1:], ErrMalformed},
+		{"fewer records than the meta counts", f.clone()[:len(recs)-1], ErrMalformed},
+		{"more records than the meta counts", append(f.clone(), recs[len(recs)-1]), ErrMalformed},
+		{"negative count", f.editMeta(f.clone(), func(m map[string]any) { m["runs"] = -1 }), ErrMalformed},
+		{"huge event count", f.editMeta(f.clone(), func(m map[string]any) { m["events"] = 1 << 62 }), ErrMalformed},
+		{"huge run count", f.editMeta(f.clone(), func(m map[string]any) { m["runs"] = 1 << 62 }), ErrMalformed},
+		{"all counts huge", f.editMeta(f.clone(), func(m map[string]any) {
+			for _, k := range []string{"components", "nodes", "runs", "events"} {
+				m[k] = 1 << 62
+			}
+		}), ErrMalformed},
+		{"record body not JSON", func() []snapRecord {
+			rs := f.clone()
+			rs[f.nodeIdx].body = []byte("{not json")
+			return rs
+		}(), ErrMalformed},
+	}
+}
+
+// contentCases keep the records well formed but change what they say: the
+// event chain, the meta's head and digest, a record's fields.
+func (f *semanticFixture) contentCases() []semanticCase {
+	recs, evIdx := f.recs, f.evIdx
+	dropEvent := func(m map[string]any) { m["events"] = m["events"].(float64) - 1 }
+	return []semanticCase{
+		{"event payload changed", f.edited(evIdx+2, func(m map[string]any) { m["actor"] = "operator:mallory" }), ErrChecksum},
+		{"event dropped", f.editMeta(append(f.clone()[:evIdx+1], recs[evIdx+2:]...), dropEvent), ErrChecksum},
+		{"last event dropped", f.editMeta(f.clone()[:len(recs)-1], dropEvent), ErrChecksum},
+		{"meta head wrong", f.editMeta(f.clone(), func(m map[string]any) { m["head"] = strings.Repeat("0", 64) }), ErrChecksum},
+		{"meta digest wrong", f.editMeta(f.clone(), func(m map[string]any) { m["digest"] = strings.Repeat("1", 64) }), ErrChecksum},
+		{"meta hash not hex", f.editMeta(f.clone(), func(m map[string]any) { m["head"] = "xyz" }), ErrMalformed},
+		{"run changed (digest no longer matches)", f.edited(f.runIdx, func(m map[string]any) { m["epoch"] = 424242 }), ErrChecksum},
+		{"component changed", f.edited(f.compIdx, func(m map[string]any) { m["count"] = 99 }), ErrChecksum},
+		{"node changed", f.edited(f.nodeIdx, func(m map[string]any) { m["address"] = "10.6.6.6:7702" }), ErrChecksum},
+	}
 }
