@@ -146,6 +146,18 @@ func (s *State) applyCommand(index, term uint64, sub int, cmd Command, res *Resu
 		return s.applyComponentFail(ctx, body)
 	case *RunsNoteRequest:
 		return s.applyRunsNote(ctx, body)
+	case *ClusterInitRequest:
+		return s.applyClusterInit(ctx, body)
+	case *ACLBootstrapRequest:
+		return s.applyACLBootstrap(ctx, body)
+	case *ACLPolicyPutRequest:
+		return s.applyACLPolicyPut(ctx, body)
+	case *ACLPolicyDeleteRequest:
+		return s.applyACLPolicyDelete(ctx, body)
+	case *ACLTokenCreateRequest:
+		return s.applyACLTokenCreate(ctx, body)
+	case *ACLTokenDeleteRequest:
+		return s.applyACLTokenDelete(ctx, body)
 	}
 	return fmt.Errorf("no apply function for %s: %w", cmd.Type, ErrUnknownType)
 }
@@ -255,16 +267,25 @@ func (s *State) applyComponentDelete(ctx *applyCtx, req *ComponentDeleteRequest)
 	return nil
 }
 
-// RunID derives the id of the run created by item i of the entry at index.
-// It is formatted like a UUID so that it reads like the ids operators know.
-func RunID(index uint64, i int) string {
-	var b [16]byte
+// RunID derives the id of the run created by item i of the entry at index,
+// in a state without a cluster id (logs written before cluster.init). It is
+// formatted like a UUID so that it reads like the ids operators know.
+func RunID(index uint64, i int) string { return ClusterRunID("", index, i) }
+
+// ClusterRunID derives a run id in the cluster of the given id: the cluster
+// id is hashed in, so two clusters never give their runs the same ids.
+func ClusterRunID(cluster string, index uint64, i int) string {
+	b := make([]byte, 16, 16+len(cluster))
 	binary.BigEndian.PutUint64(b[:8], index)
 	binary.BigEndian.PutUint64(b[8:], uint64(i))
-	sum := sha256.Sum256(b[:])
+	b = append(b, cluster...)
+	sum := sha256.Sum256(b)
 	h := hex.EncodeToString(sum[:16])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
+
+// runID is the id of the run item i of the entry at index creates.
+func (s *State) runID(index uint64, i int) string { return ClusterRunID(s.clusterID, index, i) }
 
 func (s *State) applyRunsCreate(ctx *applyCtx, req *RunsCreateRequest) error {
 	if len(req.Runs) == 0 {
@@ -299,7 +320,7 @@ func (s *State) createRun(ctx *applyCtx, i int, nr NewRun) (string, error) {
 		return "", fmt.Errorf("create run of %q: negative attempt: %w", nr.Component, ErrInvalid)
 	}
 	r := &Run{
-		ID:          RunID(ctx.index, ctx.sub<<20|i),
+		ID:          s.runID(ctx.index, ctx.sub<<20|i),
 		Component:   nr.Component,
 		Generation:  nr.Generation,
 		Slot:        nr.Slot,

@@ -12,6 +12,12 @@ var CommandAuthority = map[MessageType]ActorKind{
 	NodeStatusType:      KindRuntime | KindAgent | KindOperator,
 	ComponentFailType:   KindRuntime,
 	RunsNoteType:        KindRuntime,
+	ClusterInitType:     KindRuntime,
+	ACLBootstrapType:    KindOperator,
+	ACLPolicyPutType:    KindOperator,
+	ACLPolicyDeleteType: KindOperator,
+	ACLTokenCreateType:  KindOperator,
+	ACLTokenDeleteType:  KindOperator,
 }
 
 // nodeStatusAuthority says which node statuses each kind of actor may set.

@@ -36,6 +36,14 @@ func (e *encoder) str(s string) {
 	e.b = append(e.b, s...)
 }
 
+func (e *encoder) bool(v bool) {
+	if v {
+		e.b = append(e.b, 1)
+		return
+	}
+	e.b = append(e.b, 0)
+}
+
 func (e *encoder) optUint(p *uint64) {
 	if p == nil {
 		e.b = append(e.b, 0)

@@ -25,6 +25,12 @@ const (
 	ComponentFailType                      // runtime: mark a crash-looping component failed
 	RunsNoteType                           // runtime: say why CREATED runs wait (cannot be placed)
 	BatchType                              // group commit: several encoded commands in one entry
+	ClusterInitType                        // runtime: record the cluster id, once
+	ACLBootstrapType                       // operator: create the first management token, once
+	ACLPolicyPutType                       // operator: create or replace an ACL policy
+	ACLPolicyDeleteType                    // operator: delete an ACL policy
+	ACLTokenCreateType                     // operator: create an ACL token (its secret's hash only)
+	ACLTokenDeleteType                     // operator: delete an ACL token
 
 	// maxMessageType is one past the last known type.
 	maxMessageType
@@ -40,6 +46,12 @@ var messageTypeNames = [...]string{
 	ComponentFailType:   "component.fail",
 	RunsNoteType:        "runs.note",
 	BatchType:           "batch",
+	ClusterInitType:     "cluster.init",
+	ACLBootstrapType:    "acl.bootstrap",
+	ACLPolicyPutType:    "acl.policy.put",
+	ACLPolicyDeleteType: "acl.policy.delete",
+	ACLTokenCreateType:  "acl.token.create",
+	ACLTokenDeleteType:  "acl.token.delete",
 }
 
 // String returns the type's stable name, used in events and metrics.
@@ -52,13 +64,27 @@ func (t MessageType) String() string {
 
 // Command body versions. Version 1 is JSON ({"header":H,"body":B}); version
 // 2 is the binary encoding of wire.go, several times cheaper to decode on
-// every server and on replay. Servers write BodyVersion and read both.
+// every server and on replay; version 3 is the same encoding and adds the
+// command types from ClusterInitType on (cluster id and ACLs). A server
+// reads every version up to BodyVersion; the leader writes the newest one
+// every server of the cluster reads (EncodeVersion), and refuses a command
+// type some server could not read.
 const (
-	bodyVersionJSON = 1
+	bodyVersionJSON   = 1
+	bodyVersionBinary = 2
 	// BodyVersion is the version of the command body encoding this server
 	// writes and the newest it reads.
-	BodyVersion = 2
+	BodyVersion = 3
 )
+
+// MinBodyVersion is the oldest body version that can carry commands of type
+// t: a cluster whose servers do not all read it cannot accept them.
+func MinBodyVersion(t MessageType) int {
+	if t >= ClusterInitType {
+		return 3
+	}
+	return bodyVersionJSON
+}
 
 // Header is carried by every command.
 type Header struct {
@@ -186,6 +212,18 @@ func newBody(t MessageType) any {
 		return &RunsNoteRequest{}
 	case BatchType:
 		return &BatchRequest{}
+	case ClusterInitType:
+		return &ClusterInitRequest{}
+	case ACLBootstrapType:
+		return &ACLBootstrapRequest{}
+	case ACLPolicyPutType:
+		return &ACLPolicyPutRequest{}
+	case ACLPolicyDeleteType:
+		return &ACLPolicyDeleteRequest{}
+	case ACLTokenCreateType:
+		return &ACLTokenCreateRequest{}
+	case ACLTokenDeleteType:
+		return &ACLTokenDeleteRequest{}
 	}
 	return nil
 }
@@ -199,6 +237,26 @@ type envelope struct {
 // version byte (BodyVersion), then the binary encoding (wire.go) of header
 // and body.
 func Encode(t MessageType, h Header, body any) ([]byte, error) {
+	return encodeBinary(t, h, body, BodyVersion)
+}
+
+// EncodeVersion encodes a command in the newest body version that servers
+// reading up to readVersion read: JSON for 1, binary otherwise. A command
+// type newer than readVersion is refused with ErrUnsupportedVersion.
+func EncodeVersion(readVersion int, t MessageType, h Header, body any) ([]byte, error) {
+	if min := MinBodyVersion(t); readVersion < min {
+		return nil, fmt.Errorf("encode %s: a server of the cluster reads command bodies up to version %d, and %s needs %d: upgrade every server first: %w", t, readVersion, t, min, ErrUnsupportedVersion)
+	}
+	switch {
+	case readVersion <= bodyVersionJSON:
+		return EncodeJSON(t, h, body)
+	case readVersion == bodyVersionBinary:
+		return encodeBinary(t, h, body, bodyVersionBinary)
+	}
+	return Encode(t, h, body)
+}
+
+func encodeBinary(t MessageType, h Header, body any, version byte) ([]byte, error) {
 	if t == BatchType {
 		return nil, fmt.Errorf("encode batch: use EncodeBatch: %w", ErrInvalid)
 	}
@@ -210,7 +268,7 @@ func Encode(t MessageType, h Header, body any) ([]byte, error) {
 		return nil, fmt.Errorf("encode %s: body is %T, want %T: %w", t, body, want, ErrInvalid)
 	}
 	e := encoder{b: make([]byte, 0, 256)}
-	e.b = append(e.b, byte(t), BodyVersion)
+	e.b = append(e.b, byte(t), version)
 	putHeader(&e, &h)
 	putBody(&e, body)
 	return e.b, nil
@@ -260,8 +318,11 @@ func Decode(b []byte) (Command, error) {
 		}
 		return Command{Type: t, Body: &BatchRequest{Commands: cmds}}, nil
 	}
+	if v := int(b[1]); v >= bodyVersionJSON && v <= BodyVersion && v < MinBodyVersion(t) {
+		return Command{}, fmt.Errorf("decode %s: body version %d cannot carry it (needs %d): %w", t, v, MinBodyVersion(t), ErrMalformed)
+	}
 	switch v := b[1]; v {
-	case BodyVersion:
+	case bodyVersionBinary, BodyVersion:
 		d := decoder{b: b[2:]}
 		var h Header
 		getHeader(&d, &h)

@@ -21,6 +21,12 @@ var expectedAuthority = map[MessageType]ActorKind{
 	NodeStatusType:      KindRuntime | KindAgent | KindOperator,
 	ComponentFailType:   KindRuntime,
 	RunsNoteType:        KindRuntime,
+	ClusterInitType:     KindRuntime,
+	ACLBootstrapType:    KindOperator,
+	ACLPolicyPutType:    KindOperator,
+	ACLPolicyDeleteType: KindOperator,
+	ACLTokenCreateType:  KindOperator,
+	ACLTokenDeleteType:  KindOperator,
 }
 
 func TestCommandAuthorityTable(t *testing.T) {
@@ -39,7 +45,14 @@ func authorityFixture(t *testing.T) (*harness, map[MessageType]any) {
 	id := h.createRuns("web", 0)[0]
 	web, _ := h.st.Component("web")
 	db, _ := h.st.Component("db")
+	h.mustOK(h.apply(ACLPolicyPutType, h.opHdr(), sampleBodies[ACLPolicyPutType]))
 	return h, map[MessageType]any{
+		ClusterInitType:     sampleBodies[ClusterInitType],
+		ACLBootstrapType:    sampleBodies[ACLBootstrapType],
+		ACLPolicyPutType:    sampleBodies[ACLPolicyPutType],
+		ACLPolicyDeleteType: sampleBodies[ACLPolicyDeleteType],
+		ACLTokenCreateType:  sampleBodies[ACLTokenCreateType],
+		ACLTokenDeleteType:  &ACLTokenDeleteRequest{AccessorID: "tok-1"},
 		ComponentPutType:    &ComponentPutRequest{Spec: testSpec("web", 3)},
 		ComponentDeleteType: &ComponentDeleteRequest{Name: "web"},
 		RunsCreateType:      &RunsCreateRequest{Runs: []NewRun{{Component: "web", Generation: web.Generation, Slot: 1}}},
@@ -78,6 +91,10 @@ func TestCommandAuthority(t *testing.T) {
 				epoch := h.place(id, "n1")
 				hdr = h.agentHdr("n1")
 				body = &RunTransitionRequest{Transitions: []Transition{{Run: id, To: StateContextReady, Epoch: epoch}}}
+			}
+			if typ == ACLTokenCreateType || typ == ACLTokenDeleteType {
+				// Tokens exist only once ACLs are bootstrapped (with tok-1).
+				h.mustOK(h.apply(ACLBootstrapType, h.opHdr(), sampleBodies[ACLBootstrapType]))
 			}
 			if typ == NodeStatusType {
 				// A status this kind of actor may set (see TestNodeStatusAuthority).

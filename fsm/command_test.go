@@ -39,6 +39,23 @@ var sampleBodies = map[MessageType]any{
 	NodeStatusType:    &NodeStatusRequest{ID: "n1", Status: NodeDown, Reason: "lease expired"},
 	ComponentFailType: &ComponentFailRequest{Name: "web", Generation: 4, Reason: "crash loop"},
 	RunsNoteType:      &RunsNoteRequest{Notes: []RunNote{{Run: "r1", Reason: "no ready node has plugin ticker"}}},
+	ClusterInitType:   &ClusterInitRequest{ID: "c0ffee00-1234"},
+	ACLBootstrapType:  &ACLBootstrapRequest{Token: sampleToken(true)},
+	ACLPolicyPutType: &ACLPolicyPutRequest{Policy: ACLPolicy{
+		Name: "ops", Description: "operators", Rules: "component \"\" {\n  policy = \"write\"\n}\n",
+	}},
+	ACLPolicyDeleteType: &ACLPolicyDeleteRequest{Name: "ops"},
+	ACLTokenCreateType:  &ACLTokenCreateRequest{Token: sampleToken(false)},
+	ACLTokenDeleteType:  &ACLTokenDeleteRequest{AccessorID: "tok-2"},
+}
+
+// sampleToken is a token for sample bodies: the management bootstrap
+// token, or one with a policy and an expiry.
+func sampleToken(management bool) ACLToken {
+	if management {
+		return ACLToken{AccessorID: "tok-1", SecretHash: strings.Repeat("1a", 32), Name: "bootstrap", Management: true}
+	}
+	return ACLToken{AccessorID: "tok-2", SecretHash: strings.Repeat("2b", 32), Name: "ci", Policies: []string{"ops"}, ExpireTime: 1_800_000_000_000_000_000}
 }
 
 var sampleHeader = Header{Actor: AgentActor("n1"), Purpose: "report <&> \"x\"", Time: 1_700_000_000_123_456_789, Node: "n1"}
@@ -59,6 +76,12 @@ func TestMessageTypesAreStable(t *testing.T) {
 		{ComponentFailType, 7, "component.fail"},
 		{RunsNoteType, 8, "runs.note"},
 		{BatchType, 9, "batch"},
+		{ClusterInitType, 10, "cluster.init"},
+		{ACLBootstrapType, 11, "acl.bootstrap"},
+		{ACLPolicyPutType, 12, "acl.policy.put"},
+		{ACLPolicyDeleteType, 13, "acl.policy.delete"},
+		{ACLTokenCreateType, 14, "acl.token.create"},
+		{ACLTokenDeleteType, 15, "acl.token.delete"},
 	}
 	for _, w := range want {
 		if uint8(w.t) != w.n || w.t.String() != w.name {
@@ -158,7 +181,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"type after the last", append([]byte{byte(maxMessageType)}, valid[1:]...), ErrUnknownType},
 		{"type 255", append([]byte{255}, valid[1:]...), ErrUnknownType},
 		{"body version 0", append([]byte{valid[0], 0}, valid[2:]...), ErrUnsupportedVersion},
-		{"body version 3", append([]byte{valid[0], 3}, valid[2:]...), ErrUnsupportedVersion},
+		{"body version 4", append([]byte{valid[0], 4}, valid[2:]...), ErrUnsupportedVersion},
 		{"body version 255", append([]byte{valid[0], 255}, valid[2:]...), ErrUnsupportedVersion},
 		{"not JSON", env(NodeStatusType, "hello"), ErrMalformed},
 		{"JSON null", env(NodeStatusType, "null"), ErrMalformed},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -353,6 +354,10 @@ func cloneState(s *State) *State {
 	for k, v := range s.slots {
 		c.slots[k] = v
 	}
+	c.clusterID, c.aclBootstrap = s.clusterID, s.aclBootstrap
+	maps.Copy(c.policies, s.policies)
+	maps.Copy(c.tokens, s.tokens)
+	maps.Copy(c.tokensByHash, s.tokensByHash)
 	c.events = eventLogOf(s.Events(0, "", 0))
 	return c
 }

@@ -39,6 +39,13 @@ func (snap *Snapshot) digest() (Hash, error) {
 			putNode(&e, r)
 		case *Run:
 			putRun(&e, r)
+		case *ACLPolicy:
+			putACLPolicy(&e, r)
+		case *ACLToken:
+			putACLToken(&e, r)
+		case *clusterRecord:
+			e.str(r.ID)
+			e.uvarint(r.ACLBootstrap)
 		}
 		return e.b, nil
 	})
@@ -86,6 +93,23 @@ func (snap *Snapshot) digestWith(prefix string, encode func(kind byte, v any) ([
 	for _, r := range snap.runs {
 		if err := write(recordRun, r); err != nil {
 			return Hash{}, err
+		}
+	}
+	// ACL data enters the digest only when there is some, so that the
+	// digest of a state without it is the one older builds compute.
+	if snap.hasACLData() {
+		if err := write(recordCluster, &clusterRecord{snap.meta.ClusterID, snap.meta.ACLBootstrap}); err != nil {
+			return Hash{}, err
+		}
+		for _, p := range snap.policies {
+			if err := write(recordPolicy, p); err != nil {
+				return Hash{}, err
+			}
+		}
+		for _, t := range snap.tokens {
+			if err := write(recordToken, t); err != nil {
+				return Hash{}, err
+			}
 		}
 	}
 	buf = binary.AppendUvarint(buf[:0], uint64(snap.events.len()))

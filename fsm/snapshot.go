@@ -23,15 +23,19 @@ import (
 //	  order, each its hash and canonical encoding: eventlog.go)
 //	end: recordEnd | 32-byte sha256 of every byte before recordEnd
 //
-// Version 1 had the same framing with every body in JSON; it is still read.
+// Version 3 adds the cluster id and ACL bootstrap index to the meta, and
+// policy and token records after the runs (snapshot_acl.go). Version 1 had
+// the framing of 2 with every body in JSON. Both are still read and written
+// (for clusters with servers of older builds), for a state without ACL data.
 // Restore refuses a stream whose magic, version, record order, counts, event
 // chain or checksum do not match, and only then replaces the state.
 const (
 	snapshotMagic = "ICESNAP\x00"
 	// SnapshotVersion is the snapshot format this server writes and the
 	// newest it reads.
-	SnapshotVersion = 2
+	SnapshotVersion = 3
 	snapshotJSON    = 1
+	snapshotBinary  = 2
 
 	maxRecordLen = 64 << 20
 )
@@ -43,7 +47,12 @@ const (
 	recordNode      byte = 3
 	recordRun       byte = 4
 	recordEvent     byte = 5
-	recordEnd       byte = 0xFF
+	recordPolicy    byte = 6
+	recordToken     byte = 7
+	// recordCluster frames the cluster id and ACL bootstrap index in the
+	// digest only; a snapshot carries them in its meta.
+	recordCluster byte = 8
+	recordEnd     byte = 0xFF
 )
 
 // SnapshotMeta is the first record of a snapshot.
@@ -58,6 +67,13 @@ type SnapshotMeta struct {
 	// Digest is the state digest at Index, so a snapshot can be checked
 	// and inspected without restoring it.
 	Digest Hash `json:"digest"`
+
+	// Version 3 on: the cluster id, the ACL bootstrap index and the counts
+	// of policy and token records.
+	ClusterID    string `json:"cluster_id,omitempty"`
+	ACLBootstrap uint64 `json:"acl_bootstrap,omitempty"`
+	Policies     int    `json:"policies,omitempty"`
+	Tokens       int    `json:"tokens,omitempty"`
 }
 
 // Snapshot is a point-in-time view of the state. It shares immutable records
@@ -70,6 +86,8 @@ type Snapshot struct {
 	runs       []*Run
 	events     eventLog
 	nodeByID   map[string]*Node // built by Node on first use
+	policies   []*ACLPolicy
+	tokens     []*ACLToken
 }
 
 // Snapshot captures the state. It copies only pointers; sorting and encoding
@@ -79,7 +97,8 @@ func (s *State) Snapshot() *Snapshot {
 		meta: SnapshotMeta{
 			Index: s.index, Term: s.term,
 			Components: len(s.components), Nodes: len(s.nodes), Runs: len(s.runs), Events: s.events.len(),
-			Head: s.head,
+			Head:      s.head,
+			ClusterID: s.clusterID, ACLBootstrap: s.aclBootstrap, Policies: len(s.policies), Tokens: len(s.tokens),
 		},
 		components: make([]*Component, 0, len(s.components)),
 		nodes:      make([]*Node, 0, len(s.nodes)),
@@ -95,6 +114,7 @@ func (s *State) Snapshot() *Snapshot {
 	for _, r := range s.runs {
 		snap.runs = append(snap.runs, r)
 	}
+	snap.policies, snap.tokens = s.ACLPolicies(), s.ACLTokens()
 	return snap
 }
 
@@ -147,6 +167,8 @@ func (snap *Snapshot) Node(id string) (*Node, bool) {
 }
 
 func (snap *Snapshot) sort() {
+	slices.SortFunc(snap.policies, func(a, b *ACLPolicy) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(snap.tokens, func(a, b *ACLToken) int { return strings.Compare(a.AccessorID, b.AccessorID) })
 	sort.Slice(snap.components, func(i, j int) bool { return snap.components[i].Name < snap.components[j].Name })
 	sort.Slice(snap.nodes, func(i, j int) bool { return snap.nodes[i].ID < snap.nodes[j].ID })
 	sort.Slice(snap.runs, func(i, j int) bool { return snap.runs[i].ID < snap.runs[j].ID })
@@ -157,12 +179,15 @@ func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	return snap.WriteVersion(w, SnapshotVersion)
 }
 
-// WriteVersion encodes the snapshot to w in the given format version: 2
-// (binary), or 1 (JSON records) for a cluster in which a server of an older
-// build may have to install it.
+// WriteVersion encodes the snapshot to w in the given format version: 3,
+// or 2 (binary) or 1 (JSON records) for a cluster in which a server of an
+// older build may have to install it; those cannot hold ACL data.
 func (snap *Snapshot) WriteVersion(w io.Writer, version uint16) (int64, error) {
-	if version != snapshotJSON && version != SnapshotVersion {
+	if version < snapshotJSON || version > SnapshotVersion {
 		return 0, fmt.Errorf("write snapshot: format version %d, this server writes 1 to %d: %w", version, SnapshotVersion, ErrUnsupportedVersion)
+	}
+	if version < 3 && snap.hasACLData() {
+		return 0, fmt.Errorf("write snapshot: format version %d cannot hold the cluster id and ACL data: %w", version, ErrUnsupportedVersion)
 	}
 	snap.sort()
 	digest := snap.digest
@@ -225,6 +250,7 @@ func (snap *Snapshot) writeRecords(enc *recordWriter) {
 		putRun(&e, r)
 		enc.put(recordRun, e.b)
 	}
+	snap.writeACLRecords(enc, &e)
 	for i := 0; i < snap.events.len(); i++ {
 		enc.put(recordEvent, snap.events.record(i))
 	}
@@ -308,6 +334,7 @@ func ReadSnapshot(r io.Reader, progress RestoreProgress) (*State, SnapshotMeta, 
 		sr.readComponents,
 		sr.readNodes,
 		sr.readRuns,
+		sr.readACL,
 		sr.readEvents,
 		sr.verifyChecksum,
 		sr.verifyState,
@@ -379,12 +406,16 @@ func (sr *snapshotReader) readMeta() error {
 		return fmt.Errorf("read snapshot meta: %w", err)
 	}
 	meta := &sr.meta
-	if meta.Components < 0 || meta.Nodes < 0 || meta.Runs < 0 || meta.Events < 0 {
+	if meta.Components < 0 || meta.Nodes < 0 || meta.Runs < 0 || meta.Events < 0 || meta.Policies < 0 || meta.Tokens < 0 {
 		return fmt.Errorf("read snapshot meta: negative counts: %w", ErrMalformed)
+	}
+	if sr.version < 3 && (meta.ClusterID != "" || meta.ACLBootstrap != 0 || meta.Policies != 0 || meta.Tokens != 0) {
+		return fmt.Errorf("read snapshot meta: format version %d with ACL data: %w", sr.version, ErrMalformed)
 	}
 	sr.st = New()
 	sr.st.index, sr.st.term = meta.Index, meta.Term
-	sr.total = meta.Components + meta.Nodes + meta.Runs + meta.Events
+	sr.st.clusterID, sr.st.aclBootstrap = meta.ClusterID, meta.ACLBootstrap
+	sr.total = meta.Components + meta.Nodes + meta.Runs + meta.Policies + meta.Tokens + meta.Events
 	return nil
 }
 

@@ -34,6 +34,16 @@ type State struct {
 	// payloadBuf is reused to encode event payloads (the event log copies
 	// them).
 	payloadBuf []byte
+
+	// clusterID is set once by cluster.init; aclBootstrap is the index of
+	// the ACL bootstrap (0: not yet).
+	clusterID    string
+	aclBootstrap uint64
+	policies     map[string]*ACLPolicy
+	tokens       map[string]*ACLToken // by accessor id
+	// tokensByHash maps a secret's hash to its token's accessor id. It is
+	// derived from tokens and rebuilt on Restore.
+	tokensByHash map[string]string
 }
 
 // New returns an empty state.
@@ -43,6 +53,10 @@ func New() *State {
 		nodes:      make(map[string]*Node),
 		runs:       make(map[string]*Run),
 		slots:      make(map[slotKey]string),
+
+		policies:     make(map[string]*ACLPolicy),
+		tokens:       make(map[string]*ACLToken),
+		tokensByHash: make(map[string]string),
 	}
 }
 

@@ -212,6 +212,18 @@ func putBody(e *encoder, body any) bool {
 			e.str(b.Notes[i].Run)
 			e.str(b.Notes[i].Reason)
 		}
+	case *ClusterInitRequest:
+		e.str(b.ID)
+	case *ACLBootstrapRequest:
+		putACLToken(e, &b.Token)
+	case *ACLPolicyPutRequest:
+		putACLPolicy(e, &b.Policy)
+	case *ACLPolicyDeleteRequest:
+		e.str(b.Name)
+	case *ACLTokenCreateRequest:
+		putACLToken(e, &b.Token)
+	case *ACLTokenDeleteRequest:
+		e.str(b.AccessorID)
 	default:
 		return false
 	}
@@ -271,6 +283,18 @@ func getBody(d *decoder, body any) {
 				b.Notes[i].Reason = d.str()
 			}
 		}
+	case *ClusterInitRequest:
+		b.ID = d.str()
+	case *ACLBootstrapRequest:
+		getACLToken(d, &b.Token)
+	case *ACLPolicyPutRequest:
+		getACLPolicy(d, &b.Policy)
+	case *ACLPolicyDeleteRequest:
+		b.Name = d.str()
+	case *ACLTokenCreateRequest:
+		getACLToken(d, &b.Token)
+	case *ACLTokenDeleteRequest:
+		b.AccessorID = d.str()
 	default:
 		d.fail("no binary decoding for %T", body)
 	}
@@ -297,4 +321,48 @@ func known[T ~string](p []byte, names []T) T {
 		}
 	}
 	return T(p)
+}
+
+func putACLPolicy(e *encoder, p *ACLPolicy) {
+	e.str(p.Name)
+	e.str(p.Description)
+	e.str(p.Rules)
+	e.uvarint(p.CreateIndex)
+	e.uvarint(p.ModifyIndex)
+	e.varint(p.ModifyTime)
+}
+
+func getACLPolicy(d *decoder, p *ACLPolicy) {
+	p.Name, p.Description, p.Rules = d.str(), d.str(), d.str()
+	p.CreateIndex, p.ModifyIndex, p.ModifyTime = d.uvarint(), d.uvarint(), d.varint()
+}
+
+func putACLToken(e *encoder, t *ACLToken) {
+	e.str(t.AccessorID)
+	e.str(t.SecretHash)
+	e.str(t.Name)
+	e.uvarint(uint64(len(t.Policies)))
+	for _, p := range t.Policies {
+		e.str(p)
+	}
+	e.bool(t.Management)
+	e.str(t.Node)
+	e.varint(t.ExpireTime)
+	e.uvarint(t.CreateIndex)
+	e.varint(t.CreateTime)
+}
+
+func getACLToken(d *decoder, t *ACLToken) {
+	t.AccessorID, t.SecretHash, t.Name = d.str(), d.str(), d.str()
+	if n := d.count(1); n > 0 {
+		t.Policies = make([]string, n)
+		for i := range t.Policies {
+			t.Policies[i] = d.str()
+		}
+	}
+	t.Management = d.bool()
+	t.Node = d.str()
+	t.ExpireTime = d.varint()
+	t.CreateIndex = d.uvarint()
+	t.CreateTime = d.varint()
 }

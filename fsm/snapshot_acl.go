@@ -1,0 +1,64 @@
+package fsm
+
+import "fmt"
+
+// clusterRecord is the cluster id and ACL bootstrap index as the digest
+// hashes them (the snapshot stream carries them in its meta).
+type clusterRecord struct {
+	ID           string `json:"id"`
+	ACLBootstrap uint64 `json:"acl_bootstrap"`
+}
+
+// hasACLData reports whether the snapshot holds anything of version 3:
+// the cluster id, the ACL bootstrap, policies or tokens.
+func (snap *Snapshot) hasACLData() bool {
+	m := &snap.meta
+	return m.ClusterID != "" || m.ACLBootstrap != 0 || len(snap.policies) > 0 || len(snap.tokens) > 0
+}
+
+// writeACLRecords writes the policy and token records (format 3).
+func (snap *Snapshot) writeACLRecords(enc *recordWriter, e *encoder) {
+	for _, p := range snap.policies {
+		e.b = e.b[:0]
+		putACLPolicy(e, p)
+		enc.put(recordPolicy, e.b)
+	}
+	for _, t := range snap.tokens {
+		e.b = e.b[:0]
+		putACLToken(e, t)
+		enc.put(recordToken, e.b)
+	}
+}
+
+// readACL reads the meta's count of policy and token records, refusing
+// duplicates, and rebuilds the index of tokens by secret hash.
+func (sr *snapshotReader) readACL() error {
+	st := sr.st
+	for i := 0; i < sr.meta.Policies; i++ {
+		p := &ACLPolicy{}
+		if err := sr.decode(recordPolicy, p, func(d *decoder) { getACLPolicy(d, p) }); err != nil {
+			return fmt.Errorf("read snapshot policy %d: %w", i, err)
+		}
+		if _, dup := st.policies[p.Name]; dup {
+			return fmt.Errorf("read snapshot: policy %q twice: %w", p.Name, ErrMalformed)
+		}
+		st.policies[p.Name] = p
+		sr.tick()
+	}
+	for i := 0; i < sr.meta.Tokens; i++ {
+		t := &ACLToken{}
+		if err := sr.decode(recordToken, t, func(d *decoder) { getACLToken(d, t) }); err != nil {
+			return fmt.Errorf("read snapshot token %d: %w", i, err)
+		}
+		if _, dup := st.tokens[t.AccessorID]; dup {
+			return fmt.Errorf("read snapshot: token %q twice: %w", t.AccessorID, ErrMalformed)
+		}
+		if _, dup := st.tokensByHash[t.SecretHash]; dup {
+			return fmt.Errorf("read snapshot: token %q shares its secret hash with another: %w", t.AccessorID, ErrMalformed)
+		}
+		st.tokens[t.AccessorID] = t
+		st.tokensByHash[t.SecretHash] = t.AccessorID
+		sr.tick()
+	}
+	return nil
+}
