@@ -240,3 +240,42 @@ func TestReplacementRemovesDeadServer(t *testing.T) {
 	}
 	c.WaitConverged(t)
 }
+
+// TestClusterIDRecordedOnce: the first leader records a cluster id, every
+// server applies the same one, a new leader keeps it, and run ids hash it in.
+func TestClusterIDRecordedOnce(t *testing.T) {
+	c := testcluster.New(t, 3)
+	leader := c.WaitLeader(t)
+	idOf := func(n *testcluster.Node) (id string) {
+		n.Server.Read(func(st *fsm.State) { id = st.ClusterID() })
+		return id
+	}
+	testcluster.WaitFor(t, 10*time.Second, "every server has the cluster id", func() bool {
+		id := idOf(c.Nodes[0])
+		return id != "" && idOf(c.Nodes[1]) == id && idOf(c.Nodes[2]) == id
+	})
+	id := idOf(leader)
+	if _, err := c.Client(leader).PutComponent(ctx(t), spec("web", 1), nil); err != nil {
+		t.Fatal(err)
+	}
+	var run fsm.Run
+	testcluster.WaitFor(t, 10*time.Second, "a run", func() bool {
+		runs, _, err := c.Client(leader).Runs(ctx(t), "web", nil)
+		if err != nil || len(runs) == 0 {
+			return false
+		}
+		run = runs[0]
+		return true
+	})
+	if run.ID != fsm.ClusterRunID(id, run.CreateIndex, 0) {
+		t.Fatalf("run id %s is not derived from cluster id %s at index %d", run.ID, id, run.CreateIndex)
+	}
+	c.Stop(leader)
+	next := c.WaitLeader(t)
+	if _, err := c.Client(next).PutComponent(ctx(t), spec("db", 0), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := idOf(next); got != id {
+		t.Fatalf("after a new leader the cluster id is %q, was %q", got, id)
+	}
+}

@@ -86,6 +86,7 @@ func (s *Server) leaderDuties(ctx context.Context) {
 			s.reconcileMembers()
 			members = false
 		}
+		s.ensureClusterID(ctx)
 		last := time.Now()
 		next := s.reconcileRuns(ctx)
 		if next > 0 {

@@ -168,12 +168,9 @@ func (s *Server) setBodyVersion(v int) {
 	}
 }
 
-// snapshotVersion is the snapshot format this server writes: the current
-// one once every server reads the current command bodies (both came in the
-// same build), format 1 before.
+// snapshotVersion is the snapshot format this server writes: the newest
+// every server reads. Snapshot formats came with command body versions, one
+// for one: body 3 with snapshot 3 (ACL data), 2 with 2 (binary), 1 with 1.
 func (s *Server) snapshotVersion() uint16 {
-	if s.bodyVersion.Load() >= fsm.BodyVersion {
-		return fsm.SnapshotVersion
-	}
-	return 1
+	return uint16(min(max(s.bodyVersion.Load(), 1), fsm.SnapshotVersion))
 }

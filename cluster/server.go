@@ -163,11 +163,9 @@ func (s *Server) Apply(ctx context.Context, t fsm.MessageType, h fsm.Header, bod
 		return nil, fsm.ErrNotLeader
 	}
 	h.Time = time.Now().UnixNano()
-	encode := fsm.Encode
-	if s.bodyVersion.Load() < fsm.BodyVersion {
-		encode = fsm.EncodeJSON // a voter may not read the binary bodies yet
-	}
-	data, err := encode(t, h, body)
+	// Encode in the newest version every server reads; a command type some
+	// server could not read is refused.
+	data, err := fsm.EncodeVersion(int(s.bodyVersion.Load()), t, h, body)
 	if err != nil {
 		return nil, err
 	}

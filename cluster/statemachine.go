@@ -73,7 +73,8 @@ func (m *stateMachine) Snapshot() (raft.FSMSnapshot, error) {
 	if m.snapshotVersion != nil {
 		version = m.snapshotVersion()
 	}
-	return &fsmSnapshot{snap: m.state.Snapshot(), version: version, logger: m.logger}, nil
+	snap := m.state.Snapshot()
+	return &fsmSnapshot{snap: snap, version: max(version, snap.MinVersion()), logger: m.logger}, nil
 }
 
 // Restore implements raft.FSM. The old state is discarded only after the

@@ -16,6 +16,16 @@ func (snap *Snapshot) hasACLData() bool {
 	return m.ClusterID != "" || m.ACLBootstrap != 0 || len(snap.policies) > 0 || len(snap.tokens) > 0
 }
 
+// MinVersion is the oldest snapshot format that can hold this snapshot: 3
+// once it has a cluster id or ACL data (every server that applied those
+// entries reads format 3), 1 before.
+func (snap *Snapshot) MinVersion() uint16 {
+	if snap.hasACLData() {
+		return 3
+	}
+	return snapshotJSON
+}
+
 // writeACLRecords writes the policy and token records (format 3).
 func (snap *Snapshot) writeACLRecords(enc *recordWriter, e *encoder) {
 	for _, p := range snap.policies {

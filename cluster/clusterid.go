@@ -1,0 +1,49 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/ice-run/ice/fsm"
+)
+
+// ensureClusterID proposes the cluster's id once, when this leader finds the
+// state without one and every server reads the command (a cluster that
+// still has servers of an older build gets its id after the upgrade). Run
+// ids hash the cluster id in, so runs of two clusters never share an id,
+// and plugins receive it with their epoch to fence outside systems.
+func (s *Server) ensureClusterID(ctx context.Context) {
+	var id string
+	s.sm.read(func(st *fsm.State) { id = st.ClusterID() })
+	if id != "" || s.BodyVersion() < fsm.MinBodyVersion(fsm.ClusterInitType) {
+		return
+	}
+	newID, err := newClusterID()
+	if err != nil {
+		s.logger.Error("cannot make a cluster id", "error", err)
+		return
+	}
+	res, err := s.Apply(ctx, fsm.ClusterInitType, fsm.Header{Actor: fsm.RuntimeActor, Purpose: "cluster id"}, &fsm.ClusterInitRequest{ID: newID})
+	if err == nil {
+		err = res.FirstErr()
+	}
+	if err != nil {
+		s.logger.Warn("cluster id not recorded", "error", err)
+		return
+	}
+	s.logger.Info("cluster id recorded", "cluster_id", newID, "index", res.Index)
+}
+
+// newClusterID returns a random id formatted like a UUID (version 4).
+func newClusterID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("read random bytes: %w", err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], nil
+}
