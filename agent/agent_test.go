@@ -49,11 +49,11 @@ func TestStateDBKeepsRunsAcrossReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := localRun{RunID: "r1", Component: "c", Epoch: 9, Kind: plugins.KindService, Attachment: host.Attachment{Pid: 42, Addr: "/tmp/x.sock", Network: "unix"}}
+	r := runRecord{RunID: "r1", Component: "c", Epoch: 9, Kind: plugins.KindService, Attachment: host.Attachment{Pid: 42, Addr: "/tmp/x.sock", Network: "unix"}}
 	if err := db.put(r); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.put(localRun{RunID: "r2", Epoch: 1}); err != nil {
+	if err := db.put(runRecord{RunID: "r2", Epoch: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.delete("r2"); err != nil {
@@ -74,29 +74,35 @@ func TestStateDBKeepsRunsAcrossReopen(t *testing.T) {
 }
 
 // TestReportsAfterLeaseLoss: once the lease is lost, reports that move runs
-// forward are dropped and forgotten (so a later sync sends them again if
-// still needed); reports that end runs are kept for retry.
+// forward are dropped; reports that end runs are kept for retry.
 func TestReportsAfterLeaseLoss(t *testing.T) {
-	a := &Agent{logger: hclog.NewNullLogger(), reported: map[string]reportKey{}, reports: make(chan fsm.Transition, 8)}
-	a.reported["fwd"] = reportKey{from: fsm.StateProvisioned, to: fsm.StateContextReady}
-	a.reported["end"] = reportKey{from: fsm.StateTerminatedByRuntime, to: fsm.StateTerminated}
+	a := &Agent{logger: hclog.NewNullLogger()}
 	kept := a.dropForward([]fsm.Transition{
 		{Run: "fwd", To: fsm.StateContextReady},
 		{Run: "end", To: fsm.StateTerminated},
 		{Run: "abort", To: fsm.StateAborted, Reason: "crash"},
+		{Run: "out", To: fsm.StateValidating, Output: "x"},
 	})
 	if len(kept) != 2 || kept[0].Run != "end" || kept[1].Run != "abort" {
 		t.Fatalf("kept %+v, want the TERMINATED and ABORTED reports", kept)
 	}
-	if _, ok := a.reported["fwd"]; ok {
-		t.Fatal("a dropped report is still remembered as sent")
-	}
-	// reportOnce sends a transition once per (state, target).
+}
+
+// TestReportOnce: the supervisor reports a transition derived from the
+// committed state once per (state, target).
+func TestReportOnce(t *testing.T) {
+	a := &Agent{reports: newReportQueue()}
+	s := newSupervisor(a)
 	run := fsm.Run{ID: "x", State: fsm.StateCommitted}
-	a.reportOnce(run, fsm.Transition{Run: "x", To: fsm.StateTerminated})
-	a.reportOnce(run, fsm.Transition{Run: "x", To: fsm.StateTerminated})
-	if n := len(a.reports); n != 1 {
-		t.Fatalf("%d reports queued for one transition, want 1", n)
+	s.reportOnce(run, fsm.Transition{Run: "x", To: fsm.StateTerminated})
+	s.reportOnce(run, fsm.Transition{Run: "x", To: fsm.StateTerminated})
+	if got := a.reports.take(10); len(got) != 1 {
+		t.Fatalf("%d reports queued for one transition, want 1", len(got))
+	}
+	run.State = fsm.StateTerminatedByRuntime
+	s.reportOnce(run, fsm.Transition{Run: "x", To: fsm.StateTerminated})
+	if got := a.reports.take(10); len(got) != 1 {
+		t.Fatalf("%d reports queued for the same target from another state, want 1", len(got))
 	}
 }
 

@@ -1,13 +1,14 @@
 package agent
 
 import (
-	"fmt"
+	"errors"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
 
-// Config configures an Agent.
+// Config configures an Agent. A zero timing takes its default, given in its
+// comment.
 type Config struct {
 	// NodeID is the node's unique id.
 	NodeID string
@@ -26,37 +27,135 @@ type Config struct {
 	PluginDir string
 	// Labels are matched by component placement constraints.
 	Labels map[string]string
-
-	// HealthInterval is how often a running plugin's health is checked
-	// (default 1s); each check also keeps the plugin's watchdog fed.
-	HealthInterval time.Duration
-	// StartTimeout bounds a plugin's launch, start and first healthy check
-	// (default 30s).
-	StartTimeout time.Duration
 	// StopPluginsOnExit stops the plugins when the agent stops, instead of
 	// leaving them for a restarted agent to reattach (`ice dev`).
 	StopPluginsOnExit bool
 	// Fast selects gossip timings for tests on loopback.
 	Fast bool
-
+	// Logger receives the agent's logs (default: discarded).
 	Logger hclog.Logger
+
+	// HealthInterval is how often a running plugin's health is checked
+	// (default 1s); each check also keeps the plugin's watchdog fed.
+	HealthInterval time.Duration
+	// HealthPollInterval is how often a starting plugin's health is polled
+	// until it first reports healthy (default 50ms).
+	HealthPollInterval time.Duration
+	// UnhealthyLimit is how many failed health checks in a row abort a run
+	// (default 3).
+	UnhealthyLimit int
+	// StartTimeout bounds a plugin's launch, start and first healthy check
+	// (default 30s).
+	StartTimeout time.Duration
+	// LaunchSlotHold is how long one launch holds its launch slot at most
+	// before the next may start (default 250ms; see launch.go).
+	LaunchSlotHold time.Duration
+	// StopGrace is how long a plugin whose run the runtime ended has to
+	// stop before it is killed (default 5s).
+	StopGrace time.Duration
+	// ExitStopGrace is the same when the agent stops with
+	// StopPluginsOnExit (default 2s).
+	ExitStopGrace time.Duration
+	// ReattachProbeTimeout bounds the health call that a plugin reattached
+	// at start answers, which feeds its watchdog while the agent joins and
+	// registers again (default 2s).
+	ReattachProbeTimeout time.Duration
+
+	// FenceCheckInterval is how often the lease is checked: a lease that ran
+	// out fences the node within this (default 50ms).
+	FenceCheckInterval time.Duration
+	// MinHeartbeatInterval bounds from below the interval of lease
+	// renewals, which is a quarter of the lease TTL (default 50ms).
+	MinHeartbeatInterval time.Duration
+	// MinHeartbeatTimeout bounds from below the timeout of one renewal,
+	// which is an eighth of the lease TTL (default 250ms).
+	MinHeartbeatTimeout time.Duration
+	// HeartbeatRetryInterval is the wait after a failed renewal before the
+	// next, sent to another server (default 100ms).
+	HeartbeatRetryInterval time.Duration
+	// ReregisterTimeout bounds registering again when the servers no longer
+	// hold the node ready (default 10s).
+	ReregisterTimeout time.Duration
+	// RetryInterval is the first wait between attempts to join the cluster
+	// or to register; it doubles up to MaxRetryInterval (defaults 200ms and
+	// 5s).
+	RetryInterval    time.Duration
+	MaxRetryInterval time.Duration
+	// GossipLeaveTimeout bounds leaving gossip when the agent stops
+	// (default 1s).
+	GossipLeaveTimeout time.Duration
+
+	// RequestTimeout bounds one report or spec read (default 10s).
+	RequestTimeout time.Duration
+	// ReportRetryInterval is the wait before a report batch that could not
+	// be delivered is sent again (default 200ms).
+	ReportRetryInterval time.Duration
+	// WatchWait is how long one blocking query for the node's runs waits
+	// for a change (default 30s); WatchTimeout bounds the request (default
+	// 40s).
+	WatchWait    time.Duration
+	WatchTimeout time.Duration
+	// WatchRetryInterval is the wait after a failed watch (default 500ms);
+	// NoServerRetryInterval the wait when no server is known (default 1s).
+	WatchRetryInterval    time.Duration
+	NoServerRetryInterval time.Duration
+	// SpecRetryInterval is the wait after the first failed read of a run's
+	// spec; it grows by as much on every failure, up to MaxSpecRetryInterval
+	// (defaults 200ms and 2s).
+	SpecRetryInterval    time.Duration
+	MaxSpecRetryInterval time.Duration
 }
 
+// setDefaults checks the required fields and fills in the defaults.
 func (c *Config) setDefaults() error {
 	if c.NodeID == "" || c.DataDir == "" || c.GossipAddr == "" {
-		return fmt.Errorf("agent config: node id, data dir and gossip address are required")
+		return errors.New("agent config: node id, data dir and gossip address are required")
 	}
 	if len(c.Join) == 0 {
-		return fmt.Errorf("agent config: at least one --join address is required")
+		return errors.New("agent config: at least one --join address is required")
 	}
-	if c.HealthInterval <= 0 {
-		c.HealthInterval = time.Second
-	}
-	if c.StartTimeout <= 0 {
-		c.StartTimeout = 30 * time.Second
-	}
+	c.setTimingDefaults()
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
 	return nil
+}
+
+// setTimingDefaults fills in every zero timing.
+func (c *Config) setTimingDefaults() {
+	for _, d := range []struct {
+		field *time.Duration
+		def   time.Duration
+	}{
+		{&c.HealthInterval, time.Second},
+		{&c.HealthPollInterval, 50 * time.Millisecond},
+		{&c.StartTimeout, 30 * time.Second},
+		{&c.LaunchSlotHold, 250 * time.Millisecond},
+		{&c.StopGrace, 5 * time.Second},
+		{&c.ExitStopGrace, 2 * time.Second},
+		{&c.ReattachProbeTimeout, 2 * time.Second},
+		{&c.FenceCheckInterval, 50 * time.Millisecond},
+		{&c.MinHeartbeatInterval, 50 * time.Millisecond},
+		{&c.MinHeartbeatTimeout, 250 * time.Millisecond},
+		{&c.HeartbeatRetryInterval, 100 * time.Millisecond},
+		{&c.ReregisterTimeout, 10 * time.Second},
+		{&c.RetryInterval, 200 * time.Millisecond},
+		{&c.MaxRetryInterval, 5 * time.Second},
+		{&c.GossipLeaveTimeout, time.Second},
+		{&c.RequestTimeout, 10 * time.Second},
+		{&c.ReportRetryInterval, 200 * time.Millisecond},
+		{&c.WatchWait, 30 * time.Second},
+		{&c.WatchTimeout, 40 * time.Second},
+		{&c.WatchRetryInterval, 500 * time.Millisecond},
+		{&c.NoServerRetryInterval, time.Second},
+		{&c.SpecRetryInterval, 200 * time.Millisecond},
+		{&c.MaxSpecRetryInterval, 2 * time.Second},
+	} {
+		if *d.field <= 0 {
+			*d.field = d.def
+		}
+	}
+	if c.UnhealthyLimit <= 0 {
+		c.UnhealthyLimit = 3
+	}
 }

@@ -17,10 +17,9 @@ import (
 // few launches' time and the median run after about half of them, the last
 // about as late as before. launchSlot bounds the launches in progress.
 //
-// A launch gives its slot up after maxLaunchHold even if it has not
+// A launch gives its slot up after Config.LaunchSlotHold even if it has not
 // finished, so a plugin that is slow to start (or hangs until the start
 // timeout) delays the others by that much at most.
-const maxLaunchHold = 250 * time.Millisecond
 
 // launchSlots is how many launches may hold a slot at once: one per CPU,
 // and one more to use the CPU while a launch waits on the plugin process
@@ -41,6 +40,6 @@ func (a *Agent) launchSlot(ctx context.Context) (release func(), ok bool) {
 	metrics.MeasureSince([]string{"ice", "agent", "plugin", "launch_wait"}, start)
 	var once sync.Once
 	giveBack := func() { once.Do(func() { <-a.launches }) }
-	t := time.AfterFunc(maxLaunchHold, giveBack)
+	t := time.AfterFunc(a.cfg.LaunchSlotHold, giveBack)
 	return func() { t.Stop(); giveBack() }, true
 }

@@ -7,7 +7,7 @@ import (
 )
 
 func TestLaunchSlots(t *testing.T) {
-	a := &Agent{launches: make(chan struct{}, 2)}
+	a := &Agent{launches: make(chan struct{}, 2), cfg: Config{LaunchSlotHold: 250 * time.Millisecond}}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	take := func(ctx context.Context) func() {

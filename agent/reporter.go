@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"time"
 
 	metrics "github.com/armon/go-metrics"
@@ -12,50 +14,75 @@ import (
 // maxReportBatch bounds the transitions of one report entry.
 const maxReportBatch = 256
 
-// report queues a transition of one of this node's runs. Reports are sent
-// in order, batched into one log entry per flush.
-func (a *Agent) report(t fsm.Transition) {
+// reportQueue holds the transitions waiting to be sent, in order. push
+// never blocks, so the supervisor never waits on the reporter or the
+// network.
+type reportQueue struct {
+	mu      sync.Mutex
+	pending []fsm.Transition
+	// ready holds a token while pending may be non-empty.
+	ready chan struct{}
+}
+
+func newReportQueue() *reportQueue { return &reportQueue{ready: make(chan struct{}, 1)} }
+
+// push queues a transition.
+func (q *reportQueue) push(t fsm.Transition) {
+	q.mu.Lock()
+	q.pending = append(q.pending, t)
+	q.mu.Unlock()
 	select {
-	case a.reports <- t:
-	case <-a.shutdownCh:
+	case q.ready <- struct{}{}:
+	default:
 	}
+}
+
+// take removes and returns up to n queued transitions, oldest first.
+func (q *reportQueue) take(n int) []fsm.Transition {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k := min(n, len(q.pending))
+	out := append([]fsm.Transition(nil), q.pending[:k]...)
+	q.pending = q.pending[k:]
+	if len(q.pending) == 0 {
+		q.pending = nil // let the backing array go
+	} else {
+		select {
+		case q.ready <- struct{}{}:
+		default:
+		}
+	}
+	return out
 }
 
 // reportLoop sends queued transitions: everything queued while the
 // previous request was in flight goes in the next one. A batch that could
 // not be delivered is retried until it is or the agent stops (forward
 // moves are dropped once the lease is lost); a delivered transition the
-// state machine rejected is logged and dropped (the watch loop re-derives
+// state machine rejected is logged and dropped (the supervisor re-derives
 // what to do from the committed state).
-func (a *Agent) reportLoop() {
-	defer a.wg.Done()
+func (a *Agent) reportLoop(ctx context.Context) {
 	var batch []fsm.Transition
 	for {
 		if len(batch) == 0 {
 			select {
-			case t := <-a.reports:
-				batch = append(batch, t)
-			case <-a.shutdownCh:
+			case <-a.reports.ready:
+			case <-ctx.Done():
 				return
 			}
 		}
-	drain:
-		for len(batch) < maxReportBatch {
-			select {
-			case t := <-a.reports:
-				batch = append(batch, t)
-			default:
-				break drain
-			}
+		batch = append(batch, a.reports.take(maxReportBatch-len(batch))...)
+		if len(batch) == 0 {
+			continue
 		}
-		if err := a.send(batch); err != nil {
+		if err := a.send(ctx, batch); err != nil {
 			a.logger.Warn("report failed, retrying", "transitions", len(batch), "error", err)
 			select {
-			case <-a.shutdownCh:
+			case <-ctx.Done():
 				return
-			case <-time.After(200 * time.Millisecond):
+			case <-time.After(a.cfg.ReportRetryInterval):
 			}
-			if !a.leaseValid() {
+			if !a.lease.valid() {
 				batch = a.dropForward(batch)
 			}
 			continue
@@ -67,39 +94,41 @@ func (a *Agent) reportLoop() {
 // dropForward drops, once the lease is lost, the reports that move runs
 // forward (they would claim progress the agent no longer has authority
 // for), and keeps retrying the ones that end runs (ABORTED, TERMINATED),
-// which stay true however long delivery takes. The dropped ones are
-// forgotten as sent, so a later sync derives them again if still needed.
+// which stay true however long delivery takes. A run whose forward report
+// was dropped was killed by fencing; the supervisor reports what it needs
+// from the committed state once the lease is back.
 func (a *Agent) dropForward(batch []fsm.Transition) []fsm.Transition {
 	kept := batch[:0]
-	a.reportedMu.Lock()
-	defer a.reportedMu.Unlock()
 	for _, t := range batch {
 		if t.To == fsm.StateAborted || t.To == fsm.StateTerminated {
 			kept = append(kept, t)
 			continue
 		}
-		delete(a.reported, t.Run)
 		a.logger.Warn("dropping report: lease lost", "run", t.Run, "to", t.To)
 	}
 	return kept
 }
 
-func (a *Agent) send(batch []fsm.Transition) error {
+// send delivers one batch to the current server.
+func (a *Agent) send(ctx context.Context, batch []fsm.Transition) error {
 	c, err := a.servers.client()
 	if err != nil {
-		return err
+		return fmt.Errorf("report %d transitions: %w", len(batch), err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
 	defer cancel()
 	start := time.Now()
-	res, err := c.Report(ctx, a.cfg.NodeID, batch)
+	res, err := c.Report(rctx, a.cfg.NodeID, batch)
 	if err != nil {
 		a.servers.failed(c.Addr())
-		return err
+		return fmt.Errorf("report %d transitions to %s: %w", len(batch), c.Addr(), err)
 	}
 	metrics.MeasureSince([]string{"ice", "agent", "report"}, start)
 	metrics.IncrCounter([]string{"ice", "agent", "transitions"}, float32(len(batch)))
 	for i, msg := range res.Errors {
+		if i >= len(batch) {
+			break
+		}
 		if msg != "" {
 			a.logger.Debug("transition rejected", "run", batch[i].Run, "to", batch[i].To, "error", msg)
 		} else {

@@ -1,21 +1,57 @@
 package agent
 
 import (
-	"fmt"
+	"context"
+	"errors"
 	"sync"
 
-	"github.com/hashicorp/memberlist"
-
 	"github.com/ice-run/ice/api"
-	"github.com/ice-run/ice/internal/gossip"
+	"github.com/ice-run/ice/fsm"
 )
 
-// serverPool picks the server an agent talks to, from the servers its gossip
-// view knows; it moves on to the next one after a failure.
+// errNoServer: neither gossip nor the configuration names a server.
+var errNoServer = errors.New("no alive server known over gossip")
+
+// serverAPI is the part of one server's API the agent calls: the api
+// package's Client in production (httpServer), a fake in tests.
+type serverAPI interface {
+	// Addr is the server's base address, as serverPool.failed takes it.
+	Addr() string
+	Register(ctx context.Context, n fsm.Node) (*api.LeaseResponse, error)
+	Heartbeat(ctx context.Context, node string) (*api.LeaseResponse, error)
+	Report(ctx context.Context, node string, ts []fsm.Transition) (*api.ReportResponse, error)
+	// NodeRuns lists the node's runs with a consistent, blocking query.
+	NodeRuns(ctx context.Context, node string, opts *api.QueryOptions) ([]fsm.Run, uint64, error)
+	// StaleComponent reads a component from the server's local state.
+	StaleComponent(ctx context.Context, name string) (*fsm.Component, error)
+}
+
+// httpServer is a server reached through the api package.
+type httpServer struct {
+	*api.Client
+	stale *api.Client
+}
+
+// dialHTTP returns the serverAPI of the server at addr.
+func dialHTTP(addr string) serverAPI {
+	stale := api.NewClient(addr)
+	stale.Stale = true
+	return httpServer{Client: api.NewClient(addr), stale: stale}
+}
+
+// StaleComponent reads a component from the server's local state.
+func (s httpServer) StaleComponent(ctx context.Context, name string) (*fsm.Component, error) {
+	return s.stale.Component(ctx, name)
+}
+
+// serverPool picks the server an agent talks to, from the servers its
+// membership view knows; it moves on to the next one after a failure.
 type serverPool struct {
-	gossip *memberlist.Memberlist
+	// members returns the servers' HTTP addresses known over gossip.
+	members func() []string
 	// static, when set, replaces the gossip view (the --server flag).
 	static []string
+	dial   func(addr string) serverAPI
 
 	mu      sync.Mutex
 	current string
@@ -48,27 +84,27 @@ func (p *serverPool) addrs() []string {
 	if len(p.static) > 0 {
 		return p.static
 	}
-	return gossip.ServerHTTPAddrs(p.gossip.Members())
+	return p.members()
 }
 
-// client returns a client for the current server, choosing one if needed.
-func (p *serverPool) client() (*api.Client, error) {
+// client returns the current server, choosing one if needed.
+func (p *serverPool) client() (serverAPI, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	addrs := p.addrs()
 	for _, a := range addrs {
 		if a == p.current {
-			return api.NewClient(a), nil
+			return p.dial(a), nil
 		}
 	}
 	if len(addrs) == 0 {
-		return nil, fmt.Errorf("no alive server known over gossip")
+		return nil, errNoServer
 	}
 	p.current = addrs[0]
-	return api.NewClient(p.current), nil
+	return p.dial(p.current), nil
 }
 
-// failed moves on from addr to another server.
+// failed moves on from addr (a serverAPI's Addr) to another server.
 func (p *serverPool) failed(addr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

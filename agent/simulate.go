@@ -14,6 +14,13 @@ import (
 	"github.com/ice-run/ice/fsm"
 )
 
+// Simulator timings.
+const (
+	simWatchWait            = 30 * time.Second       // one blocking query for runs
+	simRetryInterval        = 500 * time.Millisecond // after a failed watch
+	simMinHeartbeatInterval = 100 * time.Millisecond // renewals every quarter TTL, at most this often
+)
+
 // SimConfig configures a Simulator.
 type SimConfig struct {
 	// Server is the HTTP address of a server (writes are forwarded to the
@@ -84,16 +91,21 @@ func (s *Simulator) Run(ctx context.Context) error {
 		return fmt.Errorf("simulate: register nodes: %w", err)
 	}
 	s.cfg.Logger.Info("simulated nodes registered", "nodes", len(s.ids), "duration", time.Since(start), "lease_ttl", ttl)
-	go s.heartbeats(ctx, ttl)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { s.heartbeats(ctx, ttl) })
 	var index uint64
 	for ctx.Err() == nil {
-		runs, idx, err := s.client.Runs(ctx, "", &api.QueryOptions{Index: index, Wait: 30 * time.Second})
+		runs, idx, err := s.client.Runs(ctx, "", &api.QueryOptions{Index: index, Wait: simWatchWait})
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
 			s.cfg.Logger.Warn("simulate: watch runs failed", "error", err)
-			time.Sleep(500 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+			case <-time.After(simRetryInterval):
+			}
 			continue
 		}
 		index = idx
@@ -104,7 +116,7 @@ func (s *Simulator) Run(ctx context.Context) error {
 
 // heartbeats renews every simulated node's lease in one request.
 func (s *Simulator) heartbeats(ctx context.Context, ttl time.Duration) {
-	tick := time.NewTicker(max(ttl/4, 100*time.Millisecond))
+	tick := time.NewTicker(max(ttl/4, simMinHeartbeatInterval))
 	defer tick.Stop()
 	for {
 		select {

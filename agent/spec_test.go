@@ -35,11 +35,12 @@ func TestSpecReadIsSharedWhileInFlight(t *testing.T) {
 	}))
 	defer srv.Close()
 	a := &Agent{
-		logger:      hclog.NewNullLogger(),
-		servers:     &serverPool{static: []string{strings.TrimPrefix(srv.URL, "http://")}},
-		specFetches: map[string]*specFetch{},
-		shutdownCh:  make(chan struct{}),
+		logger:  hclog.NewNullLogger(),
+		cfg:     Config{RequestTimeout: 10 * time.Second},
+		servers: &serverPool{static: []string{strings.TrimPrefix(srv.URL, "http://")}, dial: dialHTTP},
+		ctx:     context.Background(),
 	}
+	defer a.tasks.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 

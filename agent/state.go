@@ -12,11 +12,14 @@ import (
 	"github.com/ice-run/ice/plugins/host"
 )
 
+// stateOpenTimeout bounds waiting for another process's lock on agent.db.
+const stateOpenTimeout = 5 * time.Second
+
 var runsBucket = []byte("runs")
 
-// localRun is what the agent persists about a plugin it started, so that a
+// runRecord is what the agent persists about a plugin it started, so that a
 // restarted agent can reattach to it.
-type localRun struct {
+type runRecord struct {
 	RunID      string          `json:"run_id"`
 	Component  string          `json:"component"`
 	Epoch      uint64          `json:"epoch"`
@@ -24,14 +27,25 @@ type localRun struct {
 	Attachment host.Attachment `json:"attachment"`
 }
 
+// runStore keeps the run records: agent.db (stateDB) in production, a fake
+// in tests. Its writes are durable, so they may be slow: only a run's worker
+// and the agent's start and stop call it, never the supervisor.
+type runStore interface {
+	put(r runRecord) error
+	delete(id string) error
+	all() ([]runRecord, []error)
+	close() error
+}
+
 // stateDB is the agent's local bbolt file.
 type stateDB struct {
 	db *bbolt.DB
 }
 
+// openState opens (or creates) DIR/agent.db.
 func openState(dir string) (*stateDB, error) {
 	path := filepath.Join(dir, "agent.db")
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 5 * time.Second})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: stateOpenTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("open agent state %s: %w", path, err)
 	}
@@ -46,10 +60,15 @@ func openState(dir string) (*stateDB, error) {
 	return &stateDB{db: db}, nil
 }
 
-func (s *stateDB) close() error { return s.db.Close() }
+func (s *stateDB) close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close agent state: %w", err)
+	}
+	return nil
+}
 
 // put stores a run durably (bbolt fsyncs on commit).
-func (s *stateDB) put(r localRun) error {
+func (s *stateDB) put(r runRecord) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("encode local run %s: %w", r.RunID, err)
@@ -62,7 +81,16 @@ func (s *stateDB) put(r localRun) error {
 	return nil
 }
 
+// delete removes a run's record; a run without one costs no write.
 func (s *stateDB) delete(id string) error {
+	var present bool
+	_ = s.db.View(func(tx *bbolt.Tx) error {
+		present = tx.Bucket(runsBucket).Get([]byte(id)) != nil
+		return nil
+	})
+	if !present {
+		return nil
+	}
 	if err := s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(runsBucket).Delete([]byte(id))
 	}); err != nil {
@@ -73,12 +101,12 @@ func (s *stateDB) delete(id string) error {
 
 // all returns every persisted run; undecodable records are reported and
 // skipped.
-func (s *stateDB) all() ([]localRun, []error) {
-	var out []localRun
+func (s *stateDB) all() ([]runRecord, []error) {
+	var out []runRecord
 	var errs []error
-	_ = s.db.View(func(tx *bbolt.Tx) error {
+	err := s.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(runsBucket).ForEach(func(k, v []byte) error {
-			var r localRun
+			var r runRecord
 			if err := json.Unmarshal(v, &r); err != nil {
 				errs = append(errs, fmt.Errorf("decode local run %s: %w", k, err))
 				return nil
@@ -87,5 +115,8 @@ func (s *stateDB) all() ([]localRun, []error) {
 			return nil
 		})
 	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("read local runs: %w", err))
+	}
 	return out, errs
 }

@@ -1,0 +1,51 @@
+package agent
+
+import (
+	"errors"
+	"testing"
+)
+
+type addrServer struct {
+	serverAPI
+	addr string
+}
+
+func (s addrServer) Addr() string { return "http://" + s.addr }
+
+func TestServerPoolMovesOnAfterAFailure(t *testing.T) {
+	gossip := []string{"a:1", "b:1", "c:1"}
+	p := &serverPool{
+		members: func() []string { return gossip },
+		dial:    func(addr string) serverAPI { return addrServer{addr: addr} },
+	}
+	current := func() string {
+		t.Helper()
+		c, err := p.client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Addr()
+	}
+	if got := current(); got != "http://a:1" {
+		t.Fatalf("first server %s", got)
+	}
+	cancelled := false
+	p.watching("http://a:1", func() { cancelled = true })
+	p.failed("http://a:1")
+	if got := current(); got != "http://b:1" || !cancelled {
+		t.Fatalf("after a failed: %s (watch cancelled %v)", got, cancelled)
+	}
+	p.failed("http://b:1")
+	p.failed("http://c:1")
+	if got := current(); got != "http://a:1" {
+		t.Fatalf("after every server failed once: %s, want the first again", got)
+	}
+	gossip = nil
+	if _, err := p.client(); !errors.Is(err, errNoServer) {
+		t.Fatalf("no server known: %v", err)
+	}
+	p.static = []string{"proxy:1"}
+	if got := current(); got != "http://proxy:1" {
+		t.Fatalf("static servers replace gossip: %s", got)
+	}
+}

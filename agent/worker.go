@@ -1,0 +1,287 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	metrics "github.com/armon/go-metrics"
+
+	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/plugins"
+	"github.com/ice-run/ice/plugins/host"
+)
+
+// errSpecBehind: the server read has an older spec than the run needs yet.
+var errSpecBehind = errors.New("spec behind the run")
+
+// worker does one run's blocking work for the supervisor: reading its spec,
+// launching and starting its plugin, writing its record, health checks,
+// execution and, at the end, the graceful stop. It keeps no state the
+// supervisor needs: it tells the supervisor what happened with events, and
+// it stops when its context is cancelled.
+type worker struct {
+	a    *Agent
+	post func(event)
+	// run names the run in events only: its fields are the supervisor's.
+	run *localRun
+
+	id        string
+	component string
+	epoch     uint64
+	// observed is the committed state when the worker started.
+	observed fsm.RunState
+	kind     plugins.Kind
+	// proc is the plugin, reattached or launched by this worker.
+	proc pluginProcess
+}
+
+// progress tells the supervisor that the run moved forward.
+func (w *worker) progress(to fsm.RunState, output string) {
+	w.post(progressed{run: w.run, to: to, output: output})
+}
+
+// fail tells the supervisor that the run failed, unless the worker was
+// cancelled (then the failure is the cancellation's doing).
+func (w *worker) fail(ctx context.Context, reason string) {
+	if ctx.Err() != nil {
+		return
+	}
+	w.post(failed{run: w.run, reason: reason})
+}
+
+// drive takes the run from wherever it is (a fresh PROVISIONED run, or a
+// reattached plugin) to EXECUTING, delivers a finite run's output, and then
+// watches the plugin until the run ends or the worker is cancelled.
+func (w *worker) drive(ctx context.Context, run fsm.Run) {
+	spec, ok := w.spec(ctx, run)
+	if !ok {
+		return
+	}
+	if w.proc == nil {
+		if !w.launch(ctx, spec) {
+			return
+		}
+	} else if w.observed == fsm.StateProvisioned {
+		// Reattached to a plugin whose CONTEXT_READY report was lost
+		// with the previous agent.
+		w.progress(fsm.StateContextReady, "")
+	}
+	if w.observed != fsm.StateExecuting {
+		if !w.waitHealthy(ctx) {
+			return
+		}
+		w.progress(fsm.StateExecuting, "")
+	}
+	if w.kind == plugins.KindFinite {
+		out, err := w.proc.Component().Execute(ctx, spec.Config["input"])
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			w.fail(ctx, "execute failed: "+err.Error())
+			return
+		}
+		w.progress(fsm.StateValidating, out)
+	}
+	w.monitor(ctx)
+}
+
+// spec fetches the component's spec; a run older than the spec is not
+// started (the runtime replaces it).
+func (w *worker) spec(ctx context.Context, run fsm.Run) (*fsm.Component, bool) {
+	for attempt := 1; ; attempt++ {
+		comp, err := w.a.componentSpec(ctx, w.component)
+		if err == nil && comp.Generation < run.Generation {
+			err = fmt.Errorf("server has generation %d of %s, the run needs %d: %w", comp.Generation, w.component, run.Generation, errSpecBehind)
+		} else if err == nil {
+			if run.Generation < comp.RunGeneration {
+				w.a.logger.Info("not starting outdated run", "run", w.id, "generation", run.Generation, "current", comp.RunGeneration)
+				return nil, false
+			}
+			return comp, true
+		}
+		if ctx.Err() != nil {
+			return nil, false
+		}
+		w.a.logger.Warn("fetch component spec failed, retrying", "run", w.id, "component", w.component, "error", err)
+		wait := min(time.Duration(attempt)*w.a.cfg.SpecRetryInterval, w.a.cfg.MaxSpecRetryInterval)
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-time.After(wait):
+		}
+	}
+}
+
+// launch verifies and starts the plugin, hands it to the supervisor, binds
+// it to the run, persists the reattach information and reports
+// CONTEXT_READY.
+func (w *worker) launch(ctx context.Context, comp *fsm.Component) bool {
+	start := time.Now()
+	path, sha, ok := w.a.catalog.lookup(comp.Plugin.Name)
+	if !ok {
+		w.fail(ctx, fmt.Sprintf("failed start: plugin %s is not installed on this node", comp.Plugin.Name))
+		return false
+	}
+	if comp.Plugin.SHA256 != "" {
+		sha = comp.Plugin.SHA256
+	}
+	release, ok := w.a.launchSlot(ctx)
+	if !ok {
+		return false
+	}
+	proc, err := w.a.host.Launch(host.Config{
+		Path:         path,
+		SHA256:       sha,
+		LogPath:      w.a.logPath(w.id),
+		Logger:       w.a.logger.Named("plugin").With("run", w.id),
+		StartTimeout: w.a.cfg.StartTimeout,
+	})
+	release()
+	if err != nil {
+		w.fail(ctx, "failed start: "+err.Error())
+		return false
+	}
+	w.proc = proc
+	w.post(launched{run: w.run, proc: proc})
+	if !w.start(ctx, comp) {
+		return false
+	}
+	rec := runRecord{RunID: w.id, Component: w.component, Epoch: w.epoch, Kind: w.kind, Attachment: proc.Attachment()}
+	if err := w.a.store.put(rec); err != nil {
+		w.fail(ctx, "failed start: "+err.Error())
+		return false
+	}
+	w.progress(fsm.StateContextReady, "") // also after a cancel: the record exists
+	metrics.MeasureSince([]string{"ice", "agent", "plugin", "start"}, start)
+	w.a.logger.Info("plugin started", "run", w.id, "plugin", comp.Plugin.Name, "pid", rec.Attachment.Pid, "epoch", w.epoch, "kind", w.kind.String(), "duration", time.Since(start))
+	return true
+}
+
+// start learns the plugin's kind and binds it to the run.
+func (w *worker) start(ctx context.Context, comp *fsm.Component) bool {
+	sctx, cancel := context.WithTimeout(ctx, w.a.cfg.StartTimeout)
+	defer cancel()
+	info, err := w.proc.Component().Info(sctx)
+	if err != nil {
+		w.fail(ctx, "failed start: "+err.Error())
+		return false
+	}
+	w.kind = info.Kind
+	err = w.proc.Component().Start(sctx, plugins.StartRequest{
+		RunID: w.id, Component: w.component, NodeID: w.a.cfg.NodeID, Epoch: w.epoch,
+		Config: comp.Config, LogPath: w.a.logPath(w.id),
+		// The plugin stops by itself if this agent goes silent: 3/4 of
+		// the lease TTL, which the leader's margin (at least the TTL)
+		// covers, so it is gone before the run is placed elsewhere.
+		AgentTimeout: w.a.lease.TTL() * 3 / 4,
+	})
+	if err != nil {
+		w.fail(ctx, "failed start: "+err.Error())
+		return false
+	}
+	return ctx.Err() == nil
+}
+
+// waitHealthy polls Health until the plugin reports healthy, and fails the
+// run if it does not within the start timeout.
+func (w *worker) waitHealthy(ctx context.Context) bool {
+	deadline := time.Now().Add(w.a.cfg.StartTimeout)
+	msg := "no health report"
+	for time.Now().Before(deadline) {
+		if ctx.Err() != nil {
+			return false
+		}
+		if w.proc.Exited() {
+			w.fail(ctx, "failed start: plugin exited")
+			return false
+		}
+		h, err := w.proc.Component().Health(ctx)
+		switch {
+		case err != nil:
+			msg = err.Error()
+		case h.Healthy:
+			return true
+		default:
+			msg = h.Message
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(w.a.cfg.HealthPollInterval):
+		}
+	}
+	w.fail(ctx, "failed health: "+msg)
+	return false
+}
+
+// monitor checks the plugin every HealthInterval while the lease is valid,
+// which also feeds the plugin's watchdog, and fails the run when the plugin
+// exits or fails UnhealthyLimit checks in a row.
+func (w *worker) monitor(ctx context.Context) {
+	fails := 0
+	tick := time.NewTicker(w.a.cfg.HealthInterval)
+	defer tick.Stop()
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if !w.a.lease.valid() {
+			continue
+		}
+		if w.proc.Exited() {
+			w.fail(ctx, "plugin exited")
+			return
+		}
+		h, err := w.proc.Component().Health(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil && h.Healthy {
+			fails = 0
+			continue
+		}
+		fails++
+		msg := h.Message
+		if err != nil {
+			msg = err.Error()
+		}
+		if fails >= w.a.cfg.UnhealthyLimit {
+			w.fail(ctx, fmt.Sprintf("failed health %d times: %s", fails, msg))
+			return
+		}
+	}
+}
+
+// teardown stops the plugin of a run the runtime ended, deletes its record
+// and tells the supervisor, which reports the run TERMINATED.
+func (w *worker) teardown(ctx context.Context) {
+	if w.proc != nil {
+		w.a.stopPlugin(ctx, w.id, w.proc, w.a.cfg.StopGrace)
+	}
+	if err := w.a.store.delete(w.id); err != nil {
+		w.a.logger.Warn("forget run", "run", w.id, "error", err)
+	}
+	w.post(tornDown{run: w.run})
+}
+
+// stopPlugin asks a plugin to stop by a deadline, then ends its process.
+func (a *Agent) stopPlugin(ctx context.Context, runID string, p pluginProcess, grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	sctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	if err := p.Component().Stop(sctx, deadline); err != nil {
+		a.logger.Warn("plugin stop failed; killing it", "run", runID, "error", err)
+	}
+	p.Kill()
+	a.logger.Info("plugin stopped", "run", runID)
+}
