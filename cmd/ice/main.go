@@ -26,5 +26,6 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(newServerCmd(), newAgentCmd(), newDevCmd(), newReplayCmd())
 	root.AddCommand(clientCommands()...)
+	root.AddCommand(newTLSCmd())
 	return root
 }
