@@ -32,7 +32,10 @@ func (e *APIError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message
 type Client struct {
 	addr string
 	http *http.Client
-	// Operator names the operator of writes (actor "operator:<name>").
+	// Token is the secret of the ACL token sent with every request.
+	Token string
+	// Operator names the operator of writes (actor "operator:<name>") on a
+	// cluster without ACLs; with ACLs the token's name is the operator.
 	Operator string
 	// Purpose, when set, is declared on writes instead of the default.
 	Purpose string
@@ -82,9 +85,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.Operator != "" {
-		req.Header.Set(HeaderOperator, c.Operator)
-	}
+	c.authorize(req)
 	if c.Purpose != "" {
 		req.Header.Set(HeaderPurpose, c.Purpose)
 	}
@@ -235,6 +236,7 @@ func (c *Client) FollowEvents(ctx context.Context, from uint64, component string
 	if err != nil {
 		return fmt.Errorf("build events request: %w", err)
 	}
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("follow events: %w", err)

@@ -13,6 +13,7 @@ func (c *Client) SaveSnapshot(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("build snapshot request: %w", err)
 	}
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("save snapshot: %w", err)
@@ -34,9 +35,7 @@ func (c *Client) RestoreSnapshot(ctx context.Context, archive io.Reader) (*Archi
 		return nil, fmt.Errorf("build restore request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-tar")
-	if c.Operator != "" {
-		req.Header.Set(HeaderOperator, c.Operator)
-	}
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("restore snapshot: %w", err)

@@ -26,6 +26,11 @@ type Status struct {
 	AppliedIndex uint64       `json:"applied_index"`
 	Digest       string       `json:"digest"`
 	Servers      []ServerInfo `json:"servers"`
+	// Secure is true when the server runs with TLS, gossip encryption and
+	// ACLs; false under --insecure.
+	Secure bool `json:"secure"`
+	// ACLs is true when requests must prove their authority.
+	ACLs bool `json:"acls"`
 }
 
 // ArchiveMeta describes a snapshot archive.

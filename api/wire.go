@@ -142,6 +142,11 @@ const (
 	HeaderForwarded = "X-Ice-Forwarded"
 	// HeaderServer names the server that answered.
 	HeaderServer = "X-Ice-Server"
+	// HeaderToken carries the secret of the request's ACL token.
+	HeaderToken = "X-Ice-Token"
+	// HeaderForwardedAgent names the agent a forwarding server saw present
+	// its certificate; the leader believes it only from a server.
+	HeaderForwardedAgent = "X-Ice-Forwarded-Agent"
 )
 
 // UnmarshalJSON decodes a spec strictly (unknown fields are an error, at

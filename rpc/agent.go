@@ -11,7 +11,8 @@ import (
 
 // Agent endpoints. Agents call them with their own node id; every command
 // they lead to carries actor "agent:<node>" and is fenced by the state
-// machine. (Authenticating agents is the ACL work of a later issue.)
+// machine. With ACLs on, a request speaks only for the node its agent
+// certificate or node token names (identity.go).
 
 func agentHeader(node, purpose string) (fsm.Header, error) {
 	actor := fsm.AgentActor(node)
@@ -24,6 +25,9 @@ func agentHeader(node, purpose string) (fsm.Header, error) {
 func (s *Server) agentRegister(w http.ResponseWriter, r *http.Request) error {
 	var req api.RegisterRequest
 	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	if err := identityOf(r).requireAgent(req.Node.ID); err != nil {
 		return err
 	}
 	h, err := agentHeader(req.Node.ID, "register node")
@@ -54,6 +58,12 @@ func (s *Server) agentHeartbeat(w http.ResponseWriter, r *http.Request) error {
 	if len(nodes) == 0 {
 		return fmt.Errorf("heartbeat names no node: %w", fsm.ErrBadRequest)
 	}
+	id := identityOf(r)
+	for _, n := range nodes {
+		if err := id.requireAgent(n); err != nil {
+			return err
+		}
+	}
 	for _, n := range nodes {
 		if err := s.b.Heartbeat(n); err != nil {
 			return err
@@ -70,6 +80,9 @@ func (s *Server) agentReport(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(req.Transitions) == 0 {
 		return fmt.Errorf("no transitions to report: %w", fsm.ErrBadRequest)
+	}
+	if err := identityOf(r).requireAgent(req.Node); err != nil {
+		return err
 	}
 	h, err := agentHeader(req.Node, "report")
 	if err != nil {
@@ -93,6 +106,9 @@ func (s *Server) agentReport(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) agentLeave(w http.ResponseWriter, r *http.Request) error {
 	var req api.HeartbeatRequest
 	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	if err := identityOf(r).requireAgent(req.Node); err != nil {
 		return err
 	}
 	h, err := agentHeader(req.Node, "leave")

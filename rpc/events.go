@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
+	"github.com/ice-run/ice/acl"
 	"github.com/ice-run/ice/fsm"
 )
 
@@ -30,15 +33,20 @@ func parseEventsQuery(r *http.Request) (from uint64, component string, err error
 func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 	follow, _ := strconv.ParseBool(r.URL.Query().Get("follow"))
 	if !follow {
-		return s.read(func(r *http.Request, st *fsm.State) (any, error) {
+		return s.read(func(r *http.Request, st *fsm.State, id *identity) (any, error) {
 			from, component, err := parseEventsQuery(r)
 			if err != nil {
 				return nil, err
 			}
-			return st.Events(from, component, maxEventsPage), nil
+			return visibleEvents(st.Events(from, component, maxEventsPage), id), nil
 		})(w, r)
 	}
 	from, component, err := parseEventsQuery(r)
+	if err != nil {
+		return err
+	}
+	var id *identity
+	s.b.Read(func(st *fsm.State) { id, err = s.identify(r, st, time.Now()) })
 	if err != nil {
 		return err
 	}
@@ -55,7 +63,13 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 	for {
 		var events []fsm.Event
 		var idx uint64
+		var idErr error
 		s.b.Read(func(st *fsm.State) {
+			// The token is checked again for every page: a deleted or
+			// expired one ends the stream.
+			if id, idErr = s.identify(r, st, time.Now()); idErr != nil {
+				return
+			}
 			idx = st.Index()
 			if first {
 				events = st.Events(from, component, maxEventsPage)
@@ -67,14 +81,19 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 				seq = uint64(n) // nothing at or after from yet: follow from the end
 			}
 		})
+		if idErr != nil {
+			return nil // the response is under way: end the stream
+		}
 		first = false
+		page := len(events)
+		events = visibleEvents(events, id)
 		for i := range events {
 			if err := enc.Encode(&events[i]); err != nil {
 				return nil // client went away
 			}
 			seq = events[i].Seq
 		}
-		if len(events) == maxEventsPage {
+		if page == maxEventsPage {
 			continue
 		}
 		if flusher != nil {
@@ -84,4 +103,29 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 			return nil // client went away or server stopping
 		}
 	}
+}
+
+// visibleEvents keeps the events the identity may read: a component's
+// events need component read, a node's node read, ACL events acl read, and
+// the rest (cluster events) operator read.
+func visibleEvents(events []fsm.Event, id *identity) []fsm.Event {
+	if !id.acls {
+		return events
+	}
+	out := events[:0:0]
+	for _, e := range events {
+		kind, name := acl.KindOperator, ""
+		switch {
+		case e.Component != "":
+			kind, name = acl.KindComponent, e.Component
+		case strings.HasPrefix(e.Type, "node."):
+			kind, name = acl.KindNode, e.Subject
+		case strings.HasPrefix(e.Type, "acl."):
+			kind = acl.KindACL
+		}
+		if id.authz.Allows(kind, name, acl.Read) {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -5,12 +5,17 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ice-run/ice/acl"
 	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
 )
 
 func (s *Server) setNodeStatus(w http.ResponseWriter, r *http.Request, req fsm.NodeStatusRequest, purpose string) error {
-	h, err := operatorHeader(r, purpose)
+	id := identityOf(r)
+	if err := id.require(acl.KindNode, req.ID, acl.Write); err != nil {
+		return err
+	}
+	h, err := id.operatorHeader(r, purpose)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package rpc
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,8 +19,10 @@ import (
 	metrics "github.com/armon/go-metrics"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/ice-run/ice/acl"
 	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/tlsutil"
 )
 
 // Limits of blocking queries and leader waits.
@@ -35,19 +38,37 @@ const (
 
 // Server serves the HTTP API of one ICE server.
 type Server struct {
-	b       Backend
-	logger  hclog.Logger
-	mux     *http.ServeMux
-	proxyMu sync.Mutex
-	proxies map[string]*httputil.ReverseProxy
+	b        Backend
+	opts     Options
+	logger   hclog.Logger
+	mux      *http.ServeMux
+	proxyMu  sync.Mutex
+	proxies  map[string]*httputil.ReverseProxy
+	policies policyCache
+}
+
+// Options are the security settings of the API.
+type Options struct {
+	// ACLs makes every request prove its authority: a token for operator
+	// and ACL requests, an agent certificate or node token for agent ones.
+	ACLs bool
+	// ForwardTLS, when set, is the client TLS configuration (the server's
+	// own certificate) for forwarding requests to the leader over HTTPS.
+	ForwardTLS *tls.Config
+	// Secure is reported by /v1/status: TLS, gossip encryption and ACLs on.
+	Secure bool
 }
 
 // NewServer returns the API handler for b. metricsHandler serves /metrics.
-func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger) *Server {
+// Without options it runs with ACLs off (trusted networks and tests).
+func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger, opts ...Options) *Server {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
 	s := &Server{b: b, logger: logger, mux: http.NewServeMux(), proxies: map[string]*httputil.ReverseProxy{}}
+	if len(opts) > 0 {
+		s.opts = opts[0]
+	}
 	s.handle("GET /v1/status", s.getStatus)
 	s.handle("GET /v1/nodes", s.read(s.getNodes))
 	s.handle("PUT /v1/nodes/{id}/drain", s.write(s.drainNode))
@@ -68,6 +89,7 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger) *Ser
 	s.handle("POST /v1/agent/heartbeat", s.write(s.agentHeartbeat))
 	s.handle("POST /v1/agent/transitions", s.write(s.agentReport))
 	s.handle("POST /v1/agent/leave", s.write(s.agentLeave))
+	s.routeACL()
 	if metricsHandler != nil {
 		s.mux.Handle("GET /metrics", metricsHandler)
 	}
@@ -96,8 +118,11 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 		if err != nil {
 			code = statusFor(err)
 			writeError(w, code, err)
-			if code >= 500 {
+			switch {
+			case code >= 500:
 				s.logger.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", code, "error", err)
+			case code == http.StatusForbidden:
+				s.logger.Info("request denied", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "error", err)
 			}
 		}
 		metrics.MeasureSinceWithLabels([]string{"ice", "http", "request"}, start, []metrics.Label{
@@ -204,6 +229,12 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) (bool, error) {
 	proxy := s.proxy(addr)
 	metrics.IncrCounter([]string{"ice", "http", "forwarded"}, 1)
 	r.Header.Set(api.HeaderForwarded, s.b.ID())
+	// Only this server saw the client's certificate: it vouches for an
+	// agent's node, and passes on nothing a client claimed.
+	r.Header.Del(api.HeaderForwardedAgent)
+	if id := peerIdentity(r); id.Role == tlsutil.RoleAgent {
+		r.Header.Set(api.HeaderForwardedAgent, id.NodeID)
+	}
 	proxy.ServeHTTP(w, r)
 	return true, nil
 }
@@ -215,7 +246,13 @@ func (s *Server) proxy(addr string) *httputil.ReverseProxy {
 	proxy, ok := s.proxies[addr]
 	if !ok {
 		target := &url.URL{Scheme: "http", Host: addr}
+		if s.opts.ForwardTLS != nil {
+			target.Scheme = "https"
+		}
 		proxy = httputil.NewSingleHostReverseProxy(target)
+		if s.opts.ForwardTLS != nil {
+			proxy.Transport = &http.Transport{TLSClientConfig: s.opts.ForwardTLS, ForceAttemptHTTP2: false}
+		}
 		proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 			writeError(w, http.StatusBadGateway, fmt.Errorf("forward to leader at %s: %w", addr, err))
 		}
@@ -225,14 +262,22 @@ func (s *Server) proxy(addr string) *httputil.ReverseProxy {
 	return proxy
 }
 
-// write wraps a handler that proposes: followers forward it to the leader.
+// write wraps a handler that proposes: followers forward it to the leader,
+// which identifies the request (with its own clock, the one that stamps
+// commands) and hands the identity to h.
 func (s *Server) write(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if forwarded, err := s.forward(w, r); forwarded || err != nil {
 			return err
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-		return h(w, r)
+		var id *identity
+		var err error
+		s.b.Read(func(st *fsm.State) { id, err = s.identify(r, st, time.Now()) })
+		if err != nil {
+			return err
+		}
+		return h(w, withIdentity(r, id))
 	}
 }
 
@@ -271,8 +316,9 @@ func parseReadOpts(r *http.Request) (readOpts, error) {
 	return o, nil
 }
 
-// readFunc reads from the state and returns the value to encode.
-type readFunc func(r *http.Request, st *fsm.State) (any, error)
+// readFunc reads from the state and returns the value to encode; it checks
+// (or filters by) what the request's identity may read.
+type readFunc func(r *http.Request, st *fsm.State, id *identity) (any, error)
 
 // read wraps a state read with consistency and blocking-query handling:
 // consistent reads are forwarded to, and served by, the leader after it
@@ -308,7 +354,10 @@ func (s *Server) read(f readFunc) handlerFunc {
 		var idx uint64
 		s.b.Read(func(st *fsm.State) {
 			idx = st.Index()
-			out, err = f(r, st)
+			var id *identity
+			if id, err = s.identify(r, st, time.Now()); err == nil {
+				out, err = f(r, st, id)
+			}
 		})
 		if err != nil {
 			return err
@@ -324,12 +373,16 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	st.Secure, st.ACLs = s.opts.Secure, s.opts.ACLs
 	w.Header().Set(api.HeaderIndex, strconv.FormatUint(st.AppliedIndex, 10))
 	writeJSON(w, http.StatusOK, st)
 	return nil
 }
 
 func (s *Server) getPeers(w http.ResponseWriter, r *http.Request) error {
+	if err := s.requireLocal(r, acl.KindOperator, acl.Read); err != nil {
+		return err
+	}
 	st, err := s.b.Status()
 	if err != nil {
 		return err
@@ -338,16 +391,21 @@ func (s *Server) getPeers(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) getNodes(r *http.Request, st *fsm.State) (any, error) {
-	return st.Nodes(), nil
+// getNodes lists the nodes the identity may read.
+func (s *Server) getNodes(r *http.Request, st *fsm.State, id *identity) (any, error) {
+	return filtered(st.Nodes(), acl.KindNode, id, func(n *fsm.Node) string { return n.ID })
 }
 
-func (s *Server) getComponents(r *http.Request, st *fsm.State) (any, error) {
-	return st.Components(), nil
+// getComponents lists the components the identity may read.
+func (s *Server) getComponents(r *http.Request, st *fsm.State, id *identity) (any, error) {
+	return filtered(st.Components(), acl.KindComponent, id, func(c *fsm.Component) string { return c.Name })
 }
 
-func (s *Server) getComponent(r *http.Request, st *fsm.State) (any, error) {
+func (s *Server) getComponent(r *http.Request, st *fsm.State, id *identity) (any, error) {
 	name := r.PathValue("name")
+	if err := id.require(acl.KindComponent, name, acl.Read); err != nil {
+		return nil, err
+	}
 	c, ok := st.Component(name)
 	if !ok {
 		return nil, fmt.Errorf("component %q: %w", name, fsm.ErrNotFound)
@@ -355,9 +413,13 @@ func (s *Server) getComponent(r *http.Request, st *fsm.State) (any, error) {
 	return c, nil
 }
 
-func (s *Server) getRuns(r *http.Request, st *fsm.State) (any, error) {
+// getRuns lists runs, of a component and of a node if asked. An agent reads
+// every run of its own node; others see the runs of components they may
+// read.
+func (s *Server) getRuns(r *http.Request, st *fsm.State, id *identity) (any, error) {
 	runs := st.Runs(r.URL.Query().Get("component"))
-	if node := r.URL.Query().Get("node"); node != "" {
+	node := r.URL.Query().Get("node")
+	if node != "" {
 		mine := runs[:0]
 		for _, run := range runs {
 			if run.Node == node {
@@ -366,33 +428,54 @@ func (s *Server) getRuns(r *http.Request, st *fsm.State) (any, error) {
 		}
 		runs = mine
 	}
-	return runs, nil
+	if node != "" && id.requireAgent(node) == nil {
+		return runs, nil
+	}
+	return filtered(runs, acl.KindComponent, id, func(r *fsm.Run) string { return r.Component })
 }
 
-func (s *Server) getRun(r *http.Request, st *fsm.State) (any, error) {
-	id := r.PathValue("id")
-	run, ok := st.Run(id)
+func (s *Server) getRun(r *http.Request, st *fsm.State, id *identity) (any, error) {
+	runID := r.PathValue("id")
+	run, ok := st.Run(runID)
 	if !ok {
-		return nil, fmt.Errorf("run %q: %w", id, fsm.ErrNotFound)
+		return nil, fmt.Errorf("run %q: %w", runID, fsm.ErrNotFound)
+	}
+	if err := id.require(acl.KindComponent, run.Component, acl.Read); err != nil {
+		return nil, err
 	}
 	return run, nil
 }
 
-// operatorHeader builds the command header of an operator request.
-func operatorHeader(r *http.Request, defaultPurpose string) (fsm.Header, error) {
-	name := r.Header.Get(api.HeaderOperator)
-	if name == "" {
-		name = "anonymous"
+// filtered keeps the items the identity may read; it refuses a request whose
+// token may read none of the kind at all, so that a missing permission is a
+// 403 rather than an empty list.
+func filtered[T any](items []T, kind acl.Kind, id *identity, name func(T) string) ([]T, error) {
+	if !id.acls {
+		return items, nil
 	}
-	actor := fsm.OperatorActor(name)
-	if _, err := fsm.ParseActor(actor); err != nil {
-		return fsm.Header{}, fmt.Errorf("%s header: %w", api.HeaderOperator, err)
+	if !id.authz.AllowsAny(kind, acl.Read) {
+		return nil, id.require(kind, "", acl.Read)
 	}
-	purpose := r.Header.Get(api.HeaderPurpose)
-	if purpose == "" {
-		purpose = defaultPurpose
+	out := items[:0:0]
+	for _, it := range items {
+		if id.authz.Allows(kind, name(it), acl.Read) {
+			out = append(out, it)
+		}
 	}
-	return fsm.Header{Actor: actor, Purpose: purpose}, nil
+	return out, nil
+}
+
+// requireLocal identifies the request against this server's state and
+// requires want on a single-resource kind (operator, acl).
+func (s *Server) requireLocal(r *http.Request, kind acl.Kind, want acl.Level) error {
+	var err error
+	s.b.Read(func(st *fsm.State) {
+		var id *identity
+		if id, err = s.identify(r, st, time.Now()); err == nil {
+			err = id.require(kind, "", want)
+		}
+	})
+	return err
 }
 
 func parseCAS(r *http.Request) (*uint64, error) {
@@ -441,7 +524,11 @@ func (s *Server) putComponent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("component %q: %w", name, err)
 	}
-	h, err := operatorHeader(r, "deploy "+name)
+	id := identityOf(r)
+	if err := id.require(acl.KindComponent, name, acl.Write); err != nil {
+		return err
+	}
+	h, err := id.operatorHeader(r, "deploy "+name)
 	if err != nil {
 		return err
 	}
@@ -477,7 +564,11 @@ func (s *Server) deleteComponent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	h, err := operatorHeader(r, "stop "+name)
+	id := identityOf(r)
+	if err := id.require(acl.KindComponent, name, acl.Write); err != nil {
+		return err
+	}
+	h, err := id.operatorHeader(r, "stop "+name)
 	if err != nil {
 		return err
 	}
@@ -490,16 +581,25 @@ func (s *Server) deleteComponent(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) error {
+	who := identityOf(r)
+	if err := who.require(acl.KindOperator, "", acl.Write); err != nil {
+		return err
+	}
 	id := r.PathValue("id")
 	if err := s.b.RemovePeer(id); err != nil {
 		return err
 	}
-	s.logger.Info("operator removed raft peer", "id", id, "operator", r.Header.Get(api.HeaderOperator))
+	s.logger.Info("operator removed raft peer", "id", id, "by", who.principal())
 	writeJSON(w, http.StatusOK, map[string]string{"removed": id})
 	return nil
 }
 
 func (s *Server) transferLeader(w http.ResponseWriter, r *http.Request) error {
+	who := identityOf(r)
+	if err := who.require(acl.KindOperator, "", acl.Write); err != nil {
+		return err
+	}
+	s.logger.Info("operator transfers leadership", "by", who.principal())
 	if err := s.b.TransferLeadership(); err != nil {
 		return err
 	}

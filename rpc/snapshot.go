@@ -3,7 +3,7 @@ package rpc
 import (
 	"net/http"
 
-	"github.com/ice-run/ice/api"
+	"github.com/ice-run/ice/acl"
 	"github.com/ice-run/ice/cluster"
 )
 
@@ -11,6 +11,11 @@ import (
 // snapshot taken now on the leader.
 func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) error {
 	if forwarded, err := s.forward(w, r); forwarded || err != nil {
+		return err
+	}
+	// A snapshot holds every token's secret hash and every spec: it needs
+	// operator write, as a restore does.
+	if err := s.requireLocal(r, acl.KindOperator, acl.Write); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/x-tar")
@@ -28,12 +33,15 @@ func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) error {
 	if forwarded, err := s.forward(w, r); forwarded || err != nil {
 		return err
 	}
+	if err := s.requireLocal(r, acl.KindOperator, acl.Write); err != nil {
+		return err
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, cluster.MaxSnapshotBytes+maxArchiveOverhead)
 	meta, err := s.b.RestoreSnapshot(r.Body)
 	if err != nil {
 		return err
 	}
-	s.logger.Warn("operator restored a snapshot", "operator", r.Header.Get(api.HeaderOperator), "index", meta.Index, "digest", meta.Digest)
+	s.logger.Warn("operator restored a snapshot", "index", meta.Index, "digest", meta.Digest)
 	writeJSON(w, http.StatusOK, meta)
 	return nil
 }

@@ -48,6 +48,8 @@ func (n *Node) Running() bool { return n.Server != nil }
 type Options struct {
 	// Configure, when set, adjusts each server's configuration.
 	Configure func(cfg *cluster.Config)
+	// API, when set, are the API's security options (ACLs on).
+	API *rpc.Options
 }
 
 // Cluster is a set of in-process servers.
@@ -135,7 +137,11 @@ func (c *Cluster) start(node *Node, expect int) error {
 		return fmt.Errorf("start %s: %w", node.ID, err)
 	}
 	node.Server = srv
-	node.http = &http.Server{Handler: rpc.NewServer(srv, nil, cfg.Logger.Named("http"))}
+	var apiOpts []rpc.Options
+	if c.opts.API != nil {
+		apiOpts = append(apiOpts, *c.opts.API)
+	}
+	node.http = &http.Server{Handler: rpc.NewServer(srv, nil, cfg.Logger.Named("http"), apiOpts...)}
 	go func() { _ = node.http.Serve(ln) }()
 	return nil
 }
