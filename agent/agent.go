@@ -66,7 +66,7 @@ func New(cfg Config) (*Agent, error) {
 		_ = store.close()
 		return nil, err
 	}
-	a, err := newAgent(cfg, parts{host: processHost{}, store: store, members: members, dial: dialHTTP})
+	a, err := newAgent(cfg, parts{host: processHost{}, store: store, members: members, dial: dialerFor(cfg.TLS, cfg.Token)})
 	if err != nil {
 		_ = members.Close(cfg.GossipLeaveTimeout)
 		_ = store.close()

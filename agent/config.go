@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"crypto/tls"
 	"errors"
 	"time"
 
@@ -30,6 +31,12 @@ type Config struct {
 	// StopPluginsOnExit stops the plugins when the agent stops, instead of
 	// leaving them for a restarted agent to reattach (`ice dev`).
 	StopPluginsOnExit bool
+	// TLS, when set, is the client TLS configuration for the servers' API:
+	// it presents the agent's certificate, which names its node.
+	TLS *tls.Config
+	// Token, when set, is a node token sent with every request (an
+	// alternative to an agent certificate; both bind the node id).
+	Token string
 	// Fast selects gossip timings for tests on loopback.
 	Fast bool
 	// Logger receives the agent's logs (default: discarded).

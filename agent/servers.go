@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"sync"
 
@@ -32,11 +33,27 @@ type httpServer struct {
 	stale *api.Client
 }
 
-// dialHTTP returns the serverAPI of the server at addr.
-func dialHTTP(addr string) serverAPI {
-	stale := api.NewClient(addr)
-	stale.Stale = true
-	return httpServer{Client: api.NewClient(addr), stale: stale}
+// dialHTTP returns the serverAPI of the server at addr, over plain HTTP.
+func dialHTTP(addr string) serverAPI { return dialerFor(nil, "")(addr) }
+
+// dialerFor returns a dial function for servers reached with the agent's
+// credentials: tc, its client TLS configuration (its agent certificate,
+// https), and token, a node token (either proves its node id).
+func dialerFor(tc *tls.Config, token string) func(addr string) serverAPI {
+	return func(addr string) serverAPI {
+		cfg := api.Config{Address: addr, TLS: tc, Token: token}
+		c, err := api.NewClientConfig(cfg)
+		if err != nil {
+			// Only file loading fails, and cfg names no files.
+			c = api.NewClient(addr)
+		}
+		stale, _ := api.NewClientConfig(cfg)
+		if stale == nil {
+			stale = api.NewClient(addr)
+		}
+		stale.Stale = true
+		return httpServer{Client: c, stale: stale}
+	}
 }
 
 // StaleComponent reads a component from the server's local state.

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"sync"
@@ -33,6 +34,10 @@ type SimConfig struct {
 	Plugins []string
 	Labels  map[string]string
 	Logger  hclog.Logger
+	// TLS and Token are the simulator's credentials for a secure cluster:
+	// it speaks for many nodes, so it needs a management token.
+	TLS   *tls.Config
+	Token string
 }
 
 // Simulator registers many lightweight nodes and drives the runs placed on
@@ -62,7 +67,11 @@ func NewSimulator(cfg SimConfig) (*Simulator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	s := &Simulator{cfg: cfg, client: api.NewClient(cfg.Server), mine: map[string]bool{}}
+	client, err := api.NewClientConfig(api.Config{Address: cfg.Server, TLS: cfg.TLS, Token: cfg.Token})
+	if err != nil {
+		return nil, fmt.Errorf("simulator client: %w", err)
+	}
+	s := &Simulator{cfg: cfg, client: client, mine: map[string]bool{}}
 	for i := 0; i < cfg.Nodes; i++ {
 		id := fmt.Sprintf("%s-%04d", cfg.Prefix, i)
 		s.ids = append(s.ids, id)

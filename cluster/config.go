@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/ice-run/ice/internal/tlsutil"
 )
 
 // Config configures a Server.
@@ -46,6 +47,11 @@ type Config struct {
 	LeaseMargin time.Duration
 	// Fast shortens Raft's timeouts for in-process tests on loopback.
 	Fast bool
+
+	// TLS, when set, is the server's certificate store: Raft runs over
+	// mutual TLS and accepts only server certificates of the cluster.
+	// Without it Raft is plaintext (--insecure).
+	TLS *tlsutil.Store
 
 	Logger hclog.Logger
 }

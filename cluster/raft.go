@@ -54,7 +54,13 @@ func openRaftStores(cfg *Config) (*raftStores, error) {
 	}
 	// A small pool: after a peer restarts, every pooled connection to it fails
 	// one RPC before it is dropped, which delays elections.
-	st.transport, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 2, 10*time.Second, cfg.Logger.Named("transport"))
+	if cfg.TLS != nil {
+		// Mutual TLS that admits only server certificates of the cluster:
+		// an agent, a CLI or a stranger cannot speak Raft.
+		st.transport, err = NewTLSTransport(cfg.RaftAddr, addr, cfg.TLS, 2, 10*time.Second, cfg.Logger.Named("transport"))
+	} else {
+		st.transport, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 2, 10*time.Second, cfg.Logger.Named("transport"))
+	}
 	if err != nil {
 		st.close()
 		return nil, fmt.Errorf("listen raft on %s: %w", cfg.RaftAddr, err)

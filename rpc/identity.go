@@ -173,6 +173,9 @@ func (s *Server) identify(r *http.Request, st *fsm.State, now time.Time) (*ident
 		id.agent = r.Header.Get(api.HeaderForwardedAgent)
 	}
 	id.authz = acl.New()
+	if id.agent != "" {
+		id.authz = agentAuthorizer
+	}
 	secret := tokenSecret(r)
 	if secret == "" {
 		return id, nil
@@ -190,6 +193,8 @@ func (s *Server) identify(r *http.Request, st *fsm.State, now time.Time) (*ident
 			return nil, denied("agent", fmt.Errorf("node token of %q used by agent %s: %w", tok.Node, id.agent, fsm.ErrNotAuthorized))
 		}
 		id.agent = tok.Node
+		id.authz = agentAuthorizer
+		return id, nil
 	}
 	if tok.Management {
 		id.authz = acl.Management()
@@ -202,6 +207,10 @@ func (s *Server) identify(r *http.Request, st *fsm.State, now time.Time) (*ident
 	id.authz = authz
 	return id, nil
 }
+
+// agentAuthorizer is what an agent may do beyond speaking for its node:
+// read the specs of the components it may be asked to run.
+var agentAuthorizer = acl.New(&acl.Policy{Name: "agent", Rules: []acl.Rule{{Kind: acl.KindComponent, Level: acl.Read}}})
 
 // policyCache keeps parsed policies by name and modify index, so that a
 // request does not parse HCL.

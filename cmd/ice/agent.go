@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ice-run/ice/agent"
+	"github.com/ice-run/ice/api"
+	"github.com/ice-run/ice/internal/tlsutil"
 )
 
 // agentFlags are the flags of `ice agent` (and the agent half of `ice dev`).
@@ -28,6 +31,8 @@ type agentFlags struct {
 	logLevel   string
 	logJSON    bool
 	simulate   int
+	token      string
+	security   securityFlags
 }
 
 func newAgentCmd() *cobra.Command {
@@ -64,7 +69,9 @@ Plugins keep running when the agent stops; a restarted agent with the same
 	fl.StringArrayVar(&f.labels, "label", nil, "node label key=value (repeatable)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log as JSON lines")
-	fl.IntVar(&f.simulate, "simulate", 0, "simulate this many nodes (ids NODE-ID-0000...) that run nothing, for scale tests; needs --server")
+	fl.IntVar(&f.simulate, "simulate", 0, "simulate this many nodes (ids NODE-ID-0000...) that run nothing, for scale tests; needs --server (and a management --token on a secure cluster)")
+	fl.StringVar(&f.token, "token", os.Getenv("ICE_TOKEN"), "ACL token: a node token of this node (instead of an agent certificate), or a management token for --simulate (env ICE_TOKEN)")
+	f.security.register(cmd)
 	return cmd
 }
 
@@ -87,8 +94,18 @@ func runSimulator(ctx context.Context, f *agentFlags, logger hclog.Logger) error
 	if prefix == "" {
 		prefix = "sim"
 	}
+	var tc *tls.Config
+	if !f.security.insecure {
+		if f.security.tlsCA == "" || f.token == "" {
+			return fmt.Errorf("--simulate on a secure cluster needs --tls-ca and a management --token (or --insecure)")
+		}
+		if tc, err = api.ClientTLS(f.security.tlsCA, f.security.tlsCert, f.security.tlsKey, ""); err != nil {
+			return err
+		}
+	}
 	sim, err := agent.NewSimulator(agent.SimConfig{
 		Server: f.servers[0], Nodes: f.simulate, Prefix: prefix, Plugins: names, Labels: labels, Logger: logger.Named("simulate"),
+		TLS: tc, Token: f.token,
 	})
 	if err != nil {
 		return err
@@ -135,6 +152,14 @@ func startAgent(ctx context.Context, f *agentFlags, logger hclog.Logger, stopPlu
 	if f.pluginDir == "" {
 		f.pluginDir = defaultPluginDir()
 	}
+	sec, err := f.security.load(ctx, tlsutil.RoleAgent, logger)
+	if err != nil {
+		return err
+	}
+	defer sec.stop()
+	if id := sec.identity(); id.NodeID != "" && id.NodeID != f.nodeID {
+		return fmt.Errorf("the agent certificate %s names node %q, this agent is --node-id %q", f.security.tlsCert, id.NodeID, f.nodeID)
+	}
 	a, err := agent.New(agent.Config{
 		NodeID:     f.nodeID,
 		DataDir:    f.dataDir,
@@ -144,6 +169,8 @@ func startAgent(ctx context.Context, f *agentFlags, logger hclog.Logger, stopPlu
 		PluginDir:  f.pluginDir,
 		Labels:     labels,
 		Logger:     logger.Named("agent"),
+		TLS:        sec.clientTLS(),
+		Token:      f.token,
 
 		StopPluginsOnExit: stopPlugins,
 	})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ice-run/ice/cluster"
 	"github.com/ice-run/ice/internal/telemetry"
+	"github.com/ice-run/ice/internal/tlsutil"
 	"github.com/ice-run/ice/rpc"
 )
 
@@ -37,6 +38,7 @@ type serverFlags struct {
 	leaseTTL          time.Duration
 	leaseMargin       time.Duration
 	enableDebug       bool
+	security          securityFlags
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
@@ -56,6 +58,7 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", 10*time.Second, "agent lease: an agent that cannot renew for this long stops its runs")
 	fl.BoolVar(&f.enableDebug, "enable-debug", false, "serve Go's profiler at /debug/pprof/ on the HTTP API address")
 	fl.DurationVar(&f.leaseMargin, "lease-margin", 0, "extra wait before a silent node is declared down and its runs replaced (0: the lease TTL)")
+	f.security.register(cmd)
 }
 
 func newServerCmd() *cobra.Command {
@@ -110,6 +113,11 @@ func withPprof(api http.Handler) http.Handler {
 // runServer runs a server until ctx ends. ready, if not nil, is called
 // once the API listens.
 func runServer(ctx context.Context, f *serverFlags, logger hclog.Logger, ready func(*cluster.Server)) error {
+	sec, err := f.security.load(ctx, tlsutil.RoleServer, logger)
+	if err != nil {
+		return err
+	}
+	defer sec.stop()
 	tel, err := telemetry.Setup("ice")
 	if err != nil {
 		return fmt.Errorf("set up metrics: %w", err)
@@ -131,23 +139,34 @@ func runServer(ctx context.Context, f *serverFlags, logger hclog.Logger, ready f
 		TrailingLogs:      f.trailingLogs,
 		LeaseTTL:          f.leaseTTL,
 		LeaseMargin:       f.leaseMargin,
+		TLS:               sec.store,
 		Logger:            logger,
 	})
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("start server %s: %w", f.nodeID, err)
 	}
-	var handler http.Handler = rpc.NewServer(srv, tel.Handler(), logger.Named("http"))
+	secure := !f.security.insecure
+	var handler http.Handler = rpc.NewServer(srv, tel.Handler(), logger.Named("http"), rpc.Options{
+		ACLs: secure, ForwardTLS: sec.clientTLS(), Secure: secure,
+	})
 	if f.enableDebug {
 		handler = withPprof(handler)
 	}
 	api := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig:         sec.serverTLS(),
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- api.Serve(ln) }()
-	logger.Info("http api listening", "addr", ln.Addr().String())
+	go func() {
+		if api.TLSConfig != nil {
+			serveErr <- api.ServeTLS(ln, "", "")
+			return
+		}
+		serveErr <- api.Serve(ln)
+	}()
+	logger.Info("http api listening", "addr", ln.Addr().String(), "tls", api.TLSConfig != nil, "acls", secure)
 	if ready != nil {
 		ready(srv)
 	}
