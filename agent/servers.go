@@ -72,6 +72,9 @@ type serverPool struct {
 
 	mu      sync.Mutex
 	current string
+	// dialed holds one serverAPI per address, so requests to a server
+	// reuse its connections (and TLS sessions) instead of opening new ones.
+	dialed map[string]serverAPI
 
 	// The blocking watch query in flight, cancelled when another call
 	// finds its server failed (a long poll to a vanished host would
@@ -111,14 +114,28 @@ func (p *serverPool) client() (serverAPI, error) {
 	addrs := p.addrs()
 	for _, a := range addrs {
 		if a == p.current {
-			return p.dial(a), nil
+			return p.server(a), nil
 		}
 	}
 	if len(addrs) == 0 {
 		return nil, errNoServer
 	}
 	p.current = addrs[0]
-	return p.dial(p.current), nil
+	return p.server(p.current), nil
+}
+
+// server returns the serverAPI of addr, dialing it the first time. Callers
+// hold p.mu.
+func (p *serverPool) server(addr string) serverAPI {
+	if s, ok := p.dialed[addr]; ok {
+		return s
+	}
+	if p.dialed == nil {
+		p.dialed = map[string]serverAPI{}
+	}
+	s := p.dial(addr)
+	p.dialed[addr] = s
+	return s
 }
 
 // failed moves on from addr (a serverAPI's Addr) to another server.

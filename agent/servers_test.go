@@ -14,9 +14,13 @@ func (s addrServer) Addr() string { return "http://" + s.addr }
 
 func TestServerPoolMovesOnAfterAFailure(t *testing.T) {
 	gossip := []string{"a:1", "b:1", "c:1"}
+	dials := map[string]int{}
 	p := &serverPool{
 		members: func() []string { return gossip },
-		dial:    func(addr string) serverAPI { return addrServer{addr: addr} },
+		dial: func(addr string) serverAPI {
+			dials[addr]++
+			return addrServer{addr: addr}
+		},
 	}
 	current := func() string {
 		t.Helper()
@@ -47,5 +51,10 @@ func TestServerPoolMovesOnAfterAFailure(t *testing.T) {
 	p.static = []string{"proxy:1"}
 	if got := current(); got != "http://proxy:1" {
 		t.Fatalf("static servers replace gossip: %s", got)
+	}
+	for addr, n := range dials {
+		if n != 1 {
+			t.Errorf("%s dialed %d times, want once (its connections are reused)", addr, n)
+		}
 	}
 }
