@@ -28,7 +28,9 @@ type Agent struct {
 	specs    specCache
 	launches chan struct{} // a token per plugin launch in progress (launchSlot)
 	resync   atomic.Bool   // the watch loop is to start over from index 0
-	super    *supervisor
+	// clusterID is the cluster's id, learnt when the node registers.
+	clusterID atomic.Value
+	super     *supervisor
 
 	// ctx ends when the agent stops; the agent's goroutines and requests
 	// derive from it.

@@ -450,7 +450,7 @@ func (f *fakeServer) Register(ctx context.Context, _ fsm.Node) (*api.LeaseRespon
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.registers++
-	return &api.LeaseResponse{Index: f.index, LeaseTTLMillis: f.ttl.Milliseconds()}, nil
+	return &api.LeaseResponse{Index: f.index, LeaseTTLMillis: f.ttl.Milliseconds(), ClusterID: "test-cluster"}, nil
 }
 
 func (f *fakeServer) Heartbeat(ctx context.Context, _ string) (*api.LeaseResponse, error) {

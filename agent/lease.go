@@ -73,7 +73,10 @@ func (a *Agent) register(ctx context.Context) error {
 			res, err = c.Register(ctx, node)
 			if err == nil {
 				a.lease.renewed(sent, res.LeaseTTL())
-				a.logger.Info("node registered", "index", res.Index, "lease_ttl", res.LeaseTTL())
+				if res.ClusterID != "" {
+					a.clusterID.Store(res.ClusterID)
+				}
+				a.logger.Info("node registered", "index", res.Index, "lease_ttl", res.LeaseTTL(), "cluster_id", res.ClusterID)
 				return nil
 			}
 			if api.IsStatus(err, http.StatusBadRequest) || api.IsStatus(err, http.StatusForbidden) {
@@ -142,4 +145,11 @@ func (a *Agent) heartbeat(ctx context.Context) bool {
 		return false
 	}
 	return true
+}
+
+// ClusterID is the id of the cluster the agent registered with ("" before
+// it did, or on a cluster that has none yet).
+func (a *Agent) ClusterID() string {
+	id, _ := a.clusterID.Load().(string)
+	return id
 }

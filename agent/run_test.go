@@ -58,7 +58,7 @@ func TestPlacedRunIsLaunchedAndReportedExecuting(t *testing.T) {
 	}
 	p := r.host.proc("r1")
 	st := p.state()
-	want := plugins.StartRequest{RunID: "r1", Component: "ticker", NodeID: "n1", Epoch: 7, LogPath: launch.LogPath, AgentTimeout: r.server.ttl * 3 / 4}
+	want := plugins.StartRequest{RunID: "r1", Component: "ticker", NodeID: "n1", Epoch: 7, ClusterID: "test-cluster", LogPath: launch.LogPath, AgentTimeout: r.server.ttl * 3 / 4}
 	if st.start.Config["greeting"] != "hi" {
 		t.Fatalf("start config %v, want the spec's", st.start.Config)
 	}

@@ -171,7 +171,7 @@ func (w *worker) start(ctx context.Context, comp *fsm.Component) bool {
 	}
 	w.kind = info.Kind
 	err = w.proc.Component().Start(sctx, plugins.StartRequest{
-		RunID: w.id, Component: w.component, NodeID: w.a.cfg.NodeID, Epoch: w.epoch,
+		RunID: w.id, Component: w.component, NodeID: w.a.cfg.NodeID, Epoch: w.epoch, ClusterID: w.a.ClusterID(),
 		Config: comp.Config, LogPath: w.a.logPath(w.id),
 		// The plugin stops by itself if this agent goes silent: 3/4 of
 		// the lease TTL, which the leader's margin (at least the TTL)

@@ -20,6 +20,9 @@ type RegisterRequest struct {
 type LeaseResponse struct {
 	Index          uint64 `json:"index,omitempty"`
 	LeaseTTLMillis int64  `json:"lease_ttl_ms"`
+	// ClusterID is the cluster's id (register answers carry it), which
+	// plugins receive with their epoch.
+	ClusterID string `json:"cluster_id,omitempty"`
 }
 
 // LeaseTTL returns the lease as a duration.

@@ -53,7 +53,7 @@ func (c *grpcClient) Start(ctx context.Context, req StartRequest) error {
 	_, err := c.client.Start(ctx, &proto.StartRequest{
 		RunId: req.RunID, Component: req.Component, NodeId: req.NodeID,
 		Epoch: req.Epoch, Config: req.Config, LogPath: req.LogPath,
-		AgentTimeoutNanos: int64(req.AgentTimeout),
+		AgentTimeoutNanos: int64(req.AgentTimeout), ClusterId: req.ClusterID,
 	})
 	if err != nil {
 		return fmt.Errorf("plugin start: %w", err)
@@ -105,7 +105,7 @@ func (s *grpcServer) Start(ctx context.Context, req *proto.StartRequest) (*proto
 	err := s.impl.Start(ctx, StartRequest{
 		RunID: req.RunId, Component: req.Component, NodeID: req.NodeId,
 		Epoch: req.Epoch, Config: req.Config, LogPath: req.LogPath,
-		AgentTimeout: time.Duration(req.AgentTimeoutNanos),
+		AgentTimeout: time.Duration(req.AgentTimeoutNanos), ClusterID: req.ClusterId,
 	})
 	if err != nil {
 		return nil, err

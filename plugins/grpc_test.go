@@ -56,12 +56,12 @@ func TestGRPCRoundTrip(t *testing.T) {
 	if info, err := c.Info(ctx); err != nil || info != (plugins.Info{Name: "fake", Version: "9", Kind: plugins.KindFinite}) {
 		t.Fatalf("info = %+v, %v", info, err)
 	}
-	req := plugins.StartRequest{RunID: "r", Component: "c", NodeID: "n", Epoch: 42,
+	req := plugins.StartRequest{RunID: "r", Component: "c", NodeID: "n", Epoch: 42, ClusterID: "c0ffee",
 		Config: map[string]string{"k": "v"}, LogPath: "/tmp/x.log", AgentTimeout: 3 * time.Second}
 	if err := c.Start(ctx, req); err != nil {
 		t.Fatal(err)
 	}
-	if impl.started.Epoch != 42 || impl.started.Config["k"] != "v" || impl.started.AgentTimeout != 3*time.Second || impl.started.NodeID != "n" {
+	if impl.started.Epoch != 42 || impl.started.Config["k"] != "v" || impl.started.AgentTimeout != 3*time.Second || impl.started.NodeID != "n" || impl.started.ClusterID != "c0ffee" {
 		t.Fatalf("plugin received %+v", impl.started)
 	}
 	if h, err := c.Health(ctx); err != nil || h.Healthy || h.Message != "warming up" {

@@ -40,8 +40,11 @@ type StartRequest struct {
 	// Epoch is the Raft index that authorised this run on this node. Hand it
 	// to any external system whose side effects must be fenced: a request
 	// carrying an older epoch than one already seen is stale.
-	Epoch  uint64
-	Config map[string]string
+	Epoch uint64
+	// ClusterID is the id of the cluster that granted the epoch: with it, an
+	// external system can fence runs of several clusters apart.
+	ClusterID string
+	Config    map[string]string
 	// LogPath is the file the plugin must log to; its stdout and stderr lead
 	// to the agent that started it, which may be gone.
 	LogPath string

@@ -42,7 +42,9 @@ func (s *Server) agentRegister(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.logger.Info("agent registered", "node", req.Node.ID, "address", req.Node.Address, "plugins", len(req.Node.Plugins))
-	writeJSON(w, http.StatusOK, api.LeaseResponse{Index: res.Index, LeaseTTLMillis: s.b.LeaseTTL().Milliseconds()})
+	var clusterID string
+	s.b.Read(func(st *fsm.State) { clusterID = st.ClusterID() })
+	writeJSON(w, http.StatusOK, api.LeaseResponse{Index: res.Index, LeaseTTLMillis: s.b.LeaseTTL().Milliseconds(), ClusterID: clusterID})
 	return nil
 }
 

@@ -185,8 +185,11 @@ type StartRequest struct {
 	// run and exits by itself: an agent that died or was cut off can no longer
 	// fence it, and the runtime will place the run elsewhere. 0 disables it.
 	AgentTimeoutNanos int64 `protobuf:"varint,7,opt,name=agent_timeout_nanos,json=agentTimeoutNanos,proto3" json:"agent_timeout_nanos,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The id of the cluster whose committed entry (at epoch) authorised the
+	// run: epochs of different clusters are told apart by it.
+	ClusterId     string `protobuf:"bytes,8,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StartRequest) Reset() {
@@ -266,6 +269,13 @@ func (x *StartRequest) GetAgentTimeoutNanos() int64 {
 		return x.AgentTimeoutNanos
 	}
 	return 0
+}
+
+func (x *StartRequest) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
 }
 
 type StartResponse struct {
@@ -569,7 +579,7 @@ const file_component_proto_rawDesc = "" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12(\n" +
-	"\x04kind\x18\x03 \x01(\x0e2\x14.ice.plugins.v1.KindR\x04kind\"\xba\x02\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x14.ice.plugins.v1.KindR\x04kind\"\xd9\x02\n" +
 	"\fStartRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12@\n" +
@@ -577,7 +587,9 @@ const file_component_proto_rawDesc = "" +
 	"\blog_path\x18\x04 \x01(\tR\alogPath\x12\x1c\n" +
 	"\tcomponent\x18\x05 \x01(\tR\tcomponent\x12\x17\n" +
 	"\anode_id\x18\x06 \x01(\tR\x06nodeId\x12.\n" +
-	"\x13agent_timeout_nanos\x18\a \x01(\x03R\x11agentTimeoutNanos\x1a9\n" +
+	"\x13agent_timeout_nanos\x18\a \x01(\x03R\x11agentTimeoutNanos\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\b \x01(\tR\tclusterId\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x0f\n" +

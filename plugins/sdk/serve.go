@@ -165,7 +165,7 @@ func (g *guard) Start(ctx context.Context, req plugins.StartRequest) error {
 		g.watchdog = time.AfterFunc(req.AgentTimeout, g.fence)
 		g.mu.Unlock()
 	}
-	logger.Info("starting run", "run", req.RunID, "component", req.Component, "epoch", req.Epoch, "node", req.NodeID)
+	logger.Info("starting run", "run", req.RunID, "component", req.Component, "epoch", req.Epoch, "cluster_id", req.ClusterID, "node", req.NodeID)
 	return g.impl.Start(ctx, req)
 }
 
