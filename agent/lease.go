@@ -130,6 +130,9 @@ func (a *Agent) heartbeat(ctx context.Context) bool {
 	switch {
 	case err == nil:
 		a.lease.renewed(sent, res.LeaseTTL())
+		if res.ClusterID != "" && res.ClusterID != a.ClusterID() {
+			a.clusterID.Store(res.ClusterID)
+		}
 	case ctx.Err() != nil:
 	case api.IsStatus(err, http.StatusConflict), api.IsStatus(err, http.StatusNotFound):
 		a.logger.Warn("node not ready on the servers, registering again", "error", err)

@@ -71,7 +71,9 @@ func (s *Server) agentHeartbeat(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	writeJSON(w, http.StatusOK, api.LeaseResponse{LeaseTTLMillis: s.b.LeaseTTL().Milliseconds()})
+	var clusterID string
+	s.b.Read(func(st *fsm.State) { clusterID = st.ClusterID() })
+	writeJSON(w, http.StatusOK, api.LeaseResponse{LeaseTTLMillis: s.b.LeaseTTL().Milliseconds(), ClusterID: clusterID})
 	return nil
 }
 
