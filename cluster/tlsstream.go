@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	metrics "github.com/armon/go-metrics"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
@@ -195,6 +196,7 @@ func (s *TLSStreamLayer) acceptLoop() {
 		case s.pending <- struct{}{}:
 		default:
 			s.refused.Add(1)
+			metrics.IncrCounter([]string{"ice", "raft", "tls", "refused"}, 1)
 			s.logger.Warn("raft TLS: refused connection: too many handshakes in progress", "remote", raw.RemoteAddr().String(), "limit", maxPendingHandshakes)
 			_ = raw.Close()
 			continue
@@ -218,6 +220,7 @@ func (s *TLSStreamLayer) handshake(raw net.Conn) {
 			return // closing
 		}
 		s.refused.Add(1)
+		metrics.IncrCounter([]string{"ice", "raft", "tls", "refused"}, 1)
 		s.logger.Warn("raft TLS: refused connection", "remote", raw.RemoteAddr().String(), "error", err)
 		return
 	}
