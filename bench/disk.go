@@ -9,7 +9,7 @@ import (
 )
 
 // FsyncMs measures n times a 4 KiB write plus fsync of a file in dir and
-// returns the median in milliseconds (design.md's reference disk: 0.23 ms).
+// returns the median in milliseconds (docs/performance.md's machine: 0.09–0.10 ms).
 func FsyncMs(dir string, n int) (float64, error) {
 	f, err := os.Create(filepath.Join(dir, "fsync-probe"))
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -31,14 +30,19 @@ type IceServer struct {
 
 // IceCluster is n `ice server` processes on loopback that bootstrap
 // together, each with its own data dir, every other setting the default.
+// Access says how they were started (secure, or --insecure) and how to
+// reach them.
 type IceCluster struct {
 	Bin     string
+	Access  *Access
 	Servers []*IceServer
 }
 
-// StartIceCluster starts n servers under dir.
-func StartIceCluster(bin, dir string, n int, extra ...string) (*IceCluster, error) {
-	c := &IceCluster{Bin: bin}
+// StartIceCluster starts n servers under dir with acc's security flags. On
+// a secure cluster, Bootstrap (after WaitLeader) creates the management
+// token the clients use.
+func StartIceCluster(bin, dir string, n int, acc *Access, extra ...string) (*IceCluster, error) {
+	c := &IceCluster{Bin: bin, Access: acc}
 	for i := 0; i < n; i++ {
 		as, err := FreeAddrs(3)
 		if err != nil {
@@ -48,6 +52,10 @@ func StartIceCluster(bin, dir string, n int, extra ...string) (*IceCluster, erro
 		c.Servers = append(c.Servers, &IceServer{ID: id, DataDir: filepath.Join(dir, id), HTTP: as[0], Raft: as[1], Gossip: as[2]})
 	}
 	for i, s := range c.Servers {
+		sec, err := acc.ServerFlags(s.ID)
+		if err != nil {
+			return nil, err
+		}
 		args := []string{"server",
 			"--node-id", s.ID, "--data-dir", s.DataDir,
 			"--http", s.HTTP, "--raft", s.Raft, "--gossip", s.Gossip,
@@ -58,7 +66,7 @@ func StartIceCluster(bin, dir string, n int, extra ...string) (*IceCluster, erro
 				args = append(args, "--join", o.Gossip)
 			}
 		}
-		args = append(args, extra...)
+		args = append(append(args, sec...), extra...)
 		p, err := StartProcess(bin, dir, s.ID, args...)
 		if err != nil {
 			c.Stop()
@@ -67,6 +75,18 @@ func StartIceCluster(bin, dir string, n int, extra ...string) (*IceCluster, erro
 		s.Proc = p
 	}
 	return c, nil
+}
+
+// Bootstrap creates the management token through leader (secure clusters;
+// nothing to do for an insecure one).
+func (c *IceCluster) Bootstrap(leader *IceServer, timeout time.Duration) error {
+	return c.Access.Bootstrap(context.Background(), leader.HTTP, timeout)
+}
+
+// Writer returns a writer of the workload to server s through a client
+// keeping conns connections.
+func (c *IceCluster) Writer(s *IceServer, conns, payload int) *IceWriter {
+	return &IceWriter{HTTP: c.Access.NewHTTPClient(conns, 0), Base: c.Access.URL(s.HTTP), Token: c.Access.Token(), PayloadSize: payload, Prefix: "bench-"}
 }
 
 // Stop stops every running server (SIGTERM, then SIGKILL after 10s).
@@ -89,32 +109,13 @@ func (c *IceCluster) Running() []*IceServer {
 	return out
 }
 
-var statusClient = &http.Client{Timeout: 2 * time.Second}
-
 // IceStatus reads GET /v1/status of one server.
-func IceStatus(ctx context.Context, httpAddr string) (*api.Status, error) {
+func IceStatus(ctx context.Context, acc *Access, httpAddr string) (*api.Status, error) {
 	var st api.Status
-	if err := getJSON(ctx, statusClient, "http://"+httpAddr+"/v1/status", &st); err != nil {
+	if err := acc.getJSON(ctx, acc.statusClient(), httpAddr, "/v1/status", &st); err != nil {
 		return nil, err
 	}
 	return &st, nil
-}
-
-func getJSON(ctx context.Context, hc *http.Client, u string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("GET %s: HTTP %d: %s", u, resp.StatusCode, strings.TrimSpace(string(b)))
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 // WaitLeader waits until every running server names the same leader, and
@@ -124,7 +125,7 @@ func (c *IceCluster) WaitLeader(timeout time.Duration) (*IceServer, error) {
 	err := proctest.WaitFor(context.Background(), "a leader all running servers agree on", timeout, 50*time.Millisecond, func() (bool, error) {
 		id := ""
 		for _, s := range c.Running() {
-			st, err := IceStatus(context.Background(), s.HTTP)
+			st, err := IceStatus(context.Background(), c.Access, s.HTTP)
 			if err != nil || st.Leader == "" || (id != "" && st.Leader != id) {
 				return false, err
 			}
@@ -149,20 +150,6 @@ func (c *IceCluster) WaitLeader(timeout time.Duration) (*IceServer, error) {
 	return nil, err
 }
 
-// NewHTTPClient returns a client whose transport keeps at least conns idle
-// connections per host, so that every benchmark client reuses its own.
-func NewHTTPClient(conns int) *http.Client {
-	tr := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        conns + 16,
-		MaxIdleConnsPerHost: conns + 16,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
-	return &http.Client{Transport: tr}
-}
-
 // NamesPerClient is how many components each benchmark client writes,
 // round-robin.
 const NamesPerClient = 4
@@ -172,8 +159,10 @@ const NamesPerClient = 4
 // that changes on every write, so each write is a new generation and an
 // event. Each client writes its own NamesPerClient names in turn.
 type IceWriter struct {
-	HTTP        *http.Client
-	Base        string
+	HTTP *http.Client
+	Base string
+	// Token is sent as X-Ice-Token when set (a secure cluster).
+	Token       string
 	PayloadSize int
 	Prefix      string
 }
@@ -199,6 +188,9 @@ func (w *IceWriter) put(ctx context.Context, name string, body []byte) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if w.Token != "" {
+		req.Header.Set(api.HeaderToken, w.Token)
+	}
 	req.Header.Set(api.HeaderOperator, "icebench")
 	req.Header.Set(api.HeaderPurpose, "benchmark")
 	resp, err := w.HTTP.Do(req)
@@ -226,7 +218,7 @@ func (c *IceCluster) Failover(leader *IceServer, limit time.Duration) (time.Dura
 	if len(survivors) == 0 {
 		return 0, nil, errors.New("no surviving servers")
 	}
-	hc := NewHTTPClient(4)
+	hc := c.Access.NewHTTPClient(4, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	type hit struct {
@@ -237,7 +229,7 @@ func (c *IceCluster) Failover(leader *IceServer, limit time.Duration) (time.Dura
 	killed := time.Now()
 	_ = leader.Proc.Kill()
 	for i, s := range survivors {
-		w := &IceWriter{HTTP: hc, Base: "http://" + s.HTTP, PayloadSize: 128}
+		w := &IceWriter{HTTP: hc, Base: c.Access.URL(s.HTTP), Token: c.Access.Token(), PayloadSize: 128}
 		go func() {
 			for seq := uint64(0); ctx.Err() == nil; seq++ {
 				octx, ocancel := context.WithTimeout(ctx, time.Second)
@@ -277,24 +269,22 @@ func IceReplay(bin, dataDir string) (map[string]any, error) {
 }
 
 // IceEvents reads events of a component from a server.
-func IceEvents(ctx context.Context, httpAddr, component string) ([]fsm.Event, error) {
+func IceEvents(ctx context.Context, acc *Access, httpAddr, component string) ([]fsm.Event, error) {
 	var out []fsm.Event
-	u := "http://" + httpAddr + "/v1/events?from=0&component=" + url.QueryEscape(component)
-	err := getJSON(ctx, &http.Client{Timeout: 30 * time.Second}, u, &out)
+	err := acc.getJSON(ctx, acc.longClient(), httpAddr, "/v1/events?from=0&component="+url.QueryEscape(component), &out)
 	return out, err
 }
 
 // IceRuns reads the runs of a component from a server.
-func IceRuns(ctx context.Context, httpAddr, component string) ([]fsm.Run, error) {
+func IceRuns(ctx context.Context, acc *Access, httpAddr, component string) ([]fsm.Run, error) {
 	var out []fsm.Run
-	u := "http://" + httpAddr + "/v1/runs?component=" + url.QueryEscape(component)
-	err := getJSON(ctx, &http.Client{Timeout: 30 * time.Second}, u, &out)
+	err := acc.getJSON(ctx, acc.longClient(), httpAddr, "/v1/runs?component="+url.QueryEscape(component), &out)
 	return out, err
 }
 
 // IceNodes reads the registered nodes.
-func IceNodes(ctx context.Context, httpAddr string) ([]fsm.Node, error) {
+func IceNodes(ctx context.Context, acc *Access, httpAddr string) ([]fsm.Node, error) {
 	var out []fsm.Node
-	err := getJSON(ctx, statusClient, "http://"+httpAddr+"/v1/nodes", &out)
+	err := acc.getJSON(ctx, acc.statusClient(), httpAddr, "/v1/nodes", &out)
 	return out, err
 }

@@ -36,21 +36,25 @@ type PluginStartResult struct {
 // with count runs writing to a file under dir, waits until every run is
 // EXECUTING and computes, per run, the time between its PROVISIONED and
 // EXECUTING events (leader time stamped into the commands).
-func MeasurePluginStart(bin, pluginDir, dir string, count int, logf func(string, ...any)) (*PluginStartResult, error) {
-	srv, as, err := startOneServer(bin, dir, "plugin-server", "p1", 1)
+func MeasurePluginStart(bin, pluginDir, dir string, count int, acc *Access, logf func(string, ...any)) (*PluginStartResult, error) {
+	srv, as, err := startOneServer(bin, dir, "plugin-server", "p1", 1, acc)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Stop(10 * time.Second)
-	agent, err := StartProcess(bin, dir, "plugin-agent", "agent",
+	sec, err := acc.AgentFlags("n1")
+	if err != nil {
+		return nil, err
+	}
+	agent, err := StartProcess(bin, dir, "plugin-agent", append([]string{"agent",
 		"--node-id", "n1", "--data-dir", filepath.Join(dir, "n1"),
-		"--gossip", as[3], "--join", as[2], "--plugin-dir", pluginDir)
+		"--gossip", as[3], "--join", as[2], "--plugin-dir", pluginDir}, sec...)...)
 	if err != nil {
 		return nil, err
 	}
 	defer agent.Stop(15 * time.Second)
 	if err := proctest.WaitFor(context.Background(), "node n1 ready with its plugins", 30*time.Second, 25*time.Millisecond, func() (bool, error) {
-		nodes, err := IceNodes(context.Background(), as[0])
+		nodes, err := IceNodes(context.Background(), acc, as[0])
 		if err != nil {
 			return false, err
 		}
@@ -71,7 +75,7 @@ func MeasurePluginStart(bin, pluginDir, dir string, count int, logf func(string,
 		"config": map[string]any{"file": filepath.Join(dir, "ticker.log"), "interval": "1s"},
 	}
 	body, _ := json.Marshal(spec)
-	w := &IceWriter{HTTP: &http.Client{Timeout: 30 * time.Second}, Base: "http://" + as[0]}
+	w := &IceWriter{HTTP: acc.NewHTTPClient(2, 30*time.Second), Base: acc.URL(as[0]), Token: acc.Token()}
 	deployed := time.Now()
 	if err := w.putRaw(context.Background(), name, body); err != nil {
 		return nil, err
@@ -80,7 +84,7 @@ func MeasurePluginStart(bin, pluginDir, dir string, count int, logf func(string,
 	var allAt time.Time
 	var lastRuns []fsm.Run
 	if err := proctest.WaitFor(context.Background(), "every run EXECUTING", 120*time.Second, 25*time.Millisecond, func() (bool, error) {
-		runs, err := IceRuns(context.Background(), as[0], name)
+		runs, err := IceRuns(context.Background(), acc, as[0], name)
 		if err != nil {
 			return false, err
 		}
@@ -103,7 +107,7 @@ func MeasurePluginStart(bin, pluginDir, dir string, count int, logf func(string,
 		}
 		return nil, fmt.Errorf("runs not all EXECUTING within 120s (states %v): %s", states, tailString(agent.LogTail(2000), 800))
 	}
-	events, err := IceEvents(context.Background(), as[0], name)
+	events, err := IceEvents(context.Background(), acc, as[0], name)
 	if err != nil {
 		return nil, err
 	}
@@ -163,12 +167,12 @@ func MeasurePluginStart(bin, pluginDir, dir string, count int, logf func(string,
 	}
 	// Stop the component so that the agent tears its plugins down (a real
 	// agent leaves plugins running when it exits, to reattach later).
-	req, _ := http.NewRequest(http.MethodDelete, "http://"+as[0]+"/v1/components/"+name, nil)
-	req.Header.Set("X-Ice-Operator", "icebench")
+	req, _ := http.NewRequest(http.MethodDelete, acc.URL(as[0])+"/v1/components/"+name, nil)
+	acc.Authorize(req)
 	if resp, err := w.HTTP.Do(req); err == nil {
 		_ = resp.Body.Close()
 		_ = proctest.WaitFor(context.Background(), "every run TERMINATED", 30*time.Second, 25*time.Millisecond, func() (bool, error) {
-			runs, err := IceRuns(context.Background(), as[0], name)
+			runs, err := IceRuns(context.Background(), acc, as[0], name)
 			if err != nil {
 				return false, err
 			}

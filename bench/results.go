@@ -44,7 +44,7 @@ func (s *System) Level(clients int) *Level {
 	return nil
 }
 
-// Figure is one of design.md's other targets: a measured value, or null
+// Figure is one of the other docs/performance.md targets: a measured value, or null
 // with the reason it could not be measured.
 type Figure struct {
 	Value  *float64 `json:"value"`
@@ -73,6 +73,10 @@ type Results struct {
 	ICE  *System `json:"ice"`
 	Etcd *System `json:"etcd"`
 	Raw  *System `json:"raw_raft"`
+	// ICEInsecure is the same ICE cluster started with --insecure, for the
+	// cost of security (nil when not measured).
+	ICEInsecure *System       `json:"ice_insecure,omitempty"`
+	Security    *SecurityCost `json:"cost_of_security"`
 
 	// Ratios, null when a side is missing. ops: throughput ICE/other
 	// (higher is better for ICE); latency: mean latency ICE/other (lower
@@ -92,7 +96,15 @@ type Results struct {
 	IceOverRawLatency16   *float64 `json:"ice_over_raw_latency_16"`
 	IceOverRawLatency256  *float64 `json:"ice_over_raw_latency_256"`
 
-	// Targets of design.md for the write path.
+	// Cost of security at 1 and 256 clients, secure/insecure: throughput
+	// (below 1: security costs throughput) and mean latency (above 1:
+	// security costs latency); every level is in Security.
+	SecureOverInsecureOps1       *float64 `json:"secure_over_insecure_ops_1"`
+	SecureOverInsecureOps256     *float64 `json:"secure_over_insecure_ops_256"`
+	SecureOverInsecureLatency1   *float64 `json:"secure_over_insecure_latency_1"`
+	SecureOverInsecureLatency256 *float64 `json:"secure_over_insecure_latency_256"`
+
+	// docs/performance.md targets for the write path.
 	TargetLatency1NoWorseThanEtcd *bool `json:"target_latency_1_no_worse_than_etcd"`
 	TargetOps256AtLeast1_5xEtcd   *bool `json:"target_ops_256_at_least_1_5x_etcd"`
 
@@ -125,7 +137,9 @@ type Config struct {
 	PayloadBytes   int     `json:"payload_bytes"`
 	NamesPerClient int     `json:"names_per_client"`
 	FollowerLevel  int     `json:"follower_clients"`
-	IceBin         string  `json:"ice_bin"`
+	// SecurityClients are the levels of the cost of security.
+	SecurityClients []int  `json:"security_clients"`
+	IceBin          string `json:"ice_bin"`
 }
 
 func ratio(a, b float64) *float64 {
@@ -164,6 +178,7 @@ func (r *Results) ComputeRatios() {
 	if r.IceOverEtcdOps256 != nil {
 		r.TargetOps256AtLeast1_5xEtcd = boolp(*r.IceOverEtcdOps256 >= 1.5)
 	}
+	r.computeSecurity()
 }
 
 // WriteJSON writes the results to path.
@@ -177,7 +192,7 @@ func (r *Results) WriteJSON(path string) error {
 
 func (r *Results) systems() []*System {
 	var out []*System
-	for _, s := range []*System{r.ICE, r.Etcd, r.Raw} {
+	for _, s := range []*System{r.ICE, r.ICEInsecure, r.Etcd, r.Raw} {
 		if s != nil {
 			out = append(out, s)
 		}
@@ -242,6 +257,7 @@ func (r *Results) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "target: 1-client latency no worse than etcd's: %s\n", fmtBool(r.TargetLatency1NoWorseThanEtcd))
 	fmt.Fprintf(w, "target: 256-client throughput at least 1.5× etcd's: %s\n", fmtBool(r.TargetOps256AtLeast1_5xEtcd))
 	fmt.Fprintln(w)
+	r.writeSecurityTable(w)
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "figure\tvalue\ttarget\tresult\n")
 	for _, k := range r.figureKeys() {
@@ -262,7 +278,7 @@ func (r *Results) WriteTable(w io.Writer) {
 func (r *Results) hostLine() string {
 	s := fmt.Sprintf("load average %s at start, %s at end", r.Host.LoadAvgStart, r.Host.LoadAvgEnd)
 	if r.Host.FsyncMs != nil {
-		s += fmt.Sprintf("; 4 KiB write+fsync median %.2f ms (design.md's reference disk: 0.23 ms)", *r.Host.FsyncMs)
+		s += fmt.Sprintf("; 4 KiB write+fsync median %.2f ms (docs/performance.md's machine: 0.09–0.10 ms)", *r.Host.FsyncMs)
 	}
 	return s
 }
@@ -318,6 +334,9 @@ func (r *Results) Chart() *Chart {
 		return out, true
 	}
 	cols := map[*System]fmtColor{r.ICE: {ColorICE, false}, r.Etcd: {ColorEtcd, false}, r.Raw: {ColorRaw, true}}
+	if r.ICEInsecure != nil {
+		cols[r.ICEInsecure] = fmtColor{ColorInsecure, true}
+	}
 	ops, p99 := Panel{Title: "Throughput (committed writes/s)", YLabel: "writes per second"},
 		Panel{Title: "p99 latency", YLabel: "p99 latency, ms (log scale)", LogY: true}
 	for _, s := range r.systems() {
@@ -328,12 +347,17 @@ func (r *Results) Chart() *Chart {
 			p99.Series = append(p99.Series, b)
 		}
 	}
-	return &Chart{
+	ch := &Chart{
 		Title:    "ICE vs etcd vs raw hashicorp/raft: committed writes, 3 nodes on loopback",
-		Subtitle: fmt.Sprintf("%d-byte values, %gs per level after %gs warm-up, %d CPUs, %s", r.Config.PayloadBytes, r.Config.DurationSec, r.Config.WarmupSec, r.Host.CPUs, r.Started.UTC().Format("2006-01-02 15:04 UTC")),
+		Subtitle: fmt.Sprintf("ICE secure (HTTPS + token, Raft mTLS, gossip key) unless --insecure; %d-byte values, %gs per level after %gs warm-up, %d CPUs, %s", r.Config.PayloadBytes, r.Config.DurationSec, r.Config.WarmupSec, r.Host.CPUs, r.Started.UTC().Format("2006-01-02 15:04 UTC")),
 		Panels:   []Panel{ops, p99},
 		W:        1100, H: 500,
 	}
+	if sp := r.securityPanel(); sp != nil {
+		ch.Panels = append(ch.Panels, *sp)
+		ch.W = 1560
+	}
+	return ch
 }
 
 type fmtColor struct {
@@ -359,6 +383,7 @@ td.l,th.l{text-align:left}
 .met{color:#17803d;font-weight:bold}.not{color:#c0262d;font-weight:bold}.na{color:#888}
 code{background:#f4f4f4;padding:1px 4px}
 td.nw{white-space:nowrap}
+svg{max-width:100%;height:auto}
 </style></head><body>
 `)
 	fmt.Fprintf(&b, "<h1>ICE benchmark</h1>\n<p>Run %s, %.0f s wall time, on %d CPUs (%s, %s). Each level: %g s warm-up, then %g s measured; %d-byte values. %s</p>\n",
@@ -383,10 +408,12 @@ td.nw{white-space:nowrap}
 	row("ICE / etcd mean latency", r.IceOverEtcdLatency1, r.IceOverEtcdLatency16, r.IceOverEtcdLatency256)
 	row("ICE / raw raft throughput", r.IceOverRawOps1, r.IceOverRawOps16, r.IceOverRawOps256)
 	row("ICE / raw raft mean latency", r.IceOverRawLatency1, r.IceOverRawLatency16, r.IceOverRawLatency256)
-	b.WriteString("</table>\n<table><tr><th class=l>target (design.md)</th><th class=l>result</th></tr>\n")
+	b.WriteString("</table>\n<table><tr><th class=l>docs/performance.md targets</th><th class=l>result</th></tr>\n")
 	fmt.Fprintf(&b, "<tr><td class=l>1-client latency no worse than etcd's</td><td class=l>%s</td></tr>\n", htmlBool(r.TargetLatency1NoWorseThanEtcd))
 	fmt.Fprintf(&b, "<tr><td class=l>256-client throughput at least 1.5× etcd's</td><td class=l>%s</td></tr>\n", htmlBool(r.TargetOps256AtLeast1_5xEtcd))
-	b.WriteString("</table>\n<h2>Other figures</h2>\n<table><tr><th class=l>figure</th><th>value</th><th class=l>target</th><th class=l>result</th><th class=l>how / why not</th></tr>\n")
+	b.WriteString("</table>\n")
+	r.writeSecurityHTML(&b)
+	b.WriteString("<h2>Other figures</h2>\n<table><tr><th class=l>figure</th><th>value</th><th class=l>target</th><th class=l>result</th><th class=l>how / why not</th></tr>\n")
 	for _, k := range r.figureKeys() {
 		f := r.Figures[k]
 		val := "null"

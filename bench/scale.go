@@ -66,21 +66,21 @@ type ScaleResult struct {
 // Nodes`, deploys Runs runs, waits until all are EXECUTING, reads the
 // server's memory, saves and restores a snapshot through the API, and
 // restarts the server to time the restore from its data dir.
-func MeasureScale(bin, dir string, cfg ScaleConfig, logf func(string, ...any)) (*ScaleResult, error) {
+func MeasureScale(bin, dir string, cfg ScaleConfig, acc *Access, logf func(string, ...any)) (*ScaleResult, error) {
 	res := &ScaleResult{Nodes: cfg.Nodes, Runs: cfg.Runs, PollSec: 1}
-	srv, as, err := startOneServer(bin, dir, "scale-server", "m1", 0)
+	srv, as, err := startOneServer(bin, dir, "scale-server", "m1", 0, acc)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Stop(20 * time.Second)
 	t0 := time.Now()
-	sim, err := StartProcess(bin, dir, "scale-simulator", "agent", "--simulate", strconv.Itoa(cfg.Nodes), "--server", as[0], "--node-id", "sim")
+	sim, err := StartProcess(bin, dir, "scale-simulator", append([]string{"agent", "--simulate", strconv.Itoa(cfg.Nodes), "--server", as[0], "--node-id", "sim"}, acc.SimulatorFlags()...)...)
 	if err != nil {
 		return nil, err
 	}
 	defer sim.Stop(10 * time.Second)
 	if err := proctest.WaitFor(context.Background(), "the simulated nodes ready", 120*time.Second, 25*time.Millisecond, func() (bool, error) {
-		nodes, err := IceNodes(context.Background(), as[0])
+		nodes, err := IceNodes(context.Background(), acc, as[0])
 		ready := 0
 		for _, n := range nodes {
 			if n.Status == fsm.NodeReady {
@@ -95,7 +95,7 @@ func MeasureScale(bin, dir string, cfg ScaleConfig, logf func(string, ...any)) (
 	logf("scale: %d simulated nodes ready in %.1fs; deploying %d runs", cfg.Nodes, res.RegisterSec, cfg.Runs)
 
 	per := max(1, cfg.PerComponent)
-	w := &IceWriter{HTTP: &http.Client{Timeout: 60 * time.Second}, Base: "http://" + as[0]}
+	w := &IceWriter{HTTP: acc.NewHTTPClient(2, 60*time.Second), Base: acc.URL(as[0]), Token: acc.Token()}
 	deployed := time.Now()
 	for left, i := cfg.Runs, 0; left > 0; i++ {
 		n := min(per, left)
@@ -109,7 +109,7 @@ func MeasureScale(bin, dir string, cfg ScaleConfig, logf func(string, ...any)) (
 	lastLog := time.Now()
 	var counts map[fsm.RunState]int
 	err = proctest.WaitFor(context.Background(), "every run EXECUTING", cfg.Timeout, time.Second, func() (bool, error) {
-		counts, err = runStates(as[0])
+		counts, err = runStates(acc, as[0])
 		if err != nil {
 			return false, err
 		}
@@ -144,7 +144,7 @@ func MeasureScale(bin, dir string, cfg ScaleConfig, logf func(string, ...any)) (
 
 	// Snapshot save and operator restore through the API.
 	t := time.Now()
-	archive, err := httpBytes(http.MethodGet, "http://"+as[0]+"/v1/operator/snapshot", nil)
+	archive, err := httpBytes(acc, http.MethodGet, acc.URL(as[0])+"/v1/operator/snapshot", nil)
 	if err != nil {
 		return res, fmt.Errorf("save snapshot: %w", err)
 	}
@@ -152,7 +152,7 @@ func MeasureScale(bin, dir string, cfg ScaleConfig, logf func(string, ...any)) (
 	logf("scale: snapshot archive of %d MB saved in %.1fs", res.SnapshotBytes>>20, res.SnapshotSaveSec)
 	if cfg.OperatorRestore {
 		t = time.Now()
-		if _, err := httpBytes(http.MethodPut, "http://"+as[0]+"/v1/operator/snapshot", archive); err != nil {
+		if _, err := httpBytes(acc, http.MethodPut, acc.URL(as[0])+"/v1/operator/snapshot", archive); err != nil {
 			return res, fmt.Errorf("restore snapshot: %w", err)
 		}
 		res.OperatorRestoreSec = time.Since(t).Seconds()
@@ -161,7 +161,7 @@ func MeasureScale(bin, dir string, cfg ScaleConfig, logf func(string, ...any)) (
 	archive = nil
 
 	// Restart from the data dir.
-	st, err := IceStatus(context.Background(), as[0])
+	st, err := IceStatus(context.Background(), acc, as[0])
 	if err != nil {
 		return res, err
 	}
@@ -175,14 +175,14 @@ func MeasureScale(bin, dir string, cfg ScaleConfig, logf func(string, ...any)) (
 		return res, err
 	}
 	if err := proctest.WaitFor(context.Background(), "the restarted server's applied index", 60*time.Second, 5*time.Millisecond, func() (bool, error) {
-		st, err := IceStatus(context.Background(), as[0])
+		st, err := IceStatus(context.Background(), acc, as[0])
 		return err == nil && st.AppliedIndex >= res.AppliedIndex, err
 	}); err != nil {
 		return res, fmt.Errorf("restarted server did not reach applied index %d: %v", res.AppliedIndex, err)
 	}
 	res.RestartSec = time.Since(t).Seconds()
-	sum, ok1 := metricValue("http://"+as[0]+"/metrics", "ice_fsm_restore_sum")
-	n, ok2 := metricValue("http://"+as[0]+"/metrics", "ice_fsm_restore_count")
+	sum, ok1 := metricValue(acc, as[0], "ice_fsm_restore_sum")
+	n, ok2 := metricValue(acc, as[0], "ice_fsm_restore_count")
 	if ok1 && ok2 && n > 0 {
 		v := sum / n
 		res.FSMRestoreMs = &v
@@ -200,11 +200,11 @@ func MeasureScale(bin, dir string, cfg ScaleConfig, logf func(string, ...any)) (
 
 // runStates counts all runs by state (a stale read, so the leader is not
 // asked to confirm its leadership for it).
-func runStates(httpAddr string) (map[fsm.RunState]int, error) {
+func runStates(acc *Access, httpAddr string) (map[fsm.RunState]int, error) {
 	var runs []struct {
 		State fsm.RunState `json:"state"`
 	}
-	if err := getJSON(context.Background(), &http.Client{Timeout: 60 * time.Second}, "http://"+httpAddr+"/v1/runs?stale=1", &runs); err != nil {
+	if err := acc.getJSON(context.Background(), acc.longClient(), httpAddr, "/v1/runs?stale=1", &runs); err != nil {
 		return nil, err
 	}
 	out := map[fsm.RunState]int{}
@@ -214,7 +214,7 @@ func runStates(httpAddr string) (map[fsm.RunState]int, error) {
 	return out, nil
 }
 
-func httpBytes(method, u string, body []byte) ([]byte, error) {
+func httpBytes(acc *Access, method, u string, body []byte) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -223,11 +223,11 @@ func httpBytes(method, u string, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("X-Ice-Operator", "icebench")
+	acc.Authorize(req)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/x-tar")
 	}
-	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
+	resp, err := acc.NewHTTPClient(1, 5*time.Minute).Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -243,8 +243,13 @@ func httpBytes(method, u string, body []byte) ([]byte, error) {
 }
 
 // metricValue returns the first sample of the Prometheus metric name.
-func metricValue(u, name string) (float64, bool) {
-	resp, err := statusClient.Get(u)
+func metricValue(acc *Access, addr, name string) (float64, bool) {
+	req, err := http.NewRequest(http.MethodGet, acc.URL(addr)+"/metrics", nil)
+	if err != nil {
+		return 0, false
+	}
+	acc.Authorize(req)
+	resp, err := acc.statusClient().Do(req)
 	if err != nil {
 		return 0, false
 	}
@@ -266,20 +271,29 @@ func metricValue(u, name string) (float64, bool) {
 }
 
 // startOneServer starts a one-server cluster (its addresses are http, raft,
-// gossip, then extra more) and waits for it to lead.
-func startOneServer(bin, dir, name, id string, extra int) (*proctest.Process, []string, error) {
+// gossip, then extra more) with acc's security, waits for it to lead and
+// bootstraps its ACLs.
+func startOneServer(bin, dir, name, id string, extra int, acc *Access) (*proctest.Process, []string, error) {
 	as, err := FreeAddrs(3 + extra)
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := StartProcess(bin, dir, name, "server",
-		"--node-id", id, "--data-dir", filepath.Join(dir, id),
-		"--http", as[0], "--raft", as[1], "--gossip", as[2], "--bootstrap-expect", "1")
+	sec, err := acc.ServerFlags(id)
 	if err != nil {
 		return nil, nil, err
 	}
-	c := &IceCluster{Bin: bin, Servers: []*IceServer{{ID: id, HTTP: as[0], Proc: srv}}}
-	if _, err := c.WaitLeader(30 * time.Second); err != nil {
+	srv, err := StartProcess(bin, dir, name, append([]string{"server",
+		"--node-id", id, "--data-dir", filepath.Join(dir, id),
+		"--http", as[0], "--raft", as[1], "--gossip", as[2], "--bootstrap-expect", "1"}, sec...)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := &IceCluster{Bin: bin, Access: acc, Servers: []*IceServer{{ID: id, HTTP: as[0], Proc: srv}}}
+	leader, err := c.WaitLeader(30 * time.Second)
+	if err == nil {
+		err = c.Bootstrap(leader, 30*time.Second)
+	}
+	if err != nil {
 		_ = srv.Stop(10 * time.Second)
 		return nil, nil, err
 	}

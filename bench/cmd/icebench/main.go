@@ -1,10 +1,13 @@
 // Command icebench is ICE's side-by-side benchmark (`make bench`): committed
 // writes at 1, 16 and 256 concurrent clients against a three-process ICE
 // cluster, raw hashicorp/raft + raft-boltdb/v2 (three nodes in this
-// process) and a three-process etcd 3.4 cluster, plus design.md's other
-// figures. It prints progress and a table, writes results.json, chart.png
-// and index.html into the results directory, and prints the path of
-// results.json as its last line.
+// process) and a three-process etcd 3.4 cluster, the cost of security (the
+// same writes against an --insecure ICE cluster beside the secure default),
+// plus the other figures of docs/performance.md. Every ICE process runs
+// secure (TLS, gossip key, ACLs; credentials from internal/clustercreds)
+// unless said otherwise. It prints progress and a table, writes
+// results.json, chart.png and index.html into the results directory, and
+// prints the path of results.json as its last line.
 package main
 
 import (
@@ -16,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,6 +28,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ice-run/ice/bench"
+	"github.com/ice-run/ice/internal/clustercreds"
 	"github.com/ice-run/ice/internal/proctest"
 )
 
@@ -31,6 +36,7 @@ type options struct {
 	duration      time.Duration
 	warmup        time.Duration
 	clients       []int
+	secClients    []int
 	payload       int
 	followerLevel int
 	systems       map[string]bool
@@ -77,14 +83,15 @@ func main() {
 
 func parseFlags() *options {
 	o := &options{}
-	var clients, systems, figures string
+	var clients, secClients, systems, figures string
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per concurrency level")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unrecorded warm-up before each level")
 	flag.StringVar(&clients, "clients", "1,16,256", "concurrency levels, comma-separated")
 	flag.IntVar(&o.payload, "payload", 128, "value size in bytes")
 	flag.IntVar(&o.followerLevel, "follower-clients", 16, "clients of the extra ICE run through a follower (0: skip)")
 	flag.StringVar(&systems, "systems", "ice,etcd,raw", "systems to measure: ice, etcd, raw")
-	flag.StringVar(&figures, "figures", "failover,replay,placement,plugin,restore", "other figures to measure")
+	flag.StringVar(&figures, "figures", "security,failover,replay,placement,plugin,restore", "other figures to measure (security: the cost of security)")
+	flag.StringVar(&secClients, "security-clients", "1,256", "concurrency levels of the cost of security (those also in --clients), comma-separated")
 	flag.StringVar(&o.iceBin, "ice-bin", "bin/ice", "the ice binary (make build)")
 	flag.StringVar(&o.pluginDir, "plugin-dir", "bin/plugins", "plugin directory for the plugin start figure")
 	flag.StringVar(&o.repo, "repo", ".", "repository root (for the placement benchmark)")
@@ -102,13 +109,11 @@ func parseFlags() *options {
 	flag.BoolVar(&o.profile, "profile", false, "start the ICE servers with --enable-debug and save a CPU profile of the leader and of a follower during each load level (ice-<role>-<clients>c.pprof in the results dir)")
 	flag.DurationVar(&o.budget, "budget", 9*time.Minute+30*time.Second, "overall time budget: later figures are skipped (null, with the reason) when it would be exceeded")
 	flag.Parse()
-	for _, f := range strings.Split(clients, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			fmt.Fprintf(os.Stderr, "icebench: bad --clients %q\n", clients)
-			os.Exit(2)
+	o.clients = levels("--clients", clients)
+	for _, n := range levels("--security-clients", secClients) {
+		if slices.Contains(o.clients, n) {
+			o.secClients = append(o.secClients, n)
 		}
-		o.clients = append(o.clients, n)
 	}
 	o.systems, o.figures = set(systems), set(figures)
 	if o.out == "" {
@@ -116,6 +121,22 @@ func parseFlags() *options {
 		o.out = filepath.Join(o.repo, "bench", "results", time.Now().UTC().Format("20060102T150405Z"))
 	}
 	return o
+}
+
+func levels(name, list string) []int {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "icebench: bad %s %q\n", name, list)
+			os.Exit(2)
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 func set(s string) map[string]bool {
@@ -143,6 +164,11 @@ func run(o *options) (string, error) {
 		}
 	}
 	defer cleanup()
+	creds, err := clustercreds.New(filepath.Join(tmp, "creds"))
+	if err != nil {
+		return "", fmt.Errorf("credentials for the secure clusters: %w", err)
+	}
+	acc := bench.Secure(creds)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -157,7 +183,8 @@ func run(o *options) (string, error) {
 		Host:    hostInfo(),
 		Config: bench.Config{
 			Clients: o.clients, WarmupSec: o.warmup.Seconds(), DurationSec: o.duration.Seconds(),
-			PayloadBytes: o.payload, NamesPerClient: bench.NamesPerClient, FollowerLevel: o.followerLevel, IceBin: o.iceBin,
+			PayloadBytes: o.payload, NamesPerClient: bench.NamesPerClient, FollowerLevel: o.followerLevel,
+			SecurityClients: o.secClients, IceBin: o.iceBin,
 		},
 		Figures: map[string]*bench.Figure{},
 		Files:   map[string]string{},
@@ -185,14 +212,15 @@ func run(o *options) (string, error) {
 		res.Etcd.Reason = "skipped (--systems)"
 	}
 	res.ICE = &bench.System{Name: "ice", Label: "ICE"}
+	runInsecure(o, tmp, res)
 	if o.systems["ice"] {
-		runICE(o, tmp, res)
+		runICE(o, tmp, res, acc)
 	} else {
 		res.ICE.Reason = "skipped (--systems)"
 	}
-	runPluginStart(o, tmp, res)
+	runPluginStart(o, tmp, res, acc)
 	runPlacement(o, res)
-	runRestore(o, tmp, res)
+	runRestore(o, tmp, res, acc)
 
 	res.ComputeRatios()
 	res.Host.LoadAvgEnd = bench.LoadAvg()
@@ -402,40 +430,41 @@ func runEtcd(o *options, tmp string, sys *bench.System) {
 	}
 }
 
-func runICE(o *options, tmp string, res *bench.Results) {
-	sys := res.ICE
-	sys.How = "3 `ice server` processes on loopback, separate data dirs, default flags; PUT /v1/components/{name} (JSON spec, count 0, config value of the payload size, new on every write) over net/http with keep-alive, 4 names per client, to the leader found through /v1/status"
-	fail := func(err error) {
-		sys.Reason = err.Error()
-		logf("ice: %v", err)
-		for _, k := range []string{"failover_ms", "replay_entries_per_sec", "replay_commands_per_sec"} {
-			res.Figures[k] = nullFigure(k, "ICE cluster unavailable: "+err.Error())
-		}
+// iceHow describes the ICE setup of mode ("secure" or "insecure").
+func iceHow(acc *bench.Access) string {
+	sec := "secure default (--tls-ca/--tls-cert/--tls-key/--gossip-key: HTTPS API, Raft over mutual TLS, encrypted gossip, ACLs; every write carries the management token in X-Ice-Token over HTTPS)"
+	if !acc.IsSecure() {
+		sec = "--insecure (plain HTTP, plaintext Raft and gossip, no ACLs)"
 	}
-	if _, err := os.Stat(o.iceBin); err != nil {
-		fail(fmt.Errorf("%s: %w (run make build)", o.iceBin, err))
-		return
-	}
-	logf("ice: starting 3 servers (%s)", o.iceBin)
+	return "3 `ice server` processes on loopback, separate data dirs, " + sec + ", default flags otherwise; PUT /v1/components/{name} (JSON spec, count 0, config value of the payload size, new on every write) over net/http with keep-alive (HTTP/1.1, one connection per client), 4 names per client, to the leader found through /v1/status"
+}
+
+// startICE starts a three-server cluster of acc's security, waits for its
+// leader and bootstraps its ACLs.
+func startICE(o *options, dir string, acc *bench.Access) (*bench.IceCluster, *bench.IceServer, error) {
 	var extra []string
 	if o.profile {
 		extra = append(extra, "--enable-debug")
 	}
-	c, err := bench.StartIceCluster(o.iceBin, filepath.Join(tmp, "ice"), 3, extra...)
+	c, err := bench.StartIceCluster(o.iceBin, dir, 3, acc, extra...)
 	if err != nil {
-		fail(err)
-		return
+		return nil, nil, err
 	}
-	defer c.Stop()
 	leader, err := c.WaitLeader(60 * time.Second)
-	if err != nil {
-		fail(err)
-		return
+	if err == nil {
+		err = c.Bootstrap(leader, 30*time.Second)
 	}
-	sys.Available = true
-	logf("ice: leader %s (http %s)", leader.ID, leader.HTTP)
-	for _, n := range o.clients {
-		w := &bench.IceWriter{HTTP: bench.NewHTTPClient(n), Base: "http://" + leader.HTTP, PayloadSize: o.payload, Prefix: "bench-"}
+	if err != nil {
+		c.Stop()
+		return nil, nil, err
+	}
+	return c, leader, nil
+}
+
+// measureICE runs the write workload at each level against leader.
+func measureICE(o *options, c *bench.IceCluster, leader *bench.IceServer, levels []int, sys *bench.System) {
+	for _, n := range levels {
+		w := c.Writer(leader, n, o.payload)
 		var profiles func()
 		if o.profile {
 			profiles = profileDuringLoad(o, c, leader, n)
@@ -447,8 +476,34 @@ func runICE(o *options, tmp string, res *bench.Results) {
 		w.HTTP.CloseIdleConnections()
 		lv.Target = "leader"
 		sys.Levels = append(sys.Levels, lv)
-		levelLine("ICE", lv)
+		levelLine(sys.Label, lv)
 	}
+}
+
+func runICE(o *options, tmp string, res *bench.Results, acc *bench.Access) {
+	sys := res.ICE
+	sys.How = iceHow(acc)
+	fail := func(err error) {
+		sys.Reason = err.Error()
+		logf("ice: %v", err)
+		for _, k := range []string{"failover_ms", "replay_entries_per_sec", "replay_commands_per_sec"} {
+			res.Figures[k] = nullFigure(k, "ICE cluster unavailable: "+err.Error())
+		}
+	}
+	if _, err := os.Stat(o.iceBin); err != nil {
+		fail(fmt.Errorf("%s: %w (run make build)", o.iceBin, err))
+		return
+	}
+	logf("ice: starting 3 secure servers (%s)", o.iceBin)
+	c, leader, err := startICE(o, filepath.Join(tmp, "ice"), acc)
+	if err != nil {
+		fail(err)
+		return
+	}
+	defer c.Stop()
+	sys.Available = true
+	logf("ice: leader %s (https %s), ACLs bootstrapped", leader.ID, leader.HTTP)
+	measureICE(o, c, leader, o.clients, sys)
 	if o.followerLevel > 0 {
 		var follower *bench.IceServer
 		for _, s := range c.Servers {
@@ -457,7 +512,7 @@ func runICE(o *options, tmp string, res *bench.Results) {
 				break
 			}
 		}
-		w := &bench.IceWriter{HTTP: bench.NewHTTPClient(o.followerLevel), Base: "http://" + follower.HTTP, PayloadSize: o.payload, Prefix: "bench-"}
+		w := c.Writer(follower, o.followerLevel, o.payload)
 		lv := bench.RunLoad(context.Background(), o.load(o.followerLevel, iceProcs(c)...), w.Op)
 		w.HTTP.CloseIdleConnections()
 		lv.Target = "follower " + follower.ID
@@ -530,9 +585,9 @@ func runICE(o *options, tmp string, res *bench.Results) {
 	logf("ice: replay of %s: %.0f entries (%v commands) at %.0f entries/s, %.0f commands/s (snapshot at %v)", stopped.ID, entries, out["commands"], eps, cps, out["snapshot_index"])
 }
 
-func runPluginStart(o *options, tmp string, res *bench.Results) {
+func runPluginStart(o *options, tmp string, res *bench.Results, acc *bench.Access) {
 	f := &bench.Figure{Unit: "ms", Target: "<= 100 ms",
-		How: fmt.Sprintf("1 `ice server` + 1 `ice agent --plugin-dir %s` (separate processes); deploy ticker with count %d; per run, time between its PROVISIONED and EXECUTING events (leader time in the events); median", o.pluginDir, o.pluginRuns)}
+		How: fmt.Sprintf("1 `ice server` + 1 `ice agent --plugin-dir %s` (separate processes, secure: TLS, gossip key, ACLs; the agent presents its agent certificate); deploy ticker with count %d; per run, time between its PROVISIONED and EXECUTING events (leader time in the events); median", o.pluginDir, o.pluginRuns)}
 	res.Figures["plugin_start_median_ms"] = f
 	if !o.figures["plugin"] {
 		f.Reason = "skipped (--figures)"
@@ -545,7 +600,7 @@ func runPluginStart(o *options, tmp string, res *bench.Results) {
 	logf("plugin start: starting 1 server + 1 agent")
 	dir := filepath.Join(tmp, "plugin")
 	_ = os.MkdirAll(dir, 0o755)
-	pr, err := bench.MeasurePluginStart(o.iceBin, o.pluginDir, dir, o.pluginRuns, logf)
+	pr, err := bench.MeasurePluginStart(o.iceBin, o.pluginDir, dir, o.pluginRuns, acc, logf)
 	if err != nil {
 		f.Reason = err.Error()
 		logf("plugin start: %v", err)
@@ -590,9 +645,9 @@ func runPlacement(o *options, res *bench.Results) {
 	logf("placement: %s", best.Line)
 }
 
-func runRestore(o *options, tmp string, res *bench.Results) {
+func runRestore(o *options, tmp string, res *bench.Results, acc *bench.Access) {
 	rf := &bench.Figure{Unit: "s", Target: "<= 2 s",
-		How: fmt.Sprintf("1 `ice server` + `ice agent --simulate %d`, %d runs deployed (components of %d) and EXECUTING; snapshot taken (GET /v1/operator/snapshot), server stopped with SIGTERM and started again from its data dir: time until /v1/status reports the applied index it had", o.scaleNodes, o.scaleRuns, o.scalePer)}
+		How: fmt.Sprintf("1 secure `ice server` + `ice agent --simulate %d` (CA and management token), %d runs deployed (components of %d) and EXECUTING; snapshot taken (GET /v1/operator/snapshot), server stopped with SIGTERM and started again from its data dir: time until /v1/status reports the applied index it had", o.scaleNodes, o.scaleRuns, o.scalePer)}
 	mf := &bench.Figure{Unit: "MB", Target: "<= 300 MB",
 		How: fmt.Sprintf("VmRSS of that server holding %d EXECUTING runs on %d simulated nodes", o.scaleRuns, o.scaleNodes)}
 	res.Figures["restore_100k_runs_s"], res.Figures["server_rss_100k_runs_mb"] = rf, mf
@@ -618,7 +673,7 @@ func runRestore(o *options, tmp string, res *bench.Results) {
 	}
 	logf("scale: 1 server + %d simulated nodes, %d runs (waiting at most %s)", o.scaleNodes, o.scaleRuns, timeout.Round(time.Second))
 	dir := filepath.Join(tmp, "scale")
-	sr, err := bench.MeasureScale(o.iceBin, dir, bench.ScaleConfig{Nodes: o.scaleNodes, Runs: o.scaleRuns, PerComponent: o.scalePer, Timeout: timeout, OperatorRestore: o.scaleRestore}, logf)
+	sr, err := bench.MeasureScale(o.iceBin, dir, bench.ScaleConfig{Nodes: o.scaleNodes, Runs: o.scaleRuns, PerComponent: o.scalePer, Timeout: timeout, OperatorRestore: o.scaleRestore}, acc, logf)
 	if sr != nil {
 		rf.Details, mf.Details = sr, sr
 		if sr.RSSMB > 0 {

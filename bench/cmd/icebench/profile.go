@@ -26,6 +26,10 @@ func profileDuringLoad(o *options, c *bench.IceCluster, leader *bench.IceServer,
 		}
 	}
 	secs := max(1, int(o.duration/time.Second)-1)
+	mode := ""
+	if !c.Access.IsSecure() {
+		mode = "insecure-"
+	}
 	var wg sync.WaitGroup
 	// The load generator itself: it shares the machine's CPUs with the
 	// servers, so its cost per request bounds what they can do.
@@ -33,7 +37,7 @@ func profileDuringLoad(o *options, c *bench.IceCluster, leader *bench.IceServer,
 	go func() {
 		defer wg.Done()
 		time.Sleep(o.warmup)
-		path := filepath.Join(o.out, fmt.Sprintf("icebench-%dc.pprof", clients))
+		path := filepath.Join(o.out, fmt.Sprintf("icebench-%s%dc.pprof", mode, clients))
 		f, err := os.Create(path)
 		if err != nil {
 			logf("ice: profile of the load generator: %v", err)
@@ -52,8 +56,8 @@ func profileDuringLoad(o *options, c *bench.IceCluster, leader *bench.IceServer,
 		go func() {
 			defer wg.Done()
 			time.Sleep(o.warmup)
-			path := filepath.Join(o.out, fmt.Sprintf("ice-%s-%dc.pprof", role, clients))
-			if err := saveProfile(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.HTTP, secs), path); err != nil {
+			path := filepath.Join(o.out, fmt.Sprintf("ice-%s%s-%dc.pprof", mode, role, clients))
+			if err := saveProfile(c.Access, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", c.Access.URL(s.HTTP), secs), path); err != nil {
 				logf("ice: profile of %s %s: %v", role, s.ID, err)
 				return
 			}
@@ -63,9 +67,13 @@ func profileDuringLoad(o *options, c *bench.IceCluster, leader *bench.IceServer,
 	return wg.Wait
 }
 
-func saveProfile(url, path string) error {
-	hc := &http.Client{Timeout: time.Minute}
-	resp, err := hc.Get(url)
+func saveProfile(acc *bench.Access, url, path string) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	acc.Authorize(req)
+	resp, err := acc.NewHTTPClient(1, time.Minute).Do(req)
 	if err != nil {
 		return fmt.Errorf("get %s: %w", url, err)
 	}
