@@ -93,3 +93,15 @@ func (c *Client) authorize(req *http.Request) {
 		req.Header.Set(HeaderOperator, c.Operator)
 	}
 }
+
+// WithAddr returns a client of another server with the same credentials,
+// transport and settings; a bare host:port takes this client's scheme.
+func (c *Client) WithAddr(addr string) *Client {
+	n := *c
+	if !strings.Contains(addr, "://") {
+		scheme, _, _ := strings.Cut(c.addr, "://")
+		addr = scheme + "://" + addr
+	}
+	n.addr = strings.TrimRight(addr, "/")
+	return &n
+}

@@ -201,7 +201,7 @@ func verifyRound(ctx context.Context, c *api.Client, v *verifyState) ([]api.Serv
 			continue
 		}
 		wg.Go(func() {
-			sc := api.NewClient(s.HTTPAddr)
+			sc := c.WithAddr(s.HTTPAddr)
 			sc.Stale = true
 			sst, err := sc.Status(rctx)
 			switch {
