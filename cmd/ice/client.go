@@ -16,11 +16,18 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Environment variables the client verbs read.
+// Environment variables the client verbs read (the others are in
+// clientconfig.go).
 const (
 	envAddr     = "ICE_ADDR"
 	envOperator = "ICE_OPERATOR"
 )
+
+// annotationLocal, set to "true" in a command's Annotations, marks a verb
+// under a client command that sends no request (snapshot inspect, recover):
+// the client settings are not resolved for it, so that a bad setting does
+// not fail it.
+const annotationLocal = "ice.local"
 
 // clientCommands returns the client and operator verbs that talk to a
 // server's HTTP API.
@@ -36,27 +43,27 @@ func clientCommands() []*cobra.Command {
 		newStopCmd(),
 		newOperatorCmd(),
 		newVerifyCmd(),
+		newACLCmd(),
 	}
 }
 
 // clientOpts are the flags every client verb takes.
 type clientOpts struct {
-	addr    string
+	addr, token, caCert, clientCert, clientKey, serverName string
+
 	json    bool
 	stale   bool
 	purpose string
+
+	// settings and c are the resolved settings and the client built from
+	// them before the command runs.
+	settings *clientSettings
+	c        *api.Client
 }
 
-// defaultAddr is the API address used without --addr: $ICE_ADDR, else
-// api.DefaultAddr.
-func defaultAddr() string {
-	if a := os.Getenv(envAddr); a != "" {
-		return a
-	}
-	return api.DefaultAddr
-}
-
-// operatorName names the operator of writes: $ICE_OPERATOR, else $USER.
+// operatorName names the operator of writes on a cluster without ACLs
+// (X-Ice-Operator): $ICE_OPERATOR, else $USER. With ACLs the token names
+// the operator.
 func operatorName() string {
 	if n := os.Getenv(envOperator); n != "" {
 		return n
@@ -64,12 +71,35 @@ func operatorName() string {
 	return os.Getenv("USER")
 }
 
-// register adds --addr and --json as persistent flags of cmd (so that
-// subcommands inherit them).
+// register adds the client settings (--addr, --token, --ca-cert,
+// --client-cert, --client-key, --tls-server-name) and --json as persistent
+// flags of cmd, so that subcommands inherit them, and a pre-run hook that
+// resolves the settings and builds the client: a bad setting fails the
+// command before it runs.
 func (o *clientOpts) register(cmd *cobra.Command) {
 	fl := cmd.PersistentFlags()
-	fl.StringVar(&o.addr, "addr", defaultAddr(), "HTTP API address of a server (env "+envAddr+")")
+	fl.StringVar(&o.addr, "addr", "", "HTTP API address of a server (env "+envAddr+"; default: the dev cluster's dev.env, else "+api.DefaultAddr+")")
+	fl.StringVar(&o.token, "token", "", "ACL token secret, sent as "+api.HeaderToken+" (env "+envToken+")")
+	fl.StringVar(&o.caCert, "ca-cert", "", "PEM file of the CA to verify the servers' certificates with (env "+envCACert+")")
+	fl.StringVar(&o.clientCert, "client-cert", "", "PEM client certificate to present (env "+envClientCert+")")
+	fl.StringVar(&o.clientKey, "client-key", "", "PEM key of --client-cert (env "+envClientKey+")")
+	fl.StringVar(&o.serverName, "tls-server-name", "", "name to verify in the server's certificate (env "+envServerName+"; default: the address's host)")
 	fl.BoolVar(&o.json, "json", false, "print the API's JSON instead of a table")
+	prev := cmd.PersistentPreRunE
+	cmd.PersistentPreRunE = func(c *cobra.Command, args []string) error {
+		if prev != nil {
+			if err := prev(c, args); err != nil {
+				return err
+			}
+		}
+		if c.Annotations[annotationLocal] == "true" {
+			return nil
+		}
+		return o.build(func(name string) bool {
+			f := fl.Lookup(name)
+			return f != nil && f.Changed
+		})
+	}
 }
 
 // registerRead adds --stale to a read verb.
@@ -82,13 +112,79 @@ func (o *clientOpts) registerWrite(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.purpose, "purpose", "", "declared purpose of the write, recorded in the audit log (default: the verb and its subject)")
 }
 
-// client returns an API client configured from the flags and environment.
-func (o *clientOpts) client() *api.Client {
-	c := api.NewClient(o.addr)
+// build resolves the client settings (given reports whether a flag was on
+// the command line) and builds the client.
+func (o *clientOpts) build(given func(flag string) bool) error {
+	flags := map[string]string{}
+	for name, v := range o.flagValues() {
+		if given(name) {
+			flags[name] = v
+		}
+	}
+	s, err := resolveClientSettings(flags, os.Getenv, devEnvPath())
+	if err != nil {
+		return err
+	}
+	c, err := s.client(s.addr.value)
+	if err != nil {
+		return err
+	}
 	c.Operator = operatorName()
 	c.Purpose = o.purpose
 	c.Stale = o.stale
-	return c
+	o.settings, o.c = s, c
+	return nil
+}
+
+// flagValues returns the values of the client settings' flags by name.
+func (o *clientOpts) flagValues() map[string]string {
+	return map[string]string{
+		"addr": o.addr, "token": o.token, "ca-cert": o.caCert, "client-cert": o.clientCert,
+		"client-key": o.clientKey, "tls-server-name": o.serverName,
+	}
+}
+
+// client returns the API client the pre-run hook built from the flags,
+// the environment and dev.env. Called outside a command's execution (no
+// hook ran), it builds one from the flag values that are set, and panics
+// if the settings are bad.
+func (o *clientOpts) client() *api.Client {
+	if o.c == nil {
+		given := func(flag string) bool { return o.flagValues()[flag] != "" }
+		if err := o.build(given); err != nil {
+			panic(err)
+		}
+	}
+	return o.c
+}
+
+// clientFor returns a client with the same settings (TLS files, token,
+// operator) for another server's address, e.g. one listed by /v1/status.
+// Without a scheme, addr is HTTPS when a CA is set.
+func (o *clientOpts) clientFor(addr string) (*api.Client, error) {
+	base := o.client()
+	c, err := o.settings.client(addr)
+	if err != nil {
+		return nil, err
+	}
+	c.Operator, c.Purpose, c.Stale = base.Operator, base.Purpose, base.Stale
+	return c, nil
+}
+
+// client builds an API client for addr from the settings.
+func (s *clientSettings) client(addr string) (*api.Client, error) {
+	c, err := api.NewClientConfig(api.Config{
+		Address:    addr,
+		CACert:     s.caCert.value,
+		ClientCert: s.clientCert.value,
+		ClientKey:  s.clientKey.value,
+		ServerName: s.serverName.value,
+		Token:      s.token.value,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client settings: %w", err)
+	}
+	return c, nil
 }
 
 // commandContext returns the command's context, cancelled on SIGINT or
