@@ -29,6 +29,10 @@ func newDevCmd() *cobra.Command {
 		Short: "Run a one-process development cluster",
 		Long: `Run a one-server cluster and one agent in this process, with a temporary
 data dir and the example plugins (plugins/ next to this binary, or --plugin-dir).
+It is secure like a real cluster: it makes a CA, certificates, a gossip key and
+a management token in its data dir and writes the client settings to
+$ICE_CONFIG_DIR/dev.env (default ~/.config/ice/dev.env), which the CLI reads.
+--insecure runs without TLS, gossip encryption and ACLs.
 Ctrl-C stops it cleanly, stops the plugins it started, and removes the data dir
 (unless --data-dir or --keep).`,
 		Args: cobra.NoArgs,
@@ -51,6 +55,16 @@ Ctrl-C stops it cleanly, stops the plugins it started, and removes the data dir
 			if af.pluginDir == "" {
 				af.pluginDir = defaultPluginDir()
 			}
+			var creds *devCredentials
+			if f.security.insecure {
+				af.security.insecure = true
+			} else {
+				var err error
+				if creds, err = makeDevCredentials(f.dataDir, af.nodeID); err != nil {
+					return err
+				}
+				creds.apply(&f.security, &af.security)
+			}
 			var wg sync.WaitGroup
 			defer wg.Wait()
 			return runServer(ctx, f, logger, func(*cluster.Server) {
@@ -61,7 +75,17 @@ Ctrl-C stops it cleanly, stops the plugins it started, and removes the data dir
 						logger.Error("dev agent stopped", "error", err)
 					}
 				}()
-				fmt.Fprintf(os.Stderr, "==> ICE dev cluster: API http://%s, data dir %s, plugins %s\n", f.httpAddr, f.dataDir, af.pluginDir)
+				if creds == nil {
+					fmt.Fprintf(os.Stderr, "==> ICE dev cluster (INSECURE): API http://%s, data dir %s, plugins %s\n", f.httpAddr, f.dataDir, af.pluginDir)
+				} else {
+					env, err := creds.bootstrap(ctx, f.httpAddr, logger)
+					if err != nil {
+						logger.Error("dev cluster not ready for clients", "error", err)
+						return
+					}
+					fmt.Fprintf(os.Stderr, "==> ICE dev cluster: API https://%s (TLS, ACLs, encrypted gossip), data dir %s, plugins %s\n", f.httpAddr, f.dataDir, af.pluginDir)
+					fmt.Fprintf(os.Stderr, "    client settings (read by the CLI; source it for curl): %s\n", env)
+				}
 				fmt.Fprintf(os.Stderr, "    try: ice status; ice deploy -f examples/ticker.hcl; ice runs; ice history ticker\n")
 			})
 		},

@@ -157,6 +157,9 @@ func runServer(ctx context.Context, f *serverFlags, logger hclog.Logger, ready f
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         sec.serverTLS(),
+		// net/http's own errors (failed TLS handshakes, plain HTTP on the
+		// HTTPS port) go to the server's log, not stderr.
+		ErrorLog: logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true, ForceLevel: hclog.Info}),
 	}
 	serveErr := make(chan error, 1)
 	go func() {

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ice-run/ice/api"
+	"github.com/ice-run/ice/internal/tlsutil"
+)
+
+// devCluster is the name of the dev cluster's CA and certificates.
+const devCluster = "dev"
+
+// devCredentials are what `ice dev` makes for itself in its data dir: an
+// ephemeral CA, certificates for its server, its agent and the CLI, a gossip
+// key and the secret of the bootstrap token.
+type devCredentials struct {
+	caFile                string
+	serverCert, serverKey string
+	agentCert, agentKey   string
+	cliCert, cliKey       string
+	gossipKey             string
+	token                 string
+}
+
+// makeDevCredentials writes the dev cluster's credentials under dir/tls.
+func makeDevCredentials(dir, agentNode string) (*devCredentials, error) {
+	tlsDir := filepath.Join(dir, "tls")
+	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", tlsDir, err)
+	}
+	const validity = 30 * 24 * time.Hour
+	caPEM, caKey, err := tlsutil.GenerateCA(devCluster, validity)
+	if err != nil {
+		return nil, fmt.Errorf("make the dev CA: %w", err)
+	}
+	c := &devCredentials{caFile: filepath.Join(tlsDir, "ca.pem")}
+	if err := tlsutil.WriteFiles(c.caFile, caPEM, filepath.Join(tlsDir, "ca-key.pem"), caKey); err != nil {
+		return nil, err
+	}
+	ca, err := tlsutil.ParseCA(caPEM, caKey)
+	if err != nil {
+		return nil, err
+	}
+	for _, leaf := range []struct {
+		role      tlsutil.Role
+		node      string
+		cert, key *string
+	}{
+		{tlsutil.RoleServer, "dev", &c.serverCert, &c.serverKey},
+		{tlsutil.RoleAgent, agentNode, &c.agentCert, &c.agentKey},
+		{tlsutil.RoleCLI, "dev-cli", &c.cliCert, &c.cliKey},
+	} {
+		certPEM, keyPEM, err := tlsutil.GenerateCert(ca, leaf.role, devCluster, leaf.node, nil, validity)
+		if err != nil {
+			return nil, fmt.Errorf("make the dev %s certificate: %w", leaf.role, err)
+		}
+		*leaf.cert = filepath.Join(tlsDir, string(leaf.role)+".pem")
+		*leaf.key = filepath.Join(tlsDir, string(leaf.role)+"-key.pem")
+		if err := tlsutil.WriteFiles(*leaf.cert, certPEM, *leaf.key, keyPEM); err != nil {
+			return nil, err
+		}
+	}
+	if c.gossipKey, err = randomBase64(32); err != nil {
+		return nil, err
+	}
+	if c.token, err = randomBase64(24); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func randomBase64(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("read random bytes: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+// apply sets the server's and the agent's security flags to the credentials.
+func (c *devCredentials) apply(sf *securityFlags, af *securityFlags) {
+	*sf = securityFlags{tlsCA: c.caFile, tlsCert: c.serverCert, tlsKey: c.serverKey, gossipKey: c.gossipKey}
+	*af = securityFlags{tlsCA: c.caFile, tlsCert: c.agentCert, tlsKey: c.agentKey, gossipKey: c.gossipKey}
+}
+
+// bootstrap creates the dev cluster's management token with the dev secret,
+// waiting for the server to elect itself, and writes the client settings to
+// dev.env. It returns the file's path.
+func (c *devCredentials) bootstrap(ctx context.Context, httpAddr string, logger hclog.Logger) (string, error) {
+	addr := "https://" + httpAddr
+	cl, err := api.NewClientConfig(api.Config{Address: addr, CACert: c.caFile, ClientCert: c.cliCert, ClientKey: c.cliKey})
+	if err != nil {
+		return "", err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err = cl.ACLBootstrap(ctx, c.token)
+		if err == nil || api.IsStatus(err, http.StatusConflict) {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return "", fmt.Errorf("bootstrap the dev cluster's ACLs: %w", err)
+		}
+		logger.Debug("waiting to bootstrap ACLs", "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	path := devEnvPath()
+	if path == "" {
+		return "", fmt.Errorf("no place for the client settings: set ICE_CONFIG_DIR or HOME")
+	}
+	err = writeDevEnv(path, map[string]string{
+		"ICE_ADDR": addr, "ICE_TOKEN": c.token, "ICE_CACERT": c.caFile,
+		"ICE_CLIENT_CERT": c.cliCert, "ICE_CLIENT_KEY": c.cliKey,
+	})
+	if err != nil {
+		return "", fmt.Errorf("write the dev client settings: %w", err)
+	}
+	return path, nil
+}
