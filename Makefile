@@ -28,10 +28,11 @@ lint: ## gofmt, go vet and staticcheck
 dev: build ## run a one-process development cluster (Ctrl-C stops it)
 	$(BIN)/ice dev
 
-fuzz: ## fuzz command decoding, apply and snapshot reading for 60s each
+fuzz: ## fuzz command decoding, apply, snapshot reading and the policy parser for 60s each
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime 60s ./fsm/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 60s ./fsm/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadSnapshot$$' -fuzztime 60s ./fsm/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s ./acl/
 
 clean: ## remove build output
 	rm -rf $(BIN)
