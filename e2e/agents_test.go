@@ -17,6 +17,7 @@ import (
 	"github.com/ice-run/ice/fsm"
 	"github.com/ice-run/ice/internal/proctest"
 	"github.com/ice-run/ice/internal/testcluster"
+	"github.com/ice-run/ice/internal/tlsutil"
 )
 
 // Lease timings of the agent tests: an agent fences itself after leaseTTL
@@ -36,7 +37,7 @@ type agentProc struct {
 }
 
 // startAgent starts an `ice agent` joined to the servers, with its own copy
-// of the example plugins.
+// of the example plugins and an agent certificate naming its node id.
 func startAgent(t *testing.T, id string, servers []*serverProc, extra ...string) *agentProc {
 	t.Helper()
 	dir := t.TempDir()
@@ -47,6 +48,7 @@ func startAgent(t *testing.T, id string, servers []*serverProc, extra ...string)
 	for _, s := range servers {
 		args = append(args, "--join", s.gossip)
 	}
+	args = append(args, secureFlags(t, servers[0].creds, tlsutil.RoleAgent, id)...)
 	args = append(args, extra...)
 	a.proc = startIce(t, dir, "agent-"+id, args...)
 	return a
@@ -104,7 +106,7 @@ func agentCluster(t *testing.T, agents ...string) ([]*serverProc, map[string]*ag
 func waitNodesReady(t *testing.T, s *serverProc, ids ...string) {
 	t.Helper()
 	testcluster.WaitFor(t, 20*time.Second, fmt.Sprintf("nodes %v ready", ids), func() bool {
-		nodes, err := client(s.http).Nodes(tctx(t, 2*time.Second))
+		nodes, err := s.client().Nodes(tctx(t, 2*time.Second))
 		if err != nil {
 			return false
 		}
@@ -123,14 +125,14 @@ func waitNodesReady(t *testing.T, s *serverProc, ids ...string) {
 
 func deploy(t *testing.T, s *serverProc, spec *api.ComponentSpec) {
 	t.Helper()
-	if _, err := client(s.http).PutComponent(tctx(t, 10*time.Second), spec, nil); err != nil {
+	if _, err := s.client().PutComponent(tctx(t, 10*time.Second), spec, nil); err != nil {
 		t.Fatalf("deploy %s: %v", spec.Name, err)
 	}
 }
 
 func runsOf(t *testing.T, s *serverProc, component string) []fsm.Run {
 	t.Helper()
-	runs, _, err := client(s.http).Runs(tctx(t, 5*time.Second), component, nil)
+	runs, _, err := s.client().Runs(tctx(t, 5*time.Second), component, nil)
 	if err != nil {
 		t.Logf("list runs of %s: %v", component, err)
 		return nil
@@ -210,7 +212,7 @@ func TestAgentsRunComponents(t *testing.T) {
 	restart(t, agents["b"].proc)
 	for id, pid := range pids {
 		testcluster.WaitFor(t, 10*time.Second, "agent b back with its run still EXECUTING", func() bool {
-			r, err := client(s.http).Run(tctx(t, 2*time.Second), id)
+			r, err := s.client().Run(tctx(t, 2*time.Second), id)
 			return err == nil && r.State == fsm.StateExecuting && agentLog(t, agents["b"], "reattached plugin")
 		})
 		if !alive(pid) {
@@ -260,7 +262,7 @@ func TestAgentsRunComponents(t *testing.T) {
 		Config:  map[string]any{"exit_after": "300ms"},
 		Restart: &api.RestartPolicySpec{Attempts: ptr(2), Delay: "200ms", MaxDelay: "1s"}})
 	testcluster.WaitFor(t, 40*time.Second, "component flaky failed", func() bool {
-		c, err := client(s.http).Component(tctx(t, 2*time.Second), "flaky")
+		c, err := s.client().Component(tctx(t, 2*time.Second), "flaky")
 		return err == nil && c.Status == fsm.ComponentFailed
 	})
 	flaky := runsOf(t, s, "flaky")
@@ -291,7 +293,7 @@ func TestAgentsRunComponents(t *testing.T) {
 	if web.Outcome != fsm.StateAborted || !strings.Contains(web.Reason, "checksum mismatch") {
 		t.Fatalf("tampered plugin run ended %s with %q, want ABORTED with checksum mismatch", web.Outcome, web.Reason)
 	}
-	events, err := client(s.http).Events(tctx(t, 5*time.Second), 0, "web")
+	events, err := s.client().Events(tctx(t, 5*time.Second), 0, "web")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -16,11 +15,12 @@ import (
 	"github.com/ice-run/ice/internal/testcluster"
 )
 
-// cli runs an `ice` verb, fails the test if it fails, and returns its
-// standard output (progress goes to standard error).
-func cli(t *testing.T, args ...string) string {
+// cli runs an `ice` verb against server s (nil: a verb that reaches no
+// server), fails the test if it fails, and returns its standard output
+// (progress goes to standard error).
+func cli(t *testing.T, s *serverProc, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(iceBin, args...)
+	cmd := cliCommand(s, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -53,7 +53,7 @@ func stopServer(t *testing.T, s *serverProc) {
 // of a cluster that lost two of its three servers.
 func TestOperationsFromTheCLI(t *testing.T) {
 	servers, _ := agentCluster(t, "a", "b")
-	addr := "http://" + servers[0].http
+	s0 := servers[0]
 	dir := t.TempDir()
 	ticks := filepath.Join(dir, "ticks")
 	spec := func(interval string) string {
@@ -65,7 +65,7 @@ func TestOperationsFromTheCLI(t *testing.T) {
 }
 `, ticks, interval)
 	}
-	cli(t, "deploy", "-f", writeSpec(t, dir, "v1.hcl", spec("100ms")), "--addr", addr)
+	cli(t, s0, "deploy", "-f", writeSpec(t, dir, "v1.hcl", spec("100ms")))
 	executing := func(gen uint64, node string) int {
 		n := 0
 		for _, r := range runsOf(t, servers[0], "ticker") {
@@ -78,13 +78,13 @@ func TestOperationsFromTheCLI(t *testing.T) {
 	testcluster.WaitFor(t, 30*time.Second, "4 ticker runs EXECUTING", func() bool { return executing(0, "") == 4 })
 
 	// Rolling update: every run replaced by the new generation.
-	cli(t, "deploy", "-f", writeSpec(t, dir, "v2.hcl", spec("200ms")), "--addr", addr)
+	cli(t, s0, "deploy", "-f", writeSpec(t, dir, "v2.hcl", spec("200ms")))
 	testcluster.WaitFor(t, 60*time.Second, "4 runs of generation 2 EXECUTING", func() bool { return executing(2, "") == 4 })
 
 	// Drain node a: its runs move to b, then it is ineligible.
-	cli(t, "node", "drain", "a", "--deadline", "1m", "--addr", addr)
+	cli(t, s0, "node", "drain", "a", "--deadline", "1m")
 	testcluster.WaitFor(t, 60*time.Second, "node a drained and ineligible with all runs on b", func() bool {
-		nodes, err := client(servers[0].http).Nodes(tctx(t, 2*time.Second))
+		nodes, err := servers[0].client().Nodes(tctx(t, 2*time.Second))
 		if err != nil {
 			return false
 		}
@@ -95,16 +95,16 @@ func TestOperationsFromTheCLI(t *testing.T) {
 		}
 		return executing(2, "b") == 4
 	})
-	cli(t, "node", "eligibility", "a", "--enable", "--addr", addr)
+	cli(t, s0, "node", "eligibility", "a", "--enable")
 
 	// Snapshot save and inspect, then restore on a second cluster.
 	archive := filepath.Join(dir, "backup.snap")
-	cli(t, "operator", "snapshot", "save", archive, "--addr", addr)
+	cli(t, s0, "operator", "snapshot", "save", archive)
 	var meta struct {
 		Digest string `json:"digest"`
 		Runs   int    `json:"runs"`
 	}
-	if err := json.Unmarshal([]byte(cli(t, "operator", "snapshot", "inspect", archive, "--json")), &meta); err != nil {
+	if err := json.Unmarshal([]byte(cli(t, nil, "operator", "snapshot", "inspect", archive, "--json")), &meta); err != nil {
 		t.Fatalf("inspect --json: %v", err)
 	}
 	if meta.Runs == 0 || meta.Digest == "" {
@@ -112,14 +112,14 @@ func TestOperationsFromTheCLI(t *testing.T) {
 	}
 	other := startServers(t, 1)
 	waitLeader(t, other, 20*time.Second)
-	cli(t, "operator", "snapshot", "restore", archive, "--addr", "http://"+other[0].http)
-	st, err := client(other[0].http).Status(tctx(t, 5*time.Second))
+	cli(t, other[0], "operator", "snapshot", "restore", archive)
+	st, err := other[0].client().Status(tctx(t, 5*time.Second))
 	if err != nil || st.Digest != meta.Digest {
 		t.Fatalf("restored cluster digest %s (%v), archive %s", st.Digest, err, meta.Digest)
 	}
 
 	// Quiesce, verify, stop every server, and replay each data dir offline.
-	cli(t, "stop", "ticker", "--addr", addr)
+	cli(t, s0, "stop", "ticker")
 	testcluster.WaitFor(t, 30*time.Second, "all ticker runs TERMINATED", func() bool {
 		for _, r := range runsOf(t, servers[0], "ticker") {
 			if r.State != fsm.StateTerminated {
@@ -130,7 +130,7 @@ func TestOperationsFromTheCLI(t *testing.T) {
 	})
 	var verified string
 	testcluster.WaitFor(t, 30*time.Second, "ice verify OK", func() bool {
-		out, err := runCLI(t, "verify", "--addr", addr)
+		out, err := runCLI(t, s0, "verify")
 		verified = out
 		return err == nil && strings.Contains(out, "OK")
 	})
@@ -139,7 +139,7 @@ func TestOperationsFromTheCLI(t *testing.T) {
 	}
 	digests := map[string]bool{}
 	for _, s := range servers {
-		out := cli(t, "replay", "--data-dir", s.dataDir, "--json")
+		out := cli(t, nil, "replay", "--data-dir", s.dataDir, "--json")
 		var res struct {
 			Digest        string `json:"digest"`
 			ChainVerified bool   `json:"chain_verified"`
@@ -158,21 +158,21 @@ func TestOperationsFromTheCLI(t *testing.T) {
 
 	// Two of three servers are lost for good: recover the survivor alone.
 	s1 := servers[0]
-	cli(t, "operator", "recover", "--data-dir", s1.dataDir, "--server", s1.id+"="+s1.raft)
+	cli(t, nil, "operator", "recover", "--data-dir", s1.dataDir, "--server", s1.id+"="+s1.raft)
 	restart(t, s1.proc)
 	waitLeader(t, []*serverProc{s1}, 20*time.Second)
-	comp, err := client(s1.http).Component(tctx(t, 5*time.Second), "ticker")
+	comp, err := s1.client().Component(tctx(t, 5*time.Second), "ticker")
 	if err != nil || comp.Status != fsm.ComponentStopped {
 		t.Fatalf("after recovery: %+v %v", comp, err)
 	}
 	for d := range digests {
-		if st, err := client(s1.http).Status(tctx(t, 5*time.Second)); err != nil || st.Digest != d {
+		if st, err := s1.client().Status(tctx(t, 5*time.Second)); err != nil || st.Digest != d {
 			t.Fatalf("recovered server digest %s (%v), before %s", st.Digest, err, d)
 		}
 	}
-	cli(t, "deploy", "-f", writeSpec(t, dir, "after.hcl", `component "after" {
+	cli(t, s1, "deploy", "-f", writeSpec(t, dir, "after.hcl", `component "after" {
   plugin = "ticker"
   count  = 0
 }
-`), "--addr", "http://"+s1.http)
+`))
 }

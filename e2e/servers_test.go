@@ -9,14 +9,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/clustercreds"
 	"github.com/ice-run/ice/internal/proctest"
 	"github.com/ice-run/ice/internal/testcluster"
+	"github.com/ice-run/ice/internal/tlsutil"
 )
 
 type serverProc struct {
@@ -26,13 +29,18 @@ type serverProc struct {
 	gossip  string
 	dataDir string
 	proc    *proctest.Process
+	creds   *clustercreds.Creds
+	// api is the server's management client, which client copies.
+	api *api.Client
 }
 
-// startServers starts n `ice server` processes that bootstrap together;
+// startServers starts n `ice server` processes that bootstrap together,
+// secure with the test's credentials (credsOf), and bootstraps their ACLs;
 // extra flags go to every server.
 func startServers(t *testing.T, n int, extra ...string) []*serverProc {
 	t.Helper()
 	dir := t.TempDir()
+	creds := credsOf(t)
 	type addrs struct{ http, raft, gossip string }
 	as := make([]addrs, n)
 	for i := range as {
@@ -53,11 +61,67 @@ func startServers(t *testing.T, n int, extra ...string) []*serverProc {
 				args = append(args, "--join", as[j].gossip)
 			}
 		}
+		args = append(args, secureFlags(t, creds, tlsutil.RoleServer, id)...)
 		args = append(args, extra...)
+		c, err := creds.Client(as[i].http)
+		if err != nil {
+			t.Fatalf("client of %s: %v", id, err)
+		}
 		out = append(out, &serverProc{id: id, http: as[i].http, raft: as[i].raft, gossip: as[i].gossip,
-			dataDir: filepath.Join(dir, id), proc: startIce(t, dir, id, args...)})
+			dataDir: filepath.Join(dir, id), proc: startIce(t, dir, id, args...), creds: creds, api: c})
 	}
+	bootstrapACLs(t, out)
 	return out
+}
+
+// credsByTest holds each running test's credentials.
+var credsByTest sync.Map // *testing.T → *clustercreds.Creds
+
+// credsOf returns the credentials of the test (a CA, certificates, a
+// gossip key and a management token), made on first use: every cluster a
+// test starts shares them, so that a snapshot of one restores onto another
+// with the same management token.
+func credsOf(t *testing.T) *clustercreds.Creds {
+	t.Helper()
+	if c, ok := credsByTest.Load(t); ok {
+		return c.(*clustercreds.Creds)
+	}
+	c, err := clustercreds.New(filepath.Join(t.TempDir(), "creds"))
+	if err != nil {
+		t.Fatalf("make credentials: %v", err)
+	}
+	credsByTest.Store(t, c)
+	t.Cleanup(func() { credsByTest.Delete(t) })
+	return c
+}
+
+// secureFlags are the TLS and gossip-key flags of a server or agent.
+func secureFlags(t *testing.T, creds *clustercreds.Creds, role tlsutil.Role, node string) []string {
+	t.Helper()
+	flags, err := creds.Flags(role, node)
+	if err != nil {
+		t.Fatalf("credentials of %s %s: %v", role, node, err)
+	}
+	return flags
+}
+
+// bootstrapACLs creates the management token once a leader exists, and
+// waits until every server knows it in its own state (a follower checks
+// some requests, such as the Raft peers, against its local state).
+func bootstrapACLs(t *testing.T, servers []*serverProc) {
+	t.Helper()
+	creds := servers[0].creds
+	if err := creds.Bootstrap(tctx(t, 60*time.Second), servers[0].http, 45*time.Second); err != nil {
+		t.Fatalf("bootstrap ACLs: %v", err)
+	}
+	for _, s := range servers {
+		testcluster.WaitFor(t, 20*time.Second, "the management token known to "+s.id, func() bool {
+			c := s.client()
+			c.Stale = true
+			_, err := c.TokenSelf(tctx(t, 2*time.Second))
+			return err == nil
+		})
+	}
 }
 
 // startIce starts the ice binary with args for the test, its output in
@@ -75,10 +139,13 @@ func restart(t *testing.T, p *proctest.Process) {
 	}
 }
 
-func client(addr string) *api.Client {
-	c := api.NewClient(addr)
-	c.Operator = "e2e"
-	return c
+// client returns a management client of the server (HTTPS, the test's
+// CA and management token). Clients of one server share their
+// connections; each call returns a copy the caller may change (Stale,
+// Operator).
+func (s *serverProc) client() *api.Client {
+	c := *s.api
+	return &c
 }
 
 func tctx(t *testing.T, d time.Duration) context.Context {
@@ -95,7 +162,7 @@ func waitLeader(t *testing.T, servers []*serverProc, timeout time.Duration) *ser
 		leader = nil
 		id := ""
 		for _, s := range servers {
-			st, err := client(s.http).Status(tctx(t, time.Second))
+			st, err := s.client().Status(tctx(t, time.Second))
 			if err != nil || st.Leader == "" || (id != "" && st.Leader != id) {
 				return false
 			}
@@ -111,11 +178,23 @@ func waitLeader(t *testing.T, servers []*serverProc, timeout time.Duration) *ser
 	return leader
 }
 
-func runCLI(t *testing.T, args ...string) (string, error) {
+// runCLI runs an `ice` verb against server s (its address, CA and the
+// management token in the environment; s nil: a verb that reaches no
+// server) and returns its combined output.
+func runCLI(t *testing.T, s *serverProc, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(iceBin, args...)
-	out, err := cmd.CombinedOutput()
+	out, err := cliCommand(s, args...).CombinedOutput()
 	return string(out), err
+}
+
+// cliCommand is the command of an `ice` verb against s (nil: none).
+func cliCommand(s *serverProc, args ...string) *exec.Cmd {
+	cmd := exec.Command(iceBin, args...)
+	cmd.Env = os.Environ()
+	if s != nil {
+		cmd.Env = append(cmd.Env, s.creds.Env(s.http)...)
+	}
+	return cmd
 }
 
 // TestThreeServerProcessesSurviveLeaderKill is the end-to-end check of the
@@ -138,7 +217,7 @@ func TestThreeServerProcessesSurviveLeaderKill(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		name := fmt.Sprintf("web%d", i)
 		count := 2
-		_, err := client(follower.http).PutComponent(tctx(t, 10*time.Second), &api.ComponentSpec{
+		_, err := follower.client().PutComponent(tctx(t, 10*time.Second), &api.ComponentSpec{
 			Name: name, Plugin: fsm.PluginRef{Name: "ticker"}, Count: &count,
 		}, nil)
 		if err != nil {
@@ -147,7 +226,7 @@ func TestThreeServerProcessesSurviveLeaderKill(t *testing.T) {
 		acked = append(acked, name)
 	}
 	testcluster.WaitFor(t, 10*time.Second, "20 CREATED runs", func() bool {
-		runs, _, err := client(follower.http).Runs(tctx(t, 2*time.Second), "", nil)
+		runs, _, err := follower.client().Runs(tctx(t, 2*time.Second), "", nil)
 		return err == nil && len(runs) == 20
 	})
 
@@ -171,7 +250,7 @@ func TestThreeServerProcessesSurviveLeaderKill(t *testing.T) {
 	name := "after-kill"
 	count := 1
 	testcluster.WaitFor(t, 15*time.Second, "a write accepted after the leader was killed", func() bool {
-		_, err := client(survivors[0].http).PutComponent(tctx(t, 3*time.Second), &api.ComponentSpec{
+		_, err := survivors[0].client().PutComponent(tctx(t, 3*time.Second), &api.ComponentSpec{
 			Name: name, Plugin: fsm.PluginRef{Name: "ticker"}, Count: &count,
 		}, nil)
 		return err == nil
@@ -181,7 +260,7 @@ func TestThreeServerProcessesSurviveLeaderKill(t *testing.T) {
 
 	// Every acknowledged write is on every survivor.
 	for _, s := range survivors {
-		comps, err := client(s.http).Components(tctx(t, 5*time.Second))
+		comps, err := s.client().Components(tctx(t, 5*time.Second))
 		if err != nil {
 			t.Fatalf("list components on %s: %v", s.id, err)
 		}
@@ -202,12 +281,12 @@ func TestThreeServerProcessesSurviveLeaderKill(t *testing.T) {
 	var out string
 	testcluster.WaitFor(t, 20*time.Second, "ice verify to report equal digests on all three servers", func() bool {
 		var err error
-		out, err = runCLI(t, "verify", "--addr", "http://"+survivors[0].http)
+		out, err = runCLI(t, survivors[0], "verify")
 		return err == nil && strings.Contains(out, "OK")
 	})
 	t.Logf("ice verify:\n%s", out)
 
-	checkMetrics(t, newLeader.http)
+	checkMetrics(t, newLeader)
 
 	// SIGTERM stops a server cleanly.
 	if err := survivors[1].proc.Signal(syscall.SIGTERM); err != nil {
@@ -222,9 +301,14 @@ func TestThreeServerProcessesSurviveLeaderKill(t *testing.T) {
 // checkMetrics fetches /metrics from a real server and has promtool lint it.
 // promtool comes from Debian's prometheus package (.ci/install-tools.sh);
 // CI fails without it, a developer machine only logs that it was not run.
-func checkMetrics(t *testing.T, addr string) {
+func checkMetrics(t *testing.T, s *serverProc) {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	tc, err := api.ClientTLS(s.creds.CAFile, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 10 * time.Second}
+	resp, err := hc.Get("https://" + s.http + "/metrics")
 	if err != nil {
 		t.Fatalf("GET /metrics: %v", err)
 	}

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/ice-run/ice/api"
+	"github.com/ice-run/ice/internal/clustercreds"
 	"github.com/ice-run/ice/internal/proctest"
+	"github.com/ice-run/ice/internal/tlsutil"
 )
 
 // Identities of the processes the harness starts. Every process runs under
@@ -108,13 +110,17 @@ type Server struct {
 	Raft    string
 	Gossip  string
 	DataDir string
+	// api is the management client Client copies.
+	api *api.Client
 }
 
-// Client returns an API client for the server.
+// Client returns a management client of the server: HTTPS verified with
+// the cluster's CA, the management token Bootstrap created. The clients of
+// one server share its connections; each call returns a copy the caller
+// may change (Stale).
 func (s *Server) Client() *api.Client {
-	c := api.NewClient(s.HTTP)
-	c.Operator = "jepsen"
-	return c
+	c := *s.api
+	return &c
 }
 
 // Agent is an `ice agent` process.
@@ -144,16 +150,25 @@ type Cluster struct {
 	cfg     ClusterConfig
 	Servers []*Server
 	Agents  []*Agent
+	// Creds are the cluster's credentials (in Dir/creds): every process
+	// runs secure, as ICE does by default.
+	Creds *clustercreds.Creds
 }
 
-// NewCluster lays out the processes (addresses, uids, data dirs) without
-// starting them.
+// NewCluster lays out the processes (addresses, uids, data dirs, and the
+// credentials: a CA, a server certificate per server naming its loopback
+// IP, an agent certificate per agent, a gossip key and the management
+// token's secret) without starting them.
 func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	c := &Cluster{cfg: cfg}
 	for _, d := range []string{"data", "logs"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
 			return nil, err
 		}
+	}
+	var err error
+	if c.Creds, err = clustercreds.New(filepath.Join(cfg.Dir, "creds")); err != nil {
+		return nil, err
 	}
 	for i := range cfg.Servers {
 		s := &Server{ID: fmt.Sprintf("s%d", i+1)}
@@ -163,6 +178,9 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		}
 		s.HTTP, s.Raft, s.Gossip = as[0], as[1], as[2]
 		s.DataDir = filepath.Join(cfg.Dir, "data", s.ID)
+		if s.api, err = c.Creds.Client(s.HTTP); err != nil {
+			return nil, err
+		}
 		c.Servers = append(c.Servers, s)
 	}
 	for i, s := range c.Servers {
@@ -185,7 +203,13 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 				args = append(args, "--join", o.Gossip)
 			}
 		}
-		s.Proc = newProc(s.ID, "server", serverIPNet+strconv.Itoa(i+1), serverUIDBase+i+1, cfg.Bin.Ice,
+		ip := serverIPNet + strconv.Itoa(i+1)
+		sec, err := c.Creds.Flags(tlsutil.RoleServer, s.ID, ip)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, sec...)
+		s.Proc = newProc(s.ID, "server", ip, serverUIDBase+i+1, cfg.Bin.Ice,
 			filepath.Join(cfg.Dir, "logs", s.ID+".log"), args, cfg.OnCrash)
 		if err := ownedDir(s.DataDir, s.UID); err != nil {
 			return nil, err
@@ -212,6 +236,11 @@ func (c *Cluster) newAgent(n int, onExit func(p *Proc, err error), extra ...stri
 	}
 	args := []string{"agent", "--node-id", a.ID, "--data-dir", a.DataDir, "--gossip", a.Gossip,
 		"--plugin-dir", c.cfg.Bin.PluginDir, "--log-level", "debug"}
+	sec, err := c.Creds.Flags(tlsutil.RoleAgent, a.ID)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, sec...)
 	args = append(args, extra...)
 	for _, s := range c.Servers {
 		args = append(args, "--join", s.Gossip)
@@ -324,6 +353,41 @@ func (c *Cluster) WaitLeader(ctx context.Context, timeout time.Duration) (*Serve
 		return nil, err
 	}
 	return leader, nil
+}
+
+// Bootstrap creates the management token the clients use, through a
+// running server once a leader exists, and waits until every running
+// server knows it in its own state (stale reads check it there).
+func (c *Cluster) Bootstrap(ctx context.Context, timeout time.Duration) error {
+	var via *Server
+	for _, s := range c.Servers {
+		if s.Running() {
+			via = s
+			break
+		}
+	}
+	if via == nil {
+		return fmt.Errorf("bootstrap ACLs: no server running")
+	}
+	if err := c.Creds.Bootstrap(ctx, via.HTTP, timeout); err != nil {
+		return err
+	}
+	return proctest.WaitFor(ctx, "every server to know the management token", timeout, 100*time.Millisecond, func() (bool, error) {
+		for _, s := range c.Servers {
+			if !s.Running() {
+				continue
+			}
+			cl := s.Client()
+			cl.Stale = true
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := cl.TokenSelf(rctx)
+			cancel()
+			if err != nil {
+				return false, fmt.Errorf("%s: %w", s.ID, err)
+			}
+		}
+		return true, nil
+	})
 }
 
 // AnyClient returns a client of a running, unpaused server.

@@ -7,7 +7,9 @@
 //
 //   - cluster.go: building ice, laying out and running the processes (each
 //     on a loopback IP and under a uid of its own), restarts from the same
-//     data dir;
+//     data dir; every process runs secure, as ICE does by default
+//     (internal/clustercreds: TLS certificates, a gossip key, ACLs
+//     bootstrapped with a management token the clients send);
 //   - netfilter.go: partitions with iptables (owner uid → destination IP);
 //   - nemesis.go: the fault kinds and the seeded schedule;
 //   - history.go: the JSON-lines history of operations and faults;

@@ -2,6 +2,7 @@ package jepsen
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
 	"github.com/ice-run/ice/internal/proctest"
+	"github.com/ice-run/ice/internal/tlsutil"
 )
 
 // Regression tests for bugs the harness found. They start real processes
@@ -36,20 +39,40 @@ func needProcs(t *testing.T) {
 // agentProxy sits between an agent and a server: it forwards everything,
 // and while failing is set answers 503 to the agent's heartbeats and
 // transition reports (its watch of the runs placed on it still passes).
+// It speaks HTTPS both ways: to the agent with a server certificate of the
+// cluster (the agent accepts only those), to the server with the agent's
+// own certificate, so that the server sees the agent it forwards for.
 type agentProxy struct {
 	srv     *httptest.Server
 	failing atomic.Bool
 }
 
-func newAgentProxy(t *testing.T, target string) *agentProxy {
-	u, err := url.Parse("http://" + target)
+func newAgentProxy(t *testing.T, c *Cluster, target, agentID string) *agentProxy {
+	u, err := url.Parse("https://" + target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentCert, agentKey, err := c.Creds.Cert(tlsutil.RoleAgent, agentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream, err := api.ClientTLS(c.Creds.CAFile, agentCert, agentKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyCert, proxyKey, err := c.Creds.Cert(tlsutil.RoleServer, "jepsen-proxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(proxyCert, proxyKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = &http.Transport{TLSClientConfig: upstream}
 	rp.FlushInterval = -1
 	p := &agentProxy{}
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p.failing.Load() && r.Method == http.MethodPost &&
 			(r.URL.Path == "/v1/agent/heartbeat" || r.URL.Path == "/v1/agent/transitions") {
 			http.Error(w, `{"error":"jepsen: cut"}`, http.StatusServiceUnavailable)
@@ -57,6 +80,8 @@ func newAgentProxy(t *testing.T, target string) *agentProxy {
 		}
 		rp.ServeHTTP(w, r)
 	}))
+	p.srv.TLS = &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
+	p.srv.StartTLS()
 	t.Cleanup(p.srv.Close)
 	return p
 }
@@ -106,7 +131,10 @@ func regressionCluster(t *testing.T, ttl, margin time.Duration) (*Cluster, *Proc
 	if _, err := c.WaitLeader(context.Background(), 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	proxy := newAgentProxy(t, c.Servers[0].HTTP)
+	if err := c.Bootstrap(context.Background(), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	proxy := newAgentProxy(t, c, c.Servers[0].HTTP, "a1")
 	a, err := c.newAgent(1, func(p *Proc, err error) { t.Errorf("a1 exited on its own: %v", err) }, "--server", proxy.srv.URL)
 	if err != nil {
 		t.Fatal(err)

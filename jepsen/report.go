@@ -41,6 +41,9 @@ func Summary(rep *Report) string {
 	w("- started %s UTC; results in `%s`\n", rep.Started.UTC().Format("2006-01-02 15:04:05"), rep.Out)
 	w("- faults enabled: %s\n", strings.Join(cfg.Kinds, ", "))
 	w("- partitions: %s\n", rep.Partition)
+	if rep.Security != "" {
+		w("- security: %s\n", rep.Security)
+	}
 	w("- replay: %s\n", rep.Replay)
 	args := strings.Join(cfg.Args, " ")
 	if !strings.Contains(args, "--seed") {
