@@ -34,6 +34,11 @@ type Config struct {
 	// TLS, when set, is the client TLS configuration for the servers' API:
 	// it presents the agent's certificate, which names its node.
 	TLS *tls.Config
+	// GossipKey, when set, is the gossip encryption key (32 bytes, parsed
+	// from --gossip-key by gossip.ParseKey); the keyring persists in
+	// <data-dir>/gossip.keyring, which wins over it at a restart (see
+	// gossip.OpenKeyring). Without it gossip is plaintext (--insecure).
+	GossipKey []byte
 	// Token, when set, is a node token sent with every request (an
 	// alternative to an agent certificate; both bind the node id).
 	Token string

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -19,24 +20,40 @@ type membership interface {
 	Close(timeout time.Duration) error
 }
 
-// gossipMembers is membership over memberlist.
-type gossipMembers struct{ ml *memberlist.Memberlist }
+// gossipMembers is membership over memberlist. With a keyring, gossip is
+// encrypted, and the agent applies the keyring operations a server fans out
+// (the agent has no API of its own), persisting them in its data dir.
+type gossipMembers struct {
+	ml      *memberlist.Memberlist
+	keyring *gossip.Keyring // nil: plaintext gossip
+}
 
 // startGossip joins gossip as the agent of cfg.NodeID. Gossip names are
 // unique per member; "@agent" keeps a node's name apart from a server that
 // has the same id (as in `ice dev`).
 func startGossip(cfg *Config) (*gossipMembers, error) {
-	ml, err := gossip.Start(gossip.Options{
-		Name:   cfg.NodeID + "@agent",
-		Addr:   cfg.GossipAddr,
-		Meta:   gossip.Meta{Role: gossip.RoleAgent},
-		Logger: cfg.Logger.Named("gossip"),
-		Fast:   cfg.Fast,
+	logger := cfg.Logger.Named("gossip")
+	kr, err := gossip.OpenKeyring(gossip.KeyringConfig{
+		Key:    cfg.GossipKey,
+		Path:   filepath.Join(cfg.DataDir, gossip.KeyringFile),
+		Logger: logger,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &gossipMembers{ml: ml}, nil
+	ml, err := gossip.Start(gossip.Options{
+		Name:    cfg.NodeID + "@agent",
+		Addr:    cfg.GossipAddr,
+		Meta:    gossip.Meta{Role: gossip.RoleAgent},
+		Logger:  logger,
+		Fast:    cfg.Fast,
+		Keyring: kr,
+	})
+	if err != nil {
+		kr.Close()
+		return nil, err
+	}
+	return &gossipMembers{ml: ml, keyring: kr}, nil
 }
 
 // Join contacts the given members.
@@ -46,9 +63,11 @@ func (g *gossipMembers) Join(addrs []string) (int, error) { return g.ml.Join(add
 // metadata.
 func (g *gossipMembers) ServerAddrs() []string { return gossip.ServerHTTPAddrs(g.ml.Members()) }
 
-// Close leaves gossip and shuts memberlist down.
+// Close leaves gossip, shuts memberlist down and then closes the keyring
+// (waiting for an answer being sent).
 func (g *gossipMembers) Close(timeout time.Duration) error {
 	err := g.ml.Leave(timeout)
 	_ = g.ml.Shutdown()
+	g.keyring.Close()
 	return err
 }

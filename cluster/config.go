@@ -52,6 +52,11 @@ type Config struct {
 	// mutual TLS and accepts only server certificates of the cluster.
 	// Without it Raft is plaintext (--insecure).
 	TLS *tlsutil.Store
+	// GossipKey, when set, is the gossip encryption key (32 bytes, parsed
+	// from --gossip-key by gossip.ParseKey); the keyring persists in
+	// <data-dir>/gossip.keyring, which wins over it at a restart (see
+	// gossip.OpenKeyring). Without it gossip is plaintext (--insecure).
+	GossipKey []byte
 
 	Logger hclog.Logger
 }

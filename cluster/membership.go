@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"fmt"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -84,6 +86,45 @@ func (e *memberEvents) NotifyLeave(n *memberlist.Node) {
 
 // NotifyUpdate wakes the membership loops: a member's metadata changed.
 func (e *memberEvents) NotifyUpdate(*memberlist.Node) { e.notify() }
+
+// startGossip opens the server's gossip keyring (cfg.GossipKey, persisted
+// in <data-dir>/gossip.keyring, which wins at a restart) and starts
+// memberlist with the server's metadata. With a keyring, a tracked goroutine
+// closes it at shutdown.
+func (s *Server) startGossip() error {
+	logger := s.cfg.Logger.Named("gossip")
+	kr, err := gossip.OpenKeyring(gossip.KeyringConfig{
+		Key:    s.cfg.GossipKey,
+		Path:   filepath.Join(s.cfg.DataDir, gossip.KeyringFile),
+		Logger: logger,
+	})
+	if err != nil {
+		return fmt.Errorf("gossip keyring of %s: %w", s.cfg.NodeID, err)
+	}
+	ml, err := gossip.Start(gossip.Options{
+		Name:    s.cfg.NodeID,
+		Addr:    s.cfg.GossipAddr,
+		Meta:    gossip.Meta{Role: gossip.RoleServer, Raft: s.cfg.RaftAddr, HTTP: s.cfg.HTTPAddr, Body: fsm.BodyVersion},
+		Events:  &memberEvents{wake: s.memberEvents, departed: &s.departed},
+		Logger:  logger,
+		Fast:    s.cfg.Fast,
+		Keyring: kr,
+	})
+	if err != nil {
+		kr.Close()
+		return err
+	}
+	s.gossip, s.keyring = ml, kr
+	if kr != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			<-s.shutdownCh
+			kr.Close()
+		}()
+	}
+	return nil
+}
 
 // members returns the gossip members sorted by id.
 func (s *Server) members() []Member {

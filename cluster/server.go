@@ -28,6 +28,8 @@ type Server struct {
 	stores *raftStores
 	sm     *stateMachine
 	gossip *memberlist.Memberlist
+	// keyring is the gossip encryption keyring (nil: plaintext gossip).
+	keyring *gossip.Keyring
 
 	leases   leaseTable
 	departed departures
@@ -72,15 +74,7 @@ func New(cfg Config) (*Server, error) {
 		s.stores.close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	s.gossip, err = gossip.Start(gossip.Options{
-		Name:   cfg.NodeID,
-		Addr:   cfg.GossipAddr,
-		Meta:   gossip.Meta{Role: gossip.RoleServer, Raft: cfg.RaftAddr, HTTP: cfg.HTTPAddr, Body: fsm.BodyVersion},
-		Events: &memberEvents{wake: s.memberEvents, departed: &s.departed},
-		Logger: cfg.Logger.Named("gossip"),
-		Fast:   cfg.Fast,
-	})
-	if err != nil {
+	if err = s.startGossip(); err != nil {
 		s.abort()
 		return nil, err
 	}

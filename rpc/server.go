@@ -90,6 +90,7 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger, opts
 	s.handle("POST /v1/agent/transitions", s.write(s.agentReport))
 	s.handle("POST /v1/agent/leave", s.write(s.agentLeave))
 	s.routeACL()
+	s.routeKeyring()
 	if metricsHandler != nil {
 		s.mux.Handle("GET /metrics", metricsHandler)
 	}

@@ -16,7 +16,7 @@ func newOperatorCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	o.register(cmd)
-	cmd.AddCommand(newOperatorRaftCmd(o), newOperatorSnapshotCmd(o), newOperatorRecoverCmd())
+	cmd.AddCommand(newOperatorRaftCmd(o), newOperatorSnapshotCmd(o), newOperatorRecoverCmd(), newOperatorGossipCmd(o))
 	return cmd
 }
 

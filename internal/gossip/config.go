@@ -34,11 +34,18 @@ type Options struct {
 	Logger hclog.Logger
 	// Fast selects loopback timings for tests.
 	Fast bool
+	// Keyring, when set, encrypts gossip (OpenKeyring): memberlist then
+	// refuses plaintext and messages under keys it does not hold, and
+	// answers keyring operations fanned out by other members. Without it
+	// gossip is plaintext (--insecure). Start attaches it to the member.
+	Keyring *Keyring
 }
 
 // Config returns the memberlist configuration of a member: memberlist's
 // LAN defaults (local defaults with shorter intervals when Fast), bound to
-// and advertising Addr, serving Meta.
+// and advertising Addr, serving Meta, encrypted with the Keyring if there
+// is one, logging to Logger (rejected messages at Warn, counted in
+// ice.gossip.rejected).
 func Config(o Options) (*memberlist.Config, error) {
 	host, port, err := resolveAddr(o.Addr)
 	if err != nil {
@@ -57,7 +64,13 @@ func Config(o Options) (*memberlist.Config, error) {
 	mc.Name = o.Name
 	mc.BindAddr, mc.BindPort = host, port
 	mc.AdvertiseAddr, mc.AdvertisePort = host, port
-	mc.Delegate = &Delegate{meta: meta}
+	d := &Delegate{meta: meta}
+	if o.Keyring != nil {
+		mc.Keyring = o.Keyring.memberlistRing()
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+		d.onMsg = o.Keyring.handleMsg
+	}
+	mc.Delegate = d
 	if o.Events != nil {
 		mc.Events = o.Events
 	}
@@ -65,12 +78,13 @@ func Config(o Options) (*memberlist.Config, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	mc.Logger = logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	mc.Logger = newLogBridge(logger).stdLogger()
 	return mc, nil
 }
 
 // Start configures memberlist per o and starts it. The caller joins other
-// members and, at the end, leaves and shuts it down.
+// members and, at the end, leaves and shuts it down, then closes the
+// keyring.
 func Start(o Options) (*memberlist.Memberlist, error) {
 	mc, err := Config(o)
 	if err != nil {
@@ -79,6 +93,9 @@ func Start(o Options) (*memberlist.Memberlist, error) {
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("start gossip on %s: %w", o.Addr, err)
+	}
+	if o.Keyring != nil {
+		o.Keyring.attach(ml)
 	}
 	return ml, nil
 }

@@ -1,13 +1,16 @@
 package gossip
 
 // Delegate is the memberlist.Delegate of every ICE member: it serves the
-// member's metadata. ICE sends no user messages over gossip and has no state
-// to push or pull, so the other methods do nothing.
+// member's metadata and hands user messages (keyring operations and their
+// answers, on an encrypted member) to the keyring. ICE has no state to push
+// or pull and sends no broadcasts, so the other methods do nothing.
 type Delegate struct {
-	meta []byte
+	meta  []byte
+	onMsg func([]byte)
 }
 
-// NewDelegate returns a delegate that advertises meta.
+// NewDelegate returns a delegate that advertises meta and ignores user
+// messages.
 func NewDelegate(meta Meta) *Delegate { return &Delegate{meta: meta.Encode()} }
 
 // NodeMeta returns the encoded metadata, or nothing when it does not fit
@@ -19,8 +22,13 @@ func (d *Delegate) NodeMeta(limit int) []byte {
 	return d.meta
 }
 
-// NotifyMsg ignores a user message: ICE sends none.
-func (d *Delegate) NotifyMsg([]byte) {}
+// NotifyMsg hands a user message to the keyring; a plaintext member has
+// none and ignores it. It does not block.
+func (d *Delegate) NotifyMsg(b []byte) {
+	if d.onMsg != nil {
+		d.onMsg(b)
+	}
+}
 
 // GetBroadcasts returns no broadcasts: ICE sends none.
 func (d *Delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
