@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -217,7 +218,7 @@ func TestServerWithAgentCertificateRefusesToStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrong := startIce(t, dir, "s4-agent-cert", "server", "--node-id", "s4", "--data-dir", dir+"/s4-agent-cert",
+	wrong := startIce(t, dir, "s4-agent-cert", "server", "--node-id", "s4", "--data-dir", filepath.Join(dir, "s4-agent-cert"),
 		"--http", testcluster.FreeAddr(t), "--raft", testcluster.FreeAddr(t), "--gossip", testcluster.FreeAddr(t),
 		"--tls-ca", creds.CAFile, "--tls-cert", agentCert, "--tls-key", agentKey, "--gossip-key", creds.GossipKey)
 	testcluster.WaitFor(t, 20*time.Second, "the server with an agent certificate to exit", func() bool { return !wrong.Running() })
@@ -229,4 +230,72 @@ func TestServerWithAgentCertificateRefusesToStart(t *testing.T) {
 		t.Fatalf("server with an agent certificate did not say why it stopped:\n%s", tail)
 	}
 	t.Logf("server with an agent certificate: exit %d: %s", wrong.ExitCode(), lastLine(tail))
+}
+
+// TestStrangerServerIsNeverAVoter: a server with a server certificate of
+// another CA, which holds the cluster's gossip key (it stole that much)
+// and joins, is never added as a voter, and the Raft handshakes between it
+// and the cluster fail.
+func TestStrangerServerIsNeverAVoter(t *testing.T) {
+	servers := startServers(t, 3)
+	leader := waitLeader(t, servers, 20*time.Second)
+	creds := leader.creds
+	dir := t.TempDir()
+	foreign := newForeignCreds(t)
+	cert, key, err := foreign.Cert(tlsutil.RoleServer, "s4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"server", "--node-id", "s4", "--data-dir", filepath.Join(dir, "s4"), "--log-level", "debug",
+		"--http", testcluster.FreeAddr(t), "--raft", testcluster.FreeAddr(t), "--gossip", testcluster.FreeAddr(t),
+		"--tls-ca", foreign.CAFile, "--tls-cert", cert, "--tls-key", key, "--gossip-key", creds.GossipKey}
+	for _, s := range servers {
+		args = append(args, "--join", s.gossip)
+	}
+	stranger := startIce(t, dir, "s4", args...)
+	testcluster.WaitFor(t, 20*time.Second, "the stranger to join the gossip pool", func() bool {
+		return countInLog(stranger, "joined cluster") > 0
+	})
+	testcluster.WaitFor(t, 30*time.Second, "a failed Raft handshake between the stranger and the cluster", func() bool {
+		if countInLog(stranger, refusedRaftLog) > 0 {
+			return true
+		}
+		for _, s := range servers {
+			if countInLog(s.proc, "certificate signed by unknown authority") > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	err = proctest.WaitFor(tctx(t, time.Minute), "the stranger s4 in the Raft configuration", 15*time.Second, 250*time.Millisecond, func() (bool, error) {
+		peers, err := leader.client().RaftPeers(tctx(t, 2*time.Second))
+		if err != nil {
+			return false, err
+		}
+		for _, p := range peers {
+			if p.ID == "s4" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if !errors.Is(err, proctest.ErrTimeout) {
+		peers, _ := leader.client().RaftPeers(tctx(t, 2*time.Second))
+		t.Fatalf("stranger with another CA's certificate: %v; raft peers %+v", err, peers)
+	}
+	if !stranger.Running() {
+		t.Fatalf("the stranger exited (status %d): the test proves nothing", stranger.ExitCode())
+	}
+	t.Logf("s4 with another CA's server certificate: not in the Raft configuration for 15s; its log shows %d refused handshakes",
+		countInLog(stranger, refusedRaftLog))
+}
+
+// newForeignCreds makes credentials of another CA (same cluster name).
+func newForeignCreds(t *testing.T) *clustercreds.Creds {
+	t.Helper()
+	c, err := clustercreds.New(filepath.Join(t.TempDir(), "foreign"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
