@@ -170,6 +170,7 @@ func startAgent(ctx context.Context, f *agentFlags, logger hclog.Logger, stopPlu
 		Labels:     labels,
 		Logger:     logger.Named("agent"),
 		TLS:        sec.clientTLS(),
+		GossipKey:  sec.gossipKey,
 		Token:      f.token,
 
 		StopPluginsOnExit: stopPlugins,

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/ice-run/ice/internal/gossip"
 	"github.com/ice-run/ice/internal/tlsutil"
 )
 
@@ -50,10 +51,12 @@ func (f *securityFlags) check() error {
 	return nil
 }
 
-// security is the loaded TLS material of a process (nil store: insecure).
+// security is the loaded TLS material and gossip key of a process (nil
+// store and key: insecure).
 type security struct {
-	store *tlsutil.Store
-	stop  func()
+	store     *tlsutil.Store
+	gossipKey []byte
+	stop      func()
 }
 
 // load reads the TLS material, checks the certificate has the role this
@@ -67,6 +70,10 @@ func (f *securityFlags) load(ctx context.Context, role tlsutil.Role, logger hclo
 		logger.Warn("running INSECURE: plain HTTP, plaintext Raft and gossip, no ACLs; anyone who reaches a port can write the log")
 		return &security{stop: func() {}}, nil
 	}
+	key, err := gossip.ParseKey(f.gossipKey)
+	if err != nil {
+		return nil, fmt.Errorf("--gossip-key: %w", err)
+	}
 	store, err := tlsutil.NewStore(tlsutil.Config{CAFile: f.tlsCA, CertFile: f.tlsCert, KeyFile: f.tlsKey})
 	if err != nil {
 		return nil, fmt.Errorf("load TLS material: %w", err)
@@ -75,7 +82,7 @@ func (f *securityFlags) load(ctx context.Context, role tlsutil.Role, logger hclo
 		return nil, fmt.Errorf("certificate %s is for %s, this process needs a %s certificate (ice tls cert create --%s)", f.tlsCert, id, role, role)
 	}
 	logger.Info("TLS material loaded", "identity", store.Identity().String(), "cluster", store.Cluster())
-	return &security{store: store, stop: store.WatchSIGHUP(ctx, logger.Named("tls"))}, nil
+	return &security{store: store, gossipKey: key, stop: store.WatchSIGHUP(ctx, logger.Named("tls"))}, nil
 }
 
 // serverTLS is the HTTPS configuration of the API: clients may come

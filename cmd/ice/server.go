@@ -140,6 +140,7 @@ func runServer(ctx context.Context, f *serverFlags, logger hclog.Logger, ready f
 		LeaseTTL:          f.leaseTTL,
 		LeaseMargin:       f.leaseMargin,
 		TLS:               sec.store,
+		GossipKey:         sec.gossipKey,
 		Logger:            logger,
 	})
 	if err != nil {
