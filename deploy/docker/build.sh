@@ -37,8 +37,8 @@ done
 
 cp deploy/docker/Dockerfile deploy/docker/passwd deploy/docker/group "$ctx/"
 chmod 0644 "$ctx/passwd" "$ctx/group"
-mkdir -p "$ctx/dirs/data" "$ctx/dirs/tmp"
-chmod 0750 "$ctx/dirs/data"
+mkdir -p "$ctx/dirs/data" "$ctx/dirs/tmp" "$ctx/dirs/tls"
+chmod 0750 "$ctx/dirs/data" "$ctx/dirs/tls"
 chmod 1777 "$ctx/dirs/tmp"
 # Equal inputs, equal layers: a rebuild of unchanged binaries hits the cache.
 find "$ctx" -exec touch -h -d @0 {} +

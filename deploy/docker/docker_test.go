@@ -1,7 +1,10 @@
 // The container test: it builds the FROM scratch image, starts the compose
 // cluster of deploy/compose (three servers, three agents) on a real Docker
 // engine, and checks failover there: a killed leader container and an agent
-// container cut off the network.
+// container cut off the network. The cluster is secure, as the compose file
+// makes it: the test's clients reach the servers over HTTPS, verified with
+// the CA the cluster's one-shot service made, with the management token the
+// bootstrap service printed; an anonymous client is refused.
 //
 // It needs a Docker engine and runs only with ICE_TEST_DOCKER=1, which
 // `make test-docker` sets; there a missing engine is a failure, not a skip.
@@ -85,6 +88,7 @@ func TestComposeCluster(t *testing.T) {
 
 	c := startCluster(ctx, t, root)
 	t.Logf("cluster up: project %s, subnet %s.0/24, server APIs %v", c.project, c.subnet, c.ports)
+	c.credentials(ctx, t)
 
 	// 1. Three servers with a leader, three agents ready.
 	var leader string
@@ -102,6 +106,7 @@ func TestComposeCluster(t *testing.T) {
 		}
 		return leader != "" && voters == 3, fmt.Sprintf("leader %q, %d alive voters", leader, voters), nil
 	})
+	c.checkSecure(ctx, t)
 	c.poll(ctx, t, time.Minute, "three ready agents", func(ctx context.Context) (bool, string, error) {
 		nodes, err := c.client("s1").Nodes(ctx)
 		if err != nil {
@@ -289,6 +294,8 @@ type cluster struct {
 	ports   map[string]int // server -> host port of its HTTP API
 	env     []string
 	down    map[string]bool // servers killed by the test
+	caFile  string          // the cluster's CA, copied out of its tls volume
+	token   string          // the management token's secret
 }
 
 // startCluster starts the compose project and registers its teardown.
@@ -318,7 +325,7 @@ func startCluster(ctx context.Context, t *testing.T, root string) *cluster {
 	// next one.
 	for attempt := 0; ; attempt++ {
 		c.subnet = fmt.Sprintf("172.30.%d", 100+rand.IntN(150))
-		c.env = []string{"ICE_IMAGE=" + image, "ICE_SUBNET=" + c.subnet,
+		c.env = []string{"ICE_IMAGE=" + image, "ICE_SUBNET=" + c.subnet, "ICE_GOSSIP_KEY=" + gossipKey(t),
 			"ICE_LEASE_TTL=" + leaseTTL.String(), "ICE_LEASE_MARGIN=" + leaseMargin.String()}
 		for i, s := range servers {
 			c.ports[s] = freePort(t)
@@ -379,9 +386,20 @@ func (c *cluster) networkOf(ctx context.Context, t *testing.T, ctr string) strin
 	return nets[0]
 }
 
-// client returns an API client for a server's published port.
+// client returns a management client of a server's published port: HTTPS
+// verified with the cluster's CA, the bootstrap token.
 func (c *cluster) client(server string) *api.Client {
-	return api.NewClient(fmt.Sprintf("http://127.0.0.1:%d", c.ports[server]))
+	return c.clientWith(server, c.token)
+}
+
+// clientWith returns a client of a server's published port with token
+// ("" for none).
+func (c *cluster) clientWith(server, token string) *api.Client {
+	cl, err := api.NewClientConfig(api.Config{Address: fmt.Sprintf("https://127.0.0.1:%d", c.ports[server]), CACert: c.caFile, Token: token})
+	if err != nil {
+		panic(fmt.Sprintf("client of %s: %v", server, err)) // the CA file was read once already
+	}
+	return cl
 }
 
 // alive returns the servers the test has not killed.

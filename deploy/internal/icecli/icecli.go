@@ -32,16 +32,17 @@ func Build(t testing.TB) string {
 var flagRE = regexp.MustCompile(`(?m)^\s+(?:-[a-zA-Z], )?--([a-z0-9][a-z0-9-]*)\b`)
 
 // Flags returns the long flags `ice SUB --help` lists (its own and the
-// inherited ones). It fails the test if SUB is not a subcommand.
+// inherited ones). SUB may be several words ("tls cert create"). It fails
+// the test if SUB is not a subcommand.
 func Flags(t testing.TB, bin, sub string) map[string]bool {
 	t.Helper()
-	out, err := exec.Command(bin, sub, "--help").CombinedOutput()
+	out, err := exec.Command(bin, append(strings.Fields(sub), "--help")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("ice %s --help: %v\n%s", sub, err, out)
 	}
 	// cobra prints the root's help for an unknown subcommand only with an
 	// error; check the usage line names it.
-	if !strings.Contains(string(out), "ice "+sub+" [flags]") {
+	if !regexp.MustCompile(`(?m)^\s*ice ` + regexp.QuoteMeta(sub) + ` (.* )?\[flags\]$`).Match(out) {
 		t.Fatalf("`ice %s` is not a subcommand:\n%s", sub, out)
 	}
 	flags := map[string]bool{}
