@@ -17,7 +17,9 @@
 //   - checker_*.go: linearizability (porcupine), durability, lifecycle,
 //     convergence and process checks, each a pure function of recorded
 //     data, so that tests can hand them broken histories;
-//   - runner.go, report.go: one whole run, summary.md and timeline.html.
+//   - runner.go, report.go: one whole run, summary.md and timeline.html;
+//   - lock.go: one run of the harness at a time on a machine (the uids,
+//     IPs and build directory are shared).
 //
 // cmd/jepsen is the command (`make jepsen`, `make jepsen-long`).
 package jepsen

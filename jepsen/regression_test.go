@@ -99,6 +99,11 @@ func regressionCluster(t *testing.T, ttl, margin time.Duration) (*Cluster, *Proc
 	if err != nil {
 		t.Fatal(err)
 	}
+	lock, err := AcquireLock(root, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lock.Release)
 	dir := t.TempDir()
 	// The processes run under other uids: they must reach their dirs.
 	for _, d := range []string{filepath.Dir(dir), dir} {

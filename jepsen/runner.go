@@ -145,6 +145,13 @@ func (r *runner) run(ctx context.Context) error {
 	r.logf("jepsen: seed %d, %d servers, %d agents, %s of faults %s; results in %s",
 		cfg.Seed, cfg.Servers, cfg.Agents, cfg.Duration, strings.Join(cfg.Kinds, ","), cfg.Out)
 
+	// One run of the harness at a time on this machine (lock.go).
+	lock, err := AcquireLock(cfg.Root, r.logf)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+
 	// Leftovers of a run that was killed: its processes and its chain.
 	killStale(r.logf)
 	CleanupStaleChain()
