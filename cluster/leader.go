@@ -155,6 +155,10 @@ func (s *Server) reconcileMembers() {
 		if known[raft.ServerID(m.ID)] {
 			continue
 		}
+		if err := s.admit(m); err != nil {
+			s.logger.Warn("not adding a server that cannot prove its identity", "id", m.ID, "raft", m.RaftAddr, "error", err)
+			continue
+		}
 		for _, id := range dead {
 			if err := s.raft.RemoveServer(id, 0, s.cfg.ApplyTimeout).Error(); err != nil {
 				s.logger.Warn("remove dead server failed", "id", id, "error", err)
