@@ -2,11 +2,9 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/randomid"
 )
 
 // ensureClusterID proposes the cluster's id once, when this leader finds the
@@ -20,7 +18,7 @@ func (s *Server) ensureClusterID(ctx context.Context) {
 	if id != "" || s.BodyVersion() < fsm.MinBodyVersion(fsm.ClusterInitType) {
 		return
 	}
-	newID, err := newClusterID()
+	newID, err := randomid.UUID()
 	if err != nil {
 		s.logger.Error("cannot make a cluster id", "error", err)
 		return
@@ -34,16 +32,4 @@ func (s *Server) ensureClusterID(ctx context.Context) {
 		return
 	}
 	s.logger.Info("cluster id recorded", "cluster_id", newID, "index", res.Index)
-}
-
-// newClusterID returns a random id formatted like a UUID (version 4).
-func newClusterID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("read random bytes: %w", err)
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], nil
 }

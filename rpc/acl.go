@@ -1,8 +1,6 @@
 package rpc
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,6 +9,7 @@ import (
 	"github.com/ice-run/ice/acl"
 	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/randomid"
 )
 
 // routeACL mounts the ACL endpoints. Secrets are made here, on the leader
@@ -29,19 +28,6 @@ func (s *Server) routeACL() {
 	s.handle("GET /v1/acl/token/self", s.read(s.getTokenSelf))
 }
 
-// newSecret returns a random id formatted like a UUID: accessor ids and
-// secrets.
-func newSecret() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("read random bytes: %w", err)
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], nil
-}
-
 // minSecretLen is the shortest secret a client may supply at bootstrap.
 const minSecretLen = 16
 
@@ -53,13 +39,13 @@ func (s *Server) aclBootstrap(w http.ResponseWriter, r *http.Request) error {
 	secret := req.Secret
 	if secret == "" {
 		var err error
-		if secret, err = newSecret(); err != nil {
+		if secret, err = randomid.UUID(); err != nil {
 			return err
 		}
 	} else if len(secret) < minSecretLen {
 		return fmt.Errorf("bootstrap secret of %d characters: want at least %d: %w", len(secret), minSecretLen, fsm.ErrBadRequest)
 	}
-	accessor, err := newSecret()
+	accessor, err := randomid.UUID()
 	if err != nil {
 		return err
 	}
@@ -191,11 +177,11 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 		// This handler runs on the leader, whose clock stamps commands.
 		tok.ExpireTime = time.Now().Add(ttl).UnixNano()
 	}
-	secret, err := newSecret()
+	secret, err := randomid.UUID()
 	if err != nil {
 		return err
 	}
-	if tok.AccessorID, err = newSecret(); err != nil {
+	if tok.AccessorID, err = randomid.UUID(); err != nil {
 		return err
 	}
 	tok.SecretHash = SecretHash(secret)

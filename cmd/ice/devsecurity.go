@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ice-run/ice/api"
+	"github.com/ice-run/ice/internal/randomid"
 	"github.com/ice-run/ice/internal/tlsutil"
 )
 
@@ -69,21 +68,13 @@ func makeDevCredentials(dir, agentNode string) (*devCredentials, error) {
 			return nil, err
 		}
 	}
-	if c.gossipKey, err = randomBase64(32); err != nil {
+	if c.gossipKey, err = randomid.Base64(32); err != nil {
 		return nil, err
 	}
-	if c.token, err = randomBase64(24); err != nil {
+	if c.token, err = randomid.Base64(24); err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-func randomBase64(n int) (string, error) {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("read random bytes: %w", err)
-	}
-	return base64.StdEncoding.EncodeToString(b), nil
 }
 
 // apply sets the server's and the agent's security flags to the credentials.

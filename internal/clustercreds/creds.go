@@ -9,8 +9,6 @@ package clustercreds
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ice-run/ice/api"
+	"github.com/ice-run/ice/internal/randomid"
 	"github.com/ice-run/ice/internal/tlsutil"
 )
 
@@ -60,21 +59,13 @@ func New(dir string) (*Creds, error) {
 	if c.ca, err = tlsutil.ParseCA(certPEM, keyPEM); err != nil {
 		return nil, err
 	}
-	if c.GossipKey, err = random(32); err != nil {
+	if c.GossipKey, err = randomid.Base64(32); err != nil {
 		return nil, err
 	}
-	if c.Token, err = random(24); err != nil {
+	if c.Token, err = randomid.Base64(24); err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-func random(n int) (string, error) {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("read random bytes: %w", err)
-	}
-	return base64.StdEncoding.EncodeToString(b), nil
 }
 
 // Cert returns the certificate and key files of a role and node id (for a
