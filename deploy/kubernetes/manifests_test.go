@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,6 +30,7 @@ type manifests struct {
 	statefulSets []*appsv1.StatefulSet
 	daemonSets   []*appsv1.DaemonSet
 	pdbs         []*policyv1.PodDisruptionBudget
+	jobs         []*batchv1.Job
 }
 
 func load(t *testing.T) *manifests {
@@ -89,6 +91,9 @@ func (m *manifests) decode(doc []byte) error {
 	case "apps/v1 DaemonSet":
 		d := &appsv1.DaemonSet{}
 		m.daemonSets, obj = append(m.daemonSets, d), d
+	case "batch/v1 Job":
+		j := &batchv1.Job{}
+		m.jobs, obj = append(m.jobs, j), j
 	case "policy/v1 PodDisruptionBudget":
 		p := &policyv1.PodDisruptionBudget{}
 		m.pdbs, obj = append(m.pdbs, p), p
@@ -114,9 +119,9 @@ func (m *manifests) service(t *testing.T, name string) *corev1.Service {
 
 func TestManifestsDecodeStrictly(t *testing.T) {
 	m := load(t)
-	if len(m.statefulSets) != 1 || len(m.daemonSets) != 1 || len(m.pdbs) != 1 || len(m.services) != 2 {
-		t.Fatalf("want 1 StatefulSet, 1 DaemonSet, 1 PodDisruptionBudget, 2 Services; got %d, %d, %d, %d",
-			len(m.statefulSets), len(m.daemonSets), len(m.pdbs), len(m.services))
+	if len(m.statefulSets) != 1 || len(m.daemonSets) != 1 || len(m.pdbs) != 1 || len(m.services) != 2 || len(m.jobs) != 1 {
+		t.Fatalf("want 1 StatefulSet, 1 DaemonSet, 1 PodDisruptionBudget, 2 Services, 1 Job; got %d, %d, %d, %d, %d",
+			len(m.statefulSets), len(m.daemonSets), len(m.pdbs), len(m.services), len(m.jobs))
 	}
 	// Strictness is what makes this test worth having: a misplaced field
 	// must not pass.
@@ -221,11 +226,16 @@ func TestServerStatefulSet(t *testing.T) {
 		t.Error("the volume claim requests no storage")
 	}
 
-	// Probes ask the API's /v1/status on the http port.
+	// Probes ask the API's /v1/status on the http port, over HTTPS (it
+	// answers without a token).
 	for name, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
-		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/v1/status" || p.HTTPGet.Port.StrVal != "http" {
-			t.Errorf("%s probe: want GET /v1/status on port http, got %+v", name, p)
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/v1/status" || p.HTTPGet.Port.StrVal != "http" || p.HTTPGet.Scheme != corev1.URISchemeHTTPS {
+			t.Errorf("%s probe: want GET /v1/status on port http over HTTPS, got %+v", name, p)
 		}
+	}
+	checkSecure(t, pod, c, "ice-server-tls")
+	if v := envValue(c, "ICE_ADDR"); !strings.HasPrefix(v, "https://") {
+		t.Errorf("ICE_ADDR %q: the API is HTTPS", v)
 	}
 	checkNonRoot(t, pod)
 }
@@ -269,6 +279,52 @@ func TestAgentDaemonSet(t *testing.T) {
 	}
 	checkEnvRefs(t, c)
 	checkPorts(t, c, map[string]int32{"gossip-tcp": 7702, "gossip-udp": 7702})
+	checkSecure(t, pod, c, "ice-agent-tls")
+	// Each agent presents the certificate of its own node.
+	for _, f := range []string{"tls-cert", "tls-key"} {
+		if v := flagValues(args, f); len(v) != 1 || !strings.Contains(v[0], "$(NODE_NAME)") {
+			t.Errorf("--%s %v: want the file of this node, named by $(NODE_NAME)", f, v)
+		}
+	}
+	checkNonRoot(t, pod)
+}
+
+func TestBootstrapJob(t *testing.T) {
+	m := load(t)
+	job := m.jobs[0]
+	pod := &job.Spec.Template
+	if len(pod.Spec.Containers) != 1 {
+		t.Fatalf("want one container, got %d", len(pod.Spec.Containers))
+	}
+	c := &pod.Spec.Containers[0]
+	if len(c.Args) < 2 || c.Args[0] != "acl" || c.Args[1] != "bootstrap" {
+		t.Fatalf("args: want `acl bootstrap ...`, got %v", c.Args)
+	}
+	file := flagValues(c.Args, "bootstrap-token-file")
+	if len(file) != 1 {
+		t.Fatalf("want --bootstrap-token-file, got %v", c.Args)
+	}
+	if secret, key, ok := secretOf(pod, c, file[0]); !ok || secret != "ice-bootstrap" || key != "token" {
+		t.Errorf("--bootstrap-token-file %s: want key token of the Secret ice-bootstrap, got %q %q", file[0], secret, key)
+	}
+	if v := envValue(c, "ICE_ADDR"); !strings.HasPrefix(v, "https://ice.$(POD_NAMESPACE).svc") {
+		t.Errorf("ICE_ADDR %q: want the Service ice over HTTPS", v)
+	}
+	if secret, key, ok := secretOf(pod, c, envValue(c, "ICE_CACERT")); !ok || secret != "ice-server-tls" || key != "ca.pem" {
+		t.Errorf("ICE_CACERT: want ca.pem of the Secret ice-server-tls, got %q %q", secret, key)
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == "ice-server-tls" && (len(v.Secret.Items) != 1 || v.Secret.Items[0].Key != "ca.pem") {
+			t.Errorf("volume %s: the Job needs the CA certificate only, not the servers' key: %+v", v.Name, v.Secret.Items)
+		}
+	}
+	if job.Spec.BackoffLimit == nil || *job.Spec.BackoffLimit < 3 {
+		t.Error("want a backoffLimit that lets the Job wait for a leader")
+	}
+	if pod.Spec.RestartPolicy != corev1.RestartPolicyOnFailure && pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("restartPolicy %q", pod.Spec.RestartPolicy)
+	}
+	checkEnvRefs(t, c)
 	checkNonRoot(t, pod)
 }
 
@@ -280,10 +336,16 @@ func TestArgsAreIceFlags(t *testing.T) {
 	var containers []corev1.Container
 	containers = append(containers, m.statefulSets[0].Spec.Template.Spec.Containers...)
 	containers = append(containers, m.daemonSets[0].Spec.Template.Spec.Containers...)
+	containers = append(containers, m.jobs[0].Spec.Template.Spec.Containers...)
 	for _, c := range containers {
-		flags := icecli.Flags(t, bin, c.Args[0])
-		if err := icecli.CheckArgs(c.Args[1:], flags); err != nil {
-			t.Errorf("container %s (`ice %s`): %v", c.Name, c.Args[0], err)
+		n := 1
+		if c.Args[0] == "acl" {
+			n = 2
+		}
+		sub := strings.Join(c.Args[:n], " ")
+		flags := icecli.Flags(t, bin, sub)
+		if err := icecli.CheckArgs(c.Args[n:], flags); err != nil {
+			t.Errorf("container %s (`ice %s`): %v", c.Name, sub, err)
 		}
 	}
 }
@@ -374,4 +436,71 @@ func checkNonRoot(t *testing.T, pod *corev1.PodTemplateSpec) {
 	if sc != nil && (sc.FSGroup == nil || *sc.FSGroup != 10001) {
 		t.Error("want fsGroup 10001, so that the volumes are writable by the image's user")
 	}
+}
+
+// checkSecure checks a server's or agent's container runs secure: its TLS
+// files come from the Secret tlsSecret mounted read-only, its gossip key
+// from the Secret ice-gossip, and --insecure is not given.
+func checkSecure(t *testing.T, pod *corev1.PodTemplateSpec, c *corev1.Container, tlsSecret string) {
+	t.Helper()
+	if slices.Contains(c.Args, "--insecure") || len(flagValues(c.Args, "insecure")) > 0 {
+		t.Errorf("container %s runs --insecure", c.Name)
+	}
+	for _, f := range []string{"tls-ca", "tls-cert", "tls-key"} {
+		v := flagValues(c.Args, f)
+		if len(v) != 1 {
+			t.Errorf("container %s: want one --%s, got %v", c.Name, f, v)
+			continue
+		}
+		if secret, _, ok := secretOf(pod, c, v[0]); !ok || secret != tlsSecret {
+			t.Errorf("container %s: --%s %s is not in the Secret %s mounted read-only (got %q)", c.Name, f, v[0], tlsSecret, secret)
+		}
+	}
+	if v := flagValues(c.Args, "gossip-key"); !slices.Equal(v, []string{"$(ICE_GOSSIP_KEY)"}) {
+		t.Errorf("container %s: want --gossip-key $(ICE_GOSSIP_KEY), got %v", c.Name, v)
+	}
+	for _, e := range c.Env {
+		if e.Name == "ICE_GOSSIP_KEY" {
+			if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != "ice-gossip" || e.ValueFrom.SecretKeyRef.Key != "gossip-key" {
+				t.Errorf("container %s: ICE_GOSSIP_KEY must come from key gossip-key of the Secret ice-gossip, got %+v", c.Name, e)
+			}
+			return
+		}
+	}
+	t.Errorf("container %s has no env ICE_GOSSIP_KEY", c.Name)
+}
+
+// secretOf returns the Secret and key a file of the container comes from:
+// the file is in a read-only mount of a Secret volume (its key is the
+// file's name, or the item mapped to it).
+func secretOf(pod *corev1.PodTemplateSpec, c *corev1.Container, file string) (secret, key string, ok bool) {
+	for _, vm := range c.VolumeMounts {
+		rel, found := strings.CutPrefix(file, strings.TrimSuffix(vm.MountPath, "/")+"/")
+		if !found || !vm.ReadOnly {
+			continue
+		}
+		for _, v := range pod.Spec.Volumes {
+			if v.Name != vm.Name || v.Secret == nil {
+				continue
+			}
+			if len(v.Secret.Items) == 0 {
+				return v.Secret.SecretName, rel, true
+			}
+			for _, it := range v.Secret.Items {
+				if it.Path == rel {
+					return v.Secret.SecretName, it.Key, true
+				}
+			}
+		}
+	}
+	return "", "", false
+}
+
+func envValue(c *corev1.Container, name string) string {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
 }

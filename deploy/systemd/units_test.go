@@ -6,6 +6,7 @@ package systemd_test
 
 import (
 	"bufio"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"os/exec"
@@ -203,7 +204,7 @@ func TestUnits(t *testing.T) {
 			if err := icecli.CheckArgs(args, icecli.Flags(t, bin, uc.sub)); err != nil {
 				t.Errorf("ExecStart (with %s): %v", uc.env, err)
 			}
-			required := []string{"--node-id", "--data-dir", "--gossip"}
+			required := []string{"--node-id", "--data-dir", "--gossip", "--tls-ca", "--tls-cert", "--tls-key", "--gossip-key"}
 			if uc.sub == "agent" {
 				required = append(required, "--join", "--plugin-dir")
 			} else {
@@ -223,12 +224,45 @@ func TestUnits(t *testing.T) {
 			if want := "/var/lib/" + u.get(t, "Service", "StateDirectory"); args[i+1] != want {
 				t.Errorf("--data-dir %s: want the StateDirectory %s", args[i+1], want)
 			}
+			checkSecure(t, args, env)
 			for _, f := range []string{"--http", "--raft", "--gossip"} {
 				if j := slices.Index(args, f); j >= 0 && j+1 < len(args) && strings.HasPrefix(args[j+1], "0.0.0.0:") {
 					t.Errorf("%s %s: ICE advertises the address it binds; give this machine's address", f, args[j+1])
 				}
 			}
 		})
+	}
+}
+
+// checkSecure checks an ExecStart, expanded, runs secure: never
+// --insecure, TLS files as absolute paths, an agent's certificate the one of
+// its node id, and the gossip key a variable of the environment file (a
+// placeholder in the example, never a key everybody has).
+func checkSecure(t *testing.T, args []string, env map[string]string) {
+	t.Helper()
+	if slices.Contains(args, "--insecure") || slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--insecure=") }) {
+		t.Errorf("ExecStart runs --insecure: %v", args)
+	}
+	value := func(f string) string {
+		if i := slices.Index(args, f); i >= 0 && i+1 < len(args) {
+			return args[i+1]
+		}
+		return ""
+	}
+	for _, f := range []string{"--tls-ca", "--tls-cert", "--tls-key"} {
+		if v := value(f); !filepath.IsAbs(v) {
+			t.Errorf("%s %q: want an absolute path", f, v)
+		}
+	}
+	if slices.Contains(args, "--plugin-dir") { // the agent
+		if id := value("--node-id"); !strings.Contains(filepath.Base(value("--tls-cert")), id) {
+			t.Errorf("--tls-cert %s: an agent presents the certificate of its node %s", value("--tls-cert"), id)
+		}
+	}
+	if k := env["ICE_GOSSIP_KEY"]; k == "" || value("--gossip-key") != k {
+		t.Errorf("--gossip-key: want ${ICE_GOSSIP_KEY} of the environment file, got %q", value("--gossip-key"))
+	} else if b, err := base64.StdEncoding.DecodeString(k); err == nil && len(b) == 32 {
+		t.Errorf("the example environment file holds a usable gossip key: give a placeholder a server refuses")
 	}
 }
 
