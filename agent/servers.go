@@ -147,7 +147,7 @@ func (p *serverPool) failed(addr string) {
 	}
 	addrs := p.addrs()
 	for i, a := range addrs {
-		if "http://"+a == addr || a == addr {
+		if "http://"+a == addr || "https://"+a == addr || a == addr {
 			p.current = addrs[(i+1)%len(addrs)]
 			return
 		}

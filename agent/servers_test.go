@@ -58,3 +58,28 @@ func TestServerPoolMovesOnAfterAFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestServerPoolMovesOnFromAnHTTPSServer: a secure cluster's clients have
+// https:// addresses, and a failure must still move the pool on (it once
+// started over at the first server, which could be the dead leader).
+func TestServerPoolMovesOnFromAnHTTPSServer(t *testing.T) {
+	p := &serverPool{
+		members: func() []string { return []string{"a:1", "b:1", "c:1"} },
+		dial:    func(addr string) serverAPI { return httpsServer{addr: addr} },
+	}
+	c, err := p.client()
+	if err != nil || c.Addr() != "https://a:1" {
+		t.Fatalf("first server %v %v", c, err)
+	}
+	p.failed("https://a:1")
+	if c, err = p.client(); err != nil || c.Addr() != "https://b:1" {
+		t.Fatalf("after a failed: %v %v, want https://b:1", c.Addr(), err)
+	}
+}
+
+type httpsServer struct {
+	serverAPI
+	addr string
+}
+
+func (s httpsServer) Addr() string { return "https://" + s.addr }
