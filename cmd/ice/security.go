@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -19,6 +20,7 @@ import (
 type securityFlags struct {
 	tlsCA, tlsCert, tlsKey string
 	gossipKey              string
+	gossipKeyFile          string
 	insecure               bool
 }
 
@@ -28,6 +30,7 @@ func (f *securityFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.tlsCert, "tls-cert", f.tlsCert, "PEM file of this process's certificate (ice tls cert create); reloaded on SIGHUP")
 	fl.StringVar(&f.tlsKey, "tls-key", f.tlsKey, "PEM file of this process's private key; reloaded on SIGHUP")
 	fl.StringVar(&f.gossipKey, "gossip-key", f.gossipKey, "base64 32-byte key that encrypts gossip (ice operator gossip keyring rotates it)")
+	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", f.gossipKeyFile, "file holding the gossip key (keeps it out of the process's command line)")
 	fl.BoolVar(&f.insecure, "insecure", false, "run without TLS, gossip encryption or ACLs: for trusted labs and tests only")
 }
 
@@ -40,7 +43,7 @@ func (f *securityFlags) check() error {
 		return nil
 	}
 	var missing []string
-	for _, m := range []struct{ flag, v string }{{"--tls-ca", f.tlsCA}, {"--tls-cert", f.tlsCert}, {"--tls-key", f.tlsKey}, {"--gossip-key", f.gossipKey}} {
+	for _, m := range []struct{ flag, v string }{{"--tls-ca", f.tlsCA}, {"--tls-cert", f.tlsCert}, {"--tls-key", f.tlsKey}, {"--gossip-key", f.gossipKey + f.gossipKeyFile}} {
 		if m.v == "" {
 			missing = append(missing, m.flag)
 		}
@@ -70,9 +73,20 @@ func (f *securityFlags) load(ctx context.Context, role tlsutil.Role, logger hclo
 		logger.Warn("running INSECURE: plain HTTP, plaintext Raft and gossip, no ACLs; anyone who reaches a port can write the log")
 		return &security{stop: func() {}}, nil
 	}
-	key, err := gossip.ParseKey(f.gossipKey)
+	keyText := f.gossipKey
+	if f.gossipKeyFile != "" {
+		if keyText != "" {
+			return nil, fmt.Errorf("give --gossip-key or --gossip-key-file, not both")
+		}
+		b, err := os.ReadFile(f.gossipKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("read --gossip-key-file: %w", err)
+		}
+		keyText = string(b)
+	}
+	key, err := gossip.ParseKey(keyText)
 	if err != nil {
-		return nil, fmt.Errorf("--gossip-key: %w", err)
+		return nil, fmt.Errorf("gossip key: %w", err)
 	}
 	store, err := tlsutil.NewStore(tlsutil.Config{CAFile: f.tlsCA, CertFile: f.tlsCert, KeyFile: f.tlsKey})
 	if err != nil {
