@@ -59,7 +59,7 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 	// keeps its place by event Seq, so events of one entry that span a page
 	// boundary are not skipped.
 	var seq uint64
-	first := true
+	first, next := true, false
 	for {
 		var events []fsm.Event
 		var idx uint64
@@ -76,15 +76,19 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 			} else {
 				events = st.EventsAfterSeq(seq, component, maxEventsPage)
 			}
-			if len(events) == 0 && first {
+			behind := st.Index() < from
+			if len(events) == 0 && first && !behind {
 				_, _, _, n := st.Counts()
 				seq = uint64(n) // nothing at or after from yet: follow from the end
 			}
+			// A server that has not applied up to from yet keeps asking by
+			// index: following its end would stream events before from.
+			next = first && len(events) == 0 && behind
 		})
 		if idErr != nil {
 			return nil // the response is under way: end the stream
 		}
-		first = false
+		first = next
 		page := len(events)
 		events = visibleEvents(events, id)
 		for i := range events {

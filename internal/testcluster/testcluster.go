@@ -25,6 +25,7 @@ import (
 
 	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/cluster"
+	"github.com/ice-run/ice/fsm"
 	"github.com/ice-run/ice/internal/proctest"
 	"github.com/ice-run/ice/rpc"
 )
@@ -198,7 +199,8 @@ func (c *Cluster) Shutdown() {
 }
 
 // WaitLeader waits up to 10 s until every running node agrees on one leader
-// and returns it.
+// that has recorded the cluster id (the first leader's first entry), and
+// returns it: tests then see only their own entries after it.
 func (c *Cluster) WaitLeader(t testing.TB) *Node {
 	t.Helper()
 	var leader *Node
@@ -218,7 +220,12 @@ func (c *Cluster) WaitLeader(t testing.TB) *Node {
 				leader = n
 			}
 		}
-		return leader != nil && leader.ID == id
+		if leader == nil || leader.ID != id {
+			return false
+		}
+		var cluster string
+		leader.Server.Read(func(st *fsm.State) { cluster = st.ClusterID() })
+		return cluster != ""
 	})
 	return leader
 }
