@@ -47,6 +47,9 @@ type Config struct {
 	LeaseMargin time.Duration
 	// Fast shortens Raft's timeouts for in-process tests on loopback.
 	Fast bool
+	// ClockOffset shifts the server's wall clock, for tests of clock
+	// trouble only (ClockOffsetEnv adds to it in real processes).
+	ClockOffset time.Duration
 
 	// TLS, when set, is the server's certificate store: Raft runs over
 	// mutual TLS and accepts only server certificates of the cluster.

@@ -205,7 +205,7 @@ func clusterBodyVersion(voters []raft.Server, members []Member) int {
 func (s *Server) reconcileRuns(ctx context.Context) int64 {
 	var view *fsm.Snapshot
 	s.sm.read(func(st *fsm.State) { view = st.Snapshot() }) // pointers only
-	plan := scheduler.Reconcile(view, time.Now().UnixNano(), scheduler.MaxBatch)
+	plan := scheduler.Reconcile(view, max(s.now().UnixNano(), s.sm.lastTime.Load()), scheduler.MaxBatch)
 	for _, reason := range slices.Sorted(maps.Keys(plan.Unplaced)) {
 		s.logger.Debug("runs cannot be placed", "runs", plan.Unplaced[reason], "reason", reason)
 	}

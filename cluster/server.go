@@ -42,6 +42,8 @@ type Server struct {
 	// see entries they would reject (and so diverge) or snapshots they
 	// cannot read. 0 until known.
 	bodyVersion atomic.Int32
+	// clockOffset shifts the wall clock (ClockOffsetEnv, tests only).
+	clockOffset time.Duration
 
 	memberEvents chan struct{}
 	leaderNotify chan bool
@@ -56,7 +58,16 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	offset, err := clockOffset()
+	if err != nil {
+		return nil, fmt.Errorf("start server %s: %w", cfg.NodeID, err)
+	}
+	offset += cfg.ClockOffset
+	if offset != 0 {
+		cfg.Logger.Warn("wall clock shifted for a test", "env", ClockOffsetEnv, "offset", offset)
+	}
 	s := &Server{
+		clockOffset:  offset,
 		cfg:          cfg,
 		logger:       cfg.Logger,
 		sm:           newStateMachine(cfg.Logger.Named("fsm")),
@@ -64,7 +75,6 @@ func New(cfg Config) (*Server, error) {
 		leaderNotify: make(chan bool, 16),
 		shutdownCh:   make(chan struct{}),
 	}
-	var err error
 	s.stores, err = openRaftStores(&cfg)
 	if err != nil {
 		return nil, err
@@ -156,7 +166,9 @@ func (s *Server) Apply(ctx context.Context, t fsm.MessageType, h fsm.Header, bod
 	if !s.IsLeader() {
 		return nil, fsm.ErrNotLeader
 	}
-	h.Time = time.Now().UnixNano()
+	// Committed time never goes backwards: a leader whose clock is behind
+	// the newest committed time stamps just after it.
+	h.Time = max(s.now().UnixNano(), s.sm.lastTime.Load()+1)
 	// Encode in the newest version every server reads; a command type some
 	// server could not read is refused.
 	data, err := fsm.EncodeVersion(int(s.bodyVersion.Load()), t, h, body)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	metrics "github.com/armon/go-metrics"
@@ -24,6 +25,9 @@ type stateMachine struct {
 	state *fsm.State
 	// changed is closed and replaced after every apply or restore.
 	changed chan struct{}
+	// lastTime is the state's LastTime after the latest apply or restore,
+	// read by the leader without the lock.
+	lastTime atomic.Int64
 
 	digestMu    sync.Mutex
 	digestIndex uint64
@@ -48,6 +52,7 @@ func (m *stateMachine) Apply(l *raft.Log) interface{} {
 	start := time.Now()
 	m.mu.Lock()
 	res := m.state.Apply(l.Index, l.Term, l.Data)
+	m.lastTime.Store(m.state.LastTime())
 	ch := m.changed
 	m.changed = make(chan struct{})
 	m.mu.Unlock()
@@ -90,6 +95,7 @@ func (m *stateMachine) Restore(rc io.ReadCloser) error {
 	}
 	m.mu.Lock()
 	m.state = st
+	m.lastTime.Store(st.LastTime())
 	ch := m.changed
 	m.changed = make(chan struct{})
 	m.mu.Unlock()

@@ -176,6 +176,7 @@ func (s *State) emit(ctx *applyCtx, typ, subject, component string, payload any)
 		}
 	}
 	s.head = s.events.emit(s.head, ctx.index, ctx.term, ctx.header.Time, typ, subject, component, ctx.header.Actor, ctx.header.Purpose, raw)
+	s.lastTime = ctx.header.Time
 	ctx.res.Events++
 }
 

@@ -565,6 +565,9 @@ func (sr *snapshotReader) verifyState() error {
 		return fmt.Errorf("read snapshot at index %d: %w", meta.Index, errChainHead(sr.head, meta.Head))
 	}
 	st.head = sr.head
+	if n := st.events.len(); n > 0 {
+		st.lastTime = st.events.event(n - 1).Time
+	}
 	d := st.Digest()
 	if sr.version == snapshotJSON {
 		snap := st.Snapshot()

@@ -37,6 +37,11 @@ type State struct {
 
 	// clusterID is set once by cluster.init; aclBootstrap is the index of
 	// the ACL bootstrap (0: not yet).
+	// lastTime is the leader time of the newest event (derived from the
+	// chain: Restore reads it back), the floor under which a leader never
+	// stamps a command.
+	lastTime int64
+
 	clusterID    string
 	aclBootstrap uint64
 	policies     map[string]*ACLPolicy
@@ -59,6 +64,10 @@ func New() *State {
 		tokensByHash: make(map[string]string),
 	}
 }
+
+// LastTime returns the leader time (unix nanos) of the newest event in the
+// chain: committed time never goes backwards when leaders stamp no earlier.
+func (s *State) LastTime() int64 { return s.lastTime }
 
 // Index returns the index of the last applied entry.
 func (s *State) Index() uint64 { return s.index }
