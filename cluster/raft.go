@@ -75,15 +75,18 @@ func openStoresOffline(cfg *Config) (*raftStores, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create raft dir %s: %w", dir, err)
 	}
+	dbPath := filepath.Join(dir, "raft.db")
+	if err := checkBoltFile(dbPath); err != nil {
+		return nil, err
+	}
 	st := &raftStores{}
 	var err error
-	// NoFreelistSync: the freelist is rebuilt on open instead of written on
-	// every commit, which halves the pages each fsync writes.
-	st.bolt, err = raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(dir, "raft.db"),
-		BoltOptions: &bbolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true},
-	})
+	st.bolt, err = openBolt(dbPath)
 	if err != nil {
+		var dd *DataDirError
+		if errors.As(err, &dd) {
+			return nil, err
+		}
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open raft log store %s: locked by a running server: %w", dir, err)
 		}
@@ -98,7 +101,31 @@ func openStoresOffline(cfg *Config) (*raftStores, error) {
 		st.close()
 		return nil, fmt.Errorf("open snapshot store %s: %w", dir, err)
 	}
+	if err := checkRaftState(dir, st.bolt, st.bolt, cfg.SnapshotRetain, cfg.Logger.Named("datadir")); err != nil {
+		st.close()
+		return nil, err
+	}
 	return st, nil
+}
+
+// openBolt opens raft.db. bbolt panics on some damage its meta pages do not
+// show (garbled pages it walks to rebuild the freelist): that becomes a
+// DataDirError.
+func openBolt(path string) (db *raftboltdb.BoltStore, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				_ = db.Close()
+			}
+			db, err = nil, damaged(path, "bbolt failed reading it: %v", r)
+		}
+	}()
+	// NoFreelistSync: the freelist is rebuilt on open instead of written on
+	// every commit, which halves the pages each fsync writes.
+	return raftboltdb.New(raftboltdb.Options{
+		Path:        path,
+		BoltOptions: &bbolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true},
+	})
 }
 
 func raftConfig(cfg *Config, notify chan bool) *raft.Config {
