@@ -31,6 +31,16 @@ type Status struct {
 	Secure bool `json:"secure"`
 	// ACLs is true when requests must prove their authority.
 	ACLs bool `json:"acls"`
+	// Corrupt, when set, says this server halted at a damaged log entry:
+	// it applies nothing more and refuses reads and writes.
+	Corrupt *Corruption `json:"corrupt,omitempty"`
+}
+
+// Corruption is why a server halted.
+type Corruption struct {
+	// Index is the log index of the first entry that failed its checksum.
+	Index  uint64 `json:"index"`
+	Reason string `json:"reason"`
 }
 
 // ArchiveMeta describes a snapshot archive.

@@ -88,6 +88,9 @@ func Replay(dataDir string, toIndex uint64, progress ReplayProgress) (*fsm.State
 		stats.Entries++
 		if entry.Type == raft.LogCommand {
 			res := st.Apply(entry.Index, entry.Term, entry.Data)
+			if err := corruptionIn(res); err != nil {
+				return nil, stats, fmt.Errorf("replay %s: entry %d is damaged (the first; nothing after it is replayed): %w", dataDir, i, err)
+			}
 			stats.CommandEntries++
 			stats.Commands += max(1, len(res.Batch))
 		}

@@ -79,7 +79,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.raft, err = raft.NewRaft(raftConfig(&cfg, s.leaderNotify), s.sm, s.stores.logs, s.stores.bolt, s.stores.snaps, s.stores.transport)
+	s.raft, err = newRaft(&cfg, s)
 	if err != nil {
 		s.stores.close()
 		return nil, fmt.Errorf("start raft: %w", err)
@@ -90,6 +90,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.commit = newCommitter(s.raft, cfg.ApplyTimeout, s.shutdownCh)
 	s.sm.snapshotVersion = s.snapshotVersion
+	s.sm.onCorrupt = s.onCorrupt
 	s.wg.Add(5)
 	go s.versionLoop()
 	go func() { defer s.wg.Done(); s.commit.run() }()
@@ -242,6 +243,7 @@ func (s *Server) Status() (api.Status, error) {
 		RaftApplied: s.raft.AppliedIndex(),
 	}
 	st.Leader, st.LeaderHTTP = s.Leader()
+	st.Corrupt = s.Corruption()
 	idx, d := s.sm.digestAt()
 	st.AppliedIndex, st.Digest = idx, d.String()
 	servers, err := s.Servers()

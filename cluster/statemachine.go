@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
 )
 
@@ -28,6 +29,11 @@ type stateMachine struct {
 	// lastTime is the state's LastTime after the latest apply or restore,
 	// read by the leader without the lock.
 	lastTime atomic.Int64
+	// corruption is set when an entry failed its checksum: the server
+	// stops applying and serving (corruption.go).
+	corruption atomic.Pointer[api.Corruption]
+	// onCorrupt, when set, is called once when the server halts.
+	onCorrupt func(c *api.Corruption)
 
 	digestMu    sync.Mutex
 	digestIndex uint64
@@ -49,9 +55,16 @@ func (m *stateMachine) Apply(l *raft.Log) interface{} {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
+	if c := m.corruption.Load(); c != nil {
+		// Halted: nothing after a damaged entry is applied.
+		return &fsm.Result{Index: l.Index, Err: fmt.Errorf("entry %d not applied: this server halted at damaged entry %d: %w", l.Index, c.Index, fsm.ErrCorrupt)}
+	}
 	start := time.Now()
 	m.mu.Lock()
 	res := m.state.Apply(l.Index, l.Term, l.Data)
+	if err := corruptionIn(res); err != nil {
+		m.halt(l.Index, err)
+	}
 	m.lastTime.Store(m.state.LastTime())
 	ch := m.changed
 	m.changed = make(chan struct{})

@@ -9,16 +9,22 @@ import (
 // so that one Raft entry (one append, one fsync, one replication round)
 // commits them all: group commit. Its encoding is binary, not JSON:
 //
-//	type byte (BatchType) | version byte (1) | uvarint count |
-//	count × (uvarint length | encoded command)
+//	type byte (BatchType) | version byte (1 or 2) | uvarint count |
+//	count × (uvarint length | encoded command) | version 2: CRC-32C of
+//	every byte before it
 //
+// Version 2 is written when every command inside is of body version 4
+// (so every server reads it); a damaged version 2 entry is ErrCorrupt.
 // Apply applies the commands in order, each exactly as if it were an entry
 // of its own at the batch's index (rejections are per command), and returns
 // one Result per command in Result.Batch. A batch never contains a batch.
 
-// batchVersion is the version byte of the batch framing; the commands
-// inside carry their own body versions.
-const batchVersion = 1
+// Batch framing versions; the commands inside carry their own body
+// versions.
+const (
+	batchVersion        = 1
+	batchVersionChecked = 2
+)
 
 // MaxBatchCommands bounds the commands of one batch entry.
 const MaxBatchCommands = 4096
@@ -37,8 +43,14 @@ func EncodeBatch(cmds [][]byte) ([]byte, error) {
 	for _, c := range cmds {
 		size += binary.MaxVarintLen64 + len(c)
 	}
-	out := make([]byte, 0, size)
-	out = append(out, byte(BatchType), batchVersion)
+	version := byte(batchVersionChecked)
+	for _, c := range cmds {
+		if len(c) < 2 || c[1] < BodyVersion {
+			version = batchVersion // a server may not read version 2 yet
+		}
+	}
+	out := make([]byte, 0, size+4)
+	out = append(out, byte(BatchType), version)
 	out = binary.AppendUvarint(out, uint64(len(cmds)))
 	for i, c := range cmds {
 		if len(c) == 0 || MessageType(c[0]) == BatchType {
@@ -47,6 +59,9 @@ func EncodeBatch(cmds [][]byte) ([]byte, error) {
 		out = binary.AppendUvarint(out, uint64(len(c)))
 		out = append(out, c...)
 	}
+	if version == batchVersionChecked {
+		out = appendCRC(out)
+	}
 	return out, nil
 }
 
@@ -54,8 +69,15 @@ func decodeBatch(b []byte) ([][]byte, error) {
 	if len(b) < 2 {
 		return nil, fmt.Errorf("decode batch: %d bytes: %w", len(b), ErrMalformed)
 	}
-	if v := b[1]; v != batchVersion {
-		return nil, fmt.Errorf("decode batch: version %d, this server reads %d: %w", v, batchVersion, ErrUnsupportedVersion)
+	switch v := b[1]; v {
+	case batchVersion:
+	case batchVersionChecked:
+		var err error
+		if b, err = checkCRC("decode batch", b); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("decode batch: version %d, this server reads %d to %d: %w", v, batchVersion, batchVersionChecked, ErrUnsupportedVersion)
 	}
 	rest := b[2:]
 	n, k := binary.Uvarint(rest)

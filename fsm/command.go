@@ -2,8 +2,10 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"reflect"
 )
@@ -65,17 +67,40 @@ func (t MessageType) String() string {
 // Command body versions. Version 1 is JSON ({"header":H,"body":B}); version
 // 2 is the binary encoding of wire.go, several times cheaper to decode on
 // every server and on replay; version 3 is the same encoding and adds the
-// command types from ClusterInitType on (cluster id and ACLs). A server
+// command types from ClusterInitType on (cluster id and ACLs); version 4
+// appends a CRC-32C of every byte before it, so a damaged entry is found
+// (ErrCorrupt) instead of applied. A server
 // reads every version up to BodyVersion; the leader writes the newest one
 // every server of the cluster reads (EncodeVersion), and refuses a command
 // type some server could not read.
 const (
 	bodyVersionJSON   = 1
 	bodyVersionBinary = 2
+	bodyVersionACL    = 3
 	// BodyVersion is the version of the command body encoding this server
 	// writes and the newest it reads.
-	BodyVersion = 3
+	BodyVersion = 4
 )
+
+// crcTable is CRC-32C (Castagnoli), as etcd's WAL uses.
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// appendCRC appends the CRC-32C of b to b.
+func appendCRC(b []byte) []byte {
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+}
+
+// checkCRC verifies and strips the trailing CRC-32C of an entry.
+func checkCRC(what string, b []byte) ([]byte, error) {
+	if len(b) < 4 {
+		return nil, fmt.Errorf("%s: %d bytes, too short for its checksum: %w", what, len(b), ErrCorrupt)
+	}
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if got := crc32.Checksum(body, crcTable); got != sum {
+		return nil, fmt.Errorf("%s: checksum %08x, the bytes hash to %08x: %w", what, sum, got, ErrCorrupt)
+	}
+	return body, nil
+}
 
 // MinBodyVersion is the oldest body version that can carry commands of type
 // t: a cluster whose servers do not all read it cannot accept them.
@@ -250,8 +275,8 @@ func EncodeVersion(readVersion int, t MessageType, h Header, body any) ([]byte, 
 	switch {
 	case readVersion <= bodyVersionJSON:
 		return EncodeJSON(t, h, body)
-	case readVersion == bodyVersionBinary:
-		return encodeBinary(t, h, body, bodyVersionBinary)
+	case readVersion < BodyVersion:
+		return encodeBinary(t, h, body, byte(readVersion))
 	}
 	return Encode(t, h, body)
 }
@@ -271,6 +296,9 @@ func encodeBinary(t MessageType, h Header, body any, version byte) ([]byte, erro
 	e.b = append(e.b, byte(t), version)
 	putHeader(&e, &h)
 	putBody(&e, body)
+	if version >= BodyVersion {
+		e.b = appendCRC(e.b)
+	}
 	return e.b, nil
 }
 
@@ -307,6 +335,13 @@ func Decode(b []byte) (Command, error) {
 		return Command{}, fmt.Errorf("decode command: %d bytes, want at least 2: %w", len(b), ErrMalformed)
 	}
 	t := MessageType(b[0])
+	if b[1] == BodyVersion && t != BatchType {
+		// The checksum covers the type byte too: check it before anything
+		// is read, so a flipped byte is a damaged entry, not a rejection.
+		if _, err := checkCRC("decode entry", b); err != nil {
+			return Command{}, err
+		}
+	}
 	body := newBody(t)
 	if body == nil {
 		return Command{}, fmt.Errorf("decode command: type %d: %w", b[0], ErrUnknownType)
@@ -322,8 +357,12 @@ func Decode(b []byte) (Command, error) {
 		return Command{}, fmt.Errorf("decode %s: body version %d cannot carry it (needs %d): %w", t, v, MinBodyVersion(t), ErrMalformed)
 	}
 	switch v := b[1]; v {
-	case bodyVersionBinary, BodyVersion:
-		d := decoder{b: b[2:]}
+	case bodyVersionBinary, bodyVersionACL, BodyVersion:
+		payload := b
+		if v >= BodyVersion {
+			payload = b[:len(b)-4] // checked above
+		}
+		d := decoder{b: payload[2:]}
 		var h Header
 		getHeader(&d, &h)
 		getBody(&d, body)

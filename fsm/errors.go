@@ -47,6 +47,11 @@ var (
 	// (pinned) plugin, or breaking one of its constraints.
 	ErrIneligible = errors.New("node not eligible for placement")
 
+	// ErrCorrupt is returned for a log entry whose checksum does not match
+	// its bytes: damaged on this server's disk or on the way to it. It is
+	// not a rejection: the server must stop applying, not skip the entry.
+	ErrCorrupt = errors.New("corrupt log entry")
+
 	// ErrChecksum is returned by Restore for a snapshot whose checksum does not
 	// match its content, and by VerifyChain for a broken event hash chain.
 	ErrChecksum = errors.New("checksum mismatch")
@@ -117,6 +122,7 @@ var ErrorKinds = []ErrorKind{
 	{ErrNotFound, "not_found", true, statusNotFound},
 	{ErrConflict, "conflict", true, statusConflict},
 	{ErrIneligible, "ineligible", true, statusConflict},
+	{ErrCorrupt, "corrupt", false, statusServiceUnavailable},
 	{ErrChecksum, "checksum", false, statusBadRequest},
 	{ErrNotLeader, "not_leader", false, statusServiceUnavailable},
 	{ErrNoLeader, "no_leader", false, statusServiceUnavailable},

@@ -79,7 +79,7 @@ func fuzzSeeds(fx *fuzzFixture) map[string][]byte {
 		"empty":       {},
 		"type-only":   {byte(ComponentPutType)},
 		"unknown":     {byte(maxMessageType), 1, '{', '}'},
-		"version-4":   append([]byte{byte(NodeStatusType), 4}, `{"header":{},"body":{}}`...),
+		"version-5":   append([]byte{byte(NodeStatusType), 5}, `{"header":{},"body":{}}`...),
 		"null-body":   append([]byte{byte(RunTransitionType), 1}, `{"header":{"actor":"runtime","time":1},"body":null}`...),
 		"deep-json":   append([]byte{byte(NodeStatusType), 1}, strings.Repeat("[", 10000)...),
 	}
@@ -138,7 +138,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cmd, err := Decode(data)
 		if err != nil {
-			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnknownType) && !errors.Is(err, ErrUnsupportedVersion) {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnknownType) && !errors.Is(err, ErrUnsupportedVersion) && !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Decode error wraps no decoding sentinel: %v", err)
 			}
 			return
@@ -253,7 +253,7 @@ func TestFuzzSeeds(t *testing.T) {
 	fx := newFuzzFixture(t)
 	rejected := map[string]error{
 		"agent-fenced": ErrFenced, "operator-tr": ErrNotAuthorized, "create-conflict": ErrConflict,
-		"empty": ErrMalformed, "type-only": ErrMalformed, "unknown": ErrUnknownType, "version-4": ErrUnsupportedVersion,
+		"empty": ErrMalformed, "type-only": ErrMalformed, "unknown": ErrUnknownType, "version-5": ErrUnsupportedVersion,
 		"null-body": ErrInvalid, "deep-json": ErrMalformed, "batch": ErrIllegalTransition,
 		"group-commit": ErrConflict,
 	}

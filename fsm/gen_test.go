@@ -379,18 +379,31 @@ func (g *cmdGen) garbage() genEntry {
 		b = b[:c.intn(len(b))]
 	case 1:
 		b[0] = pick(c, byte(0), byte(maxMessageType), byte(255))
+		b = reseal(b)
 	case 2:
 		b[1] = pick(c, byte(0), byte(2), byte(255))
 	case 3:
 		b = append(b, pick(c, "x", "{}", " ", "\n")...)
 	case 4:
 		b[2+c.intn(len(b)-2)] ^= byte(1 + c.intn(255))
+		b = reseal(b)
 	case 5:
 		b = []byte(pick(c, "", "\x01", "\x01\x01", "\x01\x01{}", "\x01\x01null", "\x01\x01{\"header\":{},\"body\":{}}"))
 	case 6:
 		b[0] = pick(c, byte(ComponentPutType), byte(RunsCreateType), byte(NodeStatusType)) // body of another type
+		b = reseal(b)
 	}
 	return genEntry{Raw: b}
+}
+
+// reseal gives a changed entry of body version 4 a checksum that matches
+// again: the entry a buggy or hostile writer would produce, which the state
+// machine must reject deterministically (a mismatching one is ErrCorrupt).
+func reseal(b []byte) []byte {
+	if len(b) < 6 || b[1] != BodyVersion {
+		return b
+	}
+	return appendCRC(b[:len(b)-4])
 }
 
 // genSetup is a prefix that gives generated logs something to act on.

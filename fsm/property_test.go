@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"errors"
 	"reflect"
 	"testing"
 
@@ -81,7 +82,7 @@ func checkApplyResult(t tb, e genEntry, res *Result, before fingerprint, st *Sta
 		t.Fatalf("entry %d: Apply recovered from a panic: %v", res.Index, res.Err)
 	}
 	if res.Err != nil {
-		if !IsRejection(res.Err) {
+		if !IsRejection(res.Err) && !errors.Is(res.Err, ErrCorrupt) {
 			t.Fatalf("entry %d: error wraps no sentinel: %v", res.Index, res.Err)
 		}
 		if res.Events != 0 || res.Items != nil {

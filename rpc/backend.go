@@ -40,6 +40,9 @@ type Backend interface {
 	SaveSnapshot(w io.Writer) (api.ArchiveMeta, error)
 	// RestoreSnapshot replaces the cluster's state with an archive's.
 	RestoreSnapshot(r io.Reader) (api.ArchiveMeta, error)
+	// Corruption reports why the server halted at a damaged entry (nil:
+	// it did not).
+	Corruption() *api.Corruption
 }
 
 var _ Backend = (*cluster.Server)(nil)

@@ -56,6 +56,14 @@ func writeStatus(w io.Writer, st *api.Status) error {
 	kv.row("Commit index:", fmt.Sprint(st.CommitIndex))
 	kv.row("Applied index:", fmt.Sprint(st.AppliedIndex))
 	kv.row("Digest:", st.Digest)
+	security := "TLS, gossip encryption, ACLs"
+	if !st.Secure {
+		security = "INSECURE (--insecure)"
+	}
+	kv.row("Security:", security)
+	if c := st.Corrupt; c != nil {
+		kv.row("CORRUPT:", fmt.Sprintf("halted at damaged entry %d: %s", c.Index, c.Reason))
+	}
 	if err := kv.flush(); err != nil {
 		return err
 	}
