@@ -45,6 +45,7 @@ type Server struct {
 	proxyMu  sync.Mutex
 	proxies  map[string]*httputil.ReverseProxy
 	policies policyCache
+	lim      *limits
 }
 
 // Options are the security settings of the API.
@@ -57,6 +58,15 @@ type Options struct {
 	ForwardTLS *tls.Config
 	// Secure is reported by /v1/status: TLS, gossip encryption and ACLs on.
 	Secure bool
+	// BodyTimeout bounds how long a request body may take to arrive
+	// (0: DefaultBodyTimeout). See limits.go.
+	BodyTimeout time.Duration
+	// MaxInflight caps ordinary requests handled at once; past it the
+	// server answers 429 with Retry-After (0: DefaultMaxInflight).
+	MaxInflight int
+	// MaxBlocking caps blocking queries and event follows held at once;
+	// past it the server answers 429 with Retry-After (0: DefaultMaxBlocking).
+	MaxBlocking int
 }
 
 // NewServer returns the API handler for b. metricsHandler serves /metrics.
@@ -69,6 +79,7 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger, opts
 	if len(opts) > 0 {
 		s.opts = opts[0]
 	}
+	s.lim = newLimits(s.opts)
 	s.handle("GET /v1/status", s.getStatus)
 	s.handle("GET /v1/nodes", s.read(s.getNodes))
 	s.handle("PUT /v1/nodes/{id}/drain", s.write(s.drainNode))
@@ -103,6 +114,12 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger, opts
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(api.HeaderServer, s.b.ID())
+	if c := s.b.Corruption(); c != nil && r.URL.Path != "/v1/status" && r.URL.Path != "/metrics" {
+		// A halted server serves no state and takes no writes: its state
+		// may lack an entry its peers applied.
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("server %s is halted: log entry %d is damaged (%s): %w", s.b.ID(), c.Index, c.Reason, fsm.ErrCorrupt))
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -111,6 +128,12 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 func (s *Server) handle(pattern string, h handlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		release, admitted := s.lim.admit(w, r)
+		if !admitted {
+			metrics.IncrCounterWithLabels([]string{"ice", "http", "refused"}, 1, []metrics.Label{{Name: "route", Value: pattern}})
+			return
+		}
+		defer release()
 		if r.URL.Query().Has("pretty") {
 			w = prettyWriter{w}
 		}

@@ -39,6 +39,25 @@ type serverFlags struct {
 	leaseMargin       time.Duration
 	enableDebug       bool
 	security          securityFlags
+	http              httpLimitFlags
+}
+
+// httpLimitFlags bound the load one client, or many, can put on the API.
+type httpLimitFlags struct {
+	readTimeout time.Duration
+	idleTimeout time.Duration
+	maxConns    int
+	maxInflight int
+	maxBlocking int
+}
+
+func (h *httpLimitFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.DurationVar(&h.readTimeout, "http-read-timeout", rpc.DefaultBodyTimeout, "time a request's headers and body may take to arrive (blocking queries and event streams are not cut off)")
+	fl.DurationVar(&h.idleTimeout, "http-idle-timeout", 2*time.Minute, "time an idle keep-alive connection is kept open")
+	fl.IntVar(&h.maxConns, "http-max-conns", rpc.DefaultMaxConns, "connections the API holds at once; further ones wait in the listen backlog")
+	fl.IntVar(&h.maxInflight, "http-max-inflight", rpc.DefaultMaxInflight, "requests handled at once (blocking queries aside); further ones get 429 with Retry-After")
+	fl.IntVar(&h.maxBlocking, "max-blocking-queries", rpc.DefaultMaxBlocking, "blocking queries and event follows held at once; further ones get 429 with Retry-After")
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
@@ -59,6 +78,7 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.enableDebug, "enable-debug", false, "serve Go's profiler at /debug/pprof/ on the HTTP API address")
 	fl.DurationVar(&f.leaseMargin, "lease-margin", 0, "extra wait before a silent node is declared down and its runs replaced (0: the lease TTL)")
 	f.security.register(cmd)
+	f.http.register(cmd)
 }
 
 func newServerCmd() *cobra.Command {
@@ -150,6 +170,7 @@ func runServer(ctx context.Context, f *serverFlags, logger hclog.Logger, ready f
 	secure := !f.security.insecure
 	var handler http.Handler = rpc.NewServer(srv, tel.Handler(), logger.Named("http"), rpc.Options{
 		ACLs: secure, ForwardTLS: sec.clientTLS(), Secure: secure,
+		BodyTimeout: f.http.readTimeout, MaxInflight: f.http.maxInflight, MaxBlocking: f.http.maxBlocking,
 	})
 	if f.enableDebug {
 		handler = withPprof(handler)
@@ -157,11 +178,17 @@ func runServer(ctx context.Context, f *serverFlags, logger hclog.Logger, ready f
 	api := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig:         sec.serverTLS(),
+		// ReadTimeout bounds headers and body; the API lifts it from
+		// blocking queries and event streams once they are admitted. There
+		// is no WriteTimeout: it would cut those off.
+		ReadTimeout: f.http.readTimeout,
+		IdleTimeout: f.http.idleTimeout,
+		TLSConfig:   sec.serverTLS(),
 		// net/http's own errors (failed TLS handshakes, plain HTTP on the
 		// HTTPS port) go to the server's log, not stderr.
 		ErrorLog: logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true, ForceLevel: hclog.Info}),
 	}
+	ln = rpc.LimitListener(ln, f.http.maxConns)
 	serveErr := make(chan error, 1)
 	go func() {
 		if api.TLSConfig != nil {
