@@ -153,8 +153,8 @@ func TestBlockingQueryCapAnswers429(t *testing.T) {
 	}).Body.Close()
 }
 
-// A blocking query outlives the connection's read deadline: lifting it
-// keeps net/http's background read from cancelling the request.
+// A blocking query outlives http.Server.ReadTimeout (the API lifts the
+// connection deadline for it; this test does not yet fail without that).
 func TestBlockingQueryOutlivesReadTimeout(t *testing.T) {
 	c := testcluster.New(t, 1)
 	n := c.WaitLeader(t)
