@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/proctest"
 )
 
 // waitFor is how long a test waits for a condition before it fails.
@@ -21,12 +22,8 @@ const waitFor = 10 * time.Second
 // eventually polls cond until it holds, and fails the test after waitFor.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", waitFor, what)
-		}
-		time.Sleep(2 * time.Millisecond)
+	if err := proctest.WaitFor(context.Background(), what, waitFor, 2*time.Millisecond, func() (bool, error) { return cond(), nil }); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/ice-run/ice/cluster"
 	"github.com/ice-run/ice/fsm"
 	"github.com/ice-run/ice/internal/gossip"
+	"github.com/ice-run/ice/internal/proctest"
 	"github.com/ice-run/ice/internal/testcluster"
 )
 
@@ -124,11 +126,16 @@ func TestGossipKeyRotationAcrossServersAndAnAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = stale.Shutdown() }()
-	time.Sleep(time.Second)
-	waitAlive(t, c, all...)
-	if got := len(stale.Members()); got != 1 {
-		t.Fatalf("a server with the retired key sees %d members", got)
+	err = proctest.Holds("the server with the retired key staying alone", time.Second, 20*time.Millisecond, func() (bool, error) {
+		if got := len(stale.Members()); got != 1 {
+			return false, fmt.Errorf("it sees %d members", got)
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	waitAlive(t, c, all...)
 }
 
 // checkOnlyKey fails unless list found key alone, primary on every member.

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/ice-run/ice/internal/proctest"
 	"github.com/ice-run/ice/internal/tlsutil"
 )
 
@@ -183,12 +185,8 @@ func caOnlyStore(t *testing.T, ca *tlsTestCA) *tlsutil.Store {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := proctest.WaitFor(context.Background(), what, 5*time.Second, 5*time.Millisecond, func() (bool, error) { return cond(), nil }); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -454,7 +452,10 @@ func TestRaftOverTLS(t *testing.T) {
 			t.Errorf("agent's AppendEntries to %s succeeded", s.ID)
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
+	// The cluster goes on committing under the same leader and term.
+	if err := leader.Apply([]byte("after the probe"), 5*time.Second).Error(); err != nil {
+		t.Fatalf("apply after the probe: %v", err)
+	}
 	if leader.State() != raft.Leader || leader.CurrentTerm() != term {
 		t.Errorf("after the probe: state %v, term %d (was %d)", leader.State(), leader.CurrentTerm(), term)
 	}

@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ice-run/ice/internal/proctest"
 	"github.com/ice-run/ice/internal/testcluster"
 	"github.com/ice-run/ice/rpc"
 )
@@ -72,18 +74,20 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 // pollFor repeats get until it answers want, or fails the test after 5s.
 func pollFor(t *testing.T, want int, get func() *http.Response) *http.Response {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var got *http.Response
+	err := proctest.WaitFor(context.Background(), fmt.Sprintf("an answer %d", want), 5*time.Second, 20*time.Millisecond, func() (bool, error) {
 		resp := get()
 		if resp.StatusCode == want {
-			return resp
+			got = resp
+			return true, nil
 		}
 		resp.Body.Close()
-		if time.Now().After(deadline) {
-			t.Fatalf("never got %d, last %d", want, resp.StatusCode)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false, fmt.Errorf("got %d", resp.StatusCode)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return got
 }
 
 func mustGet(t *testing.T, url string) *http.Response {

@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/ice-run/ice/internal/proctest"
 )
 
 // member is one gossip member of a test, on loopback.
@@ -175,14 +177,20 @@ func TestSameKeyJoinsOtherKeyAndPlaintextCannot(t *testing.T) {
 		t.Fatal("the rejection of plaintext was not counted")
 	}
 
-	time.Sleep(time.Second) // several probe and gossip rounds
+	// Through several probe and gossip rounds, neither gets in.
+	err := proctest.Holds("the intruder and the plaintext member staying out", time.Second, 20*time.Millisecond, func() (bool, error) {
+		if got := intruder.alive(); !reflect.DeepEqual(got, []string{"intruder"}) {
+			return false, fmt.Errorf("the intruder sees %v", got)
+		}
+		if got := stranger.alive(); !reflect.DeepEqual(got, []string{"plain@agent"}) {
+			return false, fmt.Errorf("the plaintext member sees %v", got)
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitMembers(t, []string{"s1", "s2"}, s1, s2)
-	if got := intruder.alive(); !reflect.DeepEqual(got, []string{"intruder"}) {
-		t.Fatalf("the intruder sees %v", got)
-	}
-	if got := stranger.alive(); !reflect.DeepEqual(got, []string{"plain@agent"}) {
-		t.Fatalf("the plaintext member sees %v", got)
-	}
 	for _, k := range [][]byte{k1, k2} {
 		if strings.Contains(s1.logs.String(), EncodeKey(k)) {
 			t.Fatal("a key appears in the log")
@@ -241,7 +249,18 @@ func TestRotationKeepsEveryMemberInThePool(t *testing.T) {
 		}
 	}
 
-	time.Sleep(time.Second) // gossip goes on under the new key only
+	// Gossip goes on under the new key only: nobody leaves for a while.
+	err := proctest.Holds("every member staying in the pool", time.Second, 20*time.Millisecond, func() (bool, error) {
+		for _, m := range all {
+			if n := m.leaves.n.Load(); n != 0 {
+				return false, fmt.Errorf("%s saw %d members die or leave", m.name, n)
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitMembers(t, names(all...), all...)
 	for _, m := range all {
 		if n := m.leaves.n.Load(); n != 0 {

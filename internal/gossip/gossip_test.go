@@ -116,15 +116,8 @@ func TestMembersSeeEachOthersMeta(t *testing.T) {
 	if _, err := agent.Join([]string{server.LocalNode().Address()}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, 10*time.Second, "the agent to see the one server's HTTP address", func() bool {
 		got := ServerHTTPAddrs(agent.Members())
-		if len(got) == 1 && got[0] == "127.0.0.1:7700" && len(ServerHTTPAddrs(server.Members())) == 1 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent sees servers %v", got)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(got) == 1 && got[0] == "127.0.0.1:7700" && len(ServerHTTPAddrs(server.Members())) == 1
+	})
 }

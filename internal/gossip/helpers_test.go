@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	metrics "github.com/armon/go-metrics"
 	"github.com/hashicorp/go-hclog"
+	"github.com/ice-run/ice/internal/proctest"
 )
 
 // sink receives the package's metrics in tests (one global per process).
@@ -88,11 +90,7 @@ func testLogger(t testing.TB, name string) (hclog.Logger, *logBuffer) {
 // waitFor polls cond until it holds or timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := proctest.WaitFor(context.Background(), what, timeout, 20*time.Millisecond, func() (bool, error) { return cond(), nil }); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -53,3 +53,24 @@ func waitError(what string, why, last error) error {
 	}
 	return fmt.Errorf("waiting for %s: %w", what, why)
 }
+
+// Holds checks that cond stays true for the whole of d, calling it at once
+// and then every interval: how a test proves something does not happen (an
+// intruder never joins, a term never moves) without a bare sleep. It
+// returns an error naming what broke and when, at the first false.
+func Holds(what string, d, interval time.Duration, cond func() (bool, error)) error {
+	start := time.Now()
+	for {
+		ok, err := cond()
+		if !ok {
+			if err != nil {
+				return fmt.Errorf("%s stopped holding after %s: %w", what, time.Since(start).Round(time.Millisecond), err)
+			}
+			return fmt.Errorf("%s stopped holding after %s", what, time.Since(start).Round(time.Millisecond))
+		}
+		if time.Since(start) >= d {
+			return nil
+		}
+		time.Sleep(min(interval, d-time.Since(start)))
+	}
+}

@@ -54,3 +54,17 @@ func TestWaitForEndsWithTheContext(t *testing.T) {
 		t.Fatalf("err %v, want context.Canceled", err)
 	}
 }
+
+func TestHolds(t *testing.T) {
+	if err := Holds("always", 30*time.Millisecond, 5*time.Millisecond, func() (bool, error) { return true, nil }); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	err := Holds("until the third call", time.Second, time.Millisecond, func() (bool, error) {
+		n++
+		return n < 3, nil
+	})
+	if err == nil || n != 3 || !strings.Contains(err.Error(), "until the third call stopped holding") {
+		t.Fatalf("Holds = %v after %d calls", err, n)
+	}
+}
