@@ -56,7 +56,7 @@ func TestSnapshotFormatFollowsTheCluster(t *testing.T) {
 	for _, c := range []struct {
 		body int32
 		want uint16
-	}{{0, 1}, {1, 1}, {fsm.BodyVersion, fsm.SnapshotVersion}} {
+	}{{0, 1}, {1, 1}, {2, 2}, {3, 3}, {4, 3}, {fsm.BodyVersion, fsm.SnapshotVersion}} {
 		s := &Server{sm: newStateMachine(hclog.NewNullLogger())}
 		s.sm.snapshotVersion = s.snapshotVersion
 		s.bodyVersion.Store(c.body)

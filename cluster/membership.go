@@ -207,8 +207,7 @@ func (s *Server) setBodyVersion(v int) {
 }
 
 // snapshotVersion is the snapshot format this server writes: the newest
-// every server reads. Snapshot formats came with command body versions, one
-// for one: body 3 with snapshot 3 (ACL data), 2 with 2 (binary), 1 with 1.
+// every server reads (fsm.SnapshotVersionFor the cluster's body version).
 func (s *Server) snapshotVersion() uint16 {
-	return uint16(min(max(s.bodyVersion.Load(), 1), fsm.SnapshotVersion))
+	return fsm.SnapshotVersionFor(int(s.bodyVersion.Load()))
 }

@@ -158,6 +158,12 @@ func (s *State) applyCommand(index, term uint64, sub int, cmd Command, res *Resu
 		return s.applyACLTokenCreate(ctx, body)
 	case *ACLTokenDeleteRequest:
 		return s.applyACLTokenDelete(ctx, body)
+	case *DigestMarkRequest:
+		return s.applyDigestMark(ctx, body)
+	case *AlarmRaiseRequest:
+		return s.applyAlarmRaise(ctx, body)
+	case *AlarmClearRequest:
+		return s.applyAlarmClear(ctx, body)
 	}
 	return fmt.Errorf("no apply function for %s: %w", cmd.Type, ErrUnknownType)
 }

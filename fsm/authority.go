@@ -18,6 +18,9 @@ var CommandAuthority = map[MessageType]ActorKind{
 	ACLPolicyDeleteType: KindOperator,
 	ACLTokenCreateType:  KindOperator,
 	ACLTokenDeleteType:  KindOperator,
+	DigestMarkType:      KindRuntime,
+	AlarmRaiseType:      KindRuntime,
+	AlarmClearType:      KindRuntime | KindOperator,
 }
 
 // nodeStatusAuthority says which node statuses each kind of actor may set.

@@ -13,7 +13,7 @@ import (
 //	count × (uvarint length | encoded command) | version 2: CRC-32C of
 //	every byte before it
 //
-// Version 2 is written when every command inside is of body version 4
+// Version 2 is written when every command inside is of body version 4 or later
 // (so every server reads it); a damaged version 2 entry is ErrCorrupt.
 // Apply applies the commands in order, each exactly as if it were an entry
 // of its own at the batch's index (rejections are per command), and returns
@@ -45,7 +45,7 @@ func EncodeBatch(cmds [][]byte) ([]byte, error) {
 	}
 	version := byte(batchVersionChecked)
 	for _, c := range cmds {
-		if len(c) < 2 || c[1] < BodyVersion {
+		if len(c) < 2 || c[1] < bodyVersionCRC {
 			version = batchVersion // a server may not read version 2 yet
 		}
 	}

@@ -33,6 +33,9 @@ const (
 	ACLPolicyDeleteType                    // operator: delete an ACL policy
 	ACLTokenCreateType                     // operator: create an ACL token (its secret's hash only)
 	ACLTokenDeleteType                     // operator: delete an ACL token
+	DigestMarkType                         // runtime: every server records its state digest at this index
+	AlarmRaiseType                         // runtime: raise an alarm naming a server
+	AlarmClearType                         // runtime or operator: clear a server's alarm
 
 	// maxMessageType is one past the last known type.
 	maxMessageType
@@ -54,6 +57,9 @@ var messageTypeNames = [...]string{
 	ACLPolicyDeleteType: "acl.policy.delete",
 	ACLTokenCreateType:  "acl.token.create",
 	ACLTokenDeleteType:  "acl.token.delete",
+	DigestMarkType:      "digest.mark",
+	AlarmRaiseType:      "alarm.raise",
+	AlarmClearType:      "alarm.clear",
 }
 
 // String returns the type's stable name, used in events and metrics.
@@ -69,17 +75,19 @@ func (t MessageType) String() string {
 // every server and on replay; version 3 is the same encoding and adds the
 // command types from ClusterInitType on (cluster id and ACLs); version 4
 // appends a CRC-32C of every byte before it, so a damaged entry is found
-// (ErrCorrupt) instead of applied. A server
-// reads every version up to BodyVersion; the leader writes the newest one
+// (ErrCorrupt) instead of applied; version 5 is version 4 and adds the
+// digest mark and alarm types (alarm.go). A server reads every version up
+// to BodyVersion; the leader writes the newest one
 // every server of the cluster reads (EncodeVersion), and refuses a command
 // type some server could not read.
 const (
 	bodyVersionJSON   = 1
 	bodyVersionBinary = 2
 	bodyVersionACL    = 3
+	bodyVersionCRC    = 4
 	// BodyVersion is the version of the command body encoding this server
 	// writes and the newest it reads.
-	BodyVersion = 4
+	BodyVersion = 5
 )
 
 // crcTable is CRC-32C (Castagnoli), as etcd's WAL uses.
@@ -105,8 +113,11 @@ func checkCRC(what string, b []byte) ([]byte, error) {
 // MinBodyVersion is the oldest body version that can carry commands of type
 // t: a cluster whose servers do not all read it cannot accept them.
 func MinBodyVersion(t MessageType) int {
-	if t >= ClusterInitType {
-		return 3
+	switch {
+	case t >= DigestMarkType:
+		return 5
+	case t >= ClusterInitType:
+		return bodyVersionACL
 	}
 	return bodyVersionJSON
 }
@@ -249,6 +260,12 @@ func newBody(t MessageType) any {
 		return &ACLTokenCreateRequest{}
 	case ACLTokenDeleteType:
 		return &ACLTokenDeleteRequest{}
+	case DigestMarkType:
+		return &DigestMarkRequest{}
+	case AlarmRaiseType:
+		return &AlarmRaiseRequest{}
+	case AlarmClearType:
+		return &AlarmClearRequest{}
 	}
 	return nil
 }
@@ -296,7 +313,7 @@ func encodeBinary(t MessageType, h Header, body any, version byte) ([]byte, erro
 	e.b = append(e.b, byte(t), version)
 	putHeader(&e, &h)
 	putBody(&e, body)
-	if version >= BodyVersion {
+	if version >= bodyVersionCRC {
 		e.b = appendCRC(e.b)
 	}
 	return e.b, nil
@@ -335,7 +352,7 @@ func Decode(b []byte) (Command, error) {
 		return Command{}, fmt.Errorf("decode command: %d bytes, want at least 2: %w", len(b), ErrMalformed)
 	}
 	t := MessageType(b[0])
-	if b[1] == BodyVersion && t != BatchType {
+	if b[1] >= bodyVersionCRC && b[1] <= BodyVersion && t != BatchType {
 		// The checksum covers the type byte too: check it before anything
 		// is read, so a flipped byte is a damaged entry, not a rejection.
 		if _, err := checkCRC("decode entry", b); err != nil {
@@ -357,9 +374,9 @@ func Decode(b []byte) (Command, error) {
 		return Command{}, fmt.Errorf("decode %s: body version %d cannot carry it (needs %d): %w", t, v, MinBodyVersion(t), ErrMalformed)
 	}
 	switch v := b[1]; v {
-	case bodyVersionBinary, bodyVersionACL, BodyVersion:
+	case bodyVersionBinary, bodyVersionACL, bodyVersionCRC, BodyVersion:
 		payload := b
-		if v >= BodyVersion {
+		if v >= bodyVersionCRC {
 			payload = b[:len(b)-4] // checked above
 		}
 		d := decoder{b: payload[2:]}

@@ -47,6 +47,9 @@ var sampleBodies = map[MessageType]any{
 	ACLPolicyDeleteType: &ACLPolicyDeleteRequest{Name: "ops"},
 	ACLTokenCreateType:  &ACLTokenCreateRequest{Token: sampleToken(false)},
 	ACLTokenDeleteType:  &ACLTokenDeleteRequest{AccessorID: "tok-2"},
+	DigestMarkType:      &DigestMarkRequest{},
+	AlarmRaiseType:      &AlarmRaiseRequest{Alarm: Alarm{Type: AlarmCorrupt, Server: "s2", Index: 40, Detail: "digest 0a0b at 40; the majority (s1, s3) has 0c0d"}},
+	AlarmClearType:      &AlarmClearRequest{Type: AlarmCorrupt, Server: "s2", Reason: "removed from the raft configuration"},
 }
 
 // sampleToken is a token for sample bodies: the management bootstrap
@@ -82,6 +85,9 @@ func TestMessageTypesAreStable(t *testing.T) {
 		{ACLPolicyDeleteType, 13, "acl.policy.delete"},
 		{ACLTokenCreateType, 14, "acl.token.create"},
 		{ACLTokenDeleteType, 15, "acl.token.delete"},
+		{DigestMarkType, 16, "digest.mark"},
+		{AlarmRaiseType, 17, "alarm.raise"},
+		{AlarmClearType, 18, "alarm.clear"},
 	}
 	for _, w := range want {
 		if uint8(w.t) != w.n || w.t.String() != w.name {
@@ -182,7 +188,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"type after the last", append([]byte{byte(maxMessageType)}, valid[1:]...), ErrUnknownType},
 		{"type 255", append([]byte{255}, valid[1:]...), ErrUnknownType},
 		{"body version 0", append([]byte{valid[0], 0}, valid[2:]...), ErrUnsupportedVersion},
-		{"body version 5", append([]byte{valid[0], 5}, valid[2:]...), ErrUnsupportedVersion},
+		{"body version 6", append([]byte{valid[0], 6}, valid[2:]...), ErrUnsupportedVersion},
 		{"body version 255", append([]byte{valid[0], 255}, valid[2:]...), ErrUnsupportedVersion},
 		{"not JSON", env(NodeStatusType, "hello"), ErrMalformed},
 		{"JSON null", env(NodeStatusType, "null"), ErrMalformed},

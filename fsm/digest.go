@@ -43,6 +43,8 @@ func (snap *Snapshot) digest() (Hash, error) {
 			putACLPolicy(&e, r)
 		case *ACLToken:
 			putACLToken(&e, r)
+		case *Alarm:
+			putAlarm(&e, r)
 		case *clusterRecord:
 			e.str(r.ID)
 			e.uvarint(r.ACLBootstrap)
@@ -110,6 +112,12 @@ func (snap *Snapshot) digestWith(prefix string, encode func(kind byte, v any) ([
 			if err := write(recordToken, t); err != nil {
 				return Hash{}, err
 			}
+		}
+	}
+	// Alarms likewise enter only when there are some.
+	for _, a := range snap.alarms {
+		if err := write(recordAlarm, a); err != nil {
+			return Hash{}, err
 		}
 	}
 	buf = binary.AppendUvarint(buf[:0], uint64(snap.events.len()))

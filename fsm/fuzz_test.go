@@ -79,7 +79,7 @@ func fuzzSeeds(fx *fuzzFixture) map[string][]byte {
 		"empty":       {},
 		"type-only":   {byte(ComponentPutType)},
 		"unknown":     {byte(maxMessageType), 1, '{', '}'},
-		"version-5":   append([]byte{byte(NodeStatusType), 5}, `{"header":{},"body":{}}`...),
+		"version-6":   append([]byte{byte(NodeStatusType), 6}, `{"header":{},"body":{}}`...),
 		"null-body":   append([]byte{byte(RunTransitionType), 1}, `{"header":{"actor":"runtime","time":1},"body":null}`...),
 		"deep-json":   append([]byte{byte(NodeStatusType), 1}, strings.Repeat("[", 10000)...),
 	}
@@ -253,7 +253,7 @@ func TestFuzzSeeds(t *testing.T) {
 	fx := newFuzzFixture(t)
 	rejected := map[string]error{
 		"agent-fenced": ErrFenced, "operator-tr": ErrNotAuthorized, "create-conflict": ErrConflict,
-		"empty": ErrMalformed, "type-only": ErrMalformed, "unknown": ErrUnknownType, "version-5": ErrUnsupportedVersion,
+		"empty": ErrMalformed, "type-only": ErrMalformed, "unknown": ErrUnknownType, "version-6": ErrUnsupportedVersion,
 		"null-body": ErrInvalid, "deep-json": ErrMalformed, "batch": ErrIllegalTransition,
 		"group-commit": ErrConflict,
 	}

@@ -24,7 +24,9 @@ import (
 //	end: recordEnd | 32-byte sha256 of every byte before recordEnd
 //
 // Version 3 adds the cluster id and ACL bootstrap index to the meta, and
-// policy and token records after the runs (snapshot_acl.go). Version 1 had
+// policy and token records after the runs (snapshot_acl.go). Version 4
+// adds the count of alarm records to the meta, and the alarm records after
+// the tokens (alarm.go). Version 1 had
 // the framing of 2 with every body in JSON. Both are still read and written
 // (for clusters with servers of older builds), for a state without ACL data.
 // Restore refuses a stream whose magic, version, record order, counts, event
@@ -33,7 +35,7 @@ const (
 	snapshotMagic = "ICESNAP\x00"
 	// SnapshotVersion is the snapshot format this server writes and the
 	// newest it reads.
-	SnapshotVersion = 3
+	SnapshotVersion = 4
 	snapshotJSON    = 1
 	snapshotBinary  = 2
 
@@ -52,6 +54,7 @@ const (
 	// recordCluster frames the cluster id and ACL bootstrap index in the
 	// digest only; a snapshot carries them in its meta.
 	recordCluster byte = 8
+	recordAlarm   byte = 9
 	recordEnd     byte = 0xFF
 )
 
@@ -74,6 +77,9 @@ type SnapshotMeta struct {
 	ACLBootstrap uint64 `json:"acl_bootstrap,omitempty"`
 	Policies     int    `json:"policies,omitempty"`
 	Tokens       int    `json:"tokens,omitempty"`
+
+	// Version 4 on: the count of alarm records.
+	Alarms int `json:"alarms,omitempty"`
 }
 
 // Snapshot is a point-in-time view of the state. It shares immutable records
@@ -88,6 +94,7 @@ type Snapshot struct {
 	nodeByID   map[string]*Node // built by Node on first use
 	policies   []*ACLPolicy
 	tokens     []*ACLToken
+	alarms     []*Alarm
 }
 
 // Snapshot captures the state. It copies only pointers; sorting and encoding
@@ -99,6 +106,7 @@ func (s *State) Snapshot() *Snapshot {
 			Components: len(s.components), Nodes: len(s.nodes), Runs: len(s.runs), Events: s.events.len(),
 			Head:      s.head,
 			ClusterID: s.clusterID, ACLBootstrap: s.aclBootstrap, Policies: len(s.policies), Tokens: len(s.tokens),
+			Alarms: len(s.alarms),
 		},
 		components: make([]*Component, 0, len(s.components)),
 		nodes:      make([]*Node, 0, len(s.nodes)),
@@ -114,7 +122,7 @@ func (s *State) Snapshot() *Snapshot {
 	for _, r := range s.runs {
 		snap.runs = append(snap.runs, r)
 	}
-	snap.policies, snap.tokens = s.ACLPolicies(), s.ACLTokens()
+	snap.policies, snap.tokens, snap.alarms = s.ACLPolicies(), s.ACLTokens(), s.Alarms()
 	return snap
 }
 
@@ -189,6 +197,9 @@ func (snap *Snapshot) WriteVersion(w io.Writer, version uint16) (int64, error) {
 	if version < 3 && snap.hasACLData() {
 		return 0, fmt.Errorf("write snapshot: format version %d cannot hold the cluster id and ACL data: %w", version, ErrUnsupportedVersion)
 	}
+	if version < 4 && len(snap.alarms) > 0 {
+		return 0, fmt.Errorf("write snapshot: format version %d cannot hold alarms: %w", version, ErrUnsupportedVersion)
+	}
 	snap.sort()
 	digest := snap.digest
 	if version == snapshotJSON {
@@ -251,6 +262,7 @@ func (snap *Snapshot) writeRecords(enc *recordWriter) {
 		enc.put(recordRun, e.b)
 	}
 	snap.writeACLRecords(enc, &e)
+	snap.writeAlarmRecords(enc, &e)
 	for i := 0; i < snap.events.len(); i++ {
 		enc.put(recordEvent, snap.events.record(i))
 	}
@@ -335,6 +347,7 @@ func ReadSnapshot(r io.Reader, progress RestoreProgress) (*State, SnapshotMeta, 
 		sr.readNodes,
 		sr.readRuns,
 		sr.readACL,
+		sr.readAlarms,
 		sr.readEvents,
 		sr.verifyChecksum,
 		sr.verifyState,
@@ -406,16 +419,19 @@ func (sr *snapshotReader) readMeta() error {
 		return fmt.Errorf("read snapshot meta: %w", err)
 	}
 	meta := &sr.meta
-	if meta.Components < 0 || meta.Nodes < 0 || meta.Runs < 0 || meta.Events < 0 || meta.Policies < 0 || meta.Tokens < 0 {
+	if meta.Components < 0 || meta.Nodes < 0 || meta.Runs < 0 || meta.Events < 0 || meta.Policies < 0 || meta.Tokens < 0 || meta.Alarms < 0 {
 		return fmt.Errorf("read snapshot meta: negative counts: %w", ErrMalformed)
 	}
 	if sr.version < 3 && (meta.ClusterID != "" || meta.ACLBootstrap != 0 || meta.Policies != 0 || meta.Tokens != 0) {
 		return fmt.Errorf("read snapshot meta: format version %d with ACL data: %w", sr.version, ErrMalformed)
 	}
+	if sr.version < 4 && meta.Alarms != 0 {
+		return fmt.Errorf("read snapshot meta: format version %d with alarms: %w", sr.version, ErrMalformed)
+	}
 	sr.st = New()
 	sr.st.index, sr.st.term = meta.Index, meta.Term
 	sr.st.clusterID, sr.st.aclBootstrap = meta.ClusterID, meta.ACLBootstrap
-	sr.total = meta.Components + meta.Nodes + meta.Runs + meta.Policies + meta.Tokens + meta.Events
+	sr.total = meta.Components + meta.Nodes + meta.Runs + meta.Policies + meta.Tokens + meta.Alarms + meta.Events
 	return nil
 }
 

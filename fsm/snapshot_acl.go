@@ -16,10 +16,29 @@ func (snap *Snapshot) hasACLData() bool {
 	return m.ClusterID != "" || m.ACLBootstrap != 0 || len(snap.policies) > 0 || len(snap.tokens) > 0
 }
 
-// MinVersion is the oldest snapshot format that can hold this snapshot: 3
-// once it has a cluster id or ACL data (every server that applied those
-// entries reads format 3), 1 before.
+// SnapshotVersionFor is the newest snapshot format a server that reads
+// command bodies up to bodyVersion reads: formats came with body versions,
+// 1 with 1, 2 with 2, 3 with 3 (and 4, which added only checksums), 4 with
+// 5 (alarms).
+func SnapshotVersionFor(bodyVersion int) uint16 {
+	switch {
+	case bodyVersion >= 5:
+		return 4
+	case bodyVersion >= bodyVersionACL:
+		return 3
+	case bodyVersion >= snapshotBinary:
+		return snapshotBinary
+	}
+	return snapshotJSON
+}
+
+// MinVersion is the oldest snapshot format that can hold this snapshot: 4
+// once it has alarms, 3 once it has a cluster id or ACL data (every server
+// that applied those entries reads that format), 1 before.
 func (snap *Snapshot) MinVersion() uint16 {
+	if len(snap.alarms) > 0 {
+		return 4
+	}
 	if snap.hasACLData() {
 		return 3
 	}

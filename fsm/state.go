@@ -35,13 +35,13 @@ type State struct {
 	// them).
 	payloadBuf []byte
 
-	// clusterID is set once by cluster.init; aclBootstrap is the index of
-	// the ACL bootstrap (0: not yet).
 	// lastTime is the leader time of the newest event (derived from the
 	// chain: Restore reads it back), the floor under which a leader never
 	// stamps a command.
 	lastTime int64
 
+	// clusterID is set once by cluster.init; aclBootstrap is the index of
+	// the ACL bootstrap (0: not yet).
 	clusterID    string
 	aclBootstrap uint64
 	policies     map[string]*ACLPolicy
@@ -49,6 +49,9 @@ type State struct {
 	// tokensByHash maps a secret's hash to its token's accessor id. It is
 	// derived from tokens and rebuilt on Restore.
 	tokensByHash map[string]string
+
+	// alarms are the raised alarms by type and server (alarm.go).
+	alarms map[string]*Alarm
 }
 
 // New returns an empty state.
@@ -62,6 +65,7 @@ func New() *State {
 		policies:     make(map[string]*ACLPolicy),
 		tokens:       make(map[string]*ACLToken),
 		tokensByHash: make(map[string]string),
+		alarms:       make(map[string]*Alarm),
 	}
 }
 

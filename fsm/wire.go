@@ -224,6 +224,13 @@ func putBody(e *encoder, body any) bool {
 		putACLToken(e, &b.Token)
 	case *ACLTokenDeleteRequest:
 		e.str(b.AccessorID)
+	case *DigestMarkRequest:
+	case *AlarmRaiseRequest:
+		putAlarm(e, &b.Alarm)
+	case *AlarmClearRequest:
+		e.str(string(b.Type))
+		e.str(b.Server)
+		e.str(b.Reason)
 	default:
 		return false
 	}
@@ -295,6 +302,13 @@ func getBody(d *decoder, body any) {
 		getACLToken(d, &b.Token)
 	case *ACLTokenDeleteRequest:
 		b.AccessorID = d.str()
+	case *DigestMarkRequest:
+	case *AlarmRaiseRequest:
+		getAlarm(d, &b.Alarm)
+	case *AlarmClearRequest:
+		b.Type = AlarmType(d.str())
+		b.Server = d.str()
+		b.Reason = d.str()
 	default:
 		d.fail("no binary decoding for %T", body)
 	}
