@@ -282,3 +282,13 @@ func (c *Client) TransferLeader(ctx context.Context) (string, error) {
 	_, err := c.do(ctx, http.MethodPost, "/v1/operator/raft/transfer-leader", nil, nil, &out)
 	return out["leader"], err
 }
+
+// CheckCorruption runs a cross-server corruption check on the leader now
+// and returns its result.
+func (c *Client) CheckCorruption(ctx context.Context) (*CorruptionCheck, error) {
+	var out CorruptionCheck
+	if _, err := c.do(ctx, http.MethodPost, "/v1/operator/raft/check", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -31,16 +31,72 @@ type Status struct {
 	Secure bool `json:"secure"`
 	// ACLs is true when requests must prove their authority.
 	ACLs bool `json:"acls"`
-	// Corrupt, when set, says this server halted at a damaged log entry:
-	// it applies nothing more and refuses reads and writes.
+	// Corrupt, when set, says this server halted, at a damaged log entry or
+	// because a committed alarm names it: it applies nothing more and
+	// refuses reads and writes.
 	Corrupt *Corruption `json:"corrupt,omitempty"`
+	// Alarms are the cluster's raised alarms, from the replicated state
+	// (the same on every server that applied them).
+	Alarms []Alarm `json:"alarms,omitempty"`
+	// Marks are this server's state digests at the most recent digest
+	// marks, oldest first: what the leader's corruption check compares.
+	Marks []MarkDigest `json:"marks,omitempty"`
 }
 
 // Corruption is why a server halted.
 type Corruption struct {
-	// Index is the log index of the first entry that failed its checksum.
-	Index  uint64 `json:"index"`
+	// Index is the log index of the first entry that failed its checksum,
+	// or, for an alarm, the index the alarm is about.
+	Index uint64 `json:"index"`
+	// Alarm is true when the server halted because a committed alarm names
+	// it (its state differed from the majority's).
+	Alarm  bool   `json:"alarm,omitempty"`
 	Reason string `json:"reason"`
+}
+
+// Alarm is a raised alarm: the cluster says a server must not be trusted.
+type Alarm struct {
+	// Type is "corrupt".
+	Type   string `json:"type"`
+	Server string `json:"server"`
+	// Index is the digest mark compared, or the entry where the server
+	// halted.
+	Index       uint64 `json:"index"`
+	Detail      string `json:"detail"`
+	RaisedIndex uint64 `json:"raised_index"`
+	// RaisedTime is the leader's time of the raise, unix nanoseconds.
+	RaisedTime int64 `json:"raised_time"`
+}
+
+// CorruptionCheck is the result of one cross-server corruption check
+// (POST /v1/operator/raft/check).
+type CorruptionCheck struct {
+	// Index is the digest mark the voters' digests were compared at.
+	Index uint64 `json:"index"`
+	// Majority is the digest more than half of the voters hold ("": none).
+	Majority string          `json:"majority,omitempty"`
+	Servers  []CheckedServer `json:"servers"`
+	// Raised names the servers this check raised a corrupt alarm for.
+	Raised []string `json:"raised,omitempty"`
+}
+
+// CheckedServer is one voter's part in a corruption check.
+type CheckedServer struct {
+	ID string `json:"id"`
+	// Result is ok, mismatch, halted, unreachable, behind or "no digest".
+	Result string `json:"result"`
+	Digest string `json:"digest,omitempty"`
+	Detail string `json:"detail,omitempty"`
+	// HaltIndex is where a halted server stopped; Alarmed says it halted
+	// because an alarm names it.
+	HaltIndex uint64 `json:"halt_index,omitempty"`
+	Alarmed   bool   `json:"alarmed,omitempty"`
+}
+
+// MarkDigest is a server's state digest at a digest mark.
+type MarkDigest struct {
+	Index  uint64 `json:"index"`
+	Digest string `json:"digest"`
 }
 
 // ArchiveMeta describes a snapshot archive.

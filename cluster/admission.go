@@ -50,3 +50,20 @@ func (s *Server) admit(m Member) error {
 	}
 	return nil
 }
+
+// admitHealthy refuses to add back a server that says it halted (at a
+// damaged entry, or because an alarm named it): once removed with
+// remove-peer, such a server must start again from a reset data dir
+// before it may rejoin. A server whose status cannot be read is not
+// refused here: if it rejoins halted, the next corruption check names it
+// again.
+func (s *Server) admitHealthy(m Member) error {
+	ctx, cancel := context.WithTimeout(context.Background(), admissionTimeout)
+	defer cancel()
+	st, err := s.fetchStatus(ctx, m.ID, m.HTTPAddr)
+	if err != nil || st.Corrupt == nil {
+		return nil
+	}
+	metrics.IncrCounter([]string{"ice", "autopilot", "refused"}, 1)
+	return fmt.Errorf("server %s is halted at index %d: %s", m.ID, st.Corrupt.Index, st.Corrupt.Reason)
+}

@@ -47,6 +47,13 @@ type Config struct {
 	LeaseMargin time.Duration
 	// Fast shortens Raft's timeouts for in-process tests on loopback.
 	Fast bool
+	// CorruptionCheckInterval is how often the leader compares the voters'
+	// state digests (default 1m; negative: never). It also checks when it
+	// takes office and when a server that started asks it to.
+	CorruptionCheckInterval time.Duration
+	// CorruptionCheckTimeout bounds how long a check waits for the voters
+	// to apply its digest mark (default 15s).
+	CorruptionCheckTimeout time.Duration
 	// ClockOffset shifts the server's wall clock, for tests of clock
 	// trouble only (ClockOffsetEnv adds to it in real processes).
 	ClockOffset time.Duration
@@ -85,6 +92,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ReconcileInterval <= 0 {
 		c.ReconcileInterval = time.Second
+	}
+	if c.CorruptionCheckInterval == 0 {
+		c.CorruptionCheckInterval = time.Minute
+	}
+	if c.CorruptionCheckTimeout <= 0 {
+		c.CorruptionCheckTimeout = 15 * time.Second
 	}
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = 10 * time.Second

@@ -28,26 +28,30 @@ func corruptionIn(res *fsm.Result) error {
 	return nil
 }
 
-// halt records that the entry at index failed its checksum. The server
-// applies nothing after it and answers every request but status and
-// metrics with 503: serving a state that may be missing an entry would be
-// serving a lie. Called with the state's lock held, once.
-func (m *stateMachine) halt(index uint64, err error) {
-	c := &api.Corruption{Index: index, Reason: err.Error()}
+// halt records that the entry at c.Index failed its checksum. The server
+// applies nothing more and answers every request but status and metrics
+// with 503: serving a state that may be missing an entry would be serving
+// a lie. Only the first halt counts.
+func (m *stateMachine) halt(c *api.Corruption) {
 	if !m.corruption.CompareAndSwap(nil, c) {
 		return
 	}
-	m.logger.Error("CORRUPT: a log entry failed its checksum; this server stops applying and serving",
-		"index", index, "error", err,
-		"what_to_do", "remove it with `ice operator raft remove-peer`, clear its data dir, and start it again to rejoin (README, Operations)")
+	m.logger.Error("CORRUPT: a log entry failed its checksum; this server stops applying and serving", "index", c.Index, "reason", c.Reason,
+		"what_to_do", "remove it with `ice operator raft remove-peer`, clear its Raft state with `ice operator raft reset-data`, and start it again to rejoin (README, Operations)")
 	metrics.SetGaugeWithLabels([]string{"ice", "alarm"}, 1, []metrics.Label{{Name: "type", Value: "corrupt"}})
 	if m.onCorrupt != nil {
 		m.onCorrupt(c)
 	}
 }
 
-// Corruption reports why this server halted (nil: it did not).
-func (s *Server) Corruption() *api.Corruption { return s.sm.corruption.Load() }
+// Corruption reports why this server serves nothing: it halted at a
+// damaged entry, or a committed alarm names it (nil: neither).
+func (s *Server) Corruption() *api.Corruption {
+	if c := s.sm.corruption.Load(); c != nil {
+		return c
+	}
+	return s.sm.alarmed.Load()
+}
 
 // onCorrupt hands leadership away when the halted server leads: it can no
 // longer apply, so it must not keep the cluster waiting on it. It runs on

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	metrics "github.com/armon/go-metrics"
@@ -74,6 +75,13 @@ func (s *Server) leaderDuties(ctx context.Context) {
 		return
 	}
 	s.leases.reset()
+	var checks sync.WaitGroup
+	checks.Add(1)
+	go func() {
+		defer checks.Done()
+		s.corruptionChecks(ctx)
+	}()
+	defer checks.Wait()
 	tick := time.NewTicker(s.cfg.ReconcileInterval)
 	defer tick.Stop()
 	leaseTick := time.NewTicker(max(s.cfg.LeaseTTL/4, 50*time.Millisecond))
@@ -153,6 +161,10 @@ func (s *Server) reconcileMembers() {
 	}
 	for _, m := range s.aliveServers() {
 		if known[raft.ServerID(m.ID)] {
+			continue
+		}
+		if err := s.admitHealthy(m); err != nil {
+			s.logger.Warn("not adding a halted server back: reset its data dir first", "id", m.ID, "error", err)
 			continue
 		}
 		if err := s.admit(m); err != nil {

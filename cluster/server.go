@@ -50,6 +50,11 @@ type Server struct {
 	shutdownCh   chan struct{}
 	shutdownOnce sync.Once
 	wg           sync.WaitGroup
+
+	// checkMu serialises corruption checks; checkRequests asks the leader
+	// loop for one soon (corruptioncheck.go).
+	checkMu       sync.Mutex
+	checkRequests chan struct{}
 }
 
 // New starts a server: opens its stores, starts Raft and gossip, joins the
@@ -67,13 +72,14 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger.Warn("wall clock shifted for a test", "env", ClockOffsetEnv, "offset", offset)
 	}
 	s := &Server{
-		clockOffset:  offset,
-		cfg:          cfg,
-		logger:       cfg.Logger,
-		sm:           newStateMachine(cfg.Logger.Named("fsm")),
-		memberEvents: make(chan struct{}, 1),
-		leaderNotify: make(chan bool, 16),
-		shutdownCh:   make(chan struct{}),
+		clockOffset:   offset,
+		cfg:           cfg,
+		logger:        cfg.Logger,
+		sm:            newStateMachine(cfg.Logger.Named("fsm")),
+		memberEvents:  make(chan struct{}, 1),
+		leaderNotify:  make(chan bool, 16),
+		checkRequests: make(chan struct{}, 1),
+		shutdownCh:    make(chan struct{}),
 	}
 	s.stores, err = openRaftStores(&cfg)
 	if err != nil {
@@ -91,8 +97,10 @@ func New(cfg Config) (*Server, error) {
 	s.commit = newCommitter(s.raft, cfg.ApplyTimeout, s.shutdownCh)
 	s.sm.snapshotVersion = s.snapshotVersion
 	s.sm.onCorrupt = s.onCorrupt
-	s.wg.Add(5)
+	s.sm.self = cfg.NodeID
+	s.wg.Add(6)
 	go s.versionLoop()
+	go s.requestCheckAtStart()
 	go func() { defer s.wg.Done(); s.commit.run() }()
 	go s.joinLoop()
 	go s.bootstrapLoop()
@@ -244,6 +252,8 @@ func (s *Server) Status() (api.Status, error) {
 	}
 	st.Leader, st.LeaderHTTP = s.Leader()
 	st.Corrupt = s.Corruption()
+	s.sm.read(func(fs *fsm.State) { st.Alarms = apiAlarms(fs.Alarms()) })
+	st.Marks = s.sm.marks.list()
 	idx, d := s.sm.digestAt()
 	st.AppliedIndex, st.Digest = idx, d.String()
 	servers, err := s.Servers()
@@ -290,6 +300,25 @@ func (s *Server) RemovePeer(id string) error {
 		return fmt.Errorf("remove peer %s: %w", id, err)
 	}
 	s.logger.Info("removed raft peer", "id", id)
+	return s.clearAlarms(id)
+}
+
+// clearAlarms commits the clearing of every alarm naming a removed server:
+// the server that rejoins under its id starts from a fresh data dir.
+func (s *Server) clearAlarms(id string) error {
+	var alarms []*fsm.Alarm
+	s.sm.read(func(st *fsm.State) { alarms = st.AlarmsFor(id) })
+	for _, a := range alarms {
+		res, err := s.Apply(context.Background(), fsm.AlarmClearType, fsm.Header{Actor: fsm.RuntimeActor, Purpose: "remove-peer"},
+			&fsm.AlarmClearRequest{Type: a.Type, Server: id, Reason: "removed from the raft configuration"})
+		if err == nil {
+			err = res.FirstErr()
+		}
+		if err != nil {
+			return fmt.Errorf("removed peer %s, but clearing its %s alarm failed (remove it again to retry): %w", id, a.Type, err)
+		}
+		s.logger.Info("alarm cleared: the server was removed", "server", id, "type", a.Type)
+	}
 	return nil
 }
 

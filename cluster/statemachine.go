@@ -32,8 +32,17 @@ type stateMachine struct {
 	// corruption is set when an entry failed its checksum: the server
 	// stops applying and serving (corruption.go).
 	corruption atomic.Pointer[api.Corruption]
-	// onCorrupt, when set, is called once when the server halts.
+	// alarmed is set while a committed alarm names this server: it serves
+	// nothing, but goes on applying (alarms.go).
+	alarmed atomic.Pointer[api.Corruption]
+	// onCorrupt, when set, is called when the server halts, or an alarm
+	// starts to name it.
 	onCorrupt func(c *api.Corruption)
+
+	// self is this server's id: an alarm naming it halts it (alarms.go).
+	self string
+	// marks are the digests at the recent digest marks.
+	marks markRing
 
 	digestMu    sync.Mutex
 	digestIndex uint64
@@ -63,13 +72,23 @@ func (m *stateMachine) Apply(l *raft.Log) interface{} {
 	m.mu.Lock()
 	res := m.state.Apply(l.Index, l.Term, l.Data)
 	if err := corruptionIn(res); err != nil {
-		m.halt(l.Index, err)
+		m.halt(&api.Corruption{Index: l.Index, Reason: err.Error()})
+	}
+	var mark *fsm.Snapshot
+	if applied(res, fsm.DigestMarkType) {
+		mark = m.state.Snapshot() // pointers only; digested off the lock
+	}
+	alarmsChanged := applied(res, fsm.AlarmRaiseType) || applied(res, fsm.AlarmClearType)
+	var alarms []*fsm.Alarm
+	if alarmsChanged {
+		alarms = m.state.Alarms()
 	}
 	m.lastTime.Store(m.state.LastTime())
 	ch := m.changed
 	m.changed = make(chan struct{})
 	m.mu.Unlock()
 	close(ch)
+	m.afterApply(l.Index, mark, alarms, alarmsChanged)
 
 	labels := []metrics.Label{{Name: "type", Value: res.Type.String()}}
 	metrics.MeasureSinceWithLabels([]string{"ice", "fsm", "apply"}, start, labels)
@@ -108,11 +127,13 @@ func (m *stateMachine) Restore(rc io.ReadCloser) error {
 	}
 	m.mu.Lock()
 	m.state = st
+	alarms := st.Alarms()
 	m.lastTime.Store(st.LastTime())
 	ch := m.changed
 	m.changed = make(chan struct{})
 	m.mu.Unlock()
 	close(ch)
+	m.noteAlarms(alarms)
 	metrics.MeasureSince([]string{"ice", "fsm", "restore"}, start)
 	m.logger.Info("restored snapshot", "index", meta.Index, "runs", meta.Runs, "events", meta.Events, "duration", time.Since(start))
 	return nil

@@ -40,9 +40,14 @@ type Backend interface {
 	SaveSnapshot(w io.Writer) (api.ArchiveMeta, error)
 	// RestoreSnapshot replaces the cluster's state with an archive's.
 	RestoreSnapshot(r io.Reader) (api.ArchiveMeta, error)
-	// Corruption reports why the server halted at a damaged entry (nil:
-	// it did not).
+	// Corruption reports why the server halted, at a damaged entry or by
+	// an alarm naming it (nil: it did not).
 	Corruption() *api.Corruption
+	// CheckCorruption compares the voters' state digests now (leader only)
+	// and raises alarms for the servers that differ.
+	CheckCorruption(ctx context.Context) (*api.CorruptionCheck, error)
+	// RequestCorruptionCheck asks the leader loop for a check soon.
+	RequestCorruptionCheck()
 }
 
 var _ Backend = (*cluster.Server)(nil)

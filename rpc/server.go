@@ -94,6 +94,7 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger, opts
 	s.handle("GET /v1/operator/raft/peers", s.getPeers)
 	s.handle("DELETE /v1/operator/raft/peers/{id}", s.write(s.removePeer))
 	s.handle("POST /v1/operator/raft/transfer-leader", s.write(s.transferLeader))
+	s.handle("POST /v1/operator/raft/check", s.write(s.checkCorruption))
 	s.handle("GET /v1/operator/snapshot", s.getSnapshot)
 	s.handle("PUT /v1/operator/snapshot", s.putSnapshot)
 	s.handle("POST /v1/agent/register", s.write(s.agentRegister))
@@ -117,7 +118,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c := s.b.Corruption(); c != nil && r.URL.Path != "/v1/status" && r.URL.Path != "/metrics" {
 		// A halted server serves no state and takes no writes: its state
 		// may lack an entry its peers applied.
-		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("server %s is halted: log entry %d is damaged (%s): %w", s.b.ID(), c.Index, c.Reason, fsm.ErrCorrupt))
+		err := fmt.Errorf("server %s is halted: log entry %d is damaged (%s): %w", s.b.ID(), c.Index, c.Reason, fsm.ErrCorrupt)
+		if c.Alarm {
+			err = fmt.Errorf("server %s is halted: %s: %w", s.b.ID(), c.Reason, fsm.ErrCorrupt)
+		}
+		writeError(w, http.StatusServiceUnavailable, err)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -615,6 +620,32 @@ func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.logger.Info("operator removed raft peer", "id", id, "by", who.principal())
 	writeJSON(w, http.StatusOK, map[string]string{"removed": id})
+	return nil
+}
+
+// checkCorruption runs a cross-server corruption check on the leader and
+// answers its result; with async=1 it only asks for one soon (how a server
+// that started asks, with its server certificate).
+func (s *Server) checkCorruption(w http.ResponseWriter, r *http.Request) error {
+	who := identityOf(r)
+	// A server may ask directly (not through a forward, which carries the
+	// forwarding server's certificate for any client).
+	if who.cert.Role != tlsutil.RoleServer || r.Header.Get(api.HeaderForwarded) != "" {
+		if err := who.require(acl.KindOperator, "", acl.Write); err != nil {
+			return err
+		}
+	}
+	if r.URL.Query().Get("async") != "" {
+		s.b.RequestCorruptionCheck()
+		writeJSON(w, http.StatusAccepted, map[string]string{"requested": "corruption check"})
+		return nil
+	}
+	check, err := s.b.CheckCorruption(r.Context())
+	if err != nil {
+		return err
+	}
+	s.logger.Info("operator ran a corruption check", "index", check.Index, "raised", check.Raised, "by", who.principal())
+	writeJSON(w, http.StatusOK, check)
 	return nil
 }
 

@@ -26,7 +26,7 @@ func newOperatorRaftCmd(o *clientOpts) *cobra.Command {
 		Short: "Inspect and change the Raft configuration",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newListPeersCmd(o), newRemovePeerCmd(o), newTransferLeaderCmd(o))
+	cmd.AddCommand(newListPeersCmd(o), newRemovePeerCmd(o), newTransferLeaderCmd(o), newCheckCmd(o), newResetDataCmd())
 	return cmd
 }
 
@@ -55,7 +55,9 @@ func newRemovePeerCmd(o *clientOpts) *cobra.Command {
 		Use:   "remove-peer ID",
 		Short: "Remove a server from the Raft configuration",
 		Long: `Remove a server from the Raft configuration by its id, e.g. one that failed
-for good. The cluster's quorum shrinks with it.`,
+for good or one named in a corrupt alarm (removing it clears its alarms). The
+cluster's quorum shrinks with it. A removed server that halted is not added
+back until it starts again from a reset data dir (ice operator raft reset-data).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := commandContext(cmd)

@@ -37,6 +37,7 @@ type serverFlags struct {
 	trailingLogs      uint64
 	leaseTTL          time.Duration
 	leaseMargin       time.Duration
+	checkInterval     time.Duration
 	enableDebug       bool
 	security          securityFlags
 	http              httpLimitFlags
@@ -77,6 +78,7 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.leaseTTL, "lease-ttl", 10*time.Second, "agent lease: an agent that cannot renew for this long stops its runs")
 	fl.BoolVar(&f.enableDebug, "enable-debug", false, "serve Go's profiler at /debug/pprof/ on the HTTP API address")
 	fl.DurationVar(&f.leaseMargin, "lease-margin", 0, "extra wait before a silent node is declared down and its runs replaced (0: the lease TTL)")
+	fl.DurationVar(&f.checkInterval, "corruption-check-interval", time.Minute, "how often the leader compares the servers' state digests and raises a corrupt alarm for one that differs (negative: never; also at leadership and server start)")
 	f.security.register(cmd)
 	f.http.register(cmd)
 }
@@ -147,21 +149,22 @@ func runServer(ctx context.Context, f *serverFlags, logger hclog.Logger, ready f
 		return fmt.Errorf("listen http on %s: %w", f.httpAddr, err)
 	}
 	srv, err := cluster.New(cluster.Config{
-		NodeID:            f.nodeID,
-		DataDir:           f.dataDir,
-		RaftAddr:          f.raftAddr,
-		GossipAddr:        f.gossipAddr,
-		HTTPAddr:          ln.Addr().String(),
-		BootstrapExpect:   f.bootstrapExpect,
-		Join:              f.join,
-		SnapshotThreshold: f.snapshotThreshold,
-		SnapshotInterval:  f.snapshotInterval,
-		TrailingLogs:      f.trailingLogs,
-		LeaseTTL:          f.leaseTTL,
-		LeaseMargin:       f.leaseMargin,
-		TLS:               sec.store,
-		GossipKey:         sec.gossipKey,
-		Logger:            logger,
+		NodeID:                  f.nodeID,
+		DataDir:                 f.dataDir,
+		RaftAddr:                f.raftAddr,
+		GossipAddr:              f.gossipAddr,
+		HTTPAddr:                ln.Addr().String(),
+		BootstrapExpect:         f.bootstrapExpect,
+		Join:                    f.join,
+		SnapshotThreshold:       f.snapshotThreshold,
+		SnapshotInterval:        f.snapshotInterval,
+		TrailingLogs:            f.trailingLogs,
+		LeaseTTL:                f.leaseTTL,
+		LeaseMargin:             f.leaseMargin,
+		CorruptionCheckInterval: f.checkInterval,
+		TLS:                     sec.store,
+		GossipKey:               sec.gossipKey,
+		Logger:                  logger,
 	})
 	if err != nil {
 		_ = ln.Close()

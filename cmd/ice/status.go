@@ -62,7 +62,14 @@ func writeStatus(w io.Writer, st *api.Status) error {
 	}
 	kv.row("Security:", security)
 	if c := st.Corrupt; c != nil {
-		kv.row("CORRUPT:", fmt.Sprintf("halted at damaged entry %d: %s", c.Index, c.Reason))
+		what := fmt.Sprintf("halted at damaged entry %d: %s", c.Index, c.Reason)
+		if c.Alarm {
+			what = "halted: " + c.Reason
+		}
+		kv.row("CORRUPT:", what)
+	}
+	for _, a := range st.Alarms {
+		kv.row("ALARM:", fmt.Sprintf("%s on %s (raised at index %d): %s", a.Type, a.Server, a.RaisedIndex, a.Detail))
 	}
 	if err := kv.flush(); err != nil {
 		return err
