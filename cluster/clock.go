@@ -29,3 +29,8 @@ func clockOffset() (time.Duration, error) {
 // monotonic clock (time.Now's, which Add keeps), so a wall clock that jumps
 // moves no lease.
 func (s *Server) now() time.Time { return time.Now().Add(s.clockOffset) }
+
+// Now is the server's wall clock (with the test offset): what the API uses
+// for token expiries and drain deadlines, so that they are on the clock
+// the leader stamps commands with.
+func (s *Server) Now() time.Time { return s.now() }

@@ -175,7 +175,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("ttl %q: want a duration of at least 1s, like \"24h\": %w", req.TTL, fsm.ErrBadRequest)
 		}
 		// This handler runs on the leader, whose clock stamps commands.
-		tok.ExpireTime = time.Now().Add(ttl).UnixNano()
+		tok.ExpireTime = s.b.Now().Add(ttl).UnixNano()
 	}
 	secret, err := randomid.UUID()
 	if err != nil {

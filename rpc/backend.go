@@ -48,6 +48,9 @@ type Backend interface {
 	CheckCorruption(ctx context.Context) (*api.CorruptionCheck, error)
 	// RequestCorruptionCheck asks the leader loop for a check soon.
 	RequestCorruptionCheck()
+	// Now is the server's wall clock, the one the leader stamps commands
+	// with (token expiries and drain deadlines use it).
+	Now() time.Time
 }
 
 var _ Backend = (*cluster.Server)(nil)

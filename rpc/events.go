@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/ice-run/ice/acl"
 	"github.com/ice-run/ice/fsm"
@@ -46,7 +45,7 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var id *identity
-	s.b.Read(func(st *fsm.State) { id, err = s.identify(r, st, time.Now()) })
+	s.b.Read(func(st *fsm.State) { id, err = s.identify(r, st, s.b.Now()) })
 	if err != nil {
 		return err
 	}
@@ -67,7 +66,7 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 		s.b.Read(func(st *fsm.State) {
 			// The token is checked again for every page: a deleted or
 			// expired one ends the stream.
-			if id, idErr = s.identify(r, st, time.Now()); idErr != nil {
+			if id, idErr = s.identify(r, st, s.b.Now()); idErr != nil {
 				return
 			}
 			idx = st.Index()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/ice-run/ice/acl"
 	"github.com/ice-run/ice/api"
@@ -73,7 +72,7 @@ func (s *Server) localIdentity(r *http.Request, kind acl.Kind, want acl.Level) (
 	var id *identity
 	var err error
 	s.b.Read(func(st *fsm.State) {
-		if id, err = s.identify(r, st, time.Now()); err == nil {
+		if id, err = s.identify(r, st, s.b.Now()); err == nil {
 			err = id.require(kind, "", want)
 		}
 	})

@@ -302,7 +302,7 @@ func (s *Server) write(h handlerFunc) handlerFunc {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		var id *identity
 		var err error
-		s.b.Read(func(st *fsm.State) { id, err = s.identify(r, st, time.Now()) })
+		s.b.Read(func(st *fsm.State) { id, err = s.identify(r, st, s.b.Now()) })
 		if err != nil {
 			return err
 		}
@@ -384,7 +384,7 @@ func (s *Server) read(f readFunc) handlerFunc {
 		s.b.Read(func(st *fsm.State) {
 			idx = st.Index()
 			var id *identity
-			if id, err = s.identify(r, st, time.Now()); err == nil {
+			if id, err = s.identify(r, st, s.b.Now()); err == nil {
 				out, err = f(r, st, id)
 			}
 		})
@@ -500,7 +500,7 @@ func (s *Server) requireLocal(r *http.Request, kind acl.Kind, want acl.Level) er
 	var err error
 	s.b.Read(func(st *fsm.State) {
 		var id *identity
-		if id, err = s.identify(r, st, time.Now()); err == nil {
+		if id, err = s.identify(r, st, s.b.Now()); err == nil {
 			err = id.require(kind, "", want)
 		}
 	})
