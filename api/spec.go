@@ -3,8 +3,12 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -38,12 +42,26 @@ import (
 // (HCL writes a block on one line only when it has one argument.) In JSON,
 // "plugin" is an object {"name": ..., "version": ..., "sha256": ...} or just
 // the plugin's name, as in HCL.
+//
+// Explicit nulls (count = null, "count": null) are refused, as are control
+// characters and invalid UTF-8 in names, labels and config (input.go):
+// omit a field for its default.
 func ParseSpecFile(filename string, src []byte) (*ComponentSpec, error) {
 	trimmed := bytes.TrimSpace(src)
+	var sp *ComponentSpec
+	var err error
 	if strings.HasSuffix(filename, ".json") || bytes.HasPrefix(trimmed, []byte("{")) {
-		return parseSpecJSON(filename, trimmed)
+		sp, err = parseSpecJSON(filename, trimmed)
+	} else {
+		sp, err = parseSpecHCL(filename, src)
 	}
-	return parseSpecHCL(filename, src)
+	if err != nil {
+		return nil, err
+	}
+	if err := sp.CheckText(); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", filename, err)
+	}
+	return sp, nil
 }
 
 func parseSpecJSON(filename string, src []byte) (*ComponentSpec, error) {
@@ -51,6 +69,9 @@ func parseSpecJSON(filename string, src []byte) (*ComponentSpec, error) {
 	dec := json.NewDecoder(bytes.NewReader(src))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&sp); err != nil {
+		if ie := (*InputError)(nil); errors.As(err, &ie) {
+			return nil, fmt.Errorf("parse %s: %w", filename, ie)
+		}
 		return nil, fmt.Errorf("parse %s as JSON: %v: %w", filename, err, fsm.ErrBadRequest)
 	}
 	if dec.More() {
@@ -99,6 +120,9 @@ func parseSpecHCL(filename string, src []byte) (*ComponentSpec, error) {
 	f, diags := hclsyntax.ParseConfig(src, filename, hcl.Pos{Line: 1, Column: 1})
 	if diags.HasErrors() {
 		return nil, fmt.Errorf("parse %s: %s: %w", filename, diags.Error(), fsm.ErrBadRequest)
+	}
+	if err := hclNulls(filename, f.Body); err != nil {
+		return nil, err
 	}
 	var file hclFile
 	if diags := gohcl.DecodeBody(f.Body, nil, &file); diags.HasErrors() {
@@ -156,7 +180,7 @@ func hclConfig(attr *hcl.Attribute) (map[string]any, error) {
 		key := k.AsString()
 		switch {
 		case val.IsNull():
-			continue
+			return nil, &InputError{Field: "config key " + quoteShort(key), Problem: "null is not allowed; omit the key"}
 		case val.Type() == cty.String:
 			out[key] = val.AsString()
 		case val.Type() == cty.Bool:
@@ -168,4 +192,78 @@ func hclConfig(attr *hcl.Attribute) (map[string]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// hclNulls refuses an attribute of a component block (or of a block in it)
+// whose value is null or holds a null: count = null would read as count
+// omitted. Paths are named as in JSON ("spec.restart.attempts"), with the
+// line. Attributes that do not evaluate are left to gohcl to report.
+func hclNulls(filename string, body hcl.Body) error {
+	b, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return nil
+	}
+	for _, blk := range b.Blocks {
+		if blk.Type == "component" {
+			if err := hclBodyNulls(filename, "spec", blk.Body); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func hclBodyNulls(filename, path string, b *hclsyntax.Body) error {
+	names := slices.Sorted(maps.Keys(b.Attributes))
+	for _, name := range names {
+		attr := b.Attributes[name]
+		v, diags := attr.Expr.Value(nil)
+		if diags.HasErrors() {
+			continue
+		}
+		var found cty.Path
+		null := false
+		_ = cty.Walk(v, func(p cty.Path, v cty.Value) (bool, error) {
+			if !null && v.IsNull() {
+				null, found = true, slices.Clone(p)
+			}
+			return !null && v.IsKnown(), nil
+		})
+		if null {
+			field := path + "." + name + ctyPath(found)
+			problem := "null is not allowed; omit the field for the default"
+			return fmt.Errorf("parse %s:%d: %w", filename, attr.SrcRange.Start.Line, &InputError{Field: field, Problem: problem})
+		}
+	}
+	seen := map[string]int{}
+	for _, blk := range b.Blocks {
+		sub := path + "." + blk.Type
+		if blk.Type == "constraint" {
+			sub += "[" + strconv.Itoa(seen[blk.Type]) + "]"
+		}
+		seen[blk.Type]++
+		if err := hclBodyNulls(filename, sub, blk.Body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ctyPath renders a path inside a value: .key, ["a b"], [2].
+func ctyPath(p cty.Path) string {
+	var out string
+	for _, step := range p {
+		switch s := step.(type) {
+		case cty.GetAttrStep:
+			out += keyStep(s.Name)
+		case cty.IndexStep:
+			switch {
+			case s.Key.Type() == cty.String:
+				out += keyStep(s.Key.AsString())
+			case s.Key.Type() == cty.Number:
+				out += "[" + s.Key.AsBigFloat().Text('f', -1) + "]"
+			}
+		}
+	}
+	return out
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -46,6 +48,12 @@ const (
 // ToFSM validates the spec and converts it to the state machine's form.
 // name is the component name from the URL; a name in the body must match.
 func (c *ComponentSpec) ToFSM(name string) (fsm.Spec, error) {
+	if err := CheckText("component name", name); err != nil {
+		return fsm.Spec{}, err
+	}
+	if err := c.CheckText(); err != nil {
+		return fsm.Spec{}, err
+	}
 	if c.Name != "" && c.Name != name {
 		return fsm.Spec{}, fmt.Errorf("spec names component %q but the request is for %q: %w", c.Name, name, fsm.ErrBadRequest)
 	}
@@ -166,19 +174,52 @@ func (c *ComponentSpec) UnmarshalJSON(b []byte) error {
 	p := bytes.TrimSpace(raw.Plugin)
 	switch {
 	case len(p) == 0 || bytes.Equal(p, []byte("null")):
-		return nil
+		// null is refused below, with the other nulls.
 	case p[0] == '"':
 		if err := json.Unmarshal(p, &c.Plugin.Name); err != nil {
 			return fmt.Errorf("plugin: %w", err)
 		}
-		return nil
 	case p[0] == '{':
 		if err := strictJSON(p, &c.Plugin); err != nil {
 			return fmt.Errorf("plugin: %w", err)
 		}
-		return nil
+	default:
+		return fmt.Errorf("plugin: want the plugin's name or an object like {\"name\": \"ticker\"}, got %s", p)
 	}
-	return fmt.Errorf("plugin: want the plugin's name or an object like {\"name\": \"ticker\"}, got %s", p)
+	// "count": null would read as count omitted (the default, 1).
+	return checkJSON("spec", b)
+}
+
+// CheckText refuses control characters and invalid UTF-8 in the spec's
+// strings (see input.go): tab and newline are accepted in config values
+// only. ToFSM and ParseSpecFile call it.
+func (c *ComponentSpec) CheckText() error {
+	pairs := [][2]string{
+		{"component name", c.Name},
+		{"plugin name", c.Plugin.Name}, {"plugin version", c.Plugin.Version}, {"plugin sha256", c.Plugin.SHA256},
+		{"output_pattern", c.OutputPattern},
+	}
+	if r := c.Restart; r != nil {
+		pairs = append(pairs, [2]string{"restart delay", r.Delay}, [2]string{"restart max_delay", r.MaxDelay})
+	}
+	for i, k := range c.Constraints {
+		what := "constraint " + strconv.Itoa(i)
+		pairs = append(pairs, [2]string{what + " label", k.Label}, [2]string{what + " op", k.Op}, [2]string{what + " value", k.Value})
+	}
+	if err := checkAll(pairs); err != nil {
+		return err
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Config)) {
+		if err := CheckText("config key", k); err != nil {
+			return err
+		}
+		if s, ok := c.Config[k].(string); ok {
+			if err := checkLines("config value of key "+quoteShort(k), s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // strictJSON decodes one JSON value, refusing unknown fields.

@@ -12,7 +12,9 @@ import (
 // Agent endpoints. Agents call them with their own node id; every command
 // they lead to carries actor "agent:<node>" and is fenced by the state
 // machine. With ACLs on, a request speaks only for the node its agent
-// certificate or node token names (identity.go).
+// certificate or node token names (identity.go). Bodies refuse nulls as they
+// decode (api's decodeRequest), and control characters in ids and labels
+// (the requests' CheckText) before anything is proposed.
 
 func agentHeader(node, purpose string) (fsm.Header, error) {
 	actor := fsm.AgentActor(node)
@@ -26,6 +28,9 @@ func (s *Server) agentRegister(w http.ResponseWriter, r *http.Request) error {
 	var req api.RegisterRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
+	}
+	if err := req.CheckText(); err != nil {
+		return fmt.Errorf("register: %w", err)
 	}
 	if err := identityOf(r).requireAgent(req.Node.ID); err != nil {
 		return err
@@ -52,6 +57,9 @@ func (s *Server) agentHeartbeat(w http.ResponseWriter, r *http.Request) error {
 	var req api.HeartbeatRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
+	}
+	if err := req.CheckText(); err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
 	}
 	nodes := req.Nodes
 	if req.Node != "" {
@@ -82,6 +90,9 @@ func (s *Server) agentReport(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
+	if err := req.CheckText(); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
 	if len(req.Transitions) == 0 {
 		return fmt.Errorf("no transitions to report: %w", fsm.ErrBadRequest)
 	}
@@ -111,6 +122,9 @@ func (s *Server) agentLeave(w http.ResponseWriter, r *http.Request) error {
 	var req api.HeartbeatRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
+	}
+	if err := req.CheckText(); err != nil {
+		return fmt.Errorf("leave: %w", err)
 	}
 	if err := identityOf(r).requireAgent(req.Node); err != nil {
 		return err

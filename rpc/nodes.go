@@ -33,6 +33,12 @@ func (s *Server) drainNode(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := r.PathValue("id")
+	if err := api.CheckText("node id", id); err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	if err := req.CheckText(); err != nil {
+		return fmt.Errorf("drain %s: %w", id, err)
+	}
 	st := fsm.NodeStatusRequest{ID: id, Status: fsm.NodeDraining, Reason: "drain requested"}
 	if req.Deadline != "" {
 		d, err := time.ParseDuration(req.Deadline)
@@ -51,6 +57,9 @@ func (s *Server) nodeEligibility(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := r.PathValue("id")
+	if err := api.CheckText("node id", id); err != nil {
+		return fmt.Errorf("eligibility: %w", err)
+	}
 	st := fsm.NodeStatusRequest{ID: id, Status: fsm.NodeIneligible, Reason: "marked ineligible"}
 	if req.Eligible {
 		st.Status, st.Reason = fsm.NodeReady, "marked eligible"
