@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/ice-run/ice/fsm"
@@ -219,8 +220,9 @@ func CheckText(field, s string) error {
 	return checkText(field+" "+quoteShort(s), s, false)
 }
 
-// checkLines is CheckText for values that may span lines: tab and newline
-// are accepted. field is used as is (the value is not quoted).
+// checkLines is CheckText for values that may span lines: tab, newline and
+// a carriage return before a newline (a file edited on Windows) are
+// accepted. field is used as is (the value is not quoted).
 func checkLines(field, s string) error { return checkText(field, s, true) }
 
 func checkText(field, s string, lines bool) error {
@@ -229,7 +231,7 @@ func checkText(field, s string, lines bool) error {
 		switch {
 		case r == utf8.RuneError && n == 1:
 			return &InputError{Field: field, Problem: fmt.Sprintf("invalid UTF-8 at byte %d", i)}
-		case isControl(r) && !(lines && (r == '\t' || r == '\n')):
+		case isControl(r) && !(lines && (r == '\t' || r == '\n' || (r == '\r' && strings.HasPrefix(s[i+n:], "\n")))):
 			return &InputError{Field: field, Problem: fmt.Sprintf("control character U+%04X at byte %d", r, i)}
 		}
 		i += n

@@ -177,11 +177,11 @@ func TestSpecControlCharacters(t *testing.T) {
 		`component name "we\x00b": control character U+0000 at byte 2`)
 }
 
-// TestConfigValueLines: config values may span lines (tab and newline), and
+// TestConfigValueLines: config values may span lines (tab, newline, CRLF), and
 // refuse every other control character; they are not quoted in errors.
 func TestConfigValueLines(t *testing.T) {
 	cs := validSpec()
-	cs.Config = map[string]any{"script": "line 1\n\tline 2\n", "n": 3.5, "b": true}
+	cs.Config = map[string]any{"script": "line 1\n\tline 2\n", "crlf": "line 1\r\nline 2\r\n", "n": 3.5, "b": true}
 	if _, err := cs.ToFSM("web"); err != nil {
 		t.Fatalf("multi-line config value: %v", err)
 	}
@@ -252,7 +252,7 @@ func TestSpecFileRefusesControlAndNulls(t *testing.T) {
 	for _, c := range []struct{ file, src, want string }{
 		{"a.hcl", hcl(`  config = { "a\u0000b" = "x" }`), `config key "a\x00b": control character U+0000 at byte 1`},
 		{"a.hcl", hcl("  config = { k = \"a\x01b\" }"), `config value of key "k": control character U+0001 at byte 1`},
-		{"a.hcl", hcl(`  config = { k = "a\r\n" }`), `config value of key "k": control character U+000D at byte 1`},
+		{"a.hcl", hcl(`  config = { k = "a\rb\r\n" }`), `config value of key "k": control character U+000D at byte 1`},
 		{"a.hcl", hcl("  constraint {\n    label = \"zo\\u007fne\"\n    value = \"a\"\n  }"), `constraint 0 label "zo\x7fne": control character U+007F at byte 2`},
 		{"a.hcl", "component \"we\\u0000b\" {\n  plugin = \"ticker\"\n}\n", `component name "we\x00b": control character U+0000 at byte 2`},
 		{"a.hcl", "component \"web\" {\n  plugin = \"tick\\u0085er\"\n}\n", `plugin name "tick\u0085er": control character U+0085 at byte 4`},
