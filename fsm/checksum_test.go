@@ -58,3 +58,24 @@ func TestChecksumCatchesDamage(t *testing.T) {
 		t.Fatalf("batch with a version 3 command: version %d, %v", b[1], err)
 	}
 }
+
+// TestCheckEntry: CheckEntry finds the damage Decode finds as ErrCorrupt,
+// passes intact entries of every encoding, and never decodes.
+func TestCheckEntry(t *testing.T) {
+	one, _ := Encode(ComponentPutType, sampleHeader, sampleBodies[ComponentPutType])
+	old, _ := EncodeVersion(bodyVersionACL, ComponentPutType, sampleHeader, sampleBodies[ComponentPutType])
+	js, _ := EncodeJSON(ComponentPutType, sampleHeader, sampleBodies[ComponentPutType])
+	batch, _ := EncodeBatch([][]byte{one, one})
+	for name, b := range map[string][]byte{"v5": one, "v3": old, "json": js, "batch": batch, "empty": nil} {
+		if err := CheckEntry(b); err != nil {
+			t.Errorf("intact %s: %v", name, err)
+		}
+	}
+	for name, b := range map[string][]byte{"v5": one, "batch": batch} {
+		d := append([]byte(nil), b...)
+		d[len(d)/2] ^= 0x04
+		if err := CheckEntry(d); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("damaged %s: %v, want ErrCorrupt", name, err)
+		}
+	}
+}
