@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc64"
-	"hash/fnv"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,115 +20,33 @@ import (
 )
 
 // DataDirError is a data dir the server refuses to start from: File is the
-// damaged file or directory, Problem what is wrong with it.
+// damaged file or directory, Problem what is wrong with it, and Remedy what
+// to do ("": restore the cluster or rebuild this server, remedyDamaged).
 type DataDirError struct {
 	File    string
 	Problem string
+	Remedy  string
 }
 
+const (
+	remedyDamaged = "The server cannot start from it without losing state it may have acknowledged. " +
+		"Either restore the cluster from a snapshot archive with `ice operator snapshot restore`, " +
+		"or remove this server with `ice operator raft remove-peer ID`, clear its Raft state with `ice operator raft reset-data --data-dir DIR` " +
+		"and start it again so that it catches up from the leader"
+	remedyNewer = "This build cannot read it. Start the server with the build that wrote it, or a newer one; " +
+		"to run this build instead, remove this server with `ice operator raft remove-peer ID` and start it from a new, empty data dir so that it catches up from the leader"
+)
+
 func (e *DataDirError) Error() string {
-	return fmt.Sprintf("damaged data dir: %s: %s. The server cannot start from it without losing state it may have acknowledged. "+
-		"Either restore the cluster from a snapshot archive with `ice operator snapshot restore`, "+
-		"or remove this server with `ice operator raft remove-peer ID` and start it with an empty data dir so that it catches up from the leader",
-		e.File, e.Problem)
+	remedy := e.Remedy
+	if remedy == "" {
+		remedy = remedyDamaged
+	}
+	return fmt.Sprintf("data dir refused: %s: %s. %s", e.File, e.Problem, remedy)
 }
 
 func damaged(file, format string, args ...any) error {
 	return &DataDirError{File: file, Problem: fmt.Sprintf(format, args...)}
-}
-
-// bolt's meta page, as bbolt lays it out (little-endian on the platforms
-// ICE builds for): a 16-byte page header, then magic, version, page size,
-// flags (4 bytes each), the root bucket (16), freelist, high-water page id
-// and txid (8 each), and an FNV-64a checksum of the 64 bytes before it.
-const (
-	boltMagic      = 0xED0CDAED
-	boltVersion    = 2
-	boltPageHeader = 16
-	boltMetaSum    = 56 // bytes of meta covered by the checksum
-)
-
-type boltMeta struct {
-	pageSize uint32
-	root     uint64
-	pgid     uint64
-	txid     uint64
-}
-
-// parseBoltMeta reads the meta page at b; ok is false when it is not a
-// valid bolt meta page.
-func parseBoltMeta(b []byte) (m boltMeta, magic, ok bool) {
-	if len(b) < boltPageHeader+boltMetaSum+8 {
-		return m, false, false
-	}
-	b = b[boltPageHeader:]
-	le := binary.LittleEndian
-	if le.Uint32(b[0:]) != boltMagic {
-		return m, false, false
-	}
-	h := fnv.New64a()
-	_, _ = h.Write(b[:boltMetaSum])
-	if h.Sum64() != le.Uint64(b[boltMetaSum:]) || le.Uint32(b[4:]) != boltVersion {
-		return m, true, false
-	}
-	m = boltMeta{pageSize: le.Uint32(b[8:]), root: le.Uint64(b[16:]), pgid: le.Uint64(b[40:]), txid: le.Uint64(b[48:])}
-	return m, true, m.pageSize >= 512
-}
-
-// checkBoltFile checks raft.db's two meta pages and its length before bbolt
-// opens it: bbolt panics on a truncated file ("Page expected to be ...").
-// It reads two pages, whatever the size of the log.
-func checkBoltFile(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil // a new server
-	}
-	if err != nil {
-		return fmt.Errorf("open raft log store %s: %w", path, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("stat raft log store %s: %w", path, err)
-	}
-	if fi.Size() == 0 {
-		return nil // bbolt initialises an empty file
-	}
-	buf := make([]byte, 2*64*1024)
-	n, err := io.ReadFull(f, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("read raft log store %s: %w", path, err)
-	}
-	buf = buf[:n]
-	m0, magic0, ok0 := parseBoltMeta(buf)
-	if !magic0 {
-		return damaged(path, "it is not a bolt database (no bolt magic number in its first page)")
-	}
-	pageSize := 4096
-	if ok0 {
-		pageSize = int(m0.pageSize)
-	}
-	var m1 boltMeta
-	ok1 := false
-	if len(buf) >= 2*pageSize {
-		m1, _, ok1 = parseBoltMeta(buf[pageSize:])
-	}
-	var m boltMeta
-	switch {
-	case ok0 && (!ok1 || m0.txid >= m1.txid):
-		m = m0
-	case ok1:
-		m = m1
-	default:
-		return damaged(path, "both of its bolt meta pages are damaged (bad checksum or version)")
-	}
-	if want := int64(m.pgid) * int64(m.pageSize); fi.Size() < want {
-		return damaged(path, "it is %d bytes long but its bolt header says %d: the file was truncated", fi.Size(), want)
-	}
-	if err := walkBolt(f, m, m.root); err != nil {
-		return damaged(path, "its bolt page tree is damaged: %v", err)
-	}
-	return nil
 }
 
 // snapDir is one directory under raft/snapshots.
@@ -139,6 +55,7 @@ type snapDir struct {
 	meta    raft.SnapshotMeta
 	crc     []byte
 	problem string // why it cannot be restored; "" when not known to be bad
+	newer   bool   // the problem is a format newer than this build reads
 }
 
 // readSnapDirs lists raft/snapshots newest first, as hashicorp/raft orders
@@ -178,6 +95,7 @@ func readSnapDirs(dir string) ([]*snapDir, error) {
 		case fm.Version < raft.SnapshotVersionMin || fm.Version > raft.SnapshotVersionMax:
 			sd.problem = fmt.Sprintf("its snapshot format version %d is not one this build reads (%d..%d): perhaps written by a newer build",
 				fm.Version, raft.SnapshotVersionMin, raft.SnapshotVersionMax)
+			sd.newer = fm.Version > raft.SnapshotVersionMax
 			sd.meta, sd.crc = fm.SnapshotMeta, fm.CRC
 		case fm.ID != e.Name():
 			sd.problem = fmt.Sprintf("its meta.json names the snapshot %q, not its directory's name (raft cannot open it)", fm.ID)
@@ -201,8 +119,9 @@ func readSnapDirs(dir string) ([]*snapDir, error) {
 	return out, nil
 }
 
-// verifySnapshot checks state.bin against the CRC in meta.json, and when
-// decode is set also that the state machine can read it.
+// verifySnapshot checks state.bin against the CRC in meta.json and that
+// its state format (the version after the magic) is one this build reads,
+// and when decode is set also that the state machine can read all of it.
 func verifySnapshot(sd *snapDir, decode bool) {
 	path := filepath.Join(sd.path, "state.bin")
 	b, err := os.ReadFile(path)
@@ -214,6 +133,15 @@ func verifySnapshot(sd *snapDir, decode bool) {
 	_, _ = h.Write(b)
 	if !bytes.Equal(h.Sum(nil), sd.crc) {
 		sd.problem = "its state.bin does not match the CRC in its meta.json"
+		return
+	}
+	// The header alone: the magic and the format version (big-endian).
+	if _, _, err := fsm.ReadSnapshot(bytes.NewReader(b[:min(len(b), 10)]), nil); errors.Is(err, fsm.ErrUnsupportedVersion) {
+		sd.problem = fmt.Sprintf("its state.bin cannot be restored: %v", err)
+		if v := binary.BigEndian.Uint16(b[8:10]); v > fsm.SnapshotVersion {
+			sd.problem = fmt.Sprintf("its state.bin is of state format version %d, and this build reads versions 1 to %d: it was written by a newer build", v, fsm.SnapshotVersion)
+			sd.newer = true
+		}
 		return
 	}
 	if decode {
@@ -252,6 +180,9 @@ func pickSnapshot(snaps []*snapDir, retain int) *snapDir {
 // start with less than the server had: the usable snapshot plus the log must
 // reach every index the data dir knows of, with no gap between them. It
 // reads the log's first and last index and its current term, not the log.
+// dir is the data dir's raft directory. A data dir that passes gets its
+// format file (datadir_format.go) when it has none yet: with the stores
+// open, no other server writes it at the same time.
 func checkRaftState(dir string, logs raft.LogStore, stable raft.StableStore, retain int, logger hclog.Logger) (err error) {
 	dbPath := filepath.Join(dir, "raft.db")
 	defer func() {
@@ -266,6 +197,12 @@ func checkRaftState(dir string, logs raft.LogStore, stable raft.StableStore, ret
 	last, err := logs.LastIndex()
 	if err != nil {
 		return damaged(dbPath, "its last log index cannot be read: %v", err)
+	}
+	if last > 0 { // raft reads it first, and returns, not panics, when it cannot
+		var e raft.Log
+		if err := logs.GetLog(last, &e); err != nil {
+			return damaged(dbPath, "its last log entry, index %d, cannot be read: %v", last, err)
+		}
 	}
 	snapPath := filepath.Join(dir, "snapshots")
 	snaps, err := readSnapDirs(snapPath)
@@ -292,16 +229,16 @@ func checkRaftState(dir string, logs raft.LogStore, stable raft.StableStore, ret
 	}
 	switch {
 	case lost != nil && last < lost.meta.Index:
-		return damaged(lost.path, "%s, and it holds the state up to index %d; %s and the log in raft.db ends at index %d, so entries up to %d are in no readable file",
+		return refuseSnapshot(lost, "%s, and it holds the state up to index %d; %s and the log in raft.db ends at index %d, so entries up to %d are in no readable file",
 			lost.problem, lost.meta.Index, from, last, lost.meta.Index)
 	case last > base && first > base+1 && lost != nil:
-		return damaged(lost.path, "%s; %s and the log in raft.db starts at index %d, so entries %d..%d are in no readable file",
+		return refuseSnapshot(lost, "%s; %s and the log in raft.db starts at index %d, so entries %d..%d are in no readable file",
 			lost.problem, from, first, base+1, first-1)
 	case last > base && first > base+1:
 		return damaged(snapPath, "%s, but the log in raft.db starts at index %d (it was compacted after a snapshot), so entries %d..%d are in no file: the snapshot directory was removed",
 			from, first, base+1, first-1)
 	case usable == nil && len(snaps) > 0:
-		return damaged(snaps[0].path, "no snapshot in %s can be restored; the newest: %s", snapPath, snaps[0].problem)
+		return refuseSnapshot(snaps[0], "no snapshot in %s can be restored; the newest: %s", snapPath, snaps[0].problem)
 	}
 	if usable != nil {
 		term, err := stable.GetUint64([]byte("CurrentTerm"))
@@ -313,7 +250,17 @@ func checkRaftState(dir string, logs raft.LogStore, stable raft.StableStore, ret
 				term, usable.meta.Term, usable.meta.ID)
 		}
 	}
-	return nil
+	return recordFormat(filepath.Dir(dir))
+}
+
+// refuseSnapshot is the DataDirError for snapshot sd, telling to run a
+// newer build when that is what it needs.
+func refuseSnapshot(sd *snapDir, format string, args ...any) error {
+	e := &DataDirError{File: sd.path, Problem: fmt.Sprintf(format, args...)}
+	if sd.newer {
+		e.Remedy = remedyNewer
+	}
+	return e
 }
 
 func pathOf(sd *snapDir) string {
@@ -321,61 +268,4 @@ func pathOf(sd *snapDir) string {
 		return ""
 	}
 	return sd.path
-}
-
-// walkBolt checks what bbolt asserts, with a panic in a goroutine of its own
-// that no recover can catch, when it rebuilds the freelist on open
-// (NoFreelistSync): that every page reachable from the root bucket says it
-// is that page and is a branch or leaf page. Like bbolt it visits every
-// page of the tree, but it reads only page headers, element arrays and
-// bucket headers, not the log entries.
-func walkBolt(f *os.File, m boltMeta, root uint64) error {
-	ps := int64(m.pageSize)
-	var walk func(id uint64, depth int) error
-	walk = func(id uint64, depth int) error {
-		if id < 2 || id >= m.pgid || depth > 64 {
-			return fmt.Errorf("page %d is outside the file (high water %d) or the tree is too deep", id, m.pgid)
-		}
-		hdr := make([]byte, boltPageHeader)
-		if _, err := f.ReadAt(hdr, int64(id)*ps); err != nil {
-			return fmt.Errorf("page %d cannot be read: %v", id, err)
-		}
-		le := binary.LittleEndian
-		if got := le.Uint64(hdr); got != id {
-			return fmt.Errorf("page %d says it is page %d", id, got)
-		}
-		flags, count := le.Uint16(hdr[8:]), int(le.Uint16(hdr[10:]))
-		if flags != 0x01 && flags != 0x02 {
-			return fmt.Errorf("page %d has page type %#x, not branch or leaf", id, flags)
-		}
-		els := make([]byte, 16*count)
-		if _, err := f.ReadAt(els, int64(id)*ps+boltPageHeader); err != nil {
-			return fmt.Errorf("page %d: elements cannot be read: %v", id, err)
-		}
-		for i := 0; i < count; i++ {
-			e := els[16*i:]
-			if flags == 0x01 { // branch: pos, ksize, child pgid
-				if err := walk(le.Uint64(e[8:]), depth+1); err != nil {
-					return err
-				}
-				continue
-			}
-			if le.Uint32(e)&0x01 == 0 { // a key/value, not a bucket
-				continue
-			}
-			// A bucket: its value starts with the root page id (0: inline).
-			vb := make([]byte, 8)
-			off := int64(id)*ps + boltPageHeader + int64(16*i) + int64(le.Uint32(e[4:])) + int64(le.Uint32(e[8:]))
-			if _, err := f.ReadAt(vb, off); err != nil {
-				return fmt.Errorf("page %d: bucket header cannot be read: %v", id, err)
-			}
-			if r := le.Uint64(vb); r != 0 {
-				if err := walk(r, depth+1); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	return walk(root, 0)
 }
