@@ -22,15 +22,14 @@ import (
 // A data dir without the file was made by a build older than the file (of
 // format 1) and gets it at its next start.
 //
-// A data dir of another cluster is not refused: nothing the server is
-// given at start says which cluster it belongs to. The committed cluster
-// id (cluster.init) lives in the state the data dir holds, there is no
-// --cluster-id, and `ice operator snapshot restore` of another cluster's
-// archive rightly replaces the id, so the file cannot pin it either (a
-// later start would refuse a legitimately restored server). The nearest
-// thing the server is told is the cluster name in its TLS certificate
-// (tlsutil.Store.Cluster); recording that here and comparing it at start
-// needs the Config, which the data dir checks are not given.
+// A data dir of another cluster: the file records the cluster name the
+// server's TLS certificate gave at the first secure start
+// ("tls_cluster"), and a start whose certificate names another cluster is
+// refused (checkTLSCluster). The committed cluster id (cluster.init) is not
+// pinned: `ice operator snapshot restore` of another cluster's archive
+// rightly replaces it, and a later start would refuse a legitimately
+// restored server. Under --insecure nothing names the cluster, and nothing
+// is checked.
 const (
 	// DataDirFormat is the data dir format this build writes and the
 	// newest it reads.
@@ -41,6 +40,36 @@ const (
 type dataDirFormat struct {
 	Format    int    `json:"format"`
 	WrittenBy string `json:"written_by,omitempty"`
+	// TLSCluster is the cluster its certificates named (absent: insecure
+	// so far, or an older build).
+	TLSCluster string `json:"tls_cluster,omitempty"`
+}
+
+// checkTLSCluster refuses dataDir when its format file records another
+// cluster than cluster (the name in the server's certificate), and records
+// cluster when the file names none. It runs after the stores opened, when
+// the file exists.
+func checkTLSCluster(dataDir, cluster string) error {
+	path := filepath.Join(dataDir, formatFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read data dir format file %s: %w", path, err)
+	}
+	var f dataDirFormat
+	if err := json.Unmarshal(b, &f); err != nil {
+		return fmt.Errorf("read data dir format file %s: %w", path, err)
+	}
+	switch f.TLSCluster {
+	case cluster:
+		return nil
+	case "":
+		f.TLSCluster = cluster
+		return writeFormat(dataDir, f)
+	}
+	return &DataDirError{File: path,
+		Problem: fmt.Sprintf("the data dir belongs to cluster %q (its server certificate named it), and this server's certificate names cluster %q", f.TLSCluster, cluster),
+		Remedy: "It is another cluster's data dir: start the server with that cluster's certificates, or give it a new, empty data dir to join this cluster " +
+			"(after `ice operator raft remove-peer` of its id, if that cluster knew it)"}
 }
 
 // checkFormat refuses dataDir when its format file is unreadable or of a
@@ -84,7 +113,13 @@ func recordFormat(dataDir string) error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("stat data dir format file %s: %w", path, err)
 	}
-	b, err := json.Marshal(dataDirFormat{Format: DataDirFormat, WrittenBy: buildName()})
+	return writeFormat(dataDir, dataDirFormat{Format: DataDirFormat, WrittenBy: buildName()})
+}
+
+// writeFormat writes dataDir's format file atomically.
+func writeFormat(dataDir string, f dataDirFormat) error {
+	path := filepath.Join(dataDir, formatFile)
+	b, err := json.Marshal(f)
 	if err != nil {
 		return fmt.Errorf("write data dir format file %s: %w", path, err)
 	}

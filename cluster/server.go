@@ -85,6 +85,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.TLS != nil {
+		if err := checkTLSCluster(cfg.DataDir, cfg.TLS.Cluster()); err != nil {
+			s.stores.close()
+			return nil, err
+		}
+	}
 	s.raft, err = newRaft(&cfg, s)
 	if err != nil {
 		s.stores.close()
