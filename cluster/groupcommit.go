@@ -179,6 +179,9 @@ func applyError(err error) error {
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return fsm.ErrShutdown
 	}
+	if dfe, ok := notCommitted(err); ok {
+		return dfe
+	}
 	// ErrLeadershipLost: the entry may still commit; the outcome is unknown.
 	return fmt.Errorf("outcome unknown: %w", err)
 }

@@ -22,13 +22,18 @@ const logCacheSize = 128
 
 // raftStores are the on-disk parts of a Raft server.
 type raftStores struct {
-	bolt *raftboltdb.BoltStore
+	// bolt is raft.db, the log and stable store; its stable writes are
+	// guarded against a full disk (diskspace.go).
+	bolt *diskStable
 	// logs is bolt behind an in-memory cache of the newest entries: the
 	// leader reads every entry back to replicate it, and without the cache
-	// each read is a bolt lookup plus a msgpack decode.
+	// each read is a bolt lookup plus a msgpack decode. Appends of commands
+	// are refused while the data dir is full.
 	logs      raft.LogStore
-	snaps     *raft.FileSnapshotStore
+	snaps     *diskSnapshots
 	transport *raft.NetworkTransport
+	// disk watches the free space of the data dir.
+	disk *diskGuard
 }
 
 func (s *raftStores) close() {
@@ -65,6 +70,7 @@ func openRaftStores(cfg *Config) (*raftStores, error) {
 		st.close()
 		return nil, fmt.Errorf("listen raft on %s: %w", cfg.RaftAddr, err)
 	}
+	st.disk.ensureReserve()
 	return st, nil
 }
 
@@ -79,9 +85,8 @@ func openStoresOffline(cfg *Config) (*raftStores, error) {
 	if err := checkBoltFile(dbPath); err != nil {
 		return nil, err
 	}
-	st := &raftStores{}
-	var err error
-	st.bolt, err = openBolt(dbPath)
+	st := &raftStores{disk: newDiskGuard(cfg.DataDir, cfg.Logger.Named("disk"))}
+	bolt, err := openBolt(dbPath)
 	if err != nil {
 		var dd *DataDirError
 		if errors.As(err, &dd) {
@@ -92,15 +97,19 @@ func openStoresOffline(cfg *Config) (*raftStores, error) {
 		}
 		return nil, fmt.Errorf("open raft log store %s: %w", dir, err)
 	}
-	if st.logs, err = raft.NewLogCache(logCacheSize, st.bolt); err != nil {
+	st.bolt = newDiskStable(bolt, st.disk)
+	cache, err := raft.NewLogCache(logCacheSize, st.bolt)
+	if err != nil {
 		st.close()
 		return nil, fmt.Errorf("open raft log cache: %w", err)
 	}
-	st.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, cfg.SnapshotRetain, cfg.Logger.Named("snapshot"))
+	st.logs = &diskLogs{LogStore: cache, g: st.disk}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, cfg.SnapshotRetain, cfg.Logger.Named("snapshot"))
 	if err != nil {
 		st.close()
 		return nil, fmt.Errorf("open snapshot store %s: %w", dir, err)
 	}
+	st.snaps = &diskSnapshots{FileSnapshotStore: snaps, g: st.disk}
 	if err := checkRaftState(dir, st.bolt, st.bolt, cfg.SnapshotRetain, cfg.Logger.Named("datadir")); err != nil {
 		st.close()
 		return nil, err

@@ -181,6 +181,9 @@ func (s *Server) Apply(ctx context.Context, t fsm.MessageType, h fsm.Header, bod
 	if !s.IsLeader() {
 		return nil, fsm.ErrNotLeader
 	}
+	if err := s.refuseIfDiskFull(t); err != nil {
+		return nil, err
+	}
 	// Committed time never goes backwards: a leader whose clock is behind
 	// the newest committed time stamps just after it.
 	h.Time = max(s.now().UnixNano(), s.sm.lastTime.Load()+1)
