@@ -70,10 +70,14 @@ func (d *leaderDuty) stop() {
 // change, when a delayed run falls due, and at least every
 // ReconcileInterval; and it expires the leases of silent nodes.
 func (s *Server) leaderDuties(ctx context.Context) {
+	term := s.raft.CurrentTerm()
 	if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
 		s.logger.Error("leader barrier failed", "error", err)
 		return
 	}
+	// From here this term's leader has applied every entry of earlier
+	// terms: consistent reads may be served (ConsistentRead).
+	s.barrierTerm.Store(term)
 	s.leases.reset()
 	var checks sync.WaitGroup
 	checks.Add(1)

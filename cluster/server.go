@@ -55,6 +55,10 @@ type Server struct {
 	// loop for one soon (corruptioncheck.go).
 	checkMu       sync.Mutex
 	checkRequests chan struct{}
+
+	// barrierTerm is the term whose leader barrier completed: every entry
+	// of earlier terms is applied to the state machine (leaderDuties).
+	barrierTerm atomic.Uint64
 }
 
 // New starts a server: opens its stores, starts Raft and gossip, joins the
@@ -218,6 +222,21 @@ func (s *Server) applyRaw(ctx context.Context, t fsm.MessageType, data []byte) (
 func (s *Server) ConsistentRead(ctx context.Context) error {
 	if !s.IsLeader() {
 		return fsm.ErrNotLeader
+	}
+	// raft's applied index moves when an entry is handed to the state
+	// machine, not when it is applied; until this term's barrier is done a
+	// new leader's state may still lack acknowledged entries of earlier
+	// terms (an acknowledged write of this term was applied before its
+	// future returned).
+	for s.barrierTerm.Load() != s.raft.CurrentTerm() {
+		if !s.IsLeader() {
+			return fsm.ErrNotLeader
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the new leader to apply earlier terms: %w", ctx.Err())
+		}
 	}
 	last := s.raft.LastIndex()
 	if err := s.raft.VerifyLeader().Error(); err != nil {
