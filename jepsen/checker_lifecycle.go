@@ -60,6 +60,10 @@ type LifecycleInput struct {
 	// Settled is empty when the final state was read after every ticker
 	// had one EXECUTING run again; otherwise it says what did not settle.
 	Settled string
+	// ClockSlack is how far the leaders' clocks were set off (clock-skew):
+	// ticks, on the agents' clocks, are compared with the leader times of
+	// placement and termination that much more loosely.
+	ClockSlack time.Duration
 }
 
 // runTrack is a run as its events describe it.
@@ -96,8 +100,8 @@ type span struct {
 //     or as the one EXECUTING run of its slot, and count-0 components have
 //     no runs;
 //   - every tick belongs to a run of that component with that epoch, falls
-//     after the run was placed and before it was TERMINATED, and no two
-//     runs of one slot ticked at overlapping times.
+//     after the run was placed and before it was TERMINATED (give or take
+//     ClockSlack), and no two runs of one slot ticked at overlapping times.
 func CheckLifecycle(in LifecycleInput) *Verdict {
 	v := &Verdict{Checker: "lifecycle"}
 	runs := map[string]*runTrack{}
@@ -112,12 +116,26 @@ func CheckLifecycle(in LifecycleInput) *Verdict {
 	}
 	v.stat("runs", len(runs))
 	v.stat("run_transitions", transitions)
-
-	// Final states.
-	tickers := map[string]bool{}
-	for _, t := range in.Tickers {
-		tickers[t] = true
+	checkFinalRuns(v, in, runs)
+	totalTicks, gaps := checkTicks(v, in, runs)
+	v.stat("ticks", totalTicks)
+	v.stat("handovers", len(gaps))
+	if len(gaps) > 0 {
+		sort.Slice(gaps, func(i, j int) bool { return gaps[i] < gaps[j] })
+		v.stat("handover_gap_min_ms", gaps[0].Milliseconds())
+		v.stat("handover_gap_max_ms", gaps[len(gaps)-1].Milliseconds())
 	}
+	if in.ClockSlack > 0 {
+		v.stat("clock_slack_seconds", in.ClockSlack.Seconds())
+		v.note("ticks were compared with the leader's times of placement and termination with a slack of %s: leaders ran with their clocks off by up to that much (clock-skew)", in.ClockSlack)
+	}
+	return v.finish(fmt.Sprintf("%d runs, %d transitions all by the table; %d ticks, %d handovers between epochs, none overlapping",
+		len(runs), transitions, totalTicks, len(gaps)))
+}
+
+// checkFinalRuns checks the final run list against the events and the
+// components.
+func checkFinalRuns(v *Verdict, in LifecycleInput, runs map[string]*runTrack) {
 	registers := map[string]bool{}
 	for _, r := range in.Registers {
 		registers[r] = true
@@ -170,8 +188,12 @@ func CheckLifecycle(in LifecycleInput) *Verdict {
 	if in.Settled != "" {
 		v.violate("after every fault was healed, the tickers did not return to one EXECUTING run each: %s", in.Settled)
 	}
+}
 
-	// Ticks.
+// checkTicks checks every ticker's ticks against the runs; it returns how
+// many there were and the gaps between the epochs of a slot.
+func checkTicks(v *Verdict, in LifecycleInput, runs map[string]*runTrack) (int, []time.Duration) {
+	slack := int64(in.ClockSlack)
 	var totalTicks int
 	var gaps []time.Duration
 	for _, comp := range in.Tickers {
@@ -189,10 +211,10 @@ func CheckLifecycle(in LifecycleInput) *Verdict {
 			if t.Epoch != r.epoch {
 				v.violate("%s: run %s ticked with epoch %d, it was placed at epoch %d", comp, t.Run, t.Epoch, r.epoch)
 			}
-			if r.placedTime == 0 || t.Time < r.placedTime {
+			if r.placedTime == 0 || t.Time < r.placedTime-slack {
 				v.violate("%s: run %s ticked at %s, before it was placed (%s)", comp, t.Run, fmtNanos(t.Time), fmtNanos(r.placedTime))
 			}
-			if r.terminated != 0 && t.Time > r.terminated {
+			if r.terminated != 0 && t.Time > r.terminated+slack {
 				v.violate("%s: run %s ticked at %s, %s after its TERMINATED entry (%s)", comp, t.Run, fmtNanos(t.Time),
 					time.Duration(t.Time-r.terminated), fmtNanos(r.terminated))
 			}
@@ -203,32 +225,32 @@ func CheckLifecycle(in LifecycleInput) *Verdict {
 			}
 			s.first, s.last, s.n = min(s.first, t.Time), max(s.last, t.Time), s.n+1
 		}
-		bySlot := map[int][]*span{}
-		for id, s := range spans {
-			bySlot[runs[id].slot] = append(bySlot[runs[id].slot], s)
-		}
-		for slot, ss := range bySlot {
-			sort.Slice(ss, func(i, j int) bool { return ss[i].first < ss[j].first })
-			for i := 1; i < len(ss); i++ {
-				a, b := ss[i-1], ss[i]
-				if b.first <= a.last {
-					v.violate("%s slot %d: run %s (epoch %d) ticked until %s and run %s (epoch %d) from %s: two epochs executed at once for %s",
-						comp, slot, a.run, a.epoch, fmtNanos(a.last), b.run, b.epoch, fmtNanos(b.first), time.Duration(a.last-b.first))
-				} else {
-					gaps = append(gaps, time.Duration(b.first-a.last))
-				}
+		gaps = append(gaps, checkEpochOverlap(v, comp, spans, runs)...)
+	}
+	return totalTicks, gaps
+}
+
+// checkEpochOverlap checks that no two runs of one slot ticked at
+// overlapping times (the agents' clocks only); it returns the gaps.
+func checkEpochOverlap(v *Verdict, comp string, spans map[string]*span, runs map[string]*runTrack) []time.Duration {
+	var gaps []time.Duration
+	bySlot := map[int][]*span{}
+	for id, s := range spans {
+		bySlot[runs[id].slot] = append(bySlot[runs[id].slot], s)
+	}
+	for slot, ss := range bySlot {
+		sort.Slice(ss, func(i, j int) bool { return ss[i].first < ss[j].first })
+		for i := 1; i < len(ss); i++ {
+			a, b := ss[i-1], ss[i]
+			if b.first <= a.last {
+				v.violate("%s slot %d: run %s (epoch %d) ticked until %s and run %s (epoch %d) from %s: two epochs executed at once for %s",
+					comp, slot, a.run, a.epoch, fmtNanos(a.last), b.run, b.epoch, fmtNanos(b.first), time.Duration(a.last-b.first))
+			} else {
+				gaps = append(gaps, time.Duration(b.first-a.last))
 			}
 		}
 	}
-	v.stat("ticks", totalTicks)
-	v.stat("handovers", len(gaps))
-	if len(gaps) > 0 {
-		sort.Slice(gaps, func(i, j int) bool { return gaps[i] < gaps[j] })
-		v.stat("handover_gap_min_ms", gaps[0].Milliseconds())
-		v.stat("handover_gap_max_ms", gaps[len(gaps)-1].Milliseconds())
-	}
-	return v.finish(fmt.Sprintf("%d runs, %d transitions all by the table; %d ticks, %d handovers between epochs, none overlapping",
-		len(runs), transitions, totalTicks, len(gaps)))
+	return gaps
 }
 
 func fmtNanos(ns int64) string {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,32 +76,104 @@ func FindModuleRoot(dir string) (string, error) {
 }
 
 // Proc is one `ice` process of the cluster: where it runs (its uid and
-// loopback IP, its arguments and log as started) and the harness process
-// that starts, kills, pauses and restarts it with the same arguments and
-// data dir.
+// loopback IP, its arguments and log as first laid out) and the harness
+// process that starts, kills, pauses and restarts it. A restart runs the
+// same arguments and environment as the last start unless SetRun changed
+// them (a clock offset, a replacement server without --bootstrap-expect).
 type Proc struct {
-	*proctest.Process
 	Name string
 	Role string // "server" or "agent"
 	IP   string
 	UID  int
+	// Args are the arguments the process was laid out with.
 	Args []string
 	Log  string
+
+	spec   proctest.Spec // the layout's spec: Args and the base Env
+	onExit func(p *Proc, err error)
+
+	mu   sync.Mutex
+	cur  *proctest.Process
+	args []string // of cur
+	env  []string // of cur, beyond the base
 }
 
 // newProc lays out a process running bin with args as uid; onExit (may be
 // nil) is called when it exits without the harness having killed or
 // stopped it (a crash).
 func newProc(name, role, ip string, uid int, bin, log string, args []string, onExit func(p *Proc, err error)) *Proc {
-	p := &Proc{Name: name, Role: role, IP: ip, UID: uid, Args: args, Log: log}
-	spec := proctest.Spec{Name: name, Bin: bin, Args: args, Env: []string{"HOME=/tmp"}, LogPath: log,
-		Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), NoSetGroups: true}}
-	if onExit != nil {
-		spec.OnExit = func(_ *proctest.Process, err error) { onExit(p, err) }
-	}
-	p.Process = proctest.New(spec)
+	p := &Proc{Name: name, Role: role, IP: ip, UID: uid, Args: args, Log: log, onExit: onExit,
+		spec: proctest.Spec{Name: name, Bin: bin, Args: args, Env: []string{"HOME=/tmp"}, LogPath: log,
+			Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), NoSetGroups: true}}}
+	p.cur, p.args = p.newProcess(args, nil), args
 	return p
 }
+
+func (p *Proc) newProcess(args, env []string) *proctest.Process {
+	spec := p.spec
+	spec.Args = args
+	spec.Env = append(append([]string(nil), p.spec.Env...), env...)
+	if p.onExit != nil {
+		spec.OnExit = func(_ *proctest.Process, err error) { p.onExit(p, err) }
+	}
+	return proctest.New(spec)
+}
+
+func (p *Proc) proc() *proctest.Process {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cur
+}
+
+// SetRun sets the arguments and the extra environment of the next starts
+// (nil env: none). The process must not run.
+func (p *Proc) SetRun(args, env []string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur.Running() {
+		return fmt.Errorf("change how %s runs: %w", p.Name, proctest.ErrRunning)
+	}
+	if slices.Equal(args, p.args) && slices.Equal(env, p.env) {
+		return nil
+	}
+	if done := p.cur.Done(); done != nil {
+		<-done // the last run is reaped: nothing refers to it any more
+	}
+	p.cur, p.args, p.env = p.newProcess(args, env), slices.Clone(args), slices.Clone(env)
+	return nil
+}
+
+// RunArgs returns the arguments and extra environment of the current (or
+// next) start.
+func (p *Proc) RunArgs() (args, env []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.args), slices.Clone(p.env)
+}
+
+// Start starts the process (again), as the last SetRun said.
+func (p *Proc) Start() error { return p.proc().Start() }
+
+// Stop sends SIGTERM and waits up to timeout, then kills (proctest).
+func (p *Proc) Stop(timeout time.Duration) error { return p.proc().Stop(timeout) }
+
+// Kill sends SIGKILL and waits for the exit.
+func (p *Proc) Kill() error { return p.proc().Kill() }
+
+// Pause stops the process with SIGSTOP.
+func (p *Proc) Pause() error { return p.proc().Pause() }
+
+// Resume continues a paused process with SIGCONT.
+func (p *Proc) Resume() error { return p.proc().Resume() }
+
+// Running reports whether the process runs (possibly paused).
+func (p *Proc) Running() bool { return p.proc().Running() }
+
+// Paused reports whether the process runs and is paused.
+func (p *Proc) Paused() bool { return p.proc().Paused() }
+
+// PID returns the process id of the running process, or 0.
+func (p *Proc) PID() int { return p.proc().PID() }
 
 // Server is an `ice server` process and its addresses.
 type Server struct {
@@ -110,8 +183,12 @@ type Server struct {
 	Raft    string
 	Gossip  string
 	DataDir string
-	// api is the management client Client copies.
+	// Tmpfs says the data dir is a tmpfs mount of its own (disk.go).
+	Tmpfs bool
+	// api is the management client Client copies; raw reads the status
+	// as JSON (status.go).
 	api *api.Client
+	raw *rawClient
 }
 
 // Client returns a management client of the server: HTTPS verified with
@@ -141,6 +218,11 @@ type ClusterConfig struct {
 	// Snapshot tuning passed to the servers when not zero.
 	SnapshotThreshold, TrailingLogs uint64
 	SnapshotInterval                time.Duration
+	// ServerArgs are added to every server's arguments.
+	ServerArgs []string
+	// TmpfsMiB, when not zero, puts each server's data dir on a tmpfs of
+	// its own of that many MiB (disk.go), so that a disk can be filled.
+	TmpfsMiB int
 	// OnCrash is called when a process exits that the harness did not stop.
 	OnCrash func(p *Proc, err error)
 }
@@ -181,6 +263,9 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		if s.api, err = c.Creds.Client(s.HTTP); err != nil {
 			return nil, err
 		}
+		if s.raw, err = newRawClient(c.Creds, s.HTTP); err != nil {
+			return nil, err
+		}
 		c.Servers = append(c.Servers, s)
 	}
 	for i, s := range c.Servers {
@@ -209,10 +294,18 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 			return nil, err
 		}
 		args = append(args, sec...)
+		args = append(args, cfg.ServerArgs...)
 		s.Proc = newProc(s.ID, "server", ip, serverUIDBase+i+1, cfg.Bin.Ice,
 			filepath.Join(cfg.Dir, "logs", s.ID+".log"), args, cfg.OnCrash)
 		if err := ownedDir(s.DataDir, s.UID); err != nil {
 			return nil, err
+		}
+		if cfg.TmpfsMiB > 0 {
+			if err := mountTmpfs(s.DataDir, cfg.TmpfsMiB, s.UID); err != nil {
+				c.unmountAll()
+				return nil, err
+			}
+			s.Tmpfs = true
 		}
 	}
 	for i := range cfg.Agents {
@@ -420,6 +513,13 @@ func (c *Cluster) WaitNodesReady(ctx context.Context, timeout time.Duration) err
 		}
 		return true, nil
 	})
+}
+
+// Close stops every process and unmounts the servers' tmpfs data dirs,
+// keeping their contents in place on the disk below (disk.go).
+func (c *Cluster) Close() []string {
+	c.StopAll()
+	return c.unmountAll()
 }
 
 // StopAll stops agents then servers (SIGTERM, then SIGKILL), and kills

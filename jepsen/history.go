@@ -16,15 +16,29 @@ import (
 // exactly one completion with the same ID: "ok" (it happened), "fail" (it
 // definitely did not happen) or "info" (indeterminate: it may have happened,
 // at any time after its invocation). Nemesis entries are "fault" and "heal";
-// "crash" records a process exiting without the harness asking it to.
+// "crash" records a process exiting without the harness asking it to;
+// "observe" what the nemesis saw of the cluster during a fault (F names
+// what: ObsHalted, ObsAlarmed, ObsOutOfService).
 const (
-	TInvoke = "invoke"
-	TOK     = "ok"
-	TFail   = "fail"
-	TInfo   = "info"
-	TFault  = "fault"
-	THeal   = "heal"
-	TCrash  = "crash"
+	TInvoke  = "invoke"
+	TOK      = "ok"
+	TFail    = "fail"
+	TInfo    = "info"
+	TFault   = "fault"
+	THeal    = "heal"
+	TCrash   = "crash"
+	TObserve = "observe"
+)
+
+// Observations of a corrupt fault.
+const (
+	// ObsHalted: the damaged server's own status says it halted (corrupt).
+	ObsHalted = "halted"
+	// ObsAlarmed: a healthy server's status names it in the cluster's
+	// alarms.
+	ObsAlarmed = "alarmed"
+	// ObsOutOfService: the heal stopped it, to remove and wipe it.
+	ObsOutOfService = "out-of-service"
 )
 
 // Operation functions.

@@ -3,133 +3,13 @@ package jepsen
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"slices"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 )
-
-// Fault kinds.
-const (
-	KindKill          = "kill"               // SIGKILL a random server, restart it from its data dir
-	KindKillLeader    = "kill-leader"        // SIGKILL the leader, restart it
-	KindKillAgent     = "kill-agent"         // SIGKILL an agent (its plugins live on), restart it
-	KindPause         = "pause"              // SIGSTOP a server (the leader half of the time), SIGCONT
-	KindPauseAgent    = "pause-agent"        // SIGSTOP an agent (its plugins run on), SIGCONT
-	KindPartMajority  = "partition-majority" // a random minority of servers cut from the majority
-	KindPartLeader    = "partition-leader"   // the leader cut from every other server
-	KindPartBridge    = "partition-bridge"   // two sides that cannot see each other, one server sees both
-	KindPartAgent     = "partition-agent"    // one agent cut from every server
-	partitionShortcut = "partition"          // all four partition kinds
-)
-
-// AllKinds lists every fault kind in a fixed order.
-var AllKinds = []string{KindKill, KindKillLeader, KindKillAgent, KindPause, KindPauseAgent,
-	KindPartMajority, KindPartLeader, KindPartBridge, KindPartAgent}
-
-// ExpandKinds parses a --faults list: kind names, and "partition" for every
-// partition kind. It returns them deduplicated in AllKinds order.
-func ExpandKinds(list []string) ([]string, error) {
-	want := map[string]bool{}
-	for _, k := range list {
-		k = strings.TrimSpace(k)
-		switch {
-		case k == "":
-		case k == partitionShortcut:
-			for _, p := range AllKinds {
-				if isPartition(p) {
-					want[p] = true
-				}
-			}
-		case slices.Contains(AllKinds, k):
-			want[k] = true
-		default:
-			return nil, fmt.Errorf("unknown fault %q (known: %s, partition)", k, strings.Join(AllKinds, ", "))
-		}
-	}
-	var out []string
-	for _, k := range AllKinds {
-		if want[k] {
-			out = append(out, k)
-		}
-	}
-	return out, nil
-}
-
-func isPartition(kind string) bool { return strings.HasPrefix(kind, "partition-") }
-
-// PlanParams shape a fault schedule.
-type PlanParams struct {
-	// Gap is the quiet time before each fault, Hold how long it lasts.
-	GapMin, GapMax   time.Duration
-	HoldMin, HoldMax time.Duration
-	// AgentHoldMin is the shortest hold of an agent fault: longer than the
-	// lease TTL plus margin, so that the agent's runs are replaced.
-	AgentHoldMin time.Duration
-	// Tail is the quiet time left at the end of the run.
-	Tail time.Duration
-	// Overlap: each gap counts from the start of the previous fault, not
-	// its end, so faults overlap (a kill during a partition, ...).
-	Overlap bool
-}
-
-// PlannedFault is one fault of the schedule. Every random choice is made
-// when planning, so that a seed gives the same schedule; which process is
-// the leader is the only thing decided at run time.
-type PlannedFault struct {
-	Seq  int           `json:"seq"`
-	Kind string        `json:"kind"`
-	At   time.Duration `json:"at_ns"` // planned start, from the start of the workload
-	Gap  time.Duration `json:"gap_ns"`
-	Hold time.Duration `json:"hold_ns"`
-	// Pick chooses a target among candidates (Pick mod len).
-	Pick uint64 `json:"pick"`
-	// Perm is a random order of the servers, for partitions.
-	Perm []int `json:"perm"`
-}
-
-// PlanFaults makes the fault schedule of a seed: the kinds in rounds, each
-// round in a fresh random order, until duration minus the tail is used up.
-func PlanFaults(seed uint64, kinds []string, duration time.Duration, servers int, p PlanParams) []PlannedFault {
-	if len(kinds) == 0 {
-		return nil
-	}
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	between := func(lo, hi time.Duration) time.Duration {
-		if hi <= lo {
-			return lo
-		}
-		return lo + time.Duration(rng.Int64N(int64(hi-lo)))
-	}
-	var out []PlannedFault
-	var round []string
-	at := time.Duration(0)
-	for seq := 1; ; seq++ {
-		if len(round) == 0 {
-			round = append([]string(nil), kinds...)
-			rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
-		}
-		kind := round[0]
-		round = round[1:]
-		f := PlannedFault{Seq: seq, Kind: kind, Gap: between(p.GapMin, p.GapMax), Pick: rng.Uint64(), Perm: rng.Perm(servers)}
-		if kind == KindKillAgent || kind == KindPartAgent || kind == KindPauseAgent {
-			f.Hold = between(max(p.AgentHoldMin, p.HoldMin), max(p.AgentHoldMin, p.HoldMin)+p.HoldMax-p.HoldMin)
-		} else {
-			f.Hold = between(p.HoldMin, p.HoldMax)
-		}
-		f.At = at + f.Gap
-		if f.At+f.Hold > duration-p.Tail {
-			return out
-		}
-		at = f.At + f.Hold
-		if p.Overlap {
-			at = f.At
-		}
-		out = append(out, f)
-	}
-}
 
 // Nemesis injects the planned faults into a cluster and records them.
 type Nemesis struct {
@@ -137,16 +17,27 @@ type Nemesis struct {
 	nf   *Netfilter // nil: partitions cannot be made here
 	rec  *Recorder
 	logf func(string, ...any)
+	// HealCtx, when set, is the context heals run in (the workload's may
+	// have ended by then).
+	HealCtx context.Context
+	// voters is held by the faults that change the Raft voters (corrupt's
+	// heal and membership), one at a time: two of them at once could
+	// leave a configuration without a majority to change it back.
+	voters chan struct{}
 
 	mu       sync.Mutex
 	injected map[string]int
 	skipped  map[string]int
 	notes    []string
+	// claimed names the servers a process fault acts on (server id →
+	// fault), which other process faults leave alone until its heal.
+	claimed map[string]int
 }
 
 // NewNemesis returns a nemesis; nf may be nil.
 func NewNemesis(c *Cluster, nf *Netfilter, rec *Recorder, logf func(string, ...any)) *Nemesis {
-	return &Nemesis{c: c, nf: nf, rec: rec, logf: logf, injected: map[string]int{}, skipped: map[string]int{}}
+	return &Nemesis{c: c, nf: nf, rec: rec, logf: logf, voters: make(chan struct{}, 1),
+		injected: map[string]int{}, skipped: map[string]int{}, claimed: map[string]int{}}
 }
 
 // Counts returns how many faults of each kind were injected and skipped.
@@ -170,6 +61,13 @@ func (n *Nemesis) note(format string, args ...any) {
 	n.mu.Unlock()
 }
 
+// observe records what the nemesis saw of the cluster during a fault.
+func (n *Nemesis) observe(f PlannedFault, what, target, detail string) Entry {
+	e := n.rec.Add(Entry{Type: TObserve, Process: NemesisProcess, F: what, Target: []string{target}, Detail: detail, FaultID: f.Seq})
+	n.logf("nemesis: t=%5.1fs #%d %-18s %s %s", float64(e.Mono)/1e9, f.Seq, what, target, detail)
+	return e
+}
+
 // Run executes the plan, counted from start, until it is done or ctx ends;
 // a fault in force when ctx ends is healed before Run returns. Faults whose
 // times overlap run at once.
@@ -184,9 +82,20 @@ func (n *Nemesis) Run(ctx context.Context, start time.Time, plan []PlannedFault)
 	wg.Wait()
 }
 
+// action is an injected fault: how to heal it, what it acts on, and what
+// to watch while it holds.
+type action struct {
+	heal   func() error
+	target []string
+	detail string
+	// watch, when set, runs from the fault's record until its heal begins
+	// (its context ends then).
+	watch func(ctx context.Context)
+}
+
 // one injects a fault, holds it and heals it.
 func (n *Nemesis) one(ctx context.Context, f PlannedFault) {
-	heal, target, detail, err := n.inject(ctx, f)
+	a, err := n.inject(ctx, f)
 	if err != nil {
 		n.mu.Lock()
 		n.skipped[f.Kind]++
@@ -198,16 +107,23 @@ func (n *Nemesis) one(ctx context.Context, f PlannedFault) {
 	n.mu.Lock()
 	n.injected[f.Kind]++
 	n.mu.Unlock()
-	e := n.rec.Add(Entry{Type: TFault, Process: NemesisProcess, F: f.Kind, Target: target, Detail: detail, FaultID: f.Seq})
-	n.logf("nemesis: t=%5.1fs #%d %-18s %s %s (hold %s)", float64(e.Mono)/1e9, f.Seq, f.Kind, strings.Join(target, ","), detail, f.Hold.Round(100*time.Millisecond))
+	e := n.rec.Add(Entry{Type: TFault, Process: NemesisProcess, F: f.Kind, Target: a.target, Detail: a.detail, FaultID: f.Seq})
+	n.logf("nemesis: t=%5.1fs #%d %-18s %s %s (hold %s)", float64(e.Mono)/1e9, f.Seq, f.Kind, strings.Join(a.target, ","), a.detail, f.Hold.Round(100*time.Millisecond))
+	var watching sync.WaitGroup
+	wctx, stopWatch := context.WithCancel(ctx)
+	if a.watch != nil {
+		watching.Go(func() { a.watch(wctx) })
+	}
 	sleepUntil(ctx, time.Now().Add(f.Hold))
+	stopWatch()
+	watching.Wait()
 	healDetail := "healed"
-	if err := heal(); err != nil {
+	if err := a.heal(); err != nil {
 		healDetail = "heal failed: " + err.Error()
 		n.note("fault #%d %s: %s", f.Seq, f.Kind, healDetail)
 	}
-	e = n.rec.Add(Entry{Type: THeal, Process: NemesisProcess, F: f.Kind, Target: target, Detail: healDetail, FaultID: f.Seq})
-	n.logf("nemesis: t=%5.1fs #%d %-18s %s %s", float64(e.Mono)/1e9, f.Seq, f.Kind, strings.Join(target, ","), healDetail)
+	e = n.rec.Add(Entry{Type: THeal, Process: NemesisProcess, F: f.Kind, Target: a.target, Detail: healDetail, FaultID: f.Seq})
+	n.logf("nemesis: t=%5.1fs #%d %-18s %s %s", float64(e.Mono)/1e9, f.Seq, f.Kind, strings.Join(a.target, ","), healDetail)
 }
 
 func sleepUntil(ctx context.Context, t time.Time) bool {
@@ -223,12 +139,12 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	}
 }
 
-// pickServer chooses among the servers that are running and not paused
-// (all of them, one at a time, when faults do not overlap).
-func pickServer(servers []*Server, pick uint64) *Server {
+// pickServer chooses among the servers that are running, not paused and
+// accepted by ok (nil: all).
+func pickServer(servers []*Server, pick uint64, ok func(*Server) bool) *Server {
 	var up []*Server
 	for _, s := range servers {
-		if s.Running() && !s.Paused() {
+		if s.Running() && !s.Paused() && (ok == nil || ok(s)) {
 			up = append(up, s)
 		}
 	}
@@ -236,6 +152,48 @@ func pickServer(servers []*Server, pick uint64) *Server {
 		return nil
 	}
 	return up[pick%uint64(len(up))]
+}
+
+// claimFree picks (pickServer) and claims a server no other process fault
+// acts on; nil when there is none.
+func (n *Nemesis) claimFree(f PlannedFault, ok func(*Server) bool) *Server {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := pickServer(n.c.Servers, f.Pick, func(s *Server) bool {
+		_, busy := n.claimed[s.ID]
+		return !busy && (ok == nil || ok(s))
+	})
+	if s != nil {
+		n.claimed[s.ID] = f.Seq
+	}
+	return s
+}
+
+// claim claims s for fault f; false when another fault holds it.
+func (n *Nemesis) claim(s *Server, f PlannedFault) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if by, busy := n.claimed[s.ID]; busy {
+		return fmt.Errorf("%s is under fault #%d", s.ID, by)
+	}
+	n.claimed[s.ID] = f.Seq
+	return nil
+}
+
+func (n *Nemesis) release(s *Server, f PlannedFault) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.claimed[s.ID] == f.Seq {
+		delete(n.claimed, s.ID)
+	}
+}
+
+// releasing returns heal followed by the release of s.
+func (n *Nemesis) releasing(s *Server, f PlannedFault, heal func() error) func() error {
+	return func() error {
+		defer n.release(s, f)
+		return heal()
+	}
 }
 
 func pickAgent(agents []*Agent, pick uint64) *Agent {
@@ -257,54 +215,99 @@ func (n *Nemesis) leaderOr(ctx context.Context, f PlannedFault) (*Server, string
 	if l := n.c.Leader(ctx); l != nil {
 		return l, "leader"
 	}
-	return pickServer(n.c.Servers, f.Pick), "no leader known: a random server"
+	return pickServer(n.c.Servers, f.Pick, nil), "no leader known: a random server"
 }
 
-func (n *Nemesis) inject(ctx context.Context, f PlannedFault) (heal func() error, target []string, detail string, err error) {
-	servers := n.c.Servers
+// claimLeaderOr claims the leader (or, when no leader is known, a random
+// free server); an error when the leader is under another fault.
+func (n *Nemesis) claimLeaderOr(ctx context.Context, f PlannedFault) (*Server, string, error) {
+	if l := n.c.Leader(ctx); l != nil {
+		if err := n.claim(l, f); err != nil {
+			return nil, "", fmt.Errorf("the leader: %w", err)
+		}
+		return l, "leader", nil
+	}
+	if s := n.claimFree(f, nil); s != nil {
+		return s, "no leader known: a random server", nil
+	}
+	return nil, "", fmt.Errorf("no leader known and no free running server")
+}
+
+func (n *Nemesis) inject(ctx context.Context, f PlannedFault) (*action, error) {
 	switch f.Kind {
-	case KindKill, KindKillLeader:
-		s, why := pickServer(servers, f.Pick), "random server"
-		if f.Kind == KindKillLeader {
-			s, why = n.leaderOr(ctx, f)
-		}
-		if s == nil || !s.Running() {
-			return nil, nil, "", fmt.Errorf("no running server to kill")
-		}
-		s.Kill()
-		return s.Start, []string{s.ID}, "SIGKILL (" + why + "), restart from its data dir", nil
+	case KindKill, KindKillLeader, KindPause:
+		return n.injectServer(ctx, f)
 	case KindKillAgent, KindPauseAgent:
 		a := pickAgent(n.c.Agents, f.Pick)
 		if a == nil {
-			return nil, nil, "", fmt.Errorf("no running agent")
+			return nil, fmt.Errorf("no running agent")
 		}
 		if f.Kind == KindKillAgent {
-			a.Kill()
-			return a.Start, []string{a.ID}, "SIGKILL, restart from its data dir", nil
+			_ = a.Kill()
+			return &action{heal: a.Start, target: []string{a.ID}, detail: "SIGKILL, restart from its data dir"}, nil
 		}
 		if err := a.Pause(); err != nil {
-			return nil, nil, "", err
+			return nil, err
 		}
-		return a.Resume, []string{a.ID}, "SIGSTOP, then SIGCONT", nil
-	case KindPause:
-		s, why := pickServer(servers, f.Pick), "random server"
-		if (f.Pick>>32)%2 == 0 {
-			s, why = n.leaderOr(ctx, f)
-		}
-		if s == nil || !s.Running() || s.Paused() {
-			return nil, nil, "", fmt.Errorf("no running server to pause")
-		}
-		if err := s.Pause(); err != nil {
-			return nil, nil, "", err
-		}
-		return s.Resume, []string{s.ID}, "SIGSTOP (" + why + "), then SIGCONT", nil
+		return &action{heal: a.Resume, target: []string{a.ID}, detail: "SIGSTOP, then SIGCONT"}, nil
+	case KindCorrupt:
+		return n.injectCorrupt(ctx, f)
+	case KindDiskFull:
+		return n.injectDiskFull(ctx, f)
+	case KindClockSkew:
+		return n.injectClockSkew(ctx, f)
+	case KindMembership:
+		return n.injectMembership(ctx, f)
 	}
 	if !isPartition(f.Kind) {
-		return nil, nil, "", fmt.Errorf("unknown fault kind %q", f.Kind)
+		return nil, fmt.Errorf("unknown fault kind %q", f.Kind)
 	}
+	return n.injectPartition(ctx, f)
+}
+
+// injectServer kills or pauses a server: a random one, or the leader
+// (kill-leader; pause half of the time). The server is claimed until the
+// heal.
+func (n *Nemesis) injectServer(ctx context.Context, f PlannedFault) (*action, error) {
+	var s *Server
+	why := "random server"
+	switch {
+	case f.Kind == KindKillLeader:
+		var err error
+		if s, why, err = n.claimLeaderOr(ctx, f); err != nil {
+			return nil, err
+		}
+	case f.Kind == KindPause && (f.Pick>>32)%2 == 0:
+		var err error
+		if s, why, err = n.claimLeaderOr(ctx, f); err != nil {
+			s, why = n.claimFree(f, nil), "the leader is under another fault: a random server"
+		}
+	default:
+		s = n.claimFree(f, nil)
+	}
+	if s == nil || !s.Running() || s.Paused() {
+		if s != nil {
+			n.release(s, f)
+		}
+		return nil, fmt.Errorf("no free running server for %s", f.Kind)
+	}
+	if f.Kind == KindPause {
+		if err := s.Pause(); err != nil {
+			n.release(s, f)
+			return nil, err
+		}
+		return &action{heal: n.releasing(s, f, s.Resume), target: []string{s.ID}, detail: "SIGSTOP (" + why + "), then SIGCONT"}, nil
+	}
+	_ = s.Kill()
+	return &action{heal: n.releasing(s, f, s.Start), target: []string{s.ID}, detail: "SIGKILL (" + why + "), restart from its data dir"}, nil
+}
+
+// injectPartition cuts the servers (or an agent) apart with iptables.
+func (n *Nemesis) injectPartition(ctx context.Context, f PlannedFault) (*action, error) {
 	if n.nf == nil {
-		return nil, nil, "", fmt.Errorf("partitions unavailable (no working iptables)")
+		return nil, fmt.Errorf("partitions unavailable (no working iptables)")
 	}
+	servers := n.c.Servers
 	var sideA, sideB []*Proc
 	var desc string
 	ordered := make([]*Server, len(servers))
@@ -322,14 +325,14 @@ func (n *Nemesis) inject(ctx context.Context, f PlannedFault) (heal func() error
 	case KindPartMajority:
 		k := (len(ordered) - 1) / 2
 		if k == 0 {
-			return nil, nil, "", fmt.Errorf("too few servers for a minority")
+			return nil, fmt.Errorf("too few servers for a minority")
 		}
 		sideA, sideB = procs(ordered[:k]), procs(ordered[k:])
 		desc = fmt.Sprintf("minority %s | majority %s", names(sideA), names(sideB))
 	case KindPartLeader:
 		l, why := n.leaderOr(ctx, f)
 		if l == nil {
-			return nil, nil, "", fmt.Errorf("no running server to isolate")
+			return nil, fmt.Errorf("no running server to isolate")
 		}
 		var rest []*Server
 		for _, s := range servers {
@@ -341,7 +344,7 @@ func (n *Nemesis) inject(ctx context.Context, f PlannedFault) (heal func() error
 		desc = fmt.Sprintf("%s (%s) isolated from %s", l.ID, why, names(sideB))
 	case KindPartBridge:
 		if len(ordered) < 3 {
-			return nil, nil, "", fmt.Errorf("too few servers for a bridge")
+			return nil, fmt.Errorf("too few servers for a bridge")
 		}
 		h := len(ordered) / 2
 		if len(ordered)%2 == 0 {
@@ -352,11 +355,11 @@ func (n *Nemesis) inject(ctx context.Context, f PlannedFault) (heal func() error
 		desc = fmt.Sprintf("%s | %s | %s (%s sees both sides)", names(sideA), bridge.ID, names(sideB), bridge.ID)
 	case KindPartAgent:
 		if len(n.c.Agents) == 0 {
-			return nil, nil, "", fmt.Errorf("no agents")
+			return nil, fmt.Errorf("no agents")
 		}
 		a := pickAgent(n.c.Agents, f.Pick)
 		if a == nil {
-			return nil, nil, "", fmt.Errorf("no running agent")
+			return nil, fmt.Errorf("no running agent")
 		}
 		sideA, sideB = []*Proc{a.Proc}, procs(servers)
 		desc = fmt.Sprintf("agent %s cut from every server", a.ID)
@@ -368,7 +371,7 @@ func (n *Nemesis) inject(ctx context.Context, f PlannedFault) (heal func() error
 			rules = append(rules, rs...)
 			if err != nil {
 				_ = n.nf.Remove(rules)
-				return nil, nil, "", err
+				return nil, err
 			}
 		}
 	}
@@ -377,7 +380,7 @@ func (n *Nemesis) inject(ctx context.Context, f PlannedFault) (heal func() error
 		all = append(all, p.Name)
 	}
 	sort.Strings(all)
-	return func() error { return n.nf.Remove(rules) }, all, desc, nil
+	return &action{heal: func() error { return n.nf.Remove(rules) }, target: all, detail: desc}, nil
 }
 
 func names(ps []*Proc) string {
@@ -388,13 +391,31 @@ func names(ps []*Proc) string {
 	return strings.Join(out, ",")
 }
 
-// HealAll ends every fault: partitions removed, paused processes resumed,
-// processes that are down started again. It returns what it did.
+// HealAll ends every fault: partitions removed, fillers deleted, paused
+// processes resumed, clock offsets taken away, processes that are down
+// started again. It returns what it did.
 func (n *Nemesis) HealAll() []string {
 	var did []string
 	if n.nf != nil {
 		if err := n.nf.Heal(); err != nil {
 			did = append(did, "iptables flush failed: "+err.Error())
+		}
+	}
+	for _, s := range n.c.Servers {
+		if _, err := os.Stat(filepath.Join(s.DataDir, FillerName)); err == nil {
+			if err := FreeDisk(s.DataDir); err != nil {
+				did = append(did, fmt.Sprintf("free the disk of %s failed: %v", s.ID, err))
+			} else {
+				did = append(did, "freed the disk of "+s.ID)
+			}
+		}
+		if args, env := s.RunArgs(); len(env) > 0 {
+			_ = s.Stop(10 * time.Second)
+			if err := s.SetRun(args, nil); err != nil {
+				did = append(did, fmt.Sprintf("clock offset of %s not removed: %v", s.ID, err))
+			} else {
+				did = append(did, "took the clock offset of "+s.ID+" away")
+			}
 		}
 	}
 	for _, p := range n.c.Procs() {

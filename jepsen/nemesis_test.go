@@ -8,7 +8,8 @@ import (
 )
 
 var testPlan = PlanParams{GapMin: time.Second, GapMax: 3 * time.Second, HoldMin: 2 * time.Second, HoldMax: 6 * time.Second,
-	AgentHoldMin: 7 * time.Second, Tail: 3 * time.Second}
+	AgentHoldMin: 7 * time.Second, CorruptHoldMin: 11 * time.Second, BackgroundGapMin: 4 * time.Second, BackgroundGapMax: 9 * time.Second,
+	Tail: 3 * time.Second}
 
 func TestPlanIsAFunctionOfTheSeed(t *testing.T) {
 	a := PlanFaults(42, AllKinds, 3*time.Minute, 3, testPlan)
@@ -22,34 +23,123 @@ func TestPlanIsAFunctionOfTheSeed(t *testing.T) {
 	}
 }
 
+// track returns the faults of one track of a plan.
+func track(plan []PlannedFault, background bool) []PlannedFault {
+	var out []PlannedFault
+	for _, f := range plan {
+		if f.Background == background {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 func TestPlanCoversEveryKindAndFitsTheDuration(t *testing.T) {
 	d := 3 * time.Minute
 	plan := PlanFaults(7, AllKinds, d, 5, testPlan)
 	seen := map[string]int{}
-	var prevEnd time.Duration
-	for _, f := range plan {
-		seen[f.Kind]++
-		if f.At < prevEnd+testPlan.GapMin {
-			t.Fatalf("fault %d starts at %s, before the previous one ended (%s) plus the gap", f.Seq, f.At, prevEnd)
+	for i, f := range plan {
+		if f.Seq != i+1 || (i > 0 && f.At < plan[i-1].At) {
+			t.Fatalf("fault %d (#%d) is out of start order or misnumbered", i, f.Seq)
 		}
-		if f.At+f.Hold > d-testPlan.Tail {
-			t.Fatalf("fault %d ends at %s, past the duration minus the tail", f.Seq, f.At+f.Hold)
+		if f.Background != IsBackground(f.Kind) {
+			t.Fatalf("fault %d %s on the wrong track", f.Seq, f.Kind)
 		}
-		if (f.Kind == KindKillAgent || f.Kind == KindPartAgent || f.Kind == KindPauseAgent) && f.Hold < testPlan.AgentHoldMin {
-			t.Fatalf("agent fault %d holds %s, less than the lease TTL plus margin", f.Seq, f.Hold)
-		}
-		if len(f.Perm) != 5 {
-			t.Fatalf("fault %d has a permutation of %d servers", f.Seq, len(f.Perm))
-		}
-		prevEnd = f.At + f.Hold
 	}
-	// Kinds come in rounds: the first len(AllKinds) faults are one of each.
-	if len(plan) < len(AllKinds) {
-		t.Fatalf("only %d faults in %s", len(plan), d)
+	for _, bg := range []bool{false, true} {
+		gapMin := testPlan.GapMin
+		if bg {
+			gapMin = testPlan.BackgroundGapMin
+		}
+		var prevEnd time.Duration
+		for _, f := range track(plan, bg) {
+			seen[f.Kind]++
+			if f.At < prevEnd+gapMin {
+				t.Fatalf("fault %d starts at %s, before the previous one of its track ended (%s) plus the gap", f.Seq, f.At, prevEnd)
+			}
+			if f.At+f.Hold+Overhead(f.Kind) > d-testPlan.Tail {
+				t.Fatalf("fault %d ends at %s, past the duration minus the tail", f.Seq, f.At+f.Hold+Overhead(f.Kind))
+			}
+			if isAgentKind(f.Kind) && f.Hold < testPlan.AgentHoldMin {
+				t.Fatalf("agent fault %d holds %s, less than the lease TTL plus margin", f.Seq, f.Hold)
+			}
+			if f.Kind == KindCorrupt && f.Hold < testPlan.CorruptHoldMin {
+				t.Fatalf("corrupt fault %d holds %s, less than two check intervals", f.Seq, f.Hold)
+			}
+			if f.Kind == KindClockSkew && (f.Skew.Abs() < 20*time.Second || f.Skew.Abs() > 2*time.Minute) {
+				t.Fatalf("clock-skew fault %d skews %s", f.Seq, f.Skew)
+			}
+			if len(f.Perm) != 5 {
+				t.Fatalf("fault %d has a permutation of %d servers", f.Seq, len(f.Perm))
+			}
+			prevEnd = f.At + f.Hold + Overhead(f.Kind)
+		}
 	}
 	for _, k := range AllKinds {
 		if seen[k] == 0 {
 			t.Fatalf("no %s fault planned: %v", k, seen)
+		}
+	}
+}
+
+func TestPlanSkewsBothWaysAndKeepsMembershipAwayFromCorrupt(t *testing.T) {
+	back, forward := 0, 0
+	for seed := uint64(1); seed <= 30; seed++ {
+		plan := PlanFaults(seed, AllKinds, 150*time.Second, 3, testPlan)
+		for _, m := range plan {
+			if m.Kind == KindClockSkew && m.Skew < 0 {
+				back++
+			} else if m.Kind == KindClockSkew {
+				forward++
+			}
+			if m.Kind != KindMembership {
+				continue
+			}
+			for _, c := range plan {
+				if c.Kind == KindCorrupt && m.At < c.At+c.Hold+Overhead(c.Kind) && m.At+m.Hold+Overhead(m.Kind) > c.At {
+					t.Fatalf("seed %d: membership #%d (%s+%s) overlaps corrupt #%d (%s+%s)", seed, m.Seq, m.At, m.Hold, c.Seq, c.At, c.Hold)
+				}
+			}
+		}
+	}
+	if back == 0 || forward == 0 {
+		t.Fatalf("clock skews: %d back, %d forward; want both", back, forward)
+	}
+}
+
+func TestBackgroundKindsLeaveTheForegroundPlanAlone(t *testing.T) {
+	var fg []string
+	for _, k := range AllKinds {
+		if !IsBackground(k) {
+			fg = append(fg, k)
+		}
+	}
+	alone := PlanFaults(5, fg, 150*time.Second, 3, testPlan)
+	with := track(PlanFaults(5, AllKinds, 150*time.Second, 3, testPlan), false)
+	if len(alone) != len(with) {
+		t.Fatalf("%d foreground faults alone, %d with the background kinds", len(alone), len(with))
+	}
+	for i := range alone {
+		a, b := alone[i], with[i]
+		a.Seq, b.Seq = 0, 0
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("foreground fault %d differs with the background kinds:\n%+v\n%+v", i, a, b)
+		}
+	}
+}
+
+func TestPastBusy(t *testing.T) {
+	busy := [][2]time.Duration{{10 * time.Second, 20 * time.Second}, {25 * time.Second, 30 * time.Second}}
+	for _, c := range []struct{ at, length, want time.Duration }{
+		{0, 5 * time.Second, 0},                                // ends before the first window and its gap
+		{5 * time.Second, 5 * time.Second, 32 * time.Second},   // after the first, but then too close to the second
+		{15 * time.Second, time.Second, 22 * time.Second},      // inside the first; after it, it ends as the second's gap begins
+		{40 * time.Second, 10 * time.Second, 40 * time.Second}, // after both
+		{21 * time.Second, 2 * time.Second, 32 * time.Second},  // between them, too close to both
+	} {
+		got := pastBusy(c.at, c.length, 2*time.Second, busy)
+		if got != c.want {
+			t.Fatalf("pastBusy(%s, %s) = %s, want %s", c.at, c.length, got, c.want)
 		}
 	}
 }
@@ -101,7 +191,7 @@ func TestSummaryNamesFaultsAndCheckers(t *testing.T) {
 		Verdicts: []*Verdict{(&Verdict{Checker: "linearizability"}).finish("fine"), {Checker: "lifecycle", Result: Fail, Summary: "overlap", Violations: []string{"two epochs"}, Count: 1}},
 		Failed:   true}
 	s := Summary(rep)
-	for _, want := range []string{"# ICE fault test: FAIL", "| pause | 1 | 0 |", "| lifecycle | **FAIL** | overlap |", "VIOLATION: two epochs", "--seed 1"} {
+	for _, want := range []string{"# ICE fault test: FAIL", "| pause | foreground | 1 | 0 |", "| lifecycle | **FAIL** | overlap |", "VIOLATION: two epochs", "--seed 1"} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("summary lacks %q:\n%s", want, s)
 		}
@@ -115,7 +205,7 @@ func TestSummaryNamesFaultsAndCheckers(t *testing.T) {
 func TestOverlappingPlan(t *testing.T) {
 	p := testPlan
 	p.Overlap = true
-	plan := PlanFaults(9, AllKinds, 2*time.Minute, 3, p)
+	plan := track(PlanFaults(9, AllKinds, 2*time.Minute, 3, p), false)
 	overlaps := 0
 	for i := 1; i < len(plan); i++ {
 		if plan[i].At-plan[i-1].At < p.GapMin || plan[i].At-plan[i-1].At > p.GapMax {

@@ -9,13 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/ice-run/ice/fsm"
 )
 
 // Config is one run of the harness.
@@ -43,7 +42,13 @@ type Config struct {
 	// defaults).
 	SnapshotThreshold, TrailingLogs uint64
 	SnapshotInterval                time.Duration
-	Plan                            PlanParams
+	// CorruptionCheckInterval is the servers' --corruption-check-interval
+	// (when their build has it): how often the leader compares digests.
+	CorruptionCheckInterval time.Duration
+	// TmpfsMiB is the size of each server's tmpfs data dir, made when
+	// disk-full faults are requested.
+	TmpfsMiB int
+	Plan     PlanParams
 	// CheckTimeout bounds porcupine.
 	CheckTimeout time.Duration
 	// Args is the command line, for the summary.
@@ -61,8 +66,10 @@ func DefaultConfig() Config {
 		Tickers: 2, TickInterval: 50 * time.Millisecond, UpdateEvery: 15 * time.Second,
 		LeaseTTL: 3 * time.Second, LeaseMargin: 3 * time.Second,
 		SnapshotThreshold: 256, TrailingLogs: 64, SnapshotInterval: 3 * time.Second,
+		CorruptionCheckInterval: 5 * time.Second, TmpfsMiB: 32,
 		Plan: PlanParams{GapMin: 2 * time.Second, GapMax: 5 * time.Second, HoldMin: 4 * time.Second, HoldMax: 10 * time.Second,
-			AgentHoldMin: 8 * time.Second, Tail: 3 * time.Second},
+			AgentHoldMin: 8 * time.Second, CorruptHoldMin: 11 * time.Second,
+			BackgroundGapMin: 6 * time.Second, BackgroundGapMax: 15 * time.Second, Tail: 3 * time.Second},
 		CheckTimeout: 2 * time.Minute,
 		Stdout:       os.Stdout,
 	}
@@ -85,6 +92,8 @@ type Report struct {
 	Partition string // how partitions were made, or why not
 	Security  string // how the cluster was secured
 	Replay    string // "available" or why not
+	Disks     string // how the servers' data dirs were laid out
+	Alarms    string // how the servers check for corruption
 	Failed    bool   // some checker found a violation
 	Undecided bool   // some checker could not decide
 }
@@ -94,6 +103,17 @@ type runner struct {
 	logw io.Writer
 	mu   sync.Mutex
 	rep  *Report
+
+	// What the phases of run set up, in order.
+	bins *Binaries
+	nf   *Netfilter
+	rec  *Recorder
+	c    *Cluster
+	life *LifecycleWorkload
+	reg  *RegisterWorkload
+	// settled says why the tickers did not settle after the heal ("": they did).
+	settled string
+	fin     finalState
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -141,7 +161,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 func (r *runner) run(ctx context.Context) error {
 	cfg := r.cfg
-	rep := r.rep
 	r.logf("jepsen: seed %d, %d servers, %d agents, %s of faults %s; results in %s",
 		cfg.Seed, cfg.Servers, cfg.Agents, cfg.Duration, strings.Join(cfg.Kinds, ","), cfg.Out)
 
@@ -152,76 +171,156 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	defer lock.Release()
 
-	// Leftovers of a run that was killed: its processes and its chain.
+	// Leftovers of a run that was killed: its processes, chain and mounts.
 	killStale(r.logf)
 	CleanupStaleChain()
-
-	// Build.
-	binDir := filepath.Join(cfg.Root, "jepsen", "results", ".bin")
-	t0 := time.Now()
-	bins, err := Build(ctx, cfg.Root, binDir)
-	if err != nil {
+	if stale := CleanupStaleMounts(cfg.Root); len(stale) > 0 {
+		r.logf("jepsen: unmounted %d tmpfs left by an earlier run: %v", len(stale), stale)
+	}
+	if err := r.build(ctx); err != nil {
 		return err
 	}
-	rep.Build = fmt.Sprintf("built %s and the ticker plugin in %s", bins.Ice, time.Since(t0).Round(100*time.Millisecond))
-	r.logf("jepsen: %s", rep.Build)
-	if out, err := exec.Command(bins.Ice, "replay", "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "--data-dir") {
-		rep.Replay = "not available in this build"
-	} else {
-		rep.Replay = "available"
-	}
-
-	// Partitions.
-	var nf *Netfilter
-	needNF := false
-	for _, k := range cfg.Kinds {
-		needNF = needNF || isPartition(k)
-	}
-	if needNF {
-		nf, err = NewNetfilter(r.logf)
-		if err != nil {
-			rep.Partition = "partitions SKIPPED: " + err.Error()
-			r.note("%s", rep.Partition)
-			r.logf("jepsen: %s", rep.Partition)
-			nf = nil
-		} else {
-			rep.Partition = "iptables chain " + ChainName + " (owner uid → loopback IP drops)"
-			defer nf.Close()
-		}
-	} else {
-		rep.Partition = "no partition faults requested"
+	r.setupNetfilter()
+	if r.nf != nil {
+		defer r.nf.Close()
 	}
 
 	// Schedule.
-	rep.Plan = PlanFaults(cfg.Seed, cfg.Kinds, cfg.Duration, cfg.Servers, cfg.Plan)
-	if err := writeJSON(filepath.Join(cfg.Out, "schedule.json"), rep.Plan); err != nil {
+	r.rep.Plan = PlanFaults(cfg.Seed, cfg.Kinds, cfg.Duration, cfg.Servers, cfg.Plan)
+	if err := writeJSON(filepath.Join(cfg.Out, "schedule.json"), r.rep.Plan); err != nil {
 		return err
 	}
-	r.logf("jepsen: %d faults planned (schedule.json)", len(rep.Plan))
+	r.logf("jepsen: %d faults planned (schedule.json)", len(r.rep.Plan))
 
 	// History and cluster.
-	rec, err := NewRecorder(cfg.Out, time.Now())
-	if err != nil {
+	if r.rec, err = NewRecorder(cfg.Out, time.Now()); err != nil {
 		return err
 	}
 	closed := false
 	defer func() {
 		if !closed {
-			_ = rec.Close()
+			_ = r.rec.Close()
 		}
 	}()
+	err = r.startCluster(ctx)
+	if r.c != nil {
+		defer r.c.Close()
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.faults(ctx); err != nil {
+		return err
+	}
+	if err := r.recoverAll(ctx); err != nil {
+		return err
+	}
+	r.collect(ctx)
+	r.stopAndReplay()
+	closed = true
+	if err := r.rec.Close(); err != nil {
+		r.note("history not closed cleanly: %v", err)
+	}
+	r.check()
+	r.rep.Finished = time.Now()
+	if err := WriteReport(r.rep); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	r.logf("jepsen: summary in %s", filepath.Join(cfg.Out, "summary.md"))
+	return nil
+}
+
+// build compiles ice and the plugin, and finds out what the build offers:
+// replay, and the corruption check's interval flag.
+func (r *runner) build(ctx context.Context) error {
+	binDir := filepath.Join(r.cfg.Root, "jepsen", "results", ".bin")
+	t0 := time.Now()
+	bins, err := Build(ctx, r.cfg.Root, binDir)
+	if err != nil {
+		return err
+	}
+	r.bins = bins
+	r.rep.Build = fmt.Sprintf("built %s and the ticker plugin in %s", bins.Ice, time.Since(t0).Round(100*time.Millisecond))
+	r.logf("jepsen: %s", r.rep.Build)
+	if out, err := exec.Command(bins.Ice, "replay", "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "--data-dir") {
+		r.rep.Replay = "not available in this build"
+	} else {
+		r.rep.Replay = "available"
+	}
+	return nil
+}
+
+// serverArgs are the extra server flags: the corruption check's interval
+// when the build has the flag.
+func (r *runner) serverArgs() []string {
+	out, err := exec.Command(r.bins.Ice, "server", "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--corruption-check-interval") {
+		r.rep.Alarms = "this build has no --corruption-check-interval: a damaged server must say it halted in its own status"
+		return nil
+	}
+	iv := r.cfg.CorruptionCheckInterval.String()
+	r.rep.Alarms = "servers run with --corruption-check-interval " + iv + ": the leader compares the servers' digests and raises alarms"
+	return []string{"--corruption-check-interval", iv}
+}
+
+// setupNetfilter makes the iptables chain when partitions are requested.
+func (r *runner) setupNetfilter() {
+	if !slices.ContainsFunc(r.cfg.Kinds, isPartition) {
+		r.rep.Partition = "no partition faults requested"
+		return
+	}
+	nf, err := NewNetfilter(r.logf)
+	if err != nil {
+		r.rep.Partition = "partitions SKIPPED: " + err.Error()
+		r.note("%s", r.rep.Partition)
+		r.logf("jepsen: %s", r.rep.Partition)
+		return
+	}
+	r.nf = nf
+	r.rep.Partition = "iptables chain " + ChainName + " (owner uid → loopback IP drops)"
+}
+
+// tmpfsMiB is the size of the servers' tmpfs data dirs: 0 unless disk-full
+// faults are requested and a tmpfs can be mounted here.
+func (r *runner) tmpfsMiB() int {
+	if !slices.Contains(r.cfg.Kinds, KindDiskFull) || r.cfg.TmpfsMiB <= 0 {
+		r.rep.Disks = "data dirs on the results disk"
+		return 0
+	}
+	probe := filepath.Join(r.cfg.Out, ".tmpfs-probe")
+	err := os.MkdirAll(probe, 0o755)
+	if err == nil {
+		if err = mountTmpfs(probe, 1, 0); err == nil {
+			err = unmountKeeping(probe)
+		}
+	}
+	_ = os.RemoveAll(probe)
+	if err != nil {
+		r.rep.Disks = "disk-full SKIPPED: no tmpfs here: " + err.Error()
+		r.note("%s", r.rep.Disks)
+		return 0
+	}
+	r.rep.Disks = fmt.Sprintf("each server's data dir on a tmpfs of its own of %d MiB (kept on disk at the end)", r.cfg.TmpfsMiB)
+	return r.cfg.TmpfsMiB
+}
+
+// startCluster lays out and starts the servers, bootstraps ACLs, starts
+// the agents and deploys the tickers.
+func (r *runner) startCluster(ctx context.Context) error {
+	cfg, rec := r.cfg, r.rec
 	onCrash := func(p *Proc, err error) {
 		detail := fmt.Sprintf("%v", err)
 		r.logf("jepsen: CRASH: %s exited on its own: %s", p.Name, detail)
 		rec.Add(Entry{Type: TCrash, Process: NemesisProcess, F: "crash", Target: []string{p.Name}, Detail: detail})
 	}
-	c, err := NewCluster(ClusterConfig{Servers: cfg.Servers, Agents: cfg.Agents, Bin: bins, Dir: cfg.Out,
+	c, err := NewCluster(ClusterConfig{Servers: cfg.Servers, Agents: cfg.Agents, Bin: r.bins, Dir: cfg.Out,
 		LeaseTTL: cfg.LeaseTTL, LeaseMargin: cfg.LeaseMargin, OnCrash: onCrash,
-		SnapshotThreshold: cfg.SnapshotThreshold, TrailingLogs: cfg.TrailingLogs, SnapshotInterval: cfg.SnapshotInterval})
+		SnapshotThreshold: cfg.SnapshotThreshold, TrailingLogs: cfg.TrailingLogs, SnapshotInterval: cfg.SnapshotInterval,
+		ServerArgs: r.serverArgs(), TmpfsMiB: r.tmpfsMiB()})
 	if err != nil {
 		return err
 	}
-	defer c.StopAll()
+	r.c = c
 	if err := writeJSON(filepath.Join(cfg.Out, "cluster.json"), clusterLayout(c)); err != nil {
 		return err
 	}
@@ -235,7 +334,7 @@ func (r *runner) run(ctx context.Context) error {
 	if err := c.Bootstrap(ctx, 60*time.Second); err != nil {
 		return fmt.Errorf("cluster did not start: %w", err)
 	}
-	rep.Security = "secure by default: HTTPS API and Raft over mutual TLS (certificates of one CA, servers' naming their loopback IPs, agents' their node ids), " +
+	r.rep.Security = "secure by default: HTTPS API and Raft over mutual TLS (certificates of one CA, servers' naming their loopback IPs, agents' their node ids), " +
 		"gossip encryption, ACLs on; clients use the management token made by ACL bootstrap"
 	r.logf("jepsen: %d servers up, leader %s; ACLs bootstrapped", len(c.Servers), leader.ID)
 	if err := c.StartAgents(); err != nil {
@@ -245,28 +344,34 @@ func (r *runner) run(ctx context.Context) error {
 		return fmt.Errorf("agents did not become ready: %w", err)
 	}
 	r.logf("jepsen: %d agents ready", len(c.Agents))
-
-	life := &LifecycleWorkload{C: c, Rec: rec, Names: TickerNames(cfg.Tickers), TickDir: filepath.Join(cfg.Out, "ticks"),
+	r.life = &LifecycleWorkload{C: c, Rec: rec, Names: TickerNames(cfg.Tickers), TickDir: filepath.Join(cfg.Out, "ticks"),
 		Interval: cfg.TickInterval, UpdateEvery: cfg.UpdateEvery, Seed: cfg.Seed}
-	if err := life.Prepare(); err != nil {
+	if err := r.life.Prepare(); err != nil {
 		return err
 	}
-	if err := life.Deploy(ctx, 30*time.Second); err != nil {
+	if err := r.life.Deploy(ctx, 30*time.Second); err != nil {
 		return err
 	}
-	if err := life.WaitExecuting(ctx, 60*time.Second); err != nil {
+	if err := r.life.WaitExecuting(ctx, 60*time.Second); err != nil {
 		return fmt.Errorf("tickers did not start: %w", err)
 	}
-	r.logf("jepsen: %d tickers EXECUTING; workload and faults for %s", len(life.Names), cfg.Duration)
+	r.logf("jepsen: %d tickers EXECUTING; workload and faults for %s", len(r.life.Names), cfg.Duration)
+	return nil
+}
 
-	// Workload and faults.
-	reg := &RegisterWorkload{C: c, Rec: rec, Keys: RegisterKeys(cfg.Keys), Clients: cfg.Clients, Rate: cfg.Rate, Seed: cfg.Seed}
-	nem := NewNemesis(c, nf, rec, r.logf)
+// faults runs the workloads and the nemesis for the duration.
+func (r *runner) faults(ctx context.Context) error {
+	cfg, rep := r.cfg, r.rep
+	reg := &RegisterWorkload{C: r.c, Rec: r.rec, Keys: RegisterKeys(cfg.Keys), Clients: cfg.Clients, Rate: cfg.Rate, Seed: cfg.Seed}
+	r.reg = reg
+	nem := NewNemesis(r.c, r.nf, r.rec, r.logf)
+	nem.HealCtx = ctx
 	wctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
 	wstart := time.Now()
 	var wg sync.WaitGroup
 	wg.Go(func() { reg.Run(wctx) })
-	wg.Go(func() { life.Run(wctx) })
+	wg.Go(func() { r.life.Run(wctx) })
 	wg.Go(func() { nem.Run(wctx, wstart, rep.Plan) })
 	wg.Go(func() {
 		for sleepUntil(wctx, time.Now().Add(10*time.Second)) {
@@ -274,157 +379,51 @@ func (r *runner) run(ctx context.Context) error {
 		}
 	})
 	wg.Wait()
-	cancel()
-	rep.Injected, rep.Skipped, _ = nem.Counts()
-	_, _, notes := nem.Counts()
+	var notes []string
+	rep.Injected, rep.Skipped, notes = nem.Counts()
 	rep.Notes = append(rep.Notes, notes...)
 	r.logf("jepsen: workload done after %s: %s", time.Since(wstart).Round(time.Second), fmtCounts(reg.Counts()))
 	if ctx.Err() != nil {
 		return ErrInterrupted
 	}
-
-	// Heal and recover.
 	did := nem.HealAll()
-	rec.Add(Entry{Type: THeal, Process: NemesisProcess, F: "heal-all", Detail: strings.Join(did, "; ")})
+	r.rec.Add(Entry{Type: THeal, Process: NemesisProcess, F: "heal-all", Detail: strings.Join(did, "; ")})
 	r.logf("jepsen: healed everything%s", prefixed(": ", strings.Join(did, "; ")))
+	return nil
+}
+
+// recoverAll waits for a leader, every server a voter, the agents ready
+// and the tickers settled, then reads every register once more.
+func (r *runner) recoverAll(ctx context.Context) error {
+	c := r.c
 	recoverStart := time.Now()
 	if _, err := c.WaitLeader(ctx, 60*time.Second); err != nil {
 		r.note("after heal: %v", err)
 	}
+	peers, err := c.WaitVoters(ctx, 60*time.Second)
+	r.fin.peers = peers
+	if err != nil {
+		r.fin.peersErr = err.Error()
+	}
 	if err := c.WaitNodesReady(ctx, 60*time.Second); err != nil {
 		r.note("after heal: agents not all ready: %v", err)
 	}
-	settled := ""
-	if err := life.WaitExecuting(ctx, 60*time.Second); err != nil {
-		settled = err.Error()
+	if err := r.life.WaitExecuting(ctx, 60*time.Second); err != nil {
+		r.settled = err.Error()
 	} else {
 		// Let the settled runs tick for a while.
-		time.Sleep(time.Second)
+		sleepUntil(ctx, time.Now().Add(time.Second))
 	}
-	r.logf("jepsen: recovery took %s%s", time.Since(recoverStart).Round(100*time.Millisecond), prefixed("; NOT SETTLED: ", settled))
+	r.logf("jepsen: recovery took %s%s", time.Since(recoverStart).Round(100*time.Millisecond), prefixed("; NOT SETTLED: ", r.settled))
 	if ctx.Err() != nil {
 		return ErrInterrupted
 	}
-
 	// Final reads of every register, recorded like any read.
-	finalProc := cfg.Clients
 	if l := c.Leader(ctx); l != nil {
-		for _, k := range reg.Keys {
-			ReadRegister(ctx, rec, finalProc, l, k)
+		for _, k := range r.reg.Keys {
+			ReadRegister(ctx, r.rec, r.cfg.Clients, l, k)
 		}
 	}
-
-	// Collect the final state.
-	fin := filepath.Join(cfg.Out, "final")
-	_ = os.MkdirAll(fin, 0o755)
-	cl := c.AnyClient()
-	if l := c.Leader(ctx); l != nil {
-		cl = l.Client()
-	}
-	fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
-	comps, err := cl.Components(fctx)
-	if err != nil {
-		r.note("final components not read: %v", err)
-	}
-	runs, runsIndex, err := cl.Runs(fctx, "", nil)
-	if err != nil {
-		r.note("final runs not read: %v", err)
-	}
-	fcancel()
-	events, err := FetchEvents(ctx, cl)
-	if err != nil {
-		r.note("final events not read completely: %v", err)
-	}
-	conv := ConvergenceInput{Events: events, ServerEvents: map[string][]fsm.Event{}, EventErrors: map[string]string{}}
-	conv.Index, conv.Digests, err = CollectDigests(ctx, c.Servers, 30*time.Second)
-	if err != nil {
-		conv.NotConverged = err.Error()
-	}
-	for _, s := range c.Servers {
-		sc := s.Client()
-		sc.Stale = true
-		evs, err := FetchEvents(ctx, sc)
-		if err != nil {
-			conv.EventErrors[s.ID] = err.Error()
-			continue
-		}
-		conv.ServerEvents[s.ID] = evs
-	}
-	finalComps := map[string]fsm.Component{}
-	for _, fc := range comps {
-		finalComps[fc.Name] = fc
-	}
-	_ = writeJSON(filepath.Join(fin, "components.json"), comps)
-	_ = writeJSON(filepath.Join(fin, "runs.json"), runs)
-	_ = writeJSONLines(filepath.Join(fin, "events.jsonl"), events)
-	_ = writeJSON(filepath.Join(fin, "digests.json"), conv.Digests)
-	r.logf("jepsen: final state: %d components, %d runs, %d events; digests at index %d", len(comps), len(runs), len(events), conv.Index)
-
-	// Stop everything, then replay each server's data dir offline.
-	c.StopAll()
-	if nf != nil {
-		nf.Close()
-	}
-	if rep.Replay == "available" && conv.Index > 0 {
-		for _, s := range c.Servers {
-			conv.Replays = append(conv.Replays, replay(bins.Ice, s, conv.Index))
-		}
-		_ = writeJSON(filepath.Join(fin, "replays.json"), conv.Replays)
-	} else if rep.Replay != "available" {
-		conv.ReplayUnavailable = rep.Replay
-	} else {
-		conv.ReplayUnavailable = "skipped: no common index to replay to"
-	}
-
-	// Ticks.
-	lin := LifecycleInput{Events: events, Runs: runs, RunsIndex: runsIndex, Components: finalComps, Ticks: map[string][]Tick{}, Malformed: map[string][]string{},
-		Tickers: life.Names, Registers: reg.Keys, Settled: settled}
-	for _, n := range life.Names {
-		f, err := os.Open(life.TickFile(n))
-		if err != nil {
-			r.note("tick file of %s: %v", n, err)
-			continue
-		}
-		lin.Ticks[n], lin.Malformed[n] = ParseTicks(f)
-		_ = f.Close()
-	}
-
-	// Check.
-	closed = true
-	if err := rec.Close(); err != nil {
-		r.note("history not closed cleanly: %v", err)
-	}
-	entries := rec.Entries()
-	rep.Entries = entries
-	ops := Pair(entries)
-	rep.OpCounts = opCounts(ops)
-	r.logf("jepsen: checking %d operations", len(ops))
-	lv := CheckLinearizability(ops, reg.Keys, AppliedFromEvents(events), LinearizabilityOptions{Timeout: cfg.CheckTimeout,
-		HTMLPath: filepath.Join(cfg.Out, "linearizability.html"), Faults: Faults(entries)})
-	rep.Verdicts = append(rep.Verdicts,
-		lv,
-		CheckDurability(ops, events, finalComps),
-		CheckLifecycle(lin),
-		CheckConvergence(conv),
-		CheckProcesses(entries, readLogs(cfg.Out, c)),
-	)
-	for _, v := range rep.Verdicts {
-		if err := v.WriteJSON(cfg.Out); err != nil {
-			r.note("verdict %s not written: %v", v.Checker, err)
-		}
-		switch v.Result {
-		case Fail:
-			rep.Failed = true
-		case Unknown:
-			rep.Undecided = true
-		}
-		r.logf("jepsen: %-16s %-7s %s", v.Checker, strings.ToUpper(v.Result), v.Summary)
-	}
-	rep.Finished = time.Now()
-	if err := WriteReport(rep); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	r.logf("jepsen: summary in %s", filepath.Join(cfg.Out, "summary.md"))
 	return nil
 }
 

@@ -147,6 +147,10 @@ func ReadRegister(ctx context.Context, rec *Recorder, process int, srv *Server, 
 	default:
 		// A read that failed changed nothing, whatever the reason.
 		done.Type, done.Error = TFail, err.Error()
+		var ae *api.APIError
+		if errors.As(err, &ae) {
+			done.Status = ae.Status
+		}
 	}
 	return rec.Add(done)
 }
