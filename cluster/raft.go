@@ -32,6 +32,8 @@ type raftStores struct {
 	logs      raft.LogStore
 	snaps     *diskSnapshots
 	transport *raft.NetworkTransport
+	// checked verifies the checksums of the entries bolt stores and reads.
+	checked *checkedLogs
 	// disk watches the free space of the data dir.
 	disk *diskGuard
 }
@@ -98,7 +100,10 @@ func openStoresOffline(cfg *Config) (*raftStores, error) {
 		return nil, fmt.Errorf("open raft log store %s: %w", dir, err)
 	}
 	st.bolt = newDiskStable(bolt, st.disk)
-	cache, err := raft.NewLogCache(logCacheSize, st.bolt)
+	// The checksums are verified where entries meet the disk, under the
+	// cache (checkedlog.go).
+	st.checked = &checkedLogs{LogStore: st.bolt, logger: cfg.Logger.Named("log")}
+	cache, err := raft.NewLogCache(logCacheSize, st.checked)
 	if err != nil {
 		st.close()
 		return nil, fmt.Errorf("open raft log cache: %w", err)

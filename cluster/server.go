@@ -95,6 +95,8 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	onDamage := func(index uint64, err error) { s.sm.halt(&api.Corruption{Index: index, Reason: err.Error()}) }
+	s.stores.checked.onDamage.Store(&onDamage)
 	s.raft, err = newRaft(&cfg, s)
 	if err != nil {
 		s.stores.close()
