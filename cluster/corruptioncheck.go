@@ -134,29 +134,31 @@ func (s *Server) collectMarks(ctx context.Context, mark uint64, voters []string)
 	out := make([]api.CheckedServer, len(voters))
 	var wg sync.WaitGroup
 	for i, id := range voters {
+		fetch := func(ctx context.Context) (*api.Status, error) { return s.fetchStatus(ctx, id, addrs[id]) }
 		if id == s.cfg.NodeID {
-			st, _ := s.Status()
-			out[i] = markOf(id, mark, &st)
+			fetch = func(context.Context) (*api.Status, error) {
+				st, err := s.Status()
+				return &st, err
+			}
+		} else if addrs[id] == "" {
+			out[i] = api.CheckedServer{ID: id, Result: checkUnreachable, Detail: "no HTTP address in gossip"}
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = s.peerMark(ctx, id, addrs[id], mark)
+			out[i] = pollMark(ctx, id, mark, fetch)
 		}()
 	}
 	wg.Wait()
 	return out
 }
 
-// peerMark polls one voter's status until it has applied mark (or halted),
-// or ctx ends.
-func (s *Server) peerMark(ctx context.Context, id, addr string, mark uint64) api.CheckedServer {
-	if addr == "" {
-		return api.CheckedServer{ID: id, Result: checkUnreachable, Detail: "no HTTP address in gossip"}
-	}
+// pollMark polls one voter's status until it has the digest at mark (or
+// halted, or went past the mark without one), or ctx ends.
+func pollMark(ctx context.Context, id string, mark uint64, fetch func(context.Context) (*api.Status, error)) api.CheckedServer {
 	for {
-		st, err := s.fetchStatus(ctx, id, addr)
+		st, err := fetch(ctx)
 		if err == nil {
 			if c := markOf(id, mark, st); c.Result != checkBehind {
 				return c
@@ -183,9 +185,9 @@ func markOf(id string, mark uint64, st *api.Status) api.CheckedServer {
 			return api.CheckedServer{ID: id, Result: checkOK, Digest: m.Digest}
 		}
 	}
-	if st.AppliedIndex >= mark {
+	if n := len(st.Marks); n > 0 && st.Marks[n-1].Index > mark {
 		// Installed a snapshot past the mark: it has no digest for it.
-		return api.CheckedServer{ID: id, Result: checkNoDigest, Detail: fmt.Sprintf("applied %d without recording mark %d (a snapshot was installed)", st.AppliedIndex, mark)}
+		return api.CheckedServer{ID: id, Result: checkNoDigest, Detail: fmt.Sprintf("recorded mark %d but not mark %d (a snapshot was installed)", st.Marks[n-1].Index, mark)}
 	}
 	return api.CheckedServer{ID: id, Result: checkBehind}
 }

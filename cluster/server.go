@@ -85,6 +85,7 @@ func New(cfg Config) (*Server, error) {
 		checkRequests: make(chan struct{}, 1),
 		shutdownCh:    make(chan struct{}),
 	}
+	s.sm.markJobs = make(chan markJob, markDigests)
 	s.stores, err = openRaftStores(&cfg)
 	if err != nil {
 		return nil, err
@@ -110,7 +111,8 @@ func New(cfg Config) (*Server, error) {
 	s.sm.snapshotVersion = s.snapshotVersion
 	s.sm.onCorrupt = s.onCorrupt
 	s.sm.self = cfg.NodeID
-	s.wg.Add(6)
+	s.wg.Add(7)
+	go s.digestMarks()
 	go s.versionLoop()
 	go s.requestCheckAtStart()
 	go func() { defer s.wg.Done(); s.commit.run() }()

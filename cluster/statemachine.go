@@ -41,8 +41,10 @@ type stateMachine struct {
 
 	// self is this server's id: an alarm naming it halts it (alarms.go).
 	self string
-	// marks are the digests at the recent digest marks.
-	marks markRing
+	// marks are the digests at the recent digest marks; markJobs hands
+	// marks to the server's digester (nil: digested on the apply goroutine).
+	marks    markRing
+	markJobs chan markJob
 
 	digestMu    sync.Mutex
 	digestIndex uint64
