@@ -54,7 +54,7 @@ type httpLimitFlags struct {
 
 func (h *httpLimitFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.DurationVar(&h.readTimeout, "http-read-timeout", rpc.DefaultBodyTimeout, "time a request's headers and body may take to arrive (blocking queries and event streams are not cut off)")
+	fl.DurationVar(&h.readTimeout, "http-read-timeout", rpc.DefaultBodyTimeout, "time a connection's TLS handshake, then a request's headers and body, may take to arrive (blocking queries and event streams are not cut off)")
 	fl.DurationVar(&h.idleTimeout, "http-idle-timeout", 2*time.Minute, "time an idle keep-alive connection is kept open")
 	fl.IntVar(&h.maxConns, "http-max-conns", rpc.DefaultMaxConns, "connections the API holds at once; further ones wait in the listen backlog")
 	fl.IntVar(&h.maxInflight, "http-max-inflight", rpc.DefaultMaxInflight, "requests handled at once (blocking queries aside); further ones get 429 with Retry-After")
