@@ -3,6 +3,7 @@ package jepsen
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -73,7 +74,7 @@ func secs(mono int64) float64 { return float64(mono) / 1e9 }
 // CheckCorruption checks every corrupt fault: the damaged server is
 // alarmed (its own status says it halted, or a healthy server's status
 // names it in the cluster's alarms) within two check intervals of its
-// restart, and from then until the heal took it out of service it served
+// restart (not counting time a partition cut it off, with --overlap), and from then until the heal took it out of service it served
 // no client operation (what it answered, it answered with 503). Over the
 // whole event log: no alarm names a server no fault damaged, and no alarm
 // is still raised at the end (remove-peer clears it).
@@ -105,9 +106,14 @@ func CheckCorruption(in CorruptionInput) *Verdict {
 		}
 		delay := time.Duration(at - cs.Start)
 		delays = append(delays, delay)
-		if delay > deadline {
-			v.violate("%s (fault #%d) was first seen alarmed %.3fs after its restart at t=%.3fs, later than two check intervals (%s)",
-				cs.server, cs.ID, delay.Seconds(), secs(cs.Start), deadline)
+		cut := cutOff(in.Entries, cs.server, cs.Start, at)
+		if delay > deadline+cut {
+			extra := ""
+			if cut > 0 {
+				extra = fmt.Sprintf(" plus the %.1fs it was partitioned", cut.Seconds())
+			}
+			v.violate("%s (fault #%d) was first seen alarmed %.3fs after its restart at t=%.3fs, later than two check intervals (%s)%s",
+				cs.server, cs.ID, delay.Seconds(), secs(cs.Start), deadline, extra)
 		}
 		if cs.alarmed == 0 {
 			v.note("%s (fault #%d): halted after %.3fs; no healthy server's status named it in the cluster's alarms before the heal", cs.server, cs.ID, delay.Seconds())
@@ -149,6 +155,27 @@ func CheckCorruption(in CorruptionInput) *Verdict {
 	}
 	return v.finish(fmt.Sprintf("%d damaged servers all alarmed within two check intervals (%s; slowest %.1fs, %d also in the cluster's alarms) and served nothing afterwards (%d requests refused with 503)",
 		len(spans), deadline, slowest.Seconds(), cluster, refused))
+}
+
+// cutOff is how long, between from and to (monotonic), partitions of the
+// servers that name server were in force: time in which it could not
+// learn what to apply, nor be compared, which the alarm deadline does not
+// count.
+func cutOff(entries []Entry, server string, from, to int64) time.Duration {
+	var cut int64
+	for _, f := range Faults(entries) {
+		if !isPartition(f.Kind) || f.Kind == KindPartAgent || !slices.Contains(f.Target, server) {
+			continue
+		}
+		end := f.End
+		if end == 0 {
+			end = to
+		}
+		if lo, hi := max(f.Start, from), min(end, to); hi > lo {
+			cut += hi - lo
+		}
+	}
+	return time.Duration(cut)
 }
 
 // checkAlarmEvents checks the alarm.raise and alarm.clear events: each

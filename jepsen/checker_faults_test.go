@@ -244,3 +244,20 @@ func TestClockSlackCountsInjectedSkewsOnly(t *testing.T) {
 		t.Fatalf("slack %s without clock-skew faults", got)
 	}
 }
+
+func TestCorruptionDeadlineLeavesOutPartitions(t *testing.T) {
+	h := &hist{}
+	h.entries = append(h.entries,
+		nem(TFault, KindCorrupt, "s3", 1000, 1, ""),
+		Entry{Type: TFault, Process: NemesisProcess, F: KindPartLeader, Target: []string{"s1", "s2", "s3"}, Mono: 1500e6, FaultID: 2},
+		Entry{Type: THeal, Process: NemesisProcess, F: KindPartLeader, Target: []string{"s1", "s2", "s3"}, Mono: 5500e6, FaultID: 2},
+		Entry{Type: TFault, Process: NemesisProcess, F: KindPartAgent, Target: []string{"a1", "s1", "s2", "s3"}, Mono: 6000e6, FaultID: 3},
+		Entry{Type: THeal, Process: NemesisProcess, F: KindPartAgent, Target: []string{"a1", "s1", "s2", "s3"}, Mono: 9000e6, FaultID: 3},
+		nem(TObserve, ObsHalted, "s3", 13000, 1, ""),
+		nem(THeal, KindCorrupt, "s3", 16000, 1, "healed"))
+	// 12s after the restart: two intervals (10s) plus 4s cut off is enough;
+	// an agent's partition does not cut the server off.
+	wantResult(t, CheckCorruption(CorruptionInput{Entries: h.entries, CheckInterval: 5 * time.Second}), Pass, "")
+	h.entries[5].Mono = 15500e6
+	wantResult(t, CheckCorruption(CorruptionInput{Entries: h.entries, CheckInterval: 5 * time.Second}), Fail, "plus the 4.0s it was partitioned")
+}

@@ -185,10 +185,8 @@ type Server struct {
 	DataDir string
 	// Tmpfs says the data dir is a tmpfs mount of its own (disk.go).
 	Tmpfs bool
-	// api is the management client Client copies; raw reads the status
-	// as JSON (status.go).
+	// api is the management client Client copies.
 	api *api.Client
-	raw *rawClient
 }
 
 // Client returns a management client of the server: HTTPS verified with
@@ -261,9 +259,6 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		s.HTTP, s.Raft, s.Gossip = as[0], as[1], as[2]
 		s.DataDir = filepath.Join(cfg.Dir, "data", s.ID)
 		if s.api, err = c.Creds.Client(s.HTTP); err != nil {
-			return nil, err
-		}
-		if s.raw, err = newRawClient(c.Creds, s.HTTP); err != nil {
 			return nil, err
 		}
 		c.Servers = append(c.Servers, s)

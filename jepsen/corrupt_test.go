@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
 )
 
@@ -159,20 +160,17 @@ func TestSignedOffset(t *testing.T) {
 	}
 }
 
-func TestStatusViewReadsAlarms(t *testing.T) {
+func TestAlarmFor(t *testing.T) {
 	raw := `{"node_id":"s1","state":"Leader","leader":"s1","applied_index":90,"corrupt":{"index":40,"reason":"checksum"},
-		"alarms":[{"type":"corrupt","server":"s2","index":40,"detail":"halted at index 40","raised_index":41,"raised_time":5}],"future_field":1}`
-	var st StatusView
+		"alarms":[{"type":"corrupt","server":"s2","index":40,"detail":"halted at index 40","raised_index":41,"raised_time":5}]}`
+	var st api.Status
 	if err := json.Unmarshal([]byte(raw), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st.Corrupt == nil || st.Corrupt.Index != 40 || st.AppliedIndex != 90 {
-		t.Fatalf("status %+v", st)
-	}
-	if a := st.AlarmFor("s2"); a == nil || a.RaisedIndex != 41 || a.Type != "corrupt" {
+	if a := alarmFor(&st, "s2"); a == nil || a.RaisedIndex != 41 || a.Type != "corrupt" {
 		t.Fatalf("alarm of s2: %+v", a)
 	}
-	if st.AlarmFor("s3") != nil {
+	if alarmFor(&st, "s3") != nil {
 		t.Fatal("an alarm for s3")
 	}
 }

@@ -11,13 +11,26 @@
 //     (internal/clustercreds: TLS certificates, a gossip key, ACLs
 //     bootstrapped with a management token the clients send);
 //   - netfilter.go: partitions with iptables (owner uid → destination IP);
-//   - nemesis.go: the fault kinds and the seeded schedule;
-//   - history.go: the JSON-lines history of operations and faults;
+//   - disk.go: each server's data dir on a tmpfs of its own, for disk-full;
+//   - corrupt.go: damaging a stopped server's log offline (raft-boltdb);
+//   - membership.go: remove-peer through the CLI, replacements rejoining;
+//   - status.go: /v1/status as JSON, with the cluster's alarms;
+//   - plan.go: the fault kinds and the seeded schedule: a foreground track
+//     (kills, pauses, partitions, corrupt) and a background track
+//     (disk-full, clock-skew, membership) overlapping it;
+//   - nemesis.go, nemesis_server.go: injecting and healing the faults, each
+//     server acted on by one process fault at a time;
+//   - history.go: the JSON-lines history of operations, faults and what
+//     the nemesis observed (a damaged server halted, alarmed);
 //   - workload_register.go, workload_lifecycle.go: the two workloads;
 //   - checker_*.go: linearizability (porcupine), durability, lifecycle,
-//     convergence and process checks, each a pure function of recorded
-//     data, so that tests can hand them broken histories;
-//   - runner.go, report.go: one whole run, summary.md and timeline.html;
+//     convergence, corruption (a damaged server is alarmed within two
+//     check intervals and serves nothing after), committed time (never
+//     goes back), recovery (every heal worked, the configuration is whole
+//     again) and process checks, each a pure function of recorded data, so
+//     that tests can hand them broken histories;
+//   - runner.go, runner_check.go, report.go: one whole run, summary.md and
+//     timeline.html;
 //   - lock.go: one run of the harness at a time on a machine (the uids,
 //     IPs and build directory are shared).
 //

@@ -131,7 +131,7 @@ func (c *Cluster) WaitCaughtUp(ctx context.Context, s *Server, timeout time.Dura
 				return false, fmt.Errorf("no leader")
 			}
 			rctx, cancel := context.WithTimeout(ctx, time.Second)
-			st, err := l.StatusView(rctx)
+			st, err := l.Status(rctx)
 			cancel()
 			if err != nil {
 				return false, err
@@ -139,7 +139,7 @@ func (c *Cluster) WaitCaughtUp(ctx context.Context, s *Server, timeout time.Dura
 			target = st.AppliedIndex
 		}
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		st, err := s.StatusView(rctx)
+		st, err := s.Status(rctx)
 		cancel()
 		switch {
 		case err != nil:

@@ -73,7 +73,7 @@ func (n *Nemesis) watchAlarm(ctx context.Context, f PlannedFault, s *Server) {
 	halted, alarmed := false, false
 	for !halted || !alarmed {
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		if st, err := s.StatusView(rctx); err == nil && st.Corrupt != nil && !halted {
+		if st, err := s.Status(rctx); err == nil && st.Corrupt != nil && !halted {
 			halted = true
 			n.observe(f, ObsHalted, s.ID, fmt.Sprintf("its status: corrupt at index %d: %s", st.Corrupt.Index, truncate(st.Corrupt.Reason, 200)))
 		}
@@ -81,8 +81,8 @@ func (n *Nemesis) watchAlarm(ctx context.Context, f PlannedFault, s *Server) {
 			if o == s || alarmed || !o.Running() || o.Paused() {
 				continue
 			}
-			if st, err := o.StatusView(rctx); err == nil && st.Corrupt == nil {
-				if a := st.AlarmFor(s.ID); a != nil {
+			if st, err := o.Status(rctx); err == nil && st.Corrupt == nil {
+				if a := alarmFor(st, s.ID); a != nil {
 					alarmed = true
 					n.observe(f, ObsAlarmed, s.ID, fmt.Sprintf("named in the alarms on %s: %s at index %d (raised at %d): %s", o.ID, a.Type, a.Index, a.RaisedIndex, truncate(a.Detail, 200)))
 				}

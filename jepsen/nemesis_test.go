@@ -156,6 +156,9 @@ func TestExpandKinds(t *testing.T) {
 	if _, err := ExpandKinds([]string{"meteor"}); err == nil || !strings.Contains(err.Error(), "unknown fault") {
 		t.Fatalf("unknown kind accepted: %v", err)
 	}
+	if got, _ := ExpandKinds([]string{"all", "kill"}); !reflect.DeepEqual(got, AllKinds) {
+		t.Fatalf("all gave %v", got)
+	}
 	if got, _ := ExpandKinds([]string{""}); len(got) != 0 {
 		t.Fatalf("empty list gave %v", got)
 	}

@@ -21,6 +21,7 @@ const (
 	KindPartBridge    = "partition-bridge"   // two sides that cannot see each other, one server sees both
 	KindPartAgent     = "partition-agent"    // one agent cut from every server
 	partitionShortcut = "partition"          // all four partition kinds
+	allShortcut       = "all"                // every kind
 
 	// KindCorrupt stops a server, flips a byte inside a committed log entry
 	// after its newest snapshot, starts it (it must halt there and be
@@ -54,14 +55,19 @@ var backgroundKinds = []string{KindDiskFull, KindClockSkew, KindMembership}
 // IsBackground says whether a kind runs on the background track.
 func IsBackground(kind string) bool { return slices.Contains(backgroundKinds, kind) }
 
-// ExpandKinds parses a --faults list: kind names, and "partition" for every
-// partition kind. It returns them deduplicated in AllKinds order.
+// ExpandKinds parses a --faults list: kind names, "partition" for every
+// partition kind and "all" for every kind. It returns them deduplicated in
+// AllKinds order.
 func ExpandKinds(list []string) ([]string, error) {
 	want := map[string]bool{}
 	for _, k := range list {
 		k = strings.TrimSpace(k)
 		switch {
 		case k == "":
+		case k == allShortcut:
+			for _, p := range AllKinds {
+				want[p] = true
+			}
 		case k == partitionShortcut:
 			for _, p := range AllKinds {
 				if isPartition(p) {
@@ -71,7 +77,7 @@ func ExpandKinds(list []string) ([]string, error) {
 		case slices.Contains(AllKinds, k):
 			want[k] = true
 		default:
-			return nil, fmt.Errorf("unknown fault %q (known: %s, partition)", k, strings.Join(AllKinds, ", "))
+			return nil, fmt.Errorf("unknown fault %q (known: %s, partition, all)", k, strings.Join(AllKinds, ", "))
 		}
 	}
 	var out []string

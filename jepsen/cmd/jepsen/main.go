@@ -1,10 +1,11 @@
 // Command jepsen runs ICE's fault-injection test: a cluster of real `ice`
 // processes, a register and a lifecycle workload, a seeded schedule of
-// faults (kills, pauses, partitions), and checkers over the recorded
-// history. It exits 1 when a checker finds a violation, 2 when the test
+// faults (kills, pauses, partitions; a damaged log, a full disk, a skewed
+// clock, a replaced member), and checkers over the recorded history. It exits 1 when a checker finds a violation, 2 when the test
 // could not run, 3 when a checker could not decide.
 //
 //	go run ./jepsen/cmd/jepsen --seed 7 --duration 3m --faults kill,kill-leader,kill-agent,pause,partition
+//	go run ./jepsen/cmd/jepsen --seed 7 --duration 150s --faults all
 package main
 
 import (
@@ -34,7 +35,7 @@ func run() int {
 	flag.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long the workload and faults run")
 	flag.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the fault schedule and the clients")
 	flag.StringVar(&faults, "faults", "kill,kill-leader,kill-agent,pause,pause-agent,partition",
-		"comma-separated fault kinds: "+strings.Join(jepsen.AllKinds, ", ")+", or partition for all partition kinds; empty for none")
+		"comma-separated fault kinds: "+strings.Join(jepsen.AllKinds, ", ")+"; partition for all partition kinds, all for every kind; empty for none")
 	flag.StringVar(&out, "out", "", "results folder (default jepsen/results/<UTC timestamp>-seed<N>)")
 	flag.IntVar(&cfg.Keys, "keys", cfg.Keys, "register components")
 	flag.IntVar(&cfg.Clients, "clients", cfg.Clients, "register clients")
