@@ -4,8 +4,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/hashicorp/memberlist"
-
 	"github.com/ice-run/ice/internal/gossip"
 )
 
@@ -20,11 +18,12 @@ type membership interface {
 	Close(timeout time.Duration) error
 }
 
-// gossipMembers is membership over memberlist. With a keyring, gossip is
-// encrypted, and the agent applies the keyring operations a server fans out
-// (the agent has no API of its own), persisting them in its data dir.
+// gossipMembers is membership over memberlist (a gossip.Member). With a
+// keyring, gossip is encrypted, and the agent applies the keyring
+// operations a server fans out (the agent has no API of its own),
+// persisting them in its data dir.
 type gossipMembers struct {
-	ml      *memberlist.Memberlist
+	member  *gossip.Member
 	keyring *gossip.Keyring // nil: plaintext gossip
 }
 
@@ -41,7 +40,7 @@ func startGossip(cfg *Config) (*gossipMembers, error) {
 	if err != nil {
 		return nil, err
 	}
-	ml, err := gossip.Start(gossip.Options{
+	m, err := gossip.Start(gossip.Options{
 		Name:    cfg.NodeID + "@agent",
 		Addr:    cfg.GossipAddr,
 		Meta:    gossip.Meta{Role: gossip.RoleAgent},
@@ -53,21 +52,21 @@ func startGossip(cfg *Config) (*gossipMembers, error) {
 		kr.Close()
 		return nil, err
 	}
-	return &gossipMembers{ml: ml, keyring: kr}, nil
+	return &gossipMembers{member: m, keyring: kr}, nil
 }
 
 // Join contacts the given members.
-func (g *gossipMembers) Join(addrs []string) (int, error) { return g.ml.Join(addrs) }
+func (g *gossipMembers) Join(addrs []string) (int, error) { return g.member.Join(addrs) }
 
 // ServerAddrs returns the servers' HTTP addresses from their gossip
 // metadata.
-func (g *gossipMembers) ServerAddrs() []string { return gossip.ServerHTTPAddrs(g.ml.Members()) }
+func (g *gossipMembers) ServerAddrs() []string { return gossip.ServerHTTPAddrs(g.member.Members()) }
 
 // Close leaves gossip, shuts memberlist down and then closes the keyring
 // (waiting for an answer being sent).
 func (g *gossipMembers) Close(timeout time.Duration) error {
-	err := g.ml.Leave(timeout)
-	_ = g.ml.Shutdown()
+	err := g.member.Leave(timeout)
+	_ = g.member.Shutdown()
 	g.keyring.Close()
 	return err
 }

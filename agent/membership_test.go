@@ -54,12 +54,12 @@ func TestAgentGossipFollowsAKeyRotation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := g.Join([]string{server.LocalNode().Address()}); err != nil {
+		if _, err := g.Join([]string{server.Address()}); err != nil {
 			_ = g.Close(time.Second)
 			t.Fatal(err)
 		}
 		eventually(t, "the agent to see the server and the server the agent", func() bool {
-			return len(g.ServerAddrs()) == 1 && server.NumMembers() == 2
+			return len(g.ServerAddrs()) == 1 && len(server.Members()) == 2
 		})
 		return g
 	}
@@ -83,7 +83,7 @@ func TestAgentGossipFollowsAKeyRotation(t *testing.T) {
 	if err := g.Close(time.Second); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the server to see the agent leave", func() bool { return server.NumMembers() == 1 })
+	eventually(t, "the server to see the agent leave", func() bool { return len(server.Members()) == 1 })
 
 	g = join() // cfg.GossipKey is still k1: the keyring file wins
 	defer func() { _ = g.Close(time.Second) }()

@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -32,31 +33,54 @@ func gossipKey(t *testing.T) (string, []byte) {
 	return s, k
 }
 
-// startAgentMember joins an agent-role gossip member with key to addr.
-func startAgentMember(t *testing.T, key []byte, addr string) {
+// startAgentMember joins an agent-role gossip member with key to every
+// server of c, as an agent joins the servers it is given. Each server then
+// learns of it in its own push/pull with the agent. Joined through one
+// server, the others would depend on that server's broadcast, which goes to
+// two random members only (memberlist's local RetransmitMult of 2 with four
+// members) and so can miss one, which then waits for its next periodic
+// push/pull.
+func startAgentMember(t *testing.T, key []byte, c *testcluster.Cluster) *gossip.Member {
 	t.Helper()
+	var addrs []string
+	for _, n := range c.Nodes {
+		addrs = append(addrs, n.GossipAddr)
+	}
 	kr, err := gossip.OpenKeyring(gossip.KeyringConfig{Key: key, Path: filepath.Join(t.TempDir(), gossip.KeyringFile)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ml, err := gossip.Start(gossip.Options{Name: "n1@agent", Addr: testcluster.FreeAddr(t), Meta: gossip.Meta{Role: gossip.RoleAgent}, Fast: true, Keyring: kr})
+	m, err := gossip.Start(gossip.Options{Name: "n1@agent", Addr: testcluster.FreeAddr(t), Meta: gossip.Meta{Role: gossip.RoleAgent}, Fast: true, Keyring: kr})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = ml.Leave(time.Second)
-		_ = ml.Shutdown()
+		_ = m.Leave(time.Second)
+		_ = m.Shutdown()
 		kr.Close()
 	})
-	if _, err := ml.Join([]string{addr}); err != nil {
-		t.Fatal(err)
+	if n, err := m.Join(addrs); err != nil || n != len(addrs) {
+		t.Fatalf("the agent reached %d of %d servers: %v", n, len(addrs), err)
 	}
+	return m
 }
 
-// waitAlive waits until every running server sees exactly want, alive.
-func waitAlive(t *testing.T, c *testcluster.Cluster, want ...string) {
+// waitAlive waits until every running server, and the agent, sees exactly
+// want, alive. The agent counts as much as a server: it answers a keyring
+// request only to a sender it lists, so until it sees a restarted server
+// again, that server's fan-out gets no answer from it. A member that a
+// broadcast missed learns the rest at its next push/pull, which Fast gossip
+// schedules every 2 s: 15 s leaves room for several.
+func waitAlive(t *testing.T, c *testcluster.Cluster, agent *gossip.Member, want ...string) {
 	t.Helper()
-	testcluster.WaitFor(t, 15*time.Second, "members "+strings.Join(want, ","), func() bool {
+	err := proctest.WaitFor(context.Background(), "every member to see "+strings.Join(want, ","), 15*time.Second, 20*time.Millisecond, func() (bool, error) {
+		var seen []string
+		for _, n := range agent.Members() {
+			seen = append(seen, n.Name)
+		}
+		if got := strings.Join(seen, ","); got != strings.Join(want, ",") {
+			return false, fmt.Errorf("the agent sees %s", got)
+		}
 		for _, n := range c.Nodes {
 			if !n.Running() {
 				continue
@@ -67,12 +91,15 @@ func waitAlive(t *testing.T, c *testcluster.Cluster, want ...string) {
 					alive = append(alive, m.ID)
 				}
 			}
-			if strings.Join(alive, ",") != strings.Join(want, ",") {
-				return false
+			if got := strings.Join(alive, ","); got != strings.Join(want, ",") {
+				return false, fmt.Errorf("%s sees %s", n.ID, got)
 			}
 		}
-		return true
+		return true, nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func mustKeyring(t *testing.T, s *cluster.Server, op, key string, members int) *api.KeyringResponse {
@@ -92,9 +119,9 @@ func TestGossipKeyRotationAcrossServersAndAnAgent(t *testing.T) {
 	k2s, k2 := gossipKey(t)
 	c := testcluster.New(t, 3, testcluster.Options{Configure: func(cfg *cluster.Config) { cfg.GossipKey = k1 }})
 	c.WaitLeader(t)
-	startAgentMember(t, k1, c.Nodes[0].GossipAddr)
+	agent := startAgentMember(t, k1, c)
 	all := []string{"n1@agent", "s1", "s2", "s3"}
-	waitAlive(t, c, all...)
+	waitAlive(t, c, agent, all...)
 
 	follower := c.Follower(t).Server // any server fans out, not only the leader
 	resp := mustKeyring(t, follower, "install", k2s, 4)
@@ -107,7 +134,7 @@ func TestGossipKeyRotationAcrossServersAndAnAgent(t *testing.T) {
 	}
 	mustKeyring(t, c.WaitLeader(t).Server, "remove", k1s, 4)
 	checkOnlyKey(t, mustKeyring(t, follower, "list", "", 4), k2s, 4)
-	waitAlive(t, c, all...)
+	waitAlive(t, c, agent, all...)
 	c.WaitConverged(t)
 
 	// A restarted server keeps the rotated keyring (its flag still says
@@ -115,7 +142,7 @@ func TestGossipKeyRotationAcrossServersAndAnAgent(t *testing.T) {
 	n := c.Follower(t)
 	c.Stop(n)
 	c.Restart(n)
-	waitAlive(t, c, all...)
+	waitAlive(t, c, agent, all...)
 	checkOnlyKey(t, mustKeyring(t, n.Server, "list", "", 4), k2s, 4)
 	stale, err := cluster.New(cluster.Config{
 		NodeID: "s9", DataDir: t.TempDir(), RaftAddr: testcluster.FreeAddr(t), GossipAddr: testcluster.FreeAddr(t),
@@ -135,7 +162,7 @@ func TestGossipKeyRotationAcrossServersAndAnAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitAlive(t, c, all...)
+	waitAlive(t, c, agent, all...)
 }
 
 // checkOnlyKey fails unless list found key alone, primary on every member.

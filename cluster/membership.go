@@ -3,7 +3,6 @@ package cluster
 import (
 	"fmt"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -101,7 +100,7 @@ func (s *Server) startGossip() error {
 	if err != nil {
 		return fmt.Errorf("gossip keyring of %s: %w", s.cfg.NodeID, err)
 	}
-	ml, err := gossip.Start(gossip.Options{
+	g, err := gossip.Start(gossip.Options{
 		Name:    s.cfg.NodeID,
 		Addr:    s.cfg.GossipAddr,
 		Meta:    gossip.Meta{Role: gossip.RoleServer, Raft: s.cfg.RaftAddr, HTTP: s.cfg.HTTPAddr, Body: fsm.BodyVersion},
@@ -114,7 +113,7 @@ func (s *Server) startGossip() error {
 		kr.Close()
 		return err
 	}
-	s.gossip, s.keyring = ml, kr
+	s.gossip, s.keyring = g, kr
 	if kr != nil {
 		s.wg.Add(1)
 		go func() {
@@ -126,17 +125,17 @@ func (s *Server) startGossip() error {
 	return nil
 }
 
-// members returns the gossip members sorted by id.
+// members returns the gossip members sorted by id (their gossip name),
+// from gossip's copies of memberlist's nodes.
 func (s *Server) members() []Member {
 	var out []Member
 	for _, n := range s.gossip.Members() {
 		out = append(out, memberFromNode(n))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
-func memberFromNode(n *memberlist.Node) Member {
+func memberFromNode(n memberlist.Node) Member {
 	m := Member{ID: n.Name, GossipAddr: n.Address(), Status: gossip.Status(n.State)}
 	if meta, err := gossip.DecodeMeta(n.Meta); err == nil {
 		m.Role, m.RaftAddr, m.HTTPAddr, m.BodyVersion = meta.Role, meta.Raft, meta.HTTP, max(meta.Body, 1)

@@ -10,7 +10,6 @@ import (
 
 	metrics "github.com/armon/go-metrics"
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 
 	"github.com/ice-run/ice/api"
@@ -27,7 +26,7 @@ type Server struct {
 	raft   *raft.Raft
 	stores *raftStores
 	sm     *stateMachine
-	gossip *memberlist.Memberlist
+	gossip *gossip.Member
 	// keyring is the gossip encryption keyring (nil: plaintext gossip).
 	keyring *gossip.Keyring
 

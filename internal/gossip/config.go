@@ -12,9 +12,17 @@ import (
 )
 
 // Fast timings, for tests on loopback.
+//
+// A broadcast (a member joined, came back, left) goes to a few random
+// members only: RetransmitMult × ⌈log10(N+1)⌉ sends, 2 with the local
+// defaults and fewer than ten members, so it can miss a member altogether
+// (or be dropped, as UDP under load). That member then learns of the change
+// at its next push/pull, which memberlist's local defaults schedule every
+// 15 s, as long as tests wait. fastPushPullInterval bounds that.
 const (
-	fastProbeInterval  = 200 * time.Millisecond
-	fastGossipInterval = 50 * time.Millisecond
+	fastProbeInterval    = 200 * time.Millisecond
+	fastGossipInterval   = 50 * time.Millisecond
+	fastPushPullInterval = 2 * time.Second
 )
 
 // Options configure one member's gossip.
@@ -28,7 +36,9 @@ type Options struct {
 	Addr string
 	// Meta is the metadata the member advertises.
 	Meta Meta
-	// Events, when set, is told of members joining, leaving and updating.
+	// Events, when set, is told of members joining, leaving and updating,
+	// after the Member's copies (Members) changed. memberlist calls it
+	// with its node lock held: it must not block, nor call Join or Leave.
 	Events memberlist.EventDelegate
 	// Logger receives memberlist's logs (default: discarded).
 	Logger hclog.Logger
@@ -60,6 +70,7 @@ func Config(o Options) (*memberlist.Config, error) {
 		mc = memberlist.DefaultLocalConfig()
 		mc.ProbeInterval = fastProbeInterval
 		mc.GossipInterval = fastGossipInterval
+		mc.PushPullInterval = fastPushPullInterval
 	}
 	mc.Name = o.Name
 	mc.BindAddr, mc.BindPort = host, port
@@ -85,19 +96,12 @@ func Config(o Options) (*memberlist.Config, error) {
 // Start configures memberlist per o and starts it. The caller joins other
 // members and, at the end, leaves and shuts it down, then closes the
 // keyring.
-func Start(o Options) (*memberlist.Memberlist, error) {
+func Start(o Options) (*Member, error) {
 	mc, err := Config(o)
 	if err != nil {
 		return nil, err
 	}
-	ml, err := memberlist.Create(mc)
-	if err != nil {
-		return nil, fmt.Errorf("start gossip on %s: %w", o.Addr, err)
-	}
-	if o.Keyring != nil {
-		o.Keyring.attach(ml)
-	}
-	return ml, nil
+	return start(mc, o.Keyring)
 }
 
 // resolveAddr splits host:port and resolves a host name to an IP literal,

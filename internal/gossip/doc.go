@@ -2,8 +2,10 @@
 // gossip: the memberlist configuration every member uses (addresses, timings,
 // logging), the metadata a member advertises (its role and, for a server,
 // its Raft and HTTP addresses and the command body version it reads), the
-// delegate that serves that metadata, and gossip encryption: the keyring and
-// its rotation across every live member.
+// delegate that serves that metadata, the started Member with copies of its
+// members' nodes that are safe to read (memberlist's own Members and
+// LocalNode point into state it rewrites), and gossip encryption: the
+// keyring and its rotation across every live member.
 //
 // Servers find one another through it and bootstrap Raft; agents find the
 // servers' HTTP addresses through it. It knows nothing of Raft or of the
@@ -52,12 +54,12 @@
 //
 //	key, err := gossip.ParseKey(flagValue)
 //	kr, err := gossip.OpenKeyring(gossip.KeyringConfig{Key: key, Path: filepath.Join(dataDir, gossip.KeyringFile)})
-//	ml, err := gossip.Start(gossip.Options{
+//	m, err := gossip.Start(gossip.Options{
 //		Name: "n1@agent", Addr: "127.0.0.1:7703",
 //		Meta: gossip.Meta{Role: gossip.RoleAgent}, Keyring: kr,
 //	})
-//	n, err := ml.Join([]string{"127.0.0.1:7702"})
-//	servers := gossip.ServerHTTPAddrs(ml.Members())
+//	n, err := m.Join([]string{"127.0.0.1:7702"})
+//	servers := gossip.ServerHTTPAddrs(m.Members())
 //	report, err := kr.Fanout(ctx, gossip.OpInstall, newKey)
-//	// at the end: ml.Leave, ml.Shutdown, then kr.Close()
+//	// at the end: m.Leave, m.Shutdown, then kr.Close()
 package gossip

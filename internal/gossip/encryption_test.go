@@ -19,7 +19,7 @@ import (
 // member is one gossip member of a test, on loopback.
 type member struct {
 	name   string
-	ml     *memberlist.Memberlist
+	g      *Member
 	kr     *Keyring
 	logs   *logBuffer
 	leaves *leaveCounter
@@ -64,12 +64,9 @@ func startMember(t *testing.T, name string, o memberOpts) *member {
 	if o.mute {
 		mc.Delegate = NewDelegate(Meta{Role: o.role})
 	}
-	if m.ml, err = memberlist.Create(mc); err != nil {
+	if m.g, err = start(mc, kr); err != nil {
 		kr.Close()
 		t.Fatal(err)
-	}
-	if kr != nil {
-		kr.attach(m.ml)
 	}
 	t.Cleanup(m.stop)
 	return m
@@ -77,21 +74,21 @@ func startMember(t *testing.T, name string, o memberOpts) *member {
 
 // stop leaves, shuts memberlist down and closes the keyring.
 func (m *member) stop() {
-	if m.ml == nil {
+	if m.g == nil {
 		return
 	}
-	_ = m.ml.Leave(500 * time.Millisecond)
-	_ = m.ml.Shutdown()
+	_ = m.g.Leave(500 * time.Millisecond)
+	_ = m.g.Shutdown()
 	m.kr.Close()
-	m.ml = nil
+	m.g = nil
 }
 
-func (m *member) addr() string { return m.ml.LocalNode().Address() }
+func (m *member) addr() string { return m.g.Address() }
 
 // alive returns the names of the members this one sees alive, sorted.
 func (m *member) alive() []string {
 	var out []string
-	for _, n := range m.ml.Members() {
+	for _, n := range m.g.Members() {
 		if n.State == memberlist.StateAlive {
 			out = append(out, n.Name)
 		}
@@ -113,7 +110,7 @@ func names(ms ...*member) []string {
 func joinAll(t *testing.T, ms ...*member) {
 	t.Helper()
 	for _, m := range ms[1:] {
-		if _, err := m.ml.Join([]string{ms[0].addr()}); err != nil {
+		if _, err := m.g.Join([]string{ms[0].addr()}); err != nil {
 			t.Fatalf("%s joins %s: %v", m.name, ms[0].name, err)
 		}
 	}
@@ -155,7 +152,7 @@ func TestSameKeyJoinsOtherKeyAndPlaintextCannot(t *testing.T) {
 
 	wrong := counter("ice.gossip.rejected;reason=wrong_key")
 	intruder := startMember(t, "intruder", memberOpts{role: RoleServer, key: k2})
-	if n, err := intruder.ml.Join([]string{s1.addr()}); err == nil {
+	if n, err := intruder.g.Join([]string{s1.addr()}); err == nil {
 		t.Fatalf("a member with another key joined (%d contacted)", n)
 	}
 	waitFor(t, 5*time.Second, "s1 to log the rejection of another key", func() bool {
@@ -167,7 +164,7 @@ func TestSameKeyJoinsOtherKeyAndPlaintextCannot(t *testing.T) {
 
 	plain := counter("ice.gossip.rejected;reason=plaintext")
 	stranger := startMember(t, "plain@agent", memberOpts{role: RoleAgent})
-	if n, err := stranger.ml.Join([]string{s1.addr()}); err == nil {
+	if n, err := stranger.g.Join([]string{s1.addr()}); err == nil {
 		t.Fatalf("a plaintext member joined an encrypted pool (%d contacted)", n)
 	}
 	waitFor(t, 5*time.Second, "s1 to log the rejection of plaintext", func() bool {
@@ -271,7 +268,7 @@ func TestRotationKeepsEveryMemberInThePool(t *testing.T) {
 		}
 	}
 	old := startMember(t, "old", memberOpts{role: RoleServer, key: k1})
-	if _, err := old.ml.Join([]string{s1.addr()}); err == nil {
+	if _, err := old.g.Join([]string{s1.addr()}); err == nil {
 		t.Fatal("a member with the removed key joined")
 	}
 }

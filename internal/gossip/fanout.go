@@ -134,12 +134,12 @@ func nameList(names []string) string {
 // broadcast sends one request to every other live member, applies it here,
 // and collects the answers.
 func (k *Keyring) broadcast(ctx context.Context, op KeyOp, key []byte) (*Report, error) {
-	ml, err := k.memberlist()
+	m, err := k.attached()
 	if err != nil {
 		return nil, err
 	}
-	local := *ml.LocalNode()
-	targets, roles := otherMembers(ml, local.Name)
+	local := m.Local()
+	targets, roles := otherMembers(m, local.Name)
 	names := make([]string, len(targets))
 	for i, n := range targets {
 		names[i] = n.Name
@@ -153,7 +153,7 @@ func (k *Keyring) broadcast(ctx context.Context, op KeyOp, key []byte) (*Report,
 		return nil, err
 	}
 	defer k.unregister(id)
-	k.sendAll(ml, targets, (&keyringRequest{ID: id, From: local.Name, Op: op, Key: key}).encode(), col)
+	k.sendAll(m, targets, (&keyringRequest{ID: id, From: local.Name, Op: op, Key: key}).encode(), col)
 
 	self := MemberResult{Name: local.Name, Role: roleOf(local.Meta), Answered: true}
 	if self.Keys, err = k.apply(op, key, local.Name); err != nil {
@@ -166,18 +166,17 @@ func (k *Keyring) broadcast(ctx context.Context, op KeyOp, key []byte) (*Report,
 	return &Report{Op: op, Key: key, Members: append([]MemberResult{self}, results...)}, nil
 }
 
-// otherMembers returns copies of the live members other than self (alive
-// or suspect: memberlist's Members), with their roles by name.
-func otherMembers(ml *memberlist.Memberlist, self string) ([]*memberlist.Node, map[string]string) {
-	var out []*memberlist.Node
+// otherMembers returns the live members other than self (alive or
+// suspect: the Member's copies), with their roles by name.
+func otherMembers(m *Member, self string) ([]memberlist.Node, map[string]string) {
+	var out []memberlist.Node
 	roles := map[string]string{}
-	for _, n := range ml.Members() {
+	for _, n := range m.Members() {
 		if n.Name == self {
 			continue
 		}
-		cp := *n // memberlist updates its nodes in place
-		out = append(out, &cp)
-		roles[cp.Name] = roleOf(cp.Meta)
+		out = append(out, n)
+		roles[n.Name] = roleOf(n.Meta)
 	}
 	return out, roles
 }
@@ -194,14 +193,14 @@ func roleOf(meta []byte) string {
 
 // sendAll sends msg to every target, a few at a time, each on a tracked
 // goroutine; a request that cannot be sent is the target's result.
-func (k *Keyring) sendAll(ml *memberlist.Memberlist, targets []*memberlist.Node, msg []byte, col *collector) {
+func (k *Keyring) sendAll(m *Member, targets []memberlist.Node, msg []byte, col *collector) {
 	sem := make(chan struct{}, maxConcurrentSends)
 	for _, n := range targets {
 		ok := k.goTracked(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if err := ml.SendReliable(n, msg); err != nil {
-				col.deliver(MemberResult{Name: n.Name, Err: fmt.Sprintf("send request: %v", err)})
+			if err := m.SendReliable(n, msg); err != nil {
+				col.deliver(MemberResult{Name: n.Name, Err: err.Error()})
 			}
 		})
 		if !ok {
@@ -219,17 +218,17 @@ func newRequestID() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-// memberlist returns the attached memberlist, or ErrClosed.
-func (k *Keyring) memberlist() (*memberlist.Memberlist, error) {
+// attached returns the member the keyring is attached to, or ErrClosed.
+func (k *Keyring) attached() (*Member, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.closed {
 		return nil, ErrClosed
 	}
-	if k.ml == nil {
+	if k.member == nil {
 		return nil, fmt.Errorf("gossip keyring not attached to a started member: %w", ErrClosed)
 	}
-	return k.ml, nil
+	return k.member, nil
 }
 
 // register makes col receive the answers to request id.
@@ -290,27 +289,20 @@ func (k *Keyring) worker() {
 
 // serve applies one request and sends the answer to the member that asked.
 func (k *Keyring) serve(req *keyringRequest) {
-	ml, err := k.memberlist()
+	m, err := k.attached()
 	if err != nil {
 		return
 	}
-	resp := &keyringResponse{ID: req.ID, Member: ml.LocalNode().Name}
+	resp := &keyringResponse{ID: req.ID, Member: m.Local().Name}
 	if resp.Keys, err = k.apply(req.Op, req.Key, req.From); err != nil {
 		resp.Error = err.Error()
 	}
-	var to *memberlist.Node
-	for _, n := range ml.Members() {
-		if n.Name == req.From {
-			cp := *n
-			to = &cp
-			break
-		}
-	}
-	if to == nil {
+	to, ok := m.member(req.From)
+	if !ok {
 		k.logger.Warn("cannot answer a keyring request: its sender is not a live member", "from", req.From, "op", req.Op)
 		return
 	}
-	if err := ml.SendReliable(to, resp.encode()); err != nil {
+	if err := m.SendReliable(to, resp.encode()); err != nil {
 		k.logger.Warn("cannot answer a keyring request", "to", req.From, "op", req.Op, "error", err)
 	}
 }

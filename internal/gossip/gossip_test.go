@@ -39,10 +39,10 @@ func TestDelegateServesMetaWithinTheLimit(t *testing.T) {
 }
 
 func TestServerHTTPAddrsKeepsAliveServersOnly(t *testing.T) {
-	node := func(state memberlist.NodeStateType, meta []byte) *memberlist.Node {
-		return &memberlist.Node{State: state, Meta: meta}
+	node := func(state memberlist.NodeStateType, meta []byte) memberlist.Node {
+		return memberlist.Node{State: state, Meta: meta}
 	}
-	nodes := []*memberlist.Node{
+	nodes := []memberlist.Node{
 		node(memberlist.StateAlive, Meta{Role: RoleServer, HTTP: "s1:7700"}.Encode()),
 		node(memberlist.StateAlive, Meta{Role: RoleAgent}.Encode()),
 		node(memberlist.StateSuspect, Meta{Role: RoleServer, HTTP: "s2:7700"}.Encode()),
@@ -81,8 +81,8 @@ func TestConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fast.ProbeInterval != fastProbeInterval || fast.GossipInterval != fastGossipInterval {
-		t.Fatalf("fast intervals %v %v", fast.ProbeInterval, fast.GossipInterval)
+	if fast.ProbeInterval != fastProbeInterval || fast.GossipInterval != fastGossipInterval || fast.PushPullInterval != fastPushPullInterval {
+		t.Fatalf("fast intervals %v %v %v", fast.ProbeInterval, fast.GossipInterval, fast.PushPullInterval)
 	}
 	if fast.BindAddr == "localhost" || fast.AdvertiseAddr != fast.BindAddr {
 		t.Fatalf("host name not resolved to an IP: bind %s advertise %s", fast.BindAddr, fast.AdvertiseAddr)
@@ -102,18 +102,18 @@ func TestConfig(t *testing.T) {
 // TestMembersSeeEachOthersMeta starts a server member and an agent member on
 // loopback: the agent learns the server's API address over gossip.
 func TestMembersSeeEachOthersMeta(t *testing.T) {
-	start := func(name string, meta Meta) *memberlist.Memberlist {
+	start := func(name string, meta Meta) *Member {
 		t.Helper()
-		ml, err := Start(Options{Name: name, Addr: "127.0.0.1:0", Meta: meta, Fast: true})
+		m, err := Start(Options{Name: name, Addr: "127.0.0.1:0", Meta: meta, Fast: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = ml.Shutdown() })
-		return ml
+		t.Cleanup(func() { _ = m.Shutdown() })
+		return m
 	}
 	server := start("s1", Meta{Role: RoleServer, Raft: "127.0.0.1:7701", HTTP: "127.0.0.1:7700", Body: 2})
 	agent := start("n1@agent", Meta{Role: RoleAgent})
-	if _, err := agent.Join([]string{server.LocalNode().Address()}); err != nil {
+	if _, err := agent.Join([]string{server.Address()}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the agent to see the one server's HTTP address", func() bool {

@@ -62,8 +62,8 @@ type Keyring struct {
 	opMu sync.Mutex
 
 	mu      sync.Mutex
-	ml      *memberlist.Memberlist // set by Start
-	pending map[string]*collector  // fan-outs waiting for answers, by request id
+	member  *Member               // set by Start
+	pending map[string]*collector // fan-outs waiting for answers, by request id
 	closed  bool
 
 	// requests holds other members' requests for the worker, in order.
@@ -156,11 +156,11 @@ func initialKeys(cfg KeyringConfig, logger hclog.Logger) ([][]byte, string, erro
 // memberlistRing is the keyring memberlist encrypts and decrypts with.
 func (k *Keyring) memberlistRing() *memberlist.Keyring { return k.ring }
 
-// attach binds the keyring to the started memberlist.
-func (k *Keyring) attach(ml *memberlist.Memberlist) {
+// attach binds the keyring to the started member.
+func (k *Keyring) attach(m *Member) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.ml = ml
+	k.member = m
 }
 
 // Keys returns the member's keys, primary first.

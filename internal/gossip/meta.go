@@ -43,9 +43,9 @@ func DecodeMeta(b []byte) (Meta, error) {
 }
 
 // ServerHTTPAddrs returns the API addresses of the alive servers among
-// nodes (memberlist's Members), in their order. Members whose metadata
-// does not decode, agents, and servers without an API address are skipped.
-func ServerHTTPAddrs(nodes []*memberlist.Node) []string {
+// nodes (a Member's Members), in their order. Members whose metadata does
+// not decode, agents, and servers without an API address are skipped.
+func ServerHTTPAddrs(nodes []memberlist.Node) []string {
 	var out []string
 	for _, n := range nodes {
 		if n.State != memberlist.StateAlive {
