@@ -153,7 +153,7 @@ func CheckCorruption(in CorruptionInput) *Verdict {
 	if len(spans) == 0 {
 		return v.finish("no corrupt fault injected; no alarm raised against a server in the event log")
 	}
-	return v.finish(fmt.Sprintf("%d damaged servers all alarmed within two check intervals (%s; slowest %.1fs, %d also in the cluster's alarms) and served nothing afterwards (%d requests refused with 503)",
+	return v.finish(fmt.Sprintf("%d damaged server(s) all alarmed within two check intervals (%s; slowest %.1fs, %d also in the cluster's alarms) and served nothing afterwards (%d requests refused with 503)",
 		len(spans), deadline, slowest.Seconds(), cluster, refused))
 }
 
