@@ -125,6 +125,14 @@ func (s *State) applyCommand(index, term uint64, sub int, cmd Command, res *Resu
 	if cmd.Header.Time <= 0 {
 		return fmt.Errorf("command carries no leader time: %w", ErrInvalid)
 	}
+	if cmd.Version >= 5 && cmd.Header.Time < s.lastTime {
+		// The leader stamps a command when it is proposed, and group commit
+		// may order two concurrent proposals the other way round: committed
+		// time never goes back, so the later entry takes the earlier time.
+		// (Entries of older body versions are applied as older builds did,
+		// so that a mixed cluster does not diverge.)
+		cmd.Header.Time = s.lastTime
+	}
 	if len(cmd.Header.Purpose) > maxReasonLen {
 		return fmt.Errorf("purpose longer than %d bytes: %w", maxReasonLen, ErrInvalid)
 	}

@@ -225,6 +225,8 @@ type Command struct {
 	Header Header
 	// Body is a pointer to the request type of Type.
 	Body any
+	// Version is the body version the entry was written in.
+	Version int
 }
 
 // newBody returns a fresh body value for a type, or nil if unknown.
@@ -386,7 +388,7 @@ func Decode(b []byte) (Command, error) {
 		if err := d.done(); err != nil {
 			return Command{}, fmt.Errorf("decode %s: %w", t, err)
 		}
-		return Command{Type: t, Header: h, Body: body}, nil
+		return Command{Type: t, Header: h, Body: body, Version: int(v)}, nil
 	case bodyVersionJSON:
 	default:
 		return Command{}, fmt.Errorf("decode %s: body version %d, this server reads 1 to %d: %w", t, v, BodyVersion, ErrUnsupportedVersion)
@@ -401,7 +403,7 @@ func Decode(b []byte) (Command, error) {
 	if err := strictUnmarshal(env.Body, body); err != nil {
 		return Command{}, fmt.Errorf("decode %s body: %w", t, err)
 	}
-	return Command{Type: t, Header: env.Header, Body: body}, nil
+	return Command{Type: t, Header: env.Header, Body: body, Version: bodyVersionJSON}, nil
 }
 
 // strictUnmarshal decodes exactly one JSON value with no unknown fields.

@@ -135,7 +135,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := Command{Type: typ, Header: sampleHeader, Body: body}
+			want := Command{Type: typ, Header: sampleHeader, Body: body, Version: BodyVersion}
 			if !reflect.DeepEqual(cmd, want) {
 				t.Fatalf("decoded\n%#v\nwant\n%#v", cmd, want)
 			}
