@@ -9,19 +9,27 @@ import (
 )
 
 // Lock is the machine-wide lock of the harness. Every run starts its
-// processes under the same uids and loopback IPs and kills what runs under
-// those uids at its start and end, and builds into the same directory, so
-// two at once (a `make jepsen` and the regression tests of `make test`,
-// say) would kill each other's processes. Run and the regression tests
-// hold it while their processes run.
+// processes under the same uids and loopback IPs, kills what runs under
+// those uids at its start and end, and owns one iptables chain, so two at
+// once (a `make jepsen` and the regression tests of `make test`, say, or
+// two checkouts of the repository) would kill each other's processes. Run
+// and the regression tests hold it while their processes run.
 type Lock struct{ f *os.File }
 
-// AcquireLock takes the lock (an flock on jepsen/results/.lock under root),
-// waiting for another holder; logf, when not nil, is told about the wait.
-func AcquireLock(root string, logf func(string, ...any)) (*Lock, error) {
-	path := filepath.Join(root, "jepsen", "results", ".lock")
+// LockPath is the lock's file: one per machine, whichever checkout runs.
+func LockPath() string {
+	if st, err := os.Stat("/run/lock"); err == nil && st.IsDir() {
+		return "/run/lock/ice-jepsen.lock"
+	}
+	return "/tmp/ice-jepsen.lock"
+}
+
+// AcquireLock takes the lock (an flock on path, LockPath for the real
+// one), waiting for another holder; logf, when not nil, is told about the
+// wait.
+func AcquireLock(path string, logf func(string, ...any)) (*Lock, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("harness lock dir: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {

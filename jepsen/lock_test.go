@@ -1,21 +1,22 @@
 package jepsen
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
 func TestLockWaitsForTheHolder(t *testing.T) {
-	root := t.TempDir()
-	first, err := AcquireLock(root, nil)
+	path := filepath.Join(t.TempDir(), "lock")
+	first, err := AcquireLock(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	waiting := make(chan string, 2)
 	got := make(chan *Lock)
 	go func() {
-		second, err := AcquireLock(root, func(f string, args ...any) { waiting <- f })
+		second, err := AcquireLock(path, func(f string, args ...any) { waiting <- f })
 		if err != nil {
 			t.Error(err)
 		}

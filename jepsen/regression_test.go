@@ -99,7 +99,7 @@ func regressionCluster(t *testing.T, ttl, margin time.Duration) (*Cluster, *Proc
 	if err != nil {
 		t.Fatal(err)
 	}
-	lock, err := AcquireLock(root, t.Logf)
+	lock, err := AcquireLock(LockPath(), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -165,7 +165,7 @@ func (r *runner) run(ctx context.Context) error {
 		cfg.Seed, cfg.Servers, cfg.Agents, cfg.Duration, strings.Join(cfg.Kinds, ","), cfg.Out)
 
 	// One run of the harness at a time on this machine (lock.go).
-	lock, err := AcquireLock(cfg.Root, r.logf)
+	lock, err := AcquireLock(LockPath(), r.logf)
 	if err != nil {
 		return err
 	}
