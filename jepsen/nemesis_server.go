@@ -198,12 +198,12 @@ func (n *Nemesis) injectDiskFull(_ context.Context, f PlannedFault) (*action, er
 }
 
 // injectClockSkew restarts a server with its wall clock off by f.Skew
-// (cluster.ClockOffsetEnv): the leader half of the time, which is then
-// made leader again with transfer-leader; the heal restarts it without.
+// (cluster.ClockOffsetEnv): the leader when f.Leader, which is then made
+// leader again with transfer-leader; the heal restarts it without.
 func (n *Nemesis) injectClockSkew(ctx context.Context, f PlannedFault) (*action, error) {
 	var s *Server
 	why := "random server"
-	if (f.Pick>>32)%2 == 0 {
+	if f.Leader {
 		var err error
 		if s, why, err = n.claimLeaderOr(ctx, f); err != nil {
 			s, why = n.claimFree(f, nil), "the leader is under another fault: a random server"

@@ -83,14 +83,12 @@ func TestPlanCoversEveryKindAndFitsTheDuration(t *testing.T) {
 }
 
 func TestPlanSkewsBothWaysAndKeepsMembershipAwayFromCorrupt(t *testing.T) {
-	back, forward := 0, 0
 	for seed := uint64(1); seed <= 30; seed++ {
 		plan := PlanFaults(seed, AllKinds, 150*time.Second, 3, testPlan)
+		var skews []PlannedFault
 		for _, m := range plan {
-			if m.Kind == KindClockSkew && m.Skew < 0 {
-				back++
-			} else if m.Kind == KindClockSkew {
-				forward++
+			if m.Kind == KindClockSkew {
+				skews = append(skews, m)
 			}
 			if m.Kind != KindMembership {
 				continue
@@ -101,9 +99,17 @@ func TestPlanSkewsBothWaysAndKeepsMembershipAwayFromCorrupt(t *testing.T) {
 				}
 			}
 		}
-	}
-	if back == 0 || forward == 0 {
-		t.Fatalf("clock skews: %d back, %d forward; want both", back, forward)
+		if len(skews) < 2 {
+			t.Fatalf("seed %d: %d clock skews in 150s, want two or more", seed, len(skews))
+		}
+		for i, f := range skews {
+			if f.Leader != (i%2 == 0) {
+				t.Fatalf("seed %d: clock skew %d (#%d) leader=%v: want every other one on the leader, the first too", seed, i, f.Seq, f.Leader)
+			}
+			if i > 0 && (f.Skew < 0) == (skews[i-1].Skew < 0) {
+				t.Fatalf("seed %d: clock skews %s then %s: want back and forward in turn", seed, skews[i-1].Skew, f.Skew)
+			}
+		}
 	}
 }
 

@@ -31,9 +31,9 @@ const (
 	// KindDiskFull fills a server's data dir (a tmpfs of its own) with a
 	// file; the heal deletes the file.
 	KindDiskFull = "disk-full"
-	// KindClockSkew restarts a server (the leader half of the time, made
-	// leader again) with its wall clock offset back or forward; the heal
-	// restarts it without.
+	// KindClockSkew restarts a server (every other time the leader, made
+	// leader again) with its wall clock offset back or forward (the two
+	// alternating); the heal restarts it without.
 	KindClockSkew = "clock-skew"
 	// KindMembership stops a server, removes it with `ice operator raft
 	// remove-peer` and wipes its data dir; the heal starts a replacement
@@ -147,8 +147,10 @@ type PlannedFault struct {
 	Perm []int `json:"perm"`
 	// Background: the fault is on the background track.
 	Background bool `json:"background,omitempty"`
-	// Skew is the clock offset of a clock-skew fault.
-	Skew time.Duration `json:"skew_ns,omitempty"`
+	// Skew is the clock offset of a clock-skew fault; Leader says it acts
+	// on the leader rather than a random server.
+	Skew   time.Duration `json:"skew_ns,omitempty"`
+	Leader bool          `json:"leader,omitempty"`
 }
 
 // PlanFaults makes the fault schedule of a seed. The foreground kinds come
@@ -211,6 +213,7 @@ func planTrack(rng *rand.Rand, kinds []string, duration time.Duration, servers i
 	var round []string
 	at := time.Duration(0)
 	dropped := 0
+	skews, lastBack := 0, false
 	for {
 		if len(round) == 0 {
 			round = append([]string(nil), kinds...)
@@ -230,11 +233,18 @@ func planTrack(rng *rand.Rand, kinds []string, duration time.Duration, servers i
 			f.Hold = between(p.HoldMin, p.HoldMax)
 		}
 		if kind == KindClockSkew {
-			// 20s to 2m, back or forward.
+			// 20s to 2m, back or forward: the first way drawn, then
+			// alternating; the first, third, ... skew the leader.
 			f.Skew = (20*time.Second + time.Duration(rng.Int64N(int64(100*time.Second)))).Round(time.Second)
-			if rng.IntN(2) == 0 {
+			back := rng.IntN(2) == 0
+			if skews > 0 {
+				back = !lastBack
+			}
+			if back {
 				f.Skew = -f.Skew
 			}
+			f.Leader, lastBack = skews%2 == 0, back
+			skews++
 		}
 		f.At = at + f.Gap
 		moved := false

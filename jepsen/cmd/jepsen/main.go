@@ -34,7 +34,7 @@ func run() int {
 	flag.IntVar(&cfg.Agents, "agents", cfg.Agents, "number of `ice agent` processes")
 	flag.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long the workload and faults run")
 	flag.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the fault schedule and the clients")
-	flag.StringVar(&faults, "faults", "kill,kill-leader,kill-agent,pause,pause-agent,partition",
+	flag.StringVar(&faults, "faults", "all",
 		"comma-separated fault kinds: "+strings.Join(jepsen.AllKinds, ", ")+"; partition for all partition kinds, all for every kind; empty for none")
 	flag.StringVar(&out, "out", "", "results folder (default jepsen/results/<UTC timestamp>-seed<N>)")
 	flag.IntVar(&cfg.Keys, "keys", cfg.Keys, "register components")
