@@ -172,6 +172,8 @@ func (s *State) applyCommand(index, term uint64, sub int, cmd Command, res *Resu
 		return s.applyAlarmRaise(ctx, body)
 	case *AlarmClearRequest:
 		return s.applyAlarmClear(ctx, body)
+	case *StateGCRequest:
+		return s.applyStateGC(ctx, body)
 	}
 	return fmt.Errorf("no apply function for %s: %w", cmd.Type, ErrUnknownType)
 }

@@ -21,6 +21,7 @@ var CommandAuthority = map[MessageType]ActorKind{
 	DigestMarkType:      KindRuntime,
 	AlarmRaiseType:      KindRuntime,
 	AlarmClearType:      KindRuntime | KindOperator,
+	StateGCType:         KindRuntime | KindOperator,
 }
 
 // nodeStatusAuthority says which node statuses each kind of actor may set.

@@ -36,6 +36,7 @@ const (
 	DigestMarkType                         // runtime: every server records its state digest at this index
 	AlarmRaiseType                         // runtime: raise an alarm naming a server
 	AlarmClearType                         // runtime or operator: clear a server's alarm
+	StateGCType                            // runtime or operator: collect ended runs, stopped components, archive old events
 
 	// maxMessageType is one past the last known type.
 	maxMessageType
@@ -60,6 +61,7 @@ var messageTypeNames = [...]string{
 	DigestMarkType:      "digest.mark",
 	AlarmRaiseType:      "alarm.raise",
 	AlarmClearType:      "alarm.clear",
+	StateGCType:         "state.gc",
 }
 
 // String returns the type's stable name, used in events and metrics.
@@ -76,7 +78,8 @@ func (t MessageType) String() string {
 // command types from ClusterInitType on (cluster id and ACLs); version 4
 // appends a CRC-32C of every byte before it, so a damaged entry is found
 // (ErrCorrupt) instead of applied; version 5 is version 4 and adds the
-// digest mark and alarm types (alarm.go). A server reads every version up
+// digest mark and alarm types (alarm.go); version 6 is version 5 and adds
+// state.gc (gc.go). A server reads every version up
 // to BodyVersion; the leader writes the newest one
 // every server of the cluster reads (EncodeVersion), and refuses a command
 // type some server could not read.
@@ -87,7 +90,9 @@ const (
 	bodyVersionCRC    = 4
 	// BodyVersion is the version of the command body encoding this server
 	// writes and the newest it reads.
-	BodyVersion = 5
+	BodyVersion = 6
+
+	bodyVersionAlarm = 5
 )
 
 // crcTable is CRC-32C (Castagnoli), as etcd's WAL uses.
@@ -114,8 +119,10 @@ func checkCRC(what string, b []byte) ([]byte, error) {
 // t: a cluster whose servers do not all read it cannot accept them.
 func MinBodyVersion(t MessageType) int {
 	switch {
+	case t >= StateGCType:
+		return 6
 	case t >= DigestMarkType:
-		return 5
+		return bodyVersionAlarm
 	case t >= ClusterInitType:
 		return bodyVersionACL
 	}
@@ -268,6 +275,8 @@ func newBody(t MessageType) any {
 		return &AlarmRaiseRequest{}
 	case AlarmClearType:
 		return &AlarmClearRequest{}
+	case StateGCType:
+		return &StateGCRequest{}
 	}
 	return nil
 }
@@ -376,7 +385,7 @@ func Decode(b []byte) (Command, error) {
 		return Command{}, fmt.Errorf("decode %s: body version %d cannot carry it (needs %d): %w", t, v, MinBodyVersion(t), ErrMalformed)
 	}
 	switch v := b[1]; v {
-	case bodyVersionBinary, bodyVersionACL, bodyVersionCRC, BodyVersion:
+	case bodyVersionBinary, bodyVersionACL, bodyVersionCRC, bodyVersionAlarm, BodyVersion:
 		payload := b
 		if v >= bodyVersionCRC {
 			payload = b[:len(b)-4] // checked above

@@ -30,6 +30,7 @@ var expectedAuthority = map[MessageType]ActorKind{
 	DigestMarkType:      KindRuntime,
 	AlarmRaiseType:      KindRuntime,
 	AlarmClearType:      KindRuntime | KindOperator,
+	StateGCType:         KindRuntime | KindOperator,
 }
 
 func TestCommandAuthorityTable(t *testing.T) {
@@ -67,6 +68,7 @@ func authorityFixture(t *testing.T) (*harness, map[MessageType]any) {
 		DigestMarkType:      sampleBodies[DigestMarkType],
 		AlarmRaiseType:      sampleBodies[AlarmRaiseType],
 		AlarmClearType:      sampleBodies[AlarmClearType],
+		StateGCType:         sampleBodies[StateGCType],
 	}
 }
 

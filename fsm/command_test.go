@@ -50,6 +50,7 @@ var sampleBodies = map[MessageType]any{
 	DigestMarkType:      &DigestMarkRequest{},
 	AlarmRaiseType:      &AlarmRaiseRequest{Alarm: Alarm{Type: AlarmCorrupt, Server: "s2", Index: 40, Detail: "digest 0a0b at 40; the majority (s1, s3) has 0c0d"}},
 	AlarmClearType:      &AlarmClearRequest{Type: AlarmCorrupt, Server: "s2", Reason: "removed from the raft configuration"},
+	StateGCType:         &StateGCRequest{RunRetention: 0, KeepPerSlot: 1, EventRetention: 0, EventKeep: 1},
 }
 
 // sampleToken is a token for sample bodies: the management bootstrap
@@ -88,6 +89,7 @@ func TestMessageTypesAreStable(t *testing.T) {
 		{DigestMarkType, 16, "digest.mark"},
 		{AlarmRaiseType, 17, "alarm.raise"},
 		{AlarmClearType, 18, "alarm.clear"},
+		{StateGCType, 19, "state.gc"},
 	}
 	for _, w := range want {
 		if uint8(w.t) != w.n || w.t.String() != w.name {
@@ -188,7 +190,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"type after the last", append([]byte{byte(maxMessageType)}, valid[1:]...), ErrUnknownType},
 		{"type 255", append([]byte{255}, valid[1:]...), ErrUnknownType},
 		{"body version 0", append([]byte{valid[0], 0}, valid[2:]...), ErrUnsupportedVersion},
-		{"body version 6", append([]byte{valid[0], 6}, valid[2:]...), ErrUnsupportedVersion},
+		{"body version 7", append([]byte{valid[0], 7}, valid[2:]...), ErrUnsupportedVersion},
 		{"body version 255", append([]byte{valid[0], 255}, valid[2:]...), ErrUnsupportedVersion},
 		{"not JSON", env(NodeStatusType, "hello"), ErrMalformed},
 		{"JSON null", env(NodeStatusType, "null"), ErrMalformed},

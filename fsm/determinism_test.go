@@ -170,9 +170,16 @@ func TestSnapshotRestoreReplay(t *testing.T) {
 			}
 			checkSameState(t, orig, st)
 			c, nd, r, ev := orig.Counts()
-			wantMeta := SnapshotMeta{Index: orig.Index(), Term: orig.Term(), Components: c, Nodes: nd, Runs: r, Events: ev,
+			cp, gc := orig.Checkpoint(), orig.LastGC()
+			wantMeta := SnapshotMeta{Index: orig.Index(), Term: orig.Term(), Components: c, Nodes: nd, Runs: r, Events: ev - int(cp.Seq),
 				Head: orig.Head(), Digest: orig.Digest()}
-			if meta != wantMeta || snap.Meta() != wantMeta {
+			if cp.Seq > 0 {
+				wantMeta.Checkpoint = &cp
+			}
+			if gc.Index > 0 {
+				wantMeta.LastGC = &gc
+			}
+			if !reflect.DeepEqual(meta, wantMeta) || !reflect.DeepEqual(snap.Meta(), wantMeta) {
 				t.Errorf("meta %+v / %+v, want %+v", meta, snap.Meta(), wantMeta)
 			}
 
@@ -230,8 +237,15 @@ func checkSameState(t *testing.T, want, got *State) {
 	if !reflect.DeepEqual(got.Runs(""), want.Runs("")) {
 		t.Errorf("runs differ:\n%s\n%s", deref(got.Runs("")), deref(want.Runs("")))
 	}
-	if ge, we := got.Events(0, "", 0), want.Events(0, "", 0); !reflect.DeepEqual(ge, we) {
-		t.Errorf("events differ: %d vs %d", len(ge), len(we))
+	// A restored state holds the events after the checkpoint (the rest
+	// are the archive's); those it holds are the same.
+	from := max(got.FirstEventSeq(), want.FirstEventSeq()) - 1
+	if ge, we := got.EventsAfterSeq(from, "", 0), want.EventsAfterSeq(from, "", 0); !reflect.DeepEqual(ge, we) {
+		t.Errorf("events after %d differ: %d vs %d", from, len(ge), len(we))
+	}
+	if got.Checkpoint() != want.Checkpoint() || got.EventCount() != want.EventCount() || got.LastGC() != want.LastGC() {
+		t.Errorf("checkpoint %+v, %d events, last gc %+v; want %+v, %d, %+v", got.Checkpoint(), got.EventCount(), got.LastGC(),
+			want.Checkpoint(), want.EventCount(), want.LastGC())
 	}
 	if !reflect.DeepEqual(got.slots, want.slots) && (len(got.slots) != 0 || len(want.slots) != 0) {
 		t.Errorf("slot index %v, want %v", got.slots, want.slots)

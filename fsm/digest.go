@@ -48,6 +48,8 @@ func (snap *Snapshot) digest() (Hash, error) {
 		case *clusterRecord:
 			e.str(r.ID)
 			e.uvarint(r.ACLBootstrap)
+		case *SnapshotMeta:
+			putGCMeta(&e, r)
 		}
 		return e.b, nil
 	})
@@ -120,7 +122,13 @@ func (snap *Snapshot) digestWith(prefix string, encode func(kind byte, v any) ([
 			return Hash{}, err
 		}
 	}
-	buf = binary.AppendUvarint(buf[:0], uint64(snap.events.len()))
+	// The checkpoint and the last collection likewise, once there are any.
+	if snap.hasGCData() {
+		if err := write(recordGC, &snap.meta); err != nil {
+			return Hash{}, err
+		}
+	}
+	buf = binary.AppendUvarint(buf[:0], snap.events.total())
 	h.Write(buf)
 	h.Write(snap.meta.Head[:])
 	var out Hash

@@ -24,6 +24,12 @@ import (
 // never written again), so a view taken by Snapshot reads its prefix while
 // Apply appends, without locks or copies.
 type eventLog struct {
+	// base is the number of events before the first one held (released
+	// to the archive, see gc.go), baseHash the hash of event base (the
+	// zero hash when base is 0): the link of the first event held.
+	base     uint64
+	baseHash Hash
+
 	chunks [][]byte
 	// used is how many bytes of the last chunk hold records.
 	used int
@@ -41,13 +47,52 @@ const (
 	eventRecordMin = sha256.Size + 10
 )
 
-// len returns the number of events.
+// len returns the number of events held; positions 0..len-1 are events
+// base+1..base+len.
 func (l *eventLog) len() int { return len(l.offs) }
+
+// total returns the number of events in the chain, held or not: the Seq
+// of the newest.
+func (l *eventLog) total() uint64 { return l.base + uint64(len(l.offs)) }
 
 // view returns a read-only copy of the log as it is now, safe to read
 // while l keeps appending.
 func (l *eventLog) view() eventLog {
-	return eventLog{chunks: l.chunks[:len(l.chunks):len(l.chunks)], offs: l.offs[:len(l.offs):len(l.offs)]}
+	return eventLog{base: l.base, baseHash: l.baseHash, chunks: l.chunks[:len(l.chunks):len(l.chunks)], offs: l.offs[:len(l.offs):len(l.offs)]}
+}
+
+// viewFrom returns a read-only view of the events after seq (base <= seq
+// <= total), sharing l's memory.
+func (l *eventLog) viewFrom(seq uint64) eventLog {
+	v := l.view()
+	if k := int(seq - l.base); k > 0 {
+		v.baseHash = l.hash(k - 1)
+		v.offs = v.offs[k:]
+		v.base = seq
+	}
+	return v
+}
+
+// release drops the events through seq (base < seq <= total) from memory,
+// and the chunks that held only them. Views taken before keep their own
+// slices, so they go on reading what they saw.
+func (l *eventLog) release(seq uint64) {
+	k := int(seq - l.base)
+	if k <= 0 || k > len(l.offs) {
+		return
+	}
+	l.baseHash = l.hash(k - 1)
+	l.base = seq
+	drop := len(l.chunks) - 1 // when nothing is left, keep the last chunk
+	if k < len(l.offs) {
+		drop = int(l.offs[k] >> 32)
+	}
+	offs := make([]uint64, len(l.offs)-k, max(len(l.offs)-k, 1024))
+	for i := range offs {
+		offs[i] = l.offs[k+i] - uint64(drop)<<32
+	}
+	l.offs = offs
+	l.chunks = append([][]byte(nil), l.chunks[drop:]...)
 }
 
 // reserve returns room for a record body of n bytes, preceded by its
@@ -89,14 +134,24 @@ func (l *eventLog) record(i int) []byte {
 	return c[k : k+int(n)]
 }
 
-// hash returns the hash of event i, or the zero hash for i < 0 (the hash
-// the first event links to).
+// hash returns the hash of the event at position i, or for i < 0 the hash
+// the first event held links to.
 func (l *eventLog) hash(i int) Hash {
-	var h Hash
-	if i >= 0 {
-		copy(h[:], l.record(i))
+	if i < 0 {
+		return l.baseHash
 	}
+	var h Hash
+	copy(h[:], l.record(i))
 	return h
+}
+
+// timeOf returns the leader time of the event at position i without
+// decoding the rest.
+func (l *eventLog) timeOf(i int) int64 {
+	d := decoder{b: l.record(i)[sha256.Size:]}
+	d.uvarint() // index
+	d.uvarint() // term
+	return d.varint()
 }
 
 // appendEvent appends e, whose Hash is set, as it is. Seq and PrevHash are
@@ -113,17 +168,17 @@ func (l *eventLog) appendEvent(e *Event) {
 // It only reads the log, so readers holding a shared lock may run it at
 // once.
 func (l *eventLog) verify() (Hash, error) {
-	var prev Hash
+	prev := l.baseHash
 	var buf []byte
 	for i := 0; i < l.len(); i++ {
 		body := l.record(i)
 		buf = append(buf[:0], prev[:]...)
-		buf = binary.AppendUvarint(buf, uint64(i)+1)
+		buf = binary.AppendUvarint(buf, l.base+uint64(i)+1)
 		buf = append(buf, body[sha256.Size:]...)
 		var h Hash
 		copy(h[:], body)
 		if Hash(sha256.Sum256(buf)) != h {
-			return prev, fmt.Errorf("verify event %d: hash %s does not match its content or does not link to %s: %w", i+1, h, prev, ErrChecksum)
+			return prev, fmt.Errorf("verify event %d: hash %s does not match its content or does not link to %s: %w", l.base+uint64(i)+1, h, prev, ErrChecksum)
 		}
 		prev = h
 	}
@@ -133,7 +188,7 @@ func (l *eventLog) verify() (Hash, error) {
 // emit appends a new event after the current head and returns its hash.
 // The payload must be compact JSON.
 func (l *eventLog) emit(prev Hash, index, term uint64, time int64, typ, subject, component, actor, purpose string, payload []byte) Hash {
-	seq := uint64(l.len()) + 1
+	seq := l.total() + 1
 	buf := append(l.scratch[:0], prev[:]...)
 	buf = binary.AppendUvarint(buf, seq)
 	fields := len(buf)
@@ -151,7 +206,7 @@ func (l *eventLog) emit(prev Hash, index, term uint64, time int64, typ, subject,
 // formed and that its hash covers its content and links to prev, and
 // appends it. It returns the record's hash.
 func (l *eventLog) appendRecord(prev Hash, body []byte) (Hash, error) {
-	seq := uint64(l.len()) + 1
+	seq := l.total() + 1
 	if len(body) < eventRecordMin {
 		return prev, fmt.Errorf("event %d: record of %d bytes: %w", seq, len(body), ErrMalformed)
 	}
@@ -178,7 +233,7 @@ func (l *eventLog) appendJSON(prev Hash, body []byte) (Hash, error) {
 	if err := json.Unmarshal(body, &e); err != nil {
 		return prev, fmt.Errorf("decode event: %w: %v", ErrMalformed, err)
 	}
-	if seq := uint64(l.len()) + 1; e.Seq != seq {
+	if seq := l.total() + 1; e.Seq != seq {
 		return prev, fmt.Errorf("verify event %d: it has seq %d: the chain has a gap or a repeat: %w", seq, e.Seq, ErrChecksum)
 	}
 	if e.PrevHash != prev {
@@ -194,10 +249,11 @@ func (l *eventLog) appendJSON(prev Hash, body []byte) (Hash, error) {
 // event decodes event i. Its Payload shares the log's memory, which is
 // never modified.
 func (l *eventLog) event(i int) Event {
-	e, err := parseEvent(l.record(i), uint64(i)+1, l.hash(i-1), true)
+	seq := l.base + uint64(i) + 1
+	e, err := parseEvent(l.record(i), seq, l.hash(i-1), true)
 	if err != nil {
 		// Records are checked when appended; this cannot happen.
-		return Event{Seq: uint64(i) + 1, Type: "corrupt", Purpose: err.Error()}
+		return Event{Seq: seq, Type: "corrupt", Purpose: err.Error()}
 	}
 	return e
 }

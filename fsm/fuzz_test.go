@@ -76,10 +76,11 @@ func fuzzSeeds(fx *fuzzFixture) map[string][]byte {
 		"node-down":   mustEncode(NodeStatusType, rt, &NodeStatusRequest{ID: "n1", Status: NodeDown, Reason: "lease expired"}),
 		"node-left":   mustEncode(NodeStatusType, ag("n2"), &NodeStatusRequest{ID: "n2", Status: NodeLeft}),
 		"operator-tr": mustEncode(RunTransitionType, op, tr(Transition{Run: exe.ID, To: StateAborted, Reason: "x"})),
+		"gc":          mustEncode(StateGCType, rt, &StateGCRequest{KeepPerSlot: 1, EventKeep: 2}),
 		"empty":       {},
 		"type-only":   {byte(ComponentPutType)},
 		"unknown":     {byte(maxMessageType), 1, '{', '}'},
-		"version-6":   append([]byte{byte(NodeStatusType), 6}, `{"header":{},"body":{}}`...),
+		"version-7":   append([]byte{byte(NodeStatusType), 7}, `{"header":{},"body":{}}`...),
 		"null-body":   append([]byte{byte(RunTransitionType), 1}, `{"header":{"actor":"runtime","time":1},"body":null}`...),
 		"deep-json":   append([]byte{byte(NodeStatusType), 1}, strings.Repeat("[", 10000)...),
 	}
@@ -253,7 +254,7 @@ func TestFuzzSeeds(t *testing.T) {
 	fx := newFuzzFixture(t)
 	rejected := map[string]error{
 		"agent-fenced": ErrFenced, "operator-tr": ErrNotAuthorized, "create-conflict": ErrConflict,
-		"empty": ErrMalformed, "type-only": ErrMalformed, "unknown": ErrUnknownType, "version-6": ErrUnsupportedVersion,
+		"empty": ErrMalformed, "type-only": ErrMalformed, "unknown": ErrUnknownType, "version-7": ErrUnsupportedVersion,
 		"null-body": ErrInvalid, "deep-json": ErrMalformed, "batch": ErrIllegalTransition,
 		"group-commit": ErrConflict,
 	}

@@ -66,6 +66,8 @@ func genCommand(c chooser, st *State, now int64) genEntry {
 		e = g.runsCreate()
 	case k < 95:
 		e = g.runTransitions()
+	case k < 97:
+		e = g.stateGC()
 	default:
 		return g.garbage()
 	}
@@ -161,6 +163,19 @@ func (g *cmdGen) componentStop() genEntry {
 		req.CAS = &gen
 	}
 	return genEntry{Type: ComponentDeleteType, Header: g.op(), Body: req}
+}
+
+// stateGC collects with short or long retentions, now and then with a
+// keep_per_slot the state machine refuses.
+func (g *cmdGen) stateGC() genEntry {
+	c := g.c
+	body := &StateGCRequest{
+		RunRetention:   pick(c, int64(0), int64(5_000), int64(1e15)),
+		KeepPerSlot:    pick(c, 1, 1, 2, 3, 0),
+		EventRetention: pick(c, int64(0), int64(3_000), int64(1e15)),
+		EventKeep:      pick(c, uint64(0), uint64(10), uint64(50)),
+	}
+	return genEntry{Type: StateGCType, Header: pick(c, g.rt(), g.rt(), g.op()), Body: body}
 }
 
 func (g *cmdGen) nodeRegister() genEntry {

@@ -26,7 +26,9 @@ import (
 // Version 3 adds the cluster id and ACL bootstrap index to the meta, and
 // policy and token records after the runs (snapshot_acl.go). Version 4
 // adds the count of alarm records to the meta, and the alarm records after
-// the tokens (alarm.go). Version 1 had
+// the tokens (alarm.go). Version 5 adds the event checkpoint and the last
+// collection to the meta (gc.go): its event records are the events after
+// the checkpoint, the first linked to the checkpoint's hash. Version 1 had
 // the framing of 2 with every body in JSON. Both are still read and written
 // (for clusters with servers of older builds), for a state without ACL data.
 // Restore refuses a stream whose magic, version, record order, counts, event
@@ -35,7 +37,7 @@ const (
 	snapshotMagic = "ICESNAP\x00"
 	// SnapshotVersion is the snapshot format this server writes and the
 	// newest it reads.
-	SnapshotVersion = 4
+	SnapshotVersion = 5
 	snapshotJSON    = 1
 	snapshotBinary  = 2
 
@@ -55,6 +57,9 @@ const (
 	// digest only; a snapshot carries them in its meta.
 	recordCluster byte = 8
 	recordAlarm   byte = 9
+	// recordGC frames the event checkpoint and the last collection in the
+	// digest only; a snapshot carries them in its meta.
+	recordGC byte = 10
 	recordEnd     byte = 0xFF
 )
 
@@ -80,6 +85,11 @@ type SnapshotMeta struct {
 
 	// Version 4 on: the count of alarm records.
 	Alarms int `json:"alarms,omitempty"`
+
+	// Version 5 on: the event checkpoint (Events counts the events after
+	// it) and what the last collection did, once there are any.
+	Checkpoint *EventCheckpoint `json:"checkpoint,omitempty"`
+	LastGC     *GCSummary       `json:"last_gc,omitempty"`
 }
 
 // Snapshot is a point-in-time view of the state. It shares immutable records
@@ -100,10 +110,11 @@ type Snapshot struct {
 // Snapshot captures the state. It copies only pointers; sorting and encoding
 // happen in WriteTo.
 func (s *State) Snapshot() *Snapshot {
+	events := s.events.viewFrom(s.checkpoint.Seq)
 	snap := &Snapshot{
 		meta: SnapshotMeta{
 			Index: s.index, Term: s.term,
-			Components: len(s.components), Nodes: len(s.nodes), Runs: len(s.runs), Events: s.events.len(),
+			Components: len(s.components), Nodes: len(s.nodes), Runs: len(s.runs), Events: events.len(),
 			Head:      s.head,
 			ClusterID: s.clusterID, ACLBootstrap: s.aclBootstrap, Policies: len(s.policies), Tokens: len(s.tokens),
 			Alarms: len(s.alarms),
@@ -111,7 +122,15 @@ func (s *State) Snapshot() *Snapshot {
 		components: make([]*Component, 0, len(s.components)),
 		nodes:      make([]*Node, 0, len(s.nodes)),
 		runs:       make([]*Run, 0, len(s.runs)),
-		events:     s.events.view(),
+		events:     events,
+	}
+	if s.checkpoint.Seq > 0 {
+		cp := s.checkpoint
+		snap.meta.Checkpoint = &cp
+	}
+	if s.lastGC.Index > 0 {
+		gc := s.lastGC
+		snap.meta.LastGC = &gc
 	}
 	for _, c := range s.components {
 		snap.components = append(snap.components, c)
@@ -199,6 +218,9 @@ func (snap *Snapshot) WriteVersion(w io.Writer, version uint16) (int64, error) {
 	}
 	if version < 4 && len(snap.alarms) > 0 {
 		return 0, fmt.Errorf("write snapshot: format version %d cannot hold alarms: %w", version, ErrUnsupportedVersion)
+	}
+	if version < 5 && snap.hasGCData() {
+		return 0, fmt.Errorf("write snapshot: format version %d cannot hold an event checkpoint: %w", version, ErrUnsupportedVersion)
 	}
 	snap.sort()
 	digest := snap.digest
@@ -429,6 +451,9 @@ func (sr *snapshotReader) readMeta() error {
 		return fmt.Errorf("read snapshot meta: format version %d with alarms: %w", sr.version, ErrMalformed)
 	}
 	sr.st = New()
+	if err := sr.readGCMeta(); err != nil {
+		return err
+	}
 	sr.st.index, sr.st.term = meta.Index, meta.Term
 	sr.st.clusterID, sr.st.aclBootstrap = meta.ClusterID, meta.ACLBootstrap
 	sr.total = meta.Components + meta.Nodes + meta.Runs + meta.Policies + meta.Tokens + meta.Alarms + meta.Events
@@ -581,6 +606,7 @@ func (sr *snapshotReader) verifyState() error {
 		return fmt.Errorf("read snapshot at index %d: %w", meta.Index, errChainHead(sr.head, meta.Head))
 	}
 	st.head = sr.head
+	st.lastTime = st.checkpoint.Time
 	if n := st.events.len(); n > 0 {
 		st.lastTime = st.events.event(n - 1).Time
 	}

@@ -19,10 +19,12 @@ func (snap *Snapshot) hasACLData() bool {
 // SnapshotVersionFor is the newest snapshot format a server that reads
 // command bodies up to bodyVersion reads: formats came with body versions,
 // 1 with 1, 2 with 2, 3 with 3 (and 4, which added only checksums), 4 with
-// 5 (alarms).
+// 5 (alarms), 5 with 6 (the event checkpoint).
 func SnapshotVersionFor(bodyVersion int) uint16 {
 	switch {
-	case bodyVersion >= 5:
+	case bodyVersion >= 6:
+		return 5
+	case bodyVersion >= bodyVersionAlarm:
 		return 4
 	case bodyVersion >= bodyVersionACL:
 		return 3
@@ -36,6 +38,9 @@ func SnapshotVersionFor(bodyVersion int) uint16 {
 // once it has alarms, 3 once it has a cluster id or ACL data (every server
 // that applied those entries reads that format), 1 before.
 func (snap *Snapshot) MinVersion() uint16 {
+	if snap.hasGCData() {
+		return 5
+	}
 	if len(snap.alarms) > 0 {
 		return 4
 	}

@@ -52,6 +52,12 @@ type State struct {
 
 	// alarms are the raised alarms by type and server (alarm.go).
 	alarms map[string]*Alarm
+
+	// checkpoint is the newest event that may leave memory for the
+	// archive (gc.go); events.base <= checkpoint.Seq.
+	checkpoint EventCheckpoint
+	// lastGC is the result of the newest state.gc that collected anything.
+	lastGC GCSummary
 }
 
 // New returns an empty state.
@@ -143,14 +149,16 @@ func (s *State) Nodes() []*Node {
 	return out
 }
 
-// Counts returns the number of components, nodes, runs and events.
+// Counts returns the number of components, nodes, runs and events (every
+// event of the chain, held in memory or archived).
 func (s *State) Counts() (components, nodes, runs, events int) {
-	return len(s.components), len(s.nodes), len(s.runs), s.events.len()
+	return len(s.components), len(s.nodes), len(s.runs), int(s.events.total())
 }
 
-// Events returns up to limit events whose Raft index is at least from, in
-// order (limit <= 0 means no limit). When component is not empty only that
-// component's events are returned.
+// Events returns up to limit events held in memory whose Raft index is at
+// least from, in order (limit <= 0 means no limit). When component is not
+// empty only that component's events are returned. Events before
+// FirstEventSeq are in the archive only.
 func (s *State) Events(from uint64, component string, limit int) []Event {
 	n := s.events.len()
 	i := sort.Search(n, func(i int) bool { return s.events.indexOf(i) >= from })
@@ -162,10 +170,12 @@ func (s *State) Events(from uint64, component string, limit int) []Event {
 // follower of the event stream keeps its place by Seq, which, unlike the
 // Raft index, is unique per event.
 func (s *State) EventsAfterSeq(seq uint64, component string, limit int) []Event {
-	if seq > uint64(s.events.len()) {
+	if seq > s.events.total() {
 		return make([]Event, 0)
 	}
-	return s.eventsFrom(int(seq), component, limit) // Seq n is at position n-1
+	// Seq n is at position n-1-base; events released to the archive are
+	// not returned.
+	return s.eventsFrom(int(seq-min(seq, s.events.base)), component, limit)
 }
 
 func (s *State) eventsFrom(i int, component string, limit int) []Event {
@@ -182,7 +192,8 @@ func (s *State) eventsFrom(i int, component string, limit int) []Event {
 	return out
 }
 
-// VerifyEvents checks the whole event hash chain held by the state.
+// VerifyEvents checks the event hash chain held by the state, from the
+// first event held (linked to the hash of the one before it) to the head.
 func (s *State) VerifyEvents() error {
 	head, err := s.events.verify()
 	if err != nil {

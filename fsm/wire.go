@@ -231,6 +231,11 @@ func putBody(e *encoder, body any) bool {
 		e.str(string(b.Type))
 		e.str(b.Server)
 		e.str(b.Reason)
+	case *StateGCRequest:
+		e.varint(b.RunRetention)
+		e.int(b.KeepPerSlot)
+		e.varint(b.EventRetention)
+		e.uvarint(b.EventKeep)
 	default:
 		return false
 	}
@@ -309,6 +314,11 @@ func getBody(d *decoder, body any) {
 		b.Type = AlarmType(d.str())
 		b.Server = d.str()
 		b.Reason = d.str()
+	case *StateGCRequest:
+		b.RunRetention = d.varint()
+		b.KeepPerSlot = d.int()
+		b.EventRetention = d.varint()
+		b.EventKeep = d.uvarint()
 	default:
 		d.fail("no binary decoding for %T", body)
 	}
