@@ -59,8 +59,8 @@ const (
 	recordAlarm   byte = 9
 	// recordGC frames the event checkpoint and the last collection in the
 	// digest only; a snapshot carries them in its meta.
-	recordGC byte = 10
-	recordEnd     byte = 0xFF
+	recordGC  byte = 10
+	recordEnd byte = 0xFF
 )
 
 // SnapshotMeta is the first record of a snapshot.
