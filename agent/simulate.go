@@ -38,12 +38,26 @@ type SimConfig struct {
 	// it speaks for many nodes, so it needs a management token.
 	TLS   *tls.Config
 	Token string
+	// FinishPlugins are plugins whose runs the simulator treats as finite:
+	// once EXECUTING, a run reports its output (EXECUTING → VALIDATING) as a
+	// real agent does when Execute returns, so the runtime validates and
+	// commits it. The output is "sha256:<hex of config input>", what the
+	// batch example plugin returns, or config "output" when set.
+	FinishPlugins []string
+	// CrashPlugins are plugins whose runs fail as soon as they execute
+	// (EXECUTING → ABORTED with a reason), so the restart policy churns them.
+	CrashPlugins []string
 }
+
+// SimCrashReason is the reason a run of a CrashPlugins plugin is ABORTED with.
+const SimCrashReason = "simulated crash: plugin exited after start"
 
 // Simulator registers many lightweight nodes and drives the runs placed on
 // them through the lifecycle without real plugins: PROVISIONED runs become
-// CONTEXT_READY and EXECUTING at once, finite ones never finish, and runs
-// the runtime ended are reported TERMINATED. It keeps their leases with
+// CONTEXT_READY and EXECUTING at once, and runs the runtime ended are
+// reported TERMINATED. Runs of SimConfig.FinishPlugins then report their
+// output, and runs of SimConfig.CrashPlugins fail; other runs (finite ones
+// too) never finish. It keeps their leases with
 // one batched heartbeat. It exists to test and measure the control plane
 // at scale (`ice agent --simulate N`); it executes nothing.
 type Simulator struct {
@@ -51,6 +65,9 @@ type Simulator struct {
 	client *api.Client
 	ids    []string
 	mine   map[string]bool
+	// kinds is what the simulator knows of components, when FinishPlugins
+	// or CrashPlugins make it look at them (nil otherwise).
+	kinds *simKinds
 }
 
 // NewSimulator validates cfg.
@@ -72,6 +89,9 @@ func NewSimulator(cfg SimConfig) (*Simulator, error) {
 		return nil, fmt.Errorf("simulator client: %w", err)
 	}
 	s := &Simulator{cfg: cfg, client: client, mine: map[string]bool{}}
+	if len(cfg.FinishPlugins)+len(cfg.CrashPlugins) > 0 {
+		s.kinds = newSimKinds(cfg.FinishPlugins, cfg.CrashPlugins)
+	}
 	for i := 0; i < cfg.Nodes; i++ {
 		id := fmt.Sprintf("%s-%04d", cfg.Prefix, i)
 		s.ids = append(s.ids, id)
@@ -141,22 +161,17 @@ func (s *Simulator) heartbeats(ctx context.Context, ttl time.Duration) {
 
 // drive reports, per node, the transitions the runs placed on it need.
 func (s *Simulator) drive(ctx context.Context, runs []fsm.Run) {
-	byNode := map[string][]fsm.Transition{}
-	for _, r := range runs {
-		if !s.mine[r.Node] {
-			continue
-		}
-		switch {
-		case r.State == fsm.StateProvisioned:
-			byNode[r.Node] = append(byNode[r.Node],
-				fsm.Transition{Run: r.ID, To: fsm.StateContextReady, Epoch: r.Epoch},
-				fsm.Transition{Run: r.ID, To: fsm.StateExecuting, Epoch: r.Epoch})
-		case r.State == fsm.StateContextReady:
-			byNode[r.Node] = append(byNode[r.Node], fsm.Transition{Run: r.ID, To: fsm.StateExecuting, Epoch: r.Epoch})
-		case r.State.Ended() && !r.State.Terminal():
-			byNode[r.Node] = append(byNode[r.Node], fsm.Transition{Run: r.ID, To: fsm.StateTerminated, Epoch: r.Epoch})
+	if s.kinds != nil && s.kinds.stale(runs, s.mine) {
+		comps, err := s.client.Components(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.cfg.Logger.Warn("simulate: read components failed", "error", err)
+			}
+		} else {
+			s.kinds.load(comps, runs)
 		}
 	}
+	byNode := s.plan(runs)
 	nodes := make([]string, 0, len(byNode))
 	for n := range byNode {
 		nodes = append(nodes, n)
@@ -175,6 +190,51 @@ func (s *Simulator) drive(ctx context.Context, runs []fsm.Run) {
 	if err != nil && ctx.Err() == nil {
 		s.cfg.Logger.Warn("simulate: report failed", "error", err)
 	}
+}
+
+// plan returns, per simulated node, the transitions its runs need next.
+func (s *Simulator) plan(runs []fsm.Run) map[string][]fsm.Transition {
+	byNode := map[string][]fsm.Transition{}
+	for _, r := range runs {
+		if !s.mine[r.Node] {
+			continue
+		}
+		var ts []fsm.Transition
+		switch {
+		case r.State == fsm.StateProvisioned:
+			ts = append(ts,
+				fsm.Transition{Run: r.ID, To: fsm.StateContextReady, Epoch: r.Epoch},
+				fsm.Transition{Run: r.ID, To: fsm.StateExecuting, Epoch: r.Epoch})
+			ts = s.afterExecuting(ts, r)
+		case r.State == fsm.StateContextReady:
+			ts = append(ts, fsm.Transition{Run: r.ID, To: fsm.StateExecuting, Epoch: r.Epoch})
+			ts = s.afterExecuting(ts, r)
+		case r.State == fsm.StateExecuting:
+			ts = s.afterExecuting(ts, r)
+		case r.State.Ended() && !r.State.Terminal():
+			ts = append(ts, fsm.Transition{Run: r.ID, To: fsm.StateTerminated, Epoch: r.Epoch})
+		}
+		if len(ts) > 0 {
+			byNode[r.Node] = append(byNode[r.Node], ts...)
+		}
+	}
+	return byNode
+}
+
+// afterExecuting appends what an EXECUTING run of a finishing or crashing
+// plugin reports next: its output, or its failure.
+func (s *Simulator) afterExecuting(ts []fsm.Transition, r fsm.Run) []fsm.Transition {
+	if s.kinds == nil {
+		return ts
+	}
+	k := s.kinds.of(r.Component)
+	switch k.kind {
+	case simFinish:
+		ts = append(ts, fsm.Transition{Run: r.ID, To: fsm.StateValidating, Epoch: r.Epoch, Output: k.output})
+	case simCrash:
+		ts = append(ts, fsm.Transition{Run: r.ID, To: fsm.StateAborted, Epoch: r.Epoch, Reason: SimCrashReason})
+	}
+	return ts
 }
 
 // parallel runs f for every item with at most n at once, returning the
@@ -217,4 +277,99 @@ func PluginNames(dir string) ([]string, error) {
 		out = append(out, p.Name)
 	}
 	return out, nil
+}
+
+// simKind is how the simulator drives the runs of a component.
+type simKind int
+
+const (
+	// simService: runs execute until the runtime ends them.
+	simService simKind = iota
+	// simFinish: runs report their output once executing.
+	simFinish
+	// simCrash: runs fail once executing.
+	simCrash
+)
+
+// simComponent is what the simulator knows of one component's spec.
+type simComponent struct {
+	generation uint64
+	kind       simKind
+	output     string
+}
+
+// simKinds maps components to how their runs are driven, by the plugin
+// their spec names. It is used by the simulator's one watch loop only.
+type simKinds struct {
+	plugins map[string]simKind
+	comps   map[string]simComponent
+}
+
+func newSimKinds(finish, crash []string) *simKinds {
+	k := &simKinds{plugins: map[string]simKind{}, comps: map[string]simComponent{}}
+	for _, p := range finish {
+		k.plugins[p] = simFinish
+	}
+	for _, p := range crash {
+		k.plugins[p] = simCrash
+	}
+	return k
+}
+
+// stale reports whether a run on a simulated node belongs to a component
+// the simulator has not seen, or to a newer generation of it than it saw,
+// and is about to execute.
+func (k *simKinds) stale(runs []fsm.Run, mine map[string]bool) bool {
+	for _, r := range runs {
+		if !mine[r.Node] {
+			continue
+		}
+		switch r.State {
+		case fsm.StateProvisioned, fsm.StateContextReady, fsm.StateExecuting:
+		default:
+			continue
+		}
+		c, ok := k.comps[r.Component]
+		if !ok || c.generation < r.Generation {
+			return true
+		}
+	}
+	return false
+}
+
+// load replaces what is known of the components with comps. A run of
+// runs whose component comps lacks (or has at an older generation) is
+// driven as a service, and not asked about again.
+func (k *simKinds) load(comps []fsm.Component, runs []fsm.Run) {
+	k.comps = make(map[string]simComponent, len(comps))
+	for _, c := range comps {
+		sc := simComponent{generation: c.Generation, kind: k.plugins[c.Plugin.Name]}
+		if sc.kind == simFinish {
+			sc.output = SimOutput(c.Config)
+		}
+		k.comps[c.Name] = sc
+	}
+	for _, r := range runs {
+		if c, ok := k.comps[r.Component]; !ok || c.generation < r.Generation {
+			c.generation = r.Generation
+			k.comps[r.Component] = c
+		}
+	}
+}
+
+// of returns how the runs of component name are driven (a service when the
+// component is unknown).
+func (k *simKinds) of(name string) simComponent {
+	return k.comps[name]
+}
+
+// SimOutput is the output a simulated finite run of a component with this
+// config reports: config "output" when set, else "sha256:" and the hex
+// SHA-256 of config "input", as the batch example plugin returns.
+func SimOutput(config map[string]string) string {
+	if out, ok := config["output"]; ok {
+		return out
+	}
+	sum := sha256.Sum256([]byte(config["input"]))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

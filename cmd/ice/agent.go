@@ -31,6 +31,8 @@ type agentFlags struct {
 	logLevel   string
 	logJSON    bool
 	simulate   int
+	simFinish  []string
+	simCrash   []string
 	token      string
 	security   securityFlags
 }
@@ -70,6 +72,8 @@ Plugins keep running when the agent stops; a restarted agent with the same
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log as JSON lines")
 	fl.IntVar(&f.simulate, "simulate", 0, "simulate this many nodes (ids NODE-ID-0000...) that run nothing, for scale tests; needs --server (and a management --token on a secure cluster)")
+	fl.StringArrayVar(&f.simFinish, "simulate-finish", nil, "with --simulate: runs of this plugin are finite and finish: once EXECUTING they report an output, which the runtime validates (repeatable)")
+	fl.StringArrayVar(&f.simCrash, "simulate-crash", nil, "with --simulate: runs of this plugin fail (ABORTED) as soon as they are EXECUTING (repeatable)")
 	fl.StringVar(&f.token, "token", os.Getenv("ICE_TOKEN"), "ACL token: a node token of this node (instead of an agent certificate), or a management token for --simulate (env ICE_TOKEN)")
 	f.security.register(cmd)
 	return cmd
@@ -105,7 +109,7 @@ func runSimulator(ctx context.Context, f *agentFlags, logger hclog.Logger) error
 	}
 	sim, err := agent.NewSimulator(agent.SimConfig{
 		Server: f.servers[0], Nodes: f.simulate, Prefix: prefix, Plugins: names, Labels: labels, Logger: logger.Named("simulate"),
-		TLS: tc, Token: f.token,
+		TLS: tc, Token: f.token, FinishPlugins: f.simFinish, CrashPlugins: f.simCrash,
 	})
 	if err != nil {
 		return err
