@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ const (
 	simWatchWait            = 30 * time.Second       // one blocking query for runs
 	simRetryInterval        = 500 * time.Millisecond // after a failed watch
 	simMinHeartbeatInterval = 100 * time.Millisecond // renewals every quarter TTL, at most this often
+	simFlushInterval        = 20 * time.Millisecond  // event mode: how often pending reports are sent
 )
 
 // SimConfig configures a Simulator.
@@ -47,6 +49,11 @@ type SimConfig struct {
 	// CrashPlugins are plugins whose runs fail as soon as they execute
 	// (EXECUTING → ABORTED with a reason), so the restart policy churns them.
 	CrashPlugins []string
+	// Events drives the runs from the event stream instead of re-reading
+	// every run on each change: one read of the runs at start (and after a
+	// broken stream), then only the transitions. Its cost follows the rate
+	// of transitions, not the number of runs the state holds.
+	Events bool
 }
 
 // SimCrashReason is the reason a run of a CrashPlugins plugin is ABORTED with.
@@ -123,6 +130,10 @@ func (s *Simulator) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { s.heartbeats(ctx, ttl) })
+	if s.cfg.Events {
+		s.followEvents(ctx)
+		return nil
+	}
 	var index uint64
 	for ctx.Err() == nil {
 		runs, idx, err := s.client.Runs(ctx, "", &api.QueryOptions{Index: index, Wait: simWatchWait})
@@ -141,6 +152,101 @@ func (s *Simulator) Run(ctx context.Context) error {
 		s.drive(ctx, runs)
 	}
 	return nil
+}
+
+// simPending is what the event stream asks of the simulator: runs to
+// drive, as the stream saw them, in order.
+type simPending struct {
+	mu   sync.Mutex
+	runs []fsm.Run
+}
+
+func (p *simPending) add(r fsm.Run) {
+	p.mu.Lock()
+	p.runs = append(p.runs, r)
+	p.mu.Unlock()
+}
+
+func (p *simPending) take() []fsm.Run {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.runs
+	p.runs = nil
+	return out
+}
+
+// followEvents drives the runs from the event stream (SimConfig.Events):
+// it reads every run once, then follows the events after that index; a
+// broken stream starts over with a read of every run.
+func (s *Simulator) followEvents(ctx context.Context) {
+	pending := &simPending{}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		tick := time.NewTicker(simFlushInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if runs := pending.take(); len(runs) > 0 {
+				s.drive(ctx, runs)
+			}
+		}
+	})
+	for ctx.Err() == nil {
+		runs, idx, err := s.client.Runs(ctx, "", nil)
+		if err == nil {
+			gens := map[string]uint64{}
+			for _, r := range runs {
+				if !r.State.Terminal() {
+					gens[r.ID] = r.Generation
+				}
+			}
+			s.drive(ctx, runs)
+			err = s.client.FollowEvents(ctx, idx+1, "", func(e fsm.Event) error {
+				s.onEvent(e, gens, pending)
+				return nil
+			})
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.cfg.Logger.Warn("simulate: event stream failed; reading every run again", "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(simRetryInterval):
+		}
+	}
+}
+
+// onEvent turns a run's event into the run as the simulator drives it:
+// placed on a simulated node, or ended and awaiting its teardown. gens
+// holds the generation of each run not yet TERMINATED (from run.created).
+func (s *Simulator) onEvent(e fsm.Event, gens map[string]uint64, pending *simPending) {
+	switch e.Type {
+	case "run.created":
+		var nr fsm.NewRun
+		if json.Unmarshal(e.Payload, &nr) == nil {
+			gens[e.Subject] = nr.Generation
+		}
+	case "run.transition":
+		var tp fsm.TransitionPayload
+		if json.Unmarshal(e.Payload, &tp) != nil {
+			return
+		}
+		if tp.To.Terminal() || (tp.Node != "" && !s.mine[tp.Node]) {
+			delete(gens, e.Subject)
+		}
+		if !s.mine[tp.Node] {
+			return
+		}
+		if tp.To == fsm.StateProvisioned || tp.To.Ended() && !tp.To.Terminal() {
+			pending.add(fsm.Run{ID: e.Subject, Component: e.Component, Generation: gens[e.Subject], Node: tp.Node, Epoch: tp.Epoch, State: tp.To})
+		}
+	}
 }
 
 // heartbeats renews every simulated node's lease in one request.

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
 
@@ -112,5 +113,46 @@ func TestSimulatorRefreshesOnANewGeneration(t *testing.T) {
 	}
 	if out := SimOutput(map[string]string{"output": "done"}); out != "done" {
 		t.Fatalf("SimOutput with an output key = %q", out)
+	}
+}
+
+func simEvent(t *testing.T, typ, run, component string, payload any) fsm.Event {
+	t.Helper()
+	b, err := json.Marshal(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsm.Event{Type: typ, Subject: run, Component: component, Payload: b}
+}
+
+func TestSimulatorEventsQueueRunsPlacedOnItsNodesAndTheirTeardown(t *testing.T) {
+	s := newTestSimulator(t, SimConfig{FinishPlugins: []string{"batch"}, Events: true})
+	gens := map[string]uint64{}
+	pending := &simPending{}
+	for _, e := range []fsm.Event{
+		simEvent(t, "run.created", "r1", "job", fsm.NewRun{Component: "job", Generation: 2}),
+		simEvent(t, "run.created", "r2", "job", fsm.NewRun{Component: "job", Generation: 2}),
+		simEvent(t, "run.transition", "r1", "job", fsm.TransitionPayload{From: fsm.StateCreated, To: fsm.StateProvisioned, Node: "sim-0001", Epoch: 9}),
+		simEvent(t, "run.transition", "r2", "job", fsm.TransitionPayload{From: fsm.StateCreated, To: fsm.StateProvisioned, Node: "elsewhere", Epoch: 10}),
+		simEvent(t, "run.transition", "r1", "job", fsm.TransitionPayload{From: fsm.StateProvisioned, To: fsm.StateContextReady, Node: "sim-0001", Epoch: 9}),
+		simEvent(t, "run.transition", "r1", "job", fsm.TransitionPayload{From: fsm.StateValidating, To: fsm.StateCommitted, Node: "sim-0001", Epoch: 9}),
+		simEvent(t, "component.put", "job", "job", map[string]any{}),
+	} {
+		s.onEvent(e, gens, pending)
+	}
+	got := pending.take()
+	want := []fsm.Run{
+		{ID: "r1", Component: "job", Generation: 2, Node: "sim-0001", Epoch: 9, State: fsm.StateProvisioned},
+		{ID: "r1", Component: "job", Generation: 2, Node: "sim-0001", Epoch: 9, State: fsm.StateCommitted},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("pending = %+v\nwant %+v", got, want)
+	}
+	if _, ok := gens["r2"]; ok {
+		t.Fatal("a run placed on another node is still tracked")
+	}
+	s.onEvent(simEvent(t, "run.transition", "r1", "job", fsm.TransitionPayload{From: fsm.StateCommitted, To: fsm.StateTerminated, Node: "sim-0001", Epoch: 9}), gens, pending)
+	if len(gens) != 0 || len(pending.take()) != 0 {
+		t.Fatalf("after TERMINATED: gens %v, pending not empty", gens)
 	}
 }

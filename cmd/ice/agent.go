@@ -33,6 +33,7 @@ type agentFlags struct {
 	simulate   int
 	simFinish  []string
 	simCrash   []string
+	simEvents  bool
 	token      string
 	security   securityFlags
 }
@@ -74,6 +75,7 @@ Plugins keep running when the agent stops; a restarted agent with the same
 	fl.IntVar(&f.simulate, "simulate", 0, "simulate this many nodes (ids NODE-ID-0000...) that run nothing, for scale tests; needs --server (and a management --token on a secure cluster)")
 	fl.StringArrayVar(&f.simFinish, "simulate-finish", nil, "with --simulate: runs of this plugin are finite and finish: once EXECUTING they report an output, which the runtime validates (repeatable)")
 	fl.StringArrayVar(&f.simCrash, "simulate-crash", nil, "with --simulate: runs of this plugin fail (ABORTED) as soon as they are EXECUTING (repeatable)")
+	fl.BoolVar(&f.simEvents, "simulate-events", false, "with --simulate: drive the runs from the event stream instead of re-reading every run on each change")
 	fl.StringVar(&f.token, "token", os.Getenv("ICE_TOKEN"), "ACL token: a node token of this node (instead of an agent certificate), or a management token for --simulate (env ICE_TOKEN)")
 	f.security.register(cmd)
 	return cmd
@@ -109,7 +111,7 @@ func runSimulator(ctx context.Context, f *agentFlags, logger hclog.Logger) error
 	}
 	sim, err := agent.NewSimulator(agent.SimConfig{
 		Server: f.servers[0], Nodes: f.simulate, Prefix: prefix, Plugins: names, Labels: labels, Logger: logger.Named("simulate"),
-		TLS: tc, Token: f.token, FinishPlugins: f.simFinish, CrashPlugins: f.simCrash,
+		TLS: tc, Token: f.token, FinishPlugins: f.simFinish, CrashPlugins: f.simCrash, Events: f.simEvents,
 	})
 	if err != nil {
 		return err
