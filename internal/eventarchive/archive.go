@@ -200,7 +200,11 @@ func (a *Archive) loadLast(k uint64) (bool, error) {
 		}
 	}
 	if fr.seq == a.firstSeq(k) {
-		return false, a.removeLast(name, path, st.Size(), fmt.Sprint(cause))
+		why := "the segment holds no record"
+		if cause != nil {
+			why = cause.Error()
+		}
+		return false, a.removeLast(name, path, st.Size(), why)
 	}
 	if cause != nil {
 		if err := a.truncateTail(f, name, fr.off, st.Size(), cause); err != nil {
