@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/ice-run/ice/fsm"
 )
 
@@ -222,9 +224,17 @@ func TestTornTailRepaired(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, last), tc.content, 0o640); err != nil {
 				t.Fatal(err)
 			}
-			a := openArchive(t, dir, 5)
+			var logs bytes.Buffer
+			a, err := Open(dir, Options{PerSegment: 5, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
 			if s, h := a.Last(); s != tc.keep || h != c.hash(tc.keep) {
 				t.Fatalf("last %d after repair, want %d", s, tc.keep)
+			}
+			if l := logs.String(); !strings.Contains(l, "[WARN]") || !strings.Contains(l, "file="+last) || !strings.Contains(l, "bytes=") {
+				t.Fatalf("repair log: %q", l)
 			}
 			r := a.Repairs()
 			if len(r) != 1 || r[0].File != last || r[0].Removed != tc.removed || r[0].Bytes <= 0 || r[0].Cause == "" {

@@ -39,6 +39,12 @@ func (a *Archive) Stage(k uint64, r io.Reader) error {
 }
 
 func (a *Archive) stage(k uint64, r io.Reader) error {
+	a.mu.Lock()
+	closed := a.closed
+	a.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
 	if k == 0 {
 		return fmt.Errorf("no segment 0: %w", ErrGap)
 	}
