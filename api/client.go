@@ -292,3 +292,23 @@ func (c *Client) CheckCorruption(ctx context.Context) (*CorruptionCheck, error) 
 	}
 	return &out, nil
 }
+
+// CollectGarbage commits a collection now (POST /v1/operator/gc), with the
+// server's configured retentions where req leaves them empty.
+func (c *Client) CollectGarbage(ctx context.Context, req GCRequest) (*GCResult, error) {
+	var out GCResult
+	if _, err := c.do(ctx, http.MethodPost, "/v1/operator/gc", nil, &req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// VerifyChain asks the answering server to check its whole event chain,
+// archive included (GET /v1/operator/events/verify).
+func (c *Client) VerifyChain(ctx context.Context) (*ChainCheck, error) {
+	var out ChainCheck
+	if _, err := c.do(ctx, http.MethodGet, "/v1/operator/events/verify", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -41,6 +41,83 @@ type Status struct {
 	// Marks are this server's state digests at the most recent digest
 	// marks, oldest first: what the leader's corruption check compares.
 	Marks []MarkDigest `json:"marks,omitempty"`
+
+	// Live counts of the replicated state this server holds.
+	Components int `json:"components"`
+	Nodes      int `json:"nodes"`
+	Runs       int `json:"runs"`
+	// Events is the event chain on this server: in memory and archived.
+	Events *EventsStatus `json:"events,omitempty"`
+	// LastGC is what the newest collection that changed anything did.
+	LastGC *GCResult `json:"last_gc,omitempty"`
+}
+
+// EventsStatus is a server's event chain: events 1 to Checkpoint may have
+// left memory for the archive; FirstHeld to Total are in memory.
+type EventsStatus struct {
+	Total      uint64 `json:"total"`
+	Held       int    `json:"held"`
+	FirstHeld  uint64 `json:"first_held"`
+	Checkpoint uint64 `json:"checkpoint"`
+	// Archive is this server's segment files (<data-dir>/events).
+	Archive *ArchiveStatus `json:"archive,omitempty"`
+}
+
+// ArchiveStatus is a server's event archive.
+type ArchiveStatus struct {
+	Segments int   `json:"segments"`
+	Bytes    int64 `json:"bytes"`
+	// First and Last are the first and last event seq in the archive,
+	// Synced the last one known to be on disk.
+	First  uint64 `json:"first"`
+	Last   uint64 `json:"last"`
+	Synced uint64 `json:"synced"`
+	// MissingFrom and MissingThrough, when set, are events the archive
+	// lacks (the server was restored from a snapshot): it is fetching them
+	// from a peer, and releases nothing from memory until it has them.
+	MissingFrom    uint64 `json:"missing_from,omitempty"`
+	MissingThrough uint64 `json:"missing_through,omitempty"`
+	// Error, when set, says why archiving stopped.
+	Error string `json:"error,omitempty"`
+}
+
+// GCResult is what a collection did (POST /v1/operator/gc, and
+// Status.LastGC).
+type GCResult struct {
+	// Index and Time are the collecting entry's (0: it changed nothing).
+	Index uint64 `json:"index"`
+	Time  int64  `json:"time"`
+	// Runs and Components are how many left the state.
+	Runs       int `json:"runs"`
+	Components int `json:"components"`
+	// Archived is how many events the checkpoint moved past, Checkpoint
+	// its seq after.
+	Archived   uint64 `json:"archived"`
+	Checkpoint uint64 `json:"checkpoint"`
+}
+
+// GCRequest is POST /v1/operator/gc: a collection now, with the server's
+// configured retentions where a field is empty. Durations are Go
+// durations ("4h", "0s").
+type GCRequest struct {
+	RunRetention   string  `json:"run_retention,omitempty"`
+	KeepPerSlot    int     `json:"keep_per_slot,omitempty"`
+	EventRetention string  `json:"event_retention,omitempty"`
+	EventKeep      *uint64 `json:"event_keep,omitempty"`
+}
+
+// ChainCheck is GET /v1/operator/events/verify: one server's check of its
+// whole event chain, archive included.
+type ChainCheck struct {
+	NodeID string `json:"node_id"`
+	// Archived events 1..Archived were read from the segment files,
+	// Held from memory; Total is the head's seq.
+	Archived uint64 `json:"archived"`
+	Held     int    `json:"held"`
+	Total    uint64 `json:"total"`
+	Head     string `json:"head"`
+	OK       bool   `json:"ok"`
+	Error    string `json:"error,omitempty"`
 }
 
 // Corruption is why a server halted.

@@ -54,6 +54,23 @@ type Config struct {
 	// CorruptionCheckTimeout bounds how long a check waits for the voters
 	// to apply its digest mark (default 15s).
 	CorruptionCheckTimeout time.Duration
+	// GCInterval is how often the leader collects (default 1m; negative:
+	// never, though `ice operator gc` still does). RunRetention (default
+	// 4h) is how long TERMINATED runs and stopped components stay;
+	// RunKeepPerSlot (default 3) how many of the newest TERMINATED runs of
+	// each slot stay regardless. EventRetention (default 10m) and
+	// EventRetentionCount (default 50,000) say which events stay in
+	// memory: those newer than the age and the newest count, whichever
+	// keeps more; older ones are in <data-dir>/events only.
+	GCInterval          time.Duration
+	RunRetention        time.Duration
+	RunKeepPerSlot      int
+	EventRetention      time.Duration
+	EventRetentionCount uint64
+	// NoEventArchive keeps every event in memory and writes no archive
+	// (tests of the state machine alone).
+	NoEventArchive bool
+
 	// ClockOffset shifts the server's wall clock, for tests of clock
 	// trouble only (ClockOffsetEnv adds to it in real processes).
 	ClockOffset time.Duration
@@ -101,6 +118,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = 10 * time.Second
+	}
+	if err := c.gcDefaults(); err != nil {
+		return err
 	}
 	if c.LeaseMargin <= 0 {
 		c.LeaseMargin = c.LeaseTTL

@@ -80,10 +80,14 @@ func (s *Server) leaderDuties(ctx context.Context) {
 	s.barrierTerm.Store(term)
 	s.leases.reset()
 	var checks sync.WaitGroup
-	checks.Add(1)
+	checks.Add(2)
 	go func() {
 		defer checks.Done()
 		s.corruptionChecks(ctx)
+	}()
+	go func() {
+		defer checks.Done()
+		s.collections(ctx)
 	}()
 	defer checks.Wait()
 	tick := time.NewTicker(s.cfg.ReconcileInterval)

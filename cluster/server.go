@@ -95,11 +95,20 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	if !cfg.NoEventArchive {
+		if s.sm.events, err = openEventStore(cfg.DataDir, cfg.Logger.Named("events")); err != nil {
+			s.stores.close()
+			return nil, fmt.Errorf("start server %s: %w", cfg.NodeID, err)
+		}
+	}
 	onDamage := func(index uint64, err error) { s.sm.halt(&api.Corruption{Index: index, Reason: err.Error()}) }
 	s.stores.checked.onDamage.Store(&onDamage)
 	s.raft, err = newRaft(&cfg, s)
 	if err != nil {
 		s.stores.close()
+		if s.sm.events != nil {
+			_ = s.sm.events.close()
+		}
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	if err = s.startGossip(); err != nil {
@@ -110,7 +119,8 @@ func New(cfg Config) (*Server, error) {
 	s.sm.snapshotVersion = s.snapshotVersion
 	s.sm.onCorrupt = s.onCorrupt
 	s.sm.self = cfg.NodeID
-	s.wg.Add(7)
+	s.wg.Add(8)
+	go s.fetchEvents()
 	go s.digestMarks()
 	go s.versionLoop()
 	go s.requestCheckAtStart()
@@ -125,6 +135,9 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) abort() {
 	_ = s.raft.Shutdown().Error()
 	s.stores.close()
+	if s.sm.events != nil {
+		_ = s.sm.events.close()
+	}
 }
 
 // Shutdown leaves gossip, stops Raft and closes the stores. It is safe to
@@ -144,6 +157,11 @@ func (s *Server) Shutdown() error {
 		}
 		s.wg.Wait()
 		s.stores.close()
+		if s.sm.events != nil {
+			if cerr := s.sm.events.close(); cerr != nil {
+				s.logger.Warn("close event archive", "error", cerr)
+			}
+		}
 		s.logger.Info("server stopped", "node_id", s.cfg.NodeID)
 	})
 	return err
@@ -283,7 +301,18 @@ func (s *Server) Status() (api.Status, error) {
 	}
 	st.Leader, st.LeaderHTTP = s.Leader()
 	st.Corrupt = s.Corruption()
-	s.sm.read(func(fs *fsm.State) { st.Alarms = apiAlarms(fs.Alarms()) })
+	s.sm.read(func(fs *fsm.State) {
+		st.Alarms = apiAlarms(fs.Alarms())
+		st.Components, st.Nodes, st.Runs, _ = fs.Counts()
+		st.Events = &api.EventsStatus{Total: fs.EventCount(), Held: fs.HeldEvents(), FirstHeld: fs.FirstEventSeq(), Checkpoint: fs.Checkpoint().Seq}
+		if gc := fs.LastGC(); gc.Index > 0 {
+			r := api.GCResult(gc)
+			st.LastGC = &r
+		}
+	})
+	if s.sm.events != nil {
+		st.Events.Archive = s.sm.events.status()
+	}
 	st.Marks = s.sm.marks.list()
 	idx, d := s.sm.digestAt()
 	st.AppliedIndex, st.Digest = idx, d.String()

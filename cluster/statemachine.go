@@ -53,6 +53,11 @@ type stateMachine struct {
 	// snapshotVersion, when set, says which snapshot format to write: the
 	// newest every server of the cluster reads (see Server.versionLoop).
 	snapshotVersion func() uint16
+
+	// events, when set, is the server's event archive: events are written
+	// to it after every entry, and leave memory only once it has them on
+	// disk (eventstore.go). Without it they stay in memory.
+	events *eventStore
 }
 
 var _ raft.FSM = (*stateMachine)(nil)
@@ -90,6 +95,7 @@ func (m *stateMachine) Apply(l *raft.Log) interface{} {
 	m.changed = make(chan struct{})
 	m.mu.Unlock()
 	close(ch)
+	m.archiveEvents()
 	m.afterApply(l.Index, mark, alarms, alarmsChanged)
 
 	labels := []metrics.Label{{Name: "type", Value: res.Type.String()}}
@@ -135,10 +141,29 @@ func (m *stateMachine) Restore(rc io.ReadCloser) error {
 	m.changed = make(chan struct{})
 	m.mu.Unlock()
 	close(ch)
+	if m.events != nil {
+		m.events.restored()
+	}
+	m.archiveEvents()
 	m.noteAlarms(alarms)
 	metrics.MeasureSince([]string{"ice", "fsm", "restore"}, start)
 	m.logger.Info("restored snapshot", "index", meta.Index, "runs", meta.Runs, "events", meta.Events, "duration", time.Since(start))
 	return nil
+}
+
+// archiveEvents brings the event archive up to the state's head and
+// releases the archived events the checkpoint allows. It runs on the apply
+// goroutine, the only writer of the state, so it reads the state without
+// the lock; releasing takes it.
+func (m *stateMachine) archiveEvents() {
+	if m.events == nil {
+		return
+	}
+	m.events.archive(m.state, func(seq uint64) {
+		m.mu.Lock()
+		m.state.ReleaseEvents(seq)
+		m.mu.Unlock()
+	})
 }
 
 // read runs f with the state under the read lock.

@@ -270,3 +270,8 @@ func (sr *snapshotReader) readGCMeta() error {
 	}
 	return nil
 }
+
+// FirstEventLink returns the hash the first event held links to: the hash
+// of event FirstEventSeq()-1 (the zero hash when that is 0), which an
+// archive of the events before it must end with.
+func (s *State) FirstEventLink() Hash { return s.events.baseHash }

@@ -37,7 +37,14 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 			if err != nil {
 				return nil, err
 			}
-			return visibleEvents(st.Events(from, component, maxEventsPage), id), nil
+			p := s.eventPage(st, true, from, component)
+			if p.first == 0 {
+				return visibleEvents(p.held, id), nil
+			}
+			return lateResult(func() (any, error) {
+				events, err := s.withArchived(p, true, from, component)
+				return visibleEvents(events, id), err
+			}), nil
 		})(w, r)
 	}
 	from, component, err := parseEventsQuery(r)
@@ -61,8 +68,13 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 	first, next := true, false
 	for {
 		var events []fsm.Event
+		var p eventPage
 		var idx uint64
 		var idErr error
+		byIndex, at := first, seq
+		if first {
+			at = from
+		}
 		s.b.Read(func(st *fsm.State) {
 			// The token is checked again for every page: a deleted or
 			// expired one ends the stream.
@@ -70,13 +82,10 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 				return
 			}
 			idx = st.Index()
-			if first {
-				events = st.Events(from, component, maxEventsPage)
-			} else {
-				events = st.EventsAfterSeq(seq, component, maxEventsPage)
-			}
+			p = s.eventPage(st, byIndex, at, component)
+			events = p.held
 			behind := st.Index() < from
-			if len(events) == 0 && first && !behind {
+			if len(events) == 0 && p.first == 0 && first && !behind {
 				_, _, _, n := st.Counts()
 				seq = uint64(n) // nothing at or after from yet: follow from the end
 			}
@@ -86,6 +95,13 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 		})
 		if idErr != nil {
 			return nil // the response is under way: end the stream
+		}
+		if p.first != 0 {
+			var err error
+			if events, err = s.withArchived(p, byIndex, at, component); err != nil {
+				s.logger.Warn("events stream: reading the archive failed", "error", err)
+				return nil // the response is under way: end the stream
+			}
 		}
 		first = next
 		page := len(events)
@@ -106,6 +122,53 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 			return nil // client went away or server stopping
 		}
 	}
+}
+
+// eventPage is a page of events read under the state's lock: the events
+// held in memory and, when the page starts before them (they left memory
+// for the archive), the seq of the first held, for the archive to fill in
+// before it (0: the archive is not needed).
+type eventPage struct {
+	held  []fsm.Event
+	first uint64
+}
+
+// eventPage reads a page from the state, starting at Raft index at
+// (byIndex) or after seq at.
+func (s *Server) eventPage(st *fsm.State, byIndex bool, at uint64, component string) eventPage {
+	var p eventPage
+	if byIndex {
+		p.held = st.Events(at, component, maxEventsPage)
+	} else {
+		p.held = st.EventsAfterSeq(at, component, maxEventsPage)
+	}
+	first := st.FirstEventSeq()
+	if first == 1 || s.archive() == nil {
+		return p
+	}
+	if byIndex {
+		// Events of the entry at the first held event's index, or before
+		// it, may be in the archive.
+		if e := st.EventsAfterSeq(first-1, "", 1); len(e) == 0 || at <= e[0].Index {
+			p.first = first
+		}
+	} else if at+1 < first {
+		p.first = first
+	}
+	return p
+}
+
+// withArchived puts the archived events before a page's held ones, up to
+// the page size. It reads files: call it without the state's lock.
+func (s *Server) withArchived(p eventPage, byIndex bool, at uint64, component string) ([]fsm.Event, error) {
+	archived, err := s.archive().ArchivedEvents(byIndex, at, p.first, component, maxEventsPage)
+	if err != nil {
+		return nil, err
+	}
+	if len(archived) >= maxEventsPage {
+		return archived[:maxEventsPage], nil
+	}
+	return append(archived, p.held[:min(len(p.held), maxEventsPage-len(archived))]...), nil
 }
 
 // visibleEvents keeps the events the identity may read: a component's

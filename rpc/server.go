@@ -103,6 +103,7 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger, opts
 	s.handle("POST /v1/agent/leave", s.write(s.agentLeave))
 	s.routeACL()
 	s.routeKeyring()
+	s.routeArchive()
 	if metricsHandler != nil {
 		s.mux.Handle("GET /metrics", metricsHandler)
 	}
@@ -391,11 +392,21 @@ func (s *Server) read(f readFunc) handlerFunc {
 		if err != nil {
 			return err
 		}
+		if late, ok := out.(lateResult); ok {
+			if out, err = late(); err != nil {
+				return err
+			}
+		}
 		w.Header().Set(api.HeaderIndex, strconv.FormatUint(idx, 10))
 		writeJSON(w, http.StatusOK, out)
 		return nil
 	}
 }
+
+// lateResult is what a readFunc returns for work that must not hold the
+// state's lock (reading files): the read calls it after the lock is
+// released, and answers what it returns.
+type lateResult func() (any, error)
 
 func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) error {
 	st, err := s.b.Status()

@@ -12,11 +12,11 @@ func newOperatorCmd() *cobra.Command {
 	o := &clientOpts{}
 	cmd := &cobra.Command{
 		Use:   "operator",
-		Short: "Cluster maintenance: Raft membership and leadership, snapshots",
+		Short: "Cluster maintenance: Raft membership and leadership, snapshots, garbage collection",
 		Args:  cobra.NoArgs,
 	}
 	o.register(cmd)
-	cmd.AddCommand(newOperatorRaftCmd(o), newOperatorSnapshotCmd(o), newOperatorRecoverCmd(), newOperatorGossipCmd(o))
+	cmd.AddCommand(newOperatorRaftCmd(o), newOperatorSnapshotCmd(o), newOperatorRecoverCmd(), newOperatorGossipCmd(o), newOperatorGCCmd(o))
 	return cmd
 }
 

@@ -38,6 +38,7 @@ type serverFlags struct {
 	leaseTTL          time.Duration
 	leaseMargin       time.Duration
 	checkInterval     time.Duration
+	gc                gcFlags
 	enableDebug       bool
 	security          securityFlags
 	http              httpLimitFlags
@@ -79,8 +80,45 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.enableDebug, "enable-debug", false, "serve Go's profiler at /debug/pprof/ on the HTTP API address")
 	fl.DurationVar(&f.leaseMargin, "lease-margin", 0, "extra wait before a silent node is declared down and its runs replaced (0: the lease TTL)")
 	fl.DurationVar(&f.checkInterval, "corruption-check-interval", time.Minute, "how often the leader compares the servers' state digests and raises a corrupt alarm for one that differs (negative: never; also at leadership and server start)")
+	f.gc.register(cmd)
 	f.security.register(cmd)
 	f.http.register(cmd)
+}
+
+// gcFlags say what the leader collects, and how often.
+type gcFlags struct {
+	interval       time.Duration
+	runRetention   time.Duration
+	keepPerSlot    int
+	eventRetention time.Duration
+	eventCount     uint64
+}
+
+func (g *gcFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.DurationVar(&g.interval, "gc-interval", time.Minute, "how often the leader collects ended runs, stopped components and old events (negative: never; ice operator gc still does)")
+	fl.DurationVar(&g.runRetention, "run-retention", 4*time.Hour, "how long a TERMINATED run and a stopped component stay in the state after their last change (their events stay in the history)")
+	fl.IntVar(&g.keepPerSlot, "run-keep-per-slot", 3, "how many of the newest TERMINATED runs of each component slot stay regardless of age (at least 1)")
+	fl.DurationVar(&g.eventRetention, "event-retention", 10*time.Minute, "events newer than this stay in memory; older ones (beyond --event-retention-count) are read from <data-dir>/events")
+	fl.Uint64Var(&g.eventCount, "event-retention-count", 50_000, "how many of the newest events stay in memory regardless of age")
+}
+
+// config fills the collection fields of a server's config, refusing
+// values that make no sense.
+func (g *gcFlags) config(c *cluster.Config) error {
+	switch {
+	case g.runRetention <= 0 || g.eventRetention <= 0:
+		return fmt.Errorf("--run-retention %s and --event-retention %s must be positive", g.runRetention, g.eventRetention)
+	case g.keepPerSlot < 1 || g.keepPerSlot > 1000:
+		return fmt.Errorf("--run-keep-per-slot %d: want 1 to 1000 (the scheduler reads the newest ended run of each slot)", g.keepPerSlot)
+	case g.eventCount == 0:
+		return fmt.Errorf("--event-retention-count must be at least 1")
+	case g.interval == 0:
+		return fmt.Errorf("--gc-interval must not be 0 (negative: never)")
+	}
+	c.GCInterval, c.RunRetention, c.RunKeepPerSlot = g.interval, g.runRetention, g.keepPerSlot
+	c.EventRetention, c.EventRetentionCount = g.eventRetention, g.eventCount
+	return nil
 }
 
 func newServerCmd() *cobra.Command {
@@ -144,16 +182,11 @@ func runServer(ctx context.Context, f *serverFlags, logger hclog.Logger, ready f
 	if err != nil {
 		return fmt.Errorf("set up metrics: %w", err)
 	}
-	ln, err := net.Listen("tcp", f.httpAddr)
-	if err != nil {
-		return fmt.Errorf("listen http on %s: %w", f.httpAddr, err)
-	}
-	srv, err := cluster.New(cluster.Config{
+	cfg := cluster.Config{
 		NodeID:                  f.nodeID,
 		DataDir:                 f.dataDir,
 		RaftAddr:                f.raftAddr,
 		GossipAddr:              f.gossipAddr,
-		HTTPAddr:                ln.Addr().String(),
 		BootstrapExpect:         f.bootstrapExpect,
 		Join:                    f.join,
 		SnapshotThreshold:       f.snapshotThreshold,
@@ -165,7 +198,16 @@ func runServer(ctx context.Context, f *serverFlags, logger hclog.Logger, ready f
 		TLS:                     sec.store,
 		GossipKey:               sec.gossipKey,
 		Logger:                  logger,
-	})
+	}
+	if err := f.gc.config(&cfg); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen http on %s: %w", f.httpAddr, err)
+	}
+	cfg.HTTPAddr = ln.Addr().String()
+	srv, err := cluster.New(cfg)
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("start server %s: %w", f.nodeID, err)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -71,6 +72,7 @@ func writeStatus(w io.Writer, st *api.Status) error {
 	for _, a := range st.Alarms {
 		kv.row("ALARM:", fmt.Sprintf("%s on %s (raised at index %d): %s", a.Type, a.Server, a.RaisedIndex, a.Detail))
 	}
+	writeStateCounts(kv, st)
 	if err := kv.flush(); err != nil {
 		return err
 	}
@@ -140,4 +142,43 @@ func writeNodesTable(w io.Writer, nodes []fsm.Node) error {
 		t.row(n.ID, n.Address, string(n.Status), labelsString(n.Labels), strings.Join(plugins, ","), n.Reason)
 	}
 	return t.flush()
+}
+
+// writeStateCounts adds the live counts, the event chain and the last
+// collection to the status table.
+func writeStateCounts(kv *table, st *api.Status) {
+	kv.row("State:", fmt.Sprintf("%d components, %d nodes, %d runs", st.Components, st.Nodes, st.Runs))
+	if ev := st.Events; ev != nil {
+		kv.row("Events:", fmt.Sprintf("%d (in memory: %d from event %d; checkpoint at %d)", ev.Total, ev.Held, ev.FirstHeld, ev.Checkpoint))
+		if a := ev.Archive; a != nil {
+			line := fmt.Sprintf("%d segments, %s, events %d to %d", a.Segments, humanBytes(a.Bytes), a.First, a.Last)
+			if a.Segments == 0 {
+				line = "empty"
+			}
+			kv.row("Archive:", line)
+			if a.MissingThrough > 0 {
+				kv.row("ARCHIVE:", fmt.Sprintf("lacks events %d to %d (restored from a snapshot): fetching them from a peer", a.MissingFrom, a.MissingThrough))
+			}
+			if a.Error != "" {
+				kv.row("ARCHIVE:", "stopped: "+a.Error)
+			}
+		}
+	}
+	if gc := st.LastGC; gc != nil {
+		kv.row("Last GC:", fmt.Sprintf("index %d, %s: %d runs, %d components, %d events archived",
+			gc.Index, time.Unix(0, gc.Time).UTC().Format(time.RFC3339), gc.Runs, gc.Components, gc.Archived))
+	}
+}
+
+// humanBytes formats a byte count in KiB, MiB or GiB.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }

@@ -38,12 +38,15 @@ type verifyReport struct {
 	Servers []verifyServer `json:"servers"`
 	// Problem says what failed when not OK.
 	Problem string `json:"problem,omitempty"`
+	// Chains are the servers' checks of their whole event chain (--chain).
+	Chains []api.ChainCheck `json:"chains,omitempty"`
 }
 
 func newVerifyCmd() *cobra.Command {
 	var (
 		o       clientOpts
 		timeout time.Duration
+		chain   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -51,12 +54,19 @@ func newVerifyCmd() *cobra.Command {
 		Long: `Ask the server at --addr for the servers of the cluster, then poll every
 server's status until all of them have reported the same applied index, and
 compare their state digests there. Exits non-zero on a digest mismatch, or
-when the servers are not seen at one index within --timeout.`,
+when the servers are not seen at one index within --timeout.
+
+With --chain every server also checks its whole event chain: each segment
+file of its archive (<data-dir>/events), that the archive links to the events
+it holds in memory, and those events, from event 1 to the head.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := commandContext(cmd)
 			defer cancel()
 			rep := verifyCluster(ctx, o.client(), timeout, verifyPollInterval)
+			if chain {
+				verifyChains(ctx, o.client(), rep)
+			}
 			out := cmd.OutOrStdout()
 			if o.json {
 				if err := printJSON(out, rep); err != nil {
@@ -73,7 +83,44 @@ when the servers are not seen at one index within --timeout.`,
 	}
 	o.register(cmd)
 	cmd.Flags().DurationVar(&timeout, "timeout", defaultVerifyTimeout, "how long to wait for all servers to reach one applied index")
+	cmd.Flags().BoolVar(&chain, "chain", false, "also have every server verify its whole event chain, archive included")
 	return cmd
+}
+
+// verifyChainTimeout bounds one server's check of its chain: it reads its
+// whole archive.
+const verifyChainTimeout = 5 * time.Minute
+
+// verifyChains asks every server of the report to check its whole event
+// chain, and fails the report if one does not verify.
+func verifyChains(ctx context.Context, c *api.Client, rep *verifyReport) {
+	rep.Chains = make([]api.ChainCheck, len(rep.Servers))
+	var wg sync.WaitGroup
+	for i, s := range rep.Servers {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, verifyChainTimeout)
+			defer cancel()
+			sc := c
+			if s.HTTPAddr != "" {
+				sc = c.WithAddr(s.HTTPAddr)
+			}
+			check, err := sc.VerifyChain(cctx)
+			switch {
+			case err != nil:
+				rep.Chains[i] = api.ChainCheck{NodeID: s.ID, Error: err.Error()}
+			case check.NodeID != s.ID:
+				rep.Chains[i] = api.ChainCheck{NodeID: s.ID, Error: fmt.Sprintf("%s answers as server %q", s.HTTPAddr, check.NodeID)}
+			default:
+				rep.Chains[i] = *check
+			}
+		})
+	}
+	wg.Wait()
+	for _, ch := range rep.Chains {
+		if !ch.OK && rep.OK {
+			rep.OK, rep.Problem = false, fmt.Sprintf("the event chain of %s does not verify: %s", ch.NodeID, ch.Error)
+		}
+	}
 }
 
 func writeVerifyReport(w io.Writer, rep *verifyReport) error {
@@ -81,6 +128,19 @@ func writeVerifyReport(w io.Writer, rep *verifyReport) error {
 		t := newTable(w, "SERVER", "HTTP ADDR", "APPLIED INDEX", "DIGEST")
 		for _, s := range rep.Servers {
 			t.row(s.ID, s.HTTPAddr, strconv.FormatUint(s.AppliedIndex, 10), s.Digest)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if len(rep.Chains) > 0 {
+		t := newTable(w, "SERVER", "ARCHIVED", "IN MEMORY", "EVENTS", "HEAD", "CHAIN")
+		for _, ch := range rep.Chains {
+			result := "verified"
+			if !ch.OK {
+				result = "FAILED: " + ch.Error
+			}
+			t.row(ch.NodeID, strconv.FormatUint(ch.Archived, 10), strconv.Itoa(ch.Held), strconv.FormatUint(ch.Total, 10), ch.Head, result)
 		}
 		if err := t.flush(); err != nil {
 			return err

@@ -1,0 +1,134 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	metrics "github.com/armon/go-metrics"
+
+	"github.com/ice-run/ice/api"
+	"github.com/ice-run/ice/fsm"
+)
+
+// Defaults of the collection (Config.GCInterval and the retentions). Runs
+// stay for 4h, Nomad's job GC threshold; the events kept in memory are
+// bounded so that a cluster of 100,000 runs holds a few tens of MB of them.
+const (
+	defaultGCInterval          = time.Minute
+	defaultRunRetention        = 4 * time.Hour
+	defaultRunKeepPerSlot      = 3
+	defaultEventRetention      = 10 * time.Minute
+	defaultEventRetentionCount = 50_000
+)
+
+func (c *Config) gcDefaults() error {
+	if c.GCInterval == 0 {
+		c.GCInterval = defaultGCInterval
+	}
+	if c.RunRetention == 0 {
+		c.RunRetention = defaultRunRetention
+	}
+	if c.RunKeepPerSlot == 0 {
+		c.RunKeepPerSlot = defaultRunKeepPerSlot
+	}
+	if c.EventRetention == 0 {
+		c.EventRetention = defaultEventRetention
+	}
+	if c.EventRetentionCount == 0 {
+		c.EventRetentionCount = defaultEventRetentionCount
+	}
+	switch {
+	case c.RunRetention < 0 || c.EventRetention < 0:
+		return fmt.Errorf("config: run retention %s and event retention %s must not be negative", c.RunRetention, c.EventRetention)
+	case c.RunKeepPerSlot < 1 || c.RunKeepPerSlot > 1000:
+		return fmt.Errorf("config: run-keep-per-slot %d: want 1 to 1000 (the scheduler reads the newest ended run of each slot)", c.RunKeepPerSlot)
+	}
+	return nil
+}
+
+// gcRequest is the collection the configuration asks for.
+func (s *Server) gcRequest() *fsm.StateGCRequest {
+	return &fsm.StateGCRequest{
+		RunRetention:   int64(s.cfg.RunRetention),
+		KeepPerSlot:    s.cfg.RunKeepPerSlot,
+		EventRetention: int64(s.cfg.EventRetention),
+		EventKeep:      s.cfg.EventRetentionCount,
+	}
+}
+
+// collections commits a state.gc every GCInterval while this server leads.
+// It returns when ctx ends (leadership lost or shutdown).
+func (s *Server) collections(ctx context.Context) {
+	if s.cfg.GCInterval < 0 {
+		return
+	}
+	timer := time.NewTimer(s.cfg.GCInterval)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		if v := s.BodyVersion(); v != 0 && v < fsm.MinBodyVersion(fsm.StateGCType) {
+			s.logger.Debug("not collecting: a server of the cluster cannot read state.gc yet", "body_version", v)
+		} else if _, err := s.collect(ctx, fsm.Header{Actor: fsm.RuntimeActor, Purpose: "gc"}, s.gcRequest()); err != nil && ctx.Err() == nil {
+			s.logger.Warn("collection failed", "error", err)
+		}
+		timer.Reset(s.cfg.GCInterval)
+	}
+}
+
+// CollectGarbage commits a state.gc now as the given actor, with the
+// configured retentions where req leaves them empty, and returns what it
+// did (a zero Index: nothing was old enough).
+func (s *Server) CollectGarbage(ctx context.Context, h fsm.Header, req api.GCRequest) (api.GCResult, error) {
+	body := s.gcRequest()
+	for _, d := range []struct {
+		v   string
+		dst *int64
+	}{{req.RunRetention, &body.RunRetention}, {req.EventRetention, &body.EventRetention}} {
+		if d.v == "" {
+			continue
+		}
+		dur, err := time.ParseDuration(d.v)
+		if err != nil || dur < 0 {
+			return api.GCResult{}, fmt.Errorf("collect: retention %q: want a duration such as 4h or 0s: %w", d.v, fsm.ErrBadRequest)
+		}
+		*d.dst = int64(dur)
+	}
+	if req.KeepPerSlot != 0 {
+		body.KeepPerSlot = req.KeepPerSlot
+	}
+	if req.EventKeep != nil {
+		body.EventKeep = *req.EventKeep
+	}
+	return s.collect(ctx, h, body)
+}
+
+func (s *Server) collect(ctx context.Context, h fsm.Header, body *fsm.StateGCRequest) (api.GCResult, error) {
+	start := time.Now()
+	res, err := s.Apply(ctx, fsm.StateGCType, h, body)
+	if err != nil {
+		return api.GCResult{}, fmt.Errorf("collect: %w", err)
+	}
+	if res.Err != nil {
+		return api.GCResult{}, fmt.Errorf("collect: %w", res.Err)
+	}
+	var out api.GCResult
+	s.sm.read(func(st *fsm.State) {
+		if gc := st.LastGC(); gc.Index == res.Index {
+			out = api.GCResult(gc)
+		}
+	})
+	metrics.MeasureSince([]string{"ice", "gc", "duration"}, start)
+	if out.Index != 0 {
+		metrics.IncrCounter([]string{"ice", "gc", "runs"}, float32(out.Runs))
+		metrics.IncrCounter([]string{"ice", "gc", "components"}, float32(out.Components))
+		metrics.IncrCounter([]string{"ice", "gc", "events", "archived"}, float32(out.Archived))
+		s.logger.Info("collected", "index", out.Index, "runs", out.Runs, "components", out.Components,
+			"events_archived", out.Archived, "checkpoint", out.Checkpoint, "by", h.Actor)
+	}
+	return out, nil
+}
