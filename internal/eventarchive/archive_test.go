@@ -35,6 +35,13 @@ func TestAppendReadAcrossSegments(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkVerify(t, a, c, 1, 23)
+	var calls [][2]uint64
+	if _, _, err := a.Verify(func(done, total uint64) { calls = append(calls, [2]uint64{done, total}) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 5 || calls[0] != [2]uint64{5, 23} || calls[4] != [2]uint64{23, 23} {
+		t.Fatalf("progress calls %v", calls)
+	}
 	st := a.Stats()
 	if st.Segments != 5 || st.First != 1 || st.Last != 23 {
 		t.Fatalf("stats %+v", st)

@@ -23,12 +23,17 @@ func (a *Archive) view(op string) (view, error) {
 	if a.closed {
 		return view{}, fmt.Errorf("%s: %w", op, ErrClosed)
 	}
+	last := a.last
 	if a.werr == nil {
 		if err := a.flushLocked(); err != nil {
 			return view{}, fmt.Errorf("%s: %w", op, err)
 		}
+	} else {
+		// After a failed write only the synced records are surely on
+		// the disk.
+		last = a.synced
 	}
-	return view{segs: append([]segInfo(nil), a.segs...), last: a.last}, nil
+	return view{segs: append([]segInfo(nil), a.segs...), last: last}, nil
 }
 
 func (v *view) first(per uint64) uint64 {
@@ -73,6 +78,9 @@ func (a *Archive) Verify(progress func(done, total uint64)) (fsm.Hash, uint64, e
 		return fsm.Hash{}, 0, nil
 	}
 	first := v.first(a.per)
+	if v.last < first {
+		return v.segs[0].prev, 0, nil
+	}
 	total := v.last - first + 1
 	var report func(uint64)
 	if progress != nil {
