@@ -64,3 +64,14 @@ BENCHFLAGS ?=
 bench: build ## side-by-side benchmark: ICE vs etcd 3.4 vs raw raft, and the targets of docs/performance.md (< 10 min; BENCHFLAGS=...)
 	$(GO) build -o $(BIN)/icebench ./bench/cmd/icebench
 	$(BIN)/icebench --ice-bin $(BIN)/ice --plugin-dir $(BIN)/plugins $(BENCHFLAGS)
+
+.PHONY: soak
+
+SOAKFLAGS ?=
+
+# The soak run drives a secure 3-server cluster, `ice agent --simulate` nodes and a churning
+# workload through 2,000,000 committed transitions (at most 15 minutes) and writes
+# soak/results/<UTC time>/: soak.json (ratios, targets, checks), samples.json, soak.png, soak.html.
+# Its last line is soak.json's path; it exits non-zero only when a correctness check fails.
+soak: build ## soak: bounded memory over 2,000,000 transitions (<= 15 min; SOAKFLAGS="--transitions N --max-duration D")
+	$(GO) run ./soak/cmd/icesoak --ice-bin $(BIN)/ice --plugin-dir $(BIN)/plugins $(SOAKFLAGS)

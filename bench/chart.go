@@ -21,12 +21,17 @@ type Series struct {
 	Dashed bool
 }
 
-// Panel is one plot: y against clients (x, on a log2 axis).
+// Panel is one plot: y against clients (x, on a log2 axis), or, with
+// LinearX, against any x on a linear axis with round ticks (lines only
+// when a series has many points).
 type Panel struct {
 	Title  string
 	YLabel string
 	LogY   bool
 	Series []Series
+	// LinearX draws x on a linear axis labelled XLabel.
+	LinearX bool
+	XLabel  string
 }
 
 // Chart is a row of panels under a title, rendered to PNG or SVG.
@@ -35,6 +40,8 @@ type Chart struct {
 	Subtitle string
 	Panels   []Panel
 	W, H     float64
+	// Columns, when set, lays the panels out in rows of this many.
+	Columns int
 }
 
 // Colours of the systems.
@@ -100,10 +107,14 @@ func (ch *Chart) draw(cv canvas) {
 		cv.text(lx+32, 68, e.name, 13, colorText, anchorStart, false, false)
 		lx += 32 + cv.textWidth(e.name, 13) + 28
 	}
-	n := float64(len(ch.Panels))
-	pw := ch.W / n
+	cols := len(ch.Panels)
+	if ch.Columns > 0 && ch.Columns < cols {
+		cols = ch.Columns
+	}
+	rows := (len(ch.Panels) + max(cols, 1) - 1) / max(cols, 1)
+	pw, ph := ch.W/float64(max(cols, 1)), (ch.H-88)/float64(max(rows, 1))
 	for i := range ch.Panels {
-		ch.Panels[i].draw(cv, float64(i)*pw, 88, pw, ch.H-88)
+		ch.Panels[i].draw(cv, float64(i%cols)*pw, 88+float64(i/cols)*ph, pw, ph)
 	}
 }
 
@@ -129,16 +140,23 @@ func (p *Panel) draw(cv canvas, x0, y0, w, h float64) {
 		cv.text((left+right)/2, (top+bottom)/2, "no data", 13, colorAxis, anchorMiddle, false, false)
 		return
 	}
+	xt, xticks, xlabel := p.xAxis(xs)
 	xlo, xhi := math.Inf(1), math.Inf(-1)
 	for _, x := range xs {
-		xlo, xhi = math.Min(xlo, math.Log2(x)), math.Max(xhi, math.Log2(x))
+		xlo, xhi = math.Min(xlo, xt(x)), math.Max(xhi, xt(x))
+	}
+	if p.LinearX && len(xticks) > 0 {
+		xlo, xhi = math.Min(xlo, xticks[0]), math.Max(xhi, xticks[len(xticks)-1])
 	}
 	if xhi == xlo {
 		xlo, xhi = xlo-1, xhi+1
 	}
 	pad := (xhi - xlo) * 0.06
+	if p.LinearX {
+		pad = 0
+	}
 	xlo, xhi = xlo-pad, xhi+pad
-	px := func(x float64) float64 { return left + (math.Log2(x)-xlo)/(xhi-xlo)*(right-left) }
+	px := func(x float64) float64 { return left + (xt(x)-xlo)/(xhi-xlo)*(right-left) }
 
 	var ticks []float64
 	var ylo, yhi float64
@@ -169,14 +187,18 @@ func (p *Panel) draw(cv canvas, x0, y0, w, h float64) {
 		cv.line(left, y, right, y, 1, colorGrid, false)
 		cv.text(left-8, y, formatTick(t), 11, colorText, anchorEnd, false, false)
 	}
-	for _, x := range xs {
+	for _, x := range xticks {
 		cv.line(px(x), top, px(x), bottom, 1, colorGrid, false)
 		cv.line(px(x), bottom, px(x), bottom+5, 1, colorAxis, false)
-		cv.text(px(x), bottom+15, strconv.FormatFloat(x, 'f', -1, 64), 11, colorText, anchorMiddle, false, false)
+		label := strconv.FormatFloat(x, 'f', -1, 64)
+		if p.LinearX {
+			label = formatTick(x)
+		}
+		cv.text(px(x), bottom+15, label, 11, colorText, anchorMiddle, false, false)
 	}
 	cv.line(left, top, left, bottom, 1, colorAxis, false)
 	cv.line(left, bottom, right, bottom, 1, colorAxis, false)
-	cv.text((left+right)/2, bottom+36, "concurrent clients (log scale)", 12, colorText, anchorMiddle, false, false)
+	cv.text((left+right)/2, bottom+36, xlabel, 12, colorText, anchorMiddle, false, false)
 	cv.text(x0+16, (top+bottom)/2, p.YLabel, 12, colorText, anchorMiddle, true, false)
 	for _, s := range p.Series {
 		width := 2.5
@@ -194,12 +216,37 @@ func (p *Panel) draw(cv canvas, x0, y0, w, h float64) {
 			}
 			prevX, prevY = x, y
 		}
+		if p.LinearX && len(s.X) > maxMarkers {
+			continue
+		}
 		for i := range s.X {
 			if s.Y[i] > 0 && !math.IsNaN(s.Y[i]) {
 				cv.circle(px(s.X[i]), py(s.Y[i]), 4.5, s.Color)
 			}
 		}
 	}
+}
+
+// maxMarkers is the most points of a series a LinearX panel marks with
+// dots; longer series are drawn as lines only.
+const maxMarkers = 40
+
+// xAxis returns the panel's x transform, its ticks (the measured levels on
+// the log2 clients axis; round values from 0 on a linear one) and label.
+func (p *Panel) xAxis(xs []float64) (func(float64) float64, []float64, string) {
+	if !p.LinearX {
+		return math.Log2, xs, "concurrent clients (log scale)"
+	}
+	xmax := 0.0
+	for _, x := range xs {
+		xmax = math.Max(xmax, x)
+	}
+	step := niceStep(xmax / 5)
+	var ticks []float64
+	for v := 0.0; v <= xmax+step*0.999; v += step {
+		ticks = append(ticks, v)
+	}
+	return func(x float64) float64 { return x }, ticks, p.XLabel
 }
 
 func niceStep(raw float64) float64 {
