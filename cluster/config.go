@@ -70,6 +70,11 @@ type Config struct {
 	// NoEventArchive keeps every event in memory and writes no archive
 	// (tests of the state machine alone).
 	NoEventArchive bool
+	// EventsPerSegment is the number of events in an archive segment file
+	// (0: eventarchive.PerSegment). Every server of a cluster must use the
+	// same value, so that their segments are the same bytes; tests make
+	// it small.
+	EventsPerSegment uint64
 
 	// ClockOffset shifts the server's wall clock, for tests of clock
 	// trouble only (ClockOffsetEnv adds to it in real processes).

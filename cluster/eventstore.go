@@ -3,8 +3,10 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	metrics "github.com/armon/go-metrics"
 	"github.com/hashicorp/go-hclog"
@@ -52,15 +54,26 @@ type eventStore struct {
 // eventsDir is where a server keeps its event archive.
 func eventsDir(dataDir string) string { return filepath.Join(dataDir, "events") }
 
-func openEventStore(dataDir string, logger hclog.Logger) (*eventStore, error) {
-	arc, err := eventarchive.Open(eventsDir(dataDir), eventarchive.Options{Logger: logger})
+func openEventStore(dataDir string, perSegment uint64, logger hclog.Logger) (*eventStore, error) {
+	dir := eventsDir(dataDir)
+	opts := eventarchive.Options{PerSegment: perSegment, Logger: logger}
+	arc, err := eventarchive.Open(dir, opts)
+	if errors.Is(err, eventarchive.ErrCorrupt) || errors.Is(err, eventarchive.ErrGap) {
+		// A damaged sealed segment or a missing one: the archive is only a
+		// copy of the chain's prefix, so start it again and fetch what the
+		// state no longer holds from a peer; keep the damaged one to look at.
+		aside := fmt.Sprintf("%s.damaged-%d", dir, time.Now().UnixNano())
+		logger.Error("event archive damaged: moved aside; the events come back from the state and from a peer", "error", err, "moved_to", aside)
+		if rerr := os.Rename(dir, aside); rerr != nil {
+			return nil, fmt.Errorf("open event archive: %w (moving it aside: %v)", err, rerr)
+		}
+		arc, err = eventarchive.Open(dir, opts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open event archive: %w", err)
 	}
-	for _, r := range arc.Repairs() {
-		logger.Warn("event archive: cut a torn tail off a segment (a crash while writing); the events come back from the log, the state or a peer",
-			"file", r.File, "offset", r.Offset, "bytes", r.Bytes, "records", r.Records, "removed", r.Removed, "cause", r.Cause)
-	}
+	// A torn tail (a crash while writing) was cut off and logged by Open;
+	// the events come back from the state, or from a peer.
 	return &eventStore{logger: logger, dir: eventsDir(dataDir), arc: arc, need: make(chan struct{}, 1)}, nil
 }
 

@@ -96,7 +96,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	if !cfg.NoEventArchive {
-		if s.sm.events, err = openEventStore(cfg.DataDir, cfg.Logger.Named("events")); err != nil {
+		if s.sm.events, err = openEventStore(cfg.DataDir, cfg.EventsPerSegment, cfg.Logger.Named("events")); err != nil {
 			s.stores.close()
 			return nil, fmt.Errorf("start server %s: %w", cfg.NodeID, err)
 		}
