@@ -21,7 +21,10 @@ type ServerSample struct {
 	Archive  int64  `json:"archive_bytes"`
 	Applied  uint64 `json:"applied_index"`
 	Leader   bool   `json:"leader,omitempty"`
-	Err      string `json:"error,omitempty"`
+	// Err says why the server could not be sampled; Partial why some of
+	// its figures are missing (0).
+	Err     string `json:"error,omitempty"`
+	Partial string `json:"partial_error,omitempty"`
 }
 
 // Sample is every server's figures at one time.
@@ -183,11 +186,12 @@ func compareAt(samples []Sample, value func(Sample) (float64, bool), base, final
 }
 
 // serverValue returns a function reading field f of server id in a sample,
-// false when the server was not sampled or its sample failed.
+// false when the server was not sampled, its sample failed or the figure
+// is 0 (not read, or no snapshot or archive yet: nothing to compare).
 func serverValue(id string, f func(ServerSample) int64) func(Sample) (float64, bool) {
 	return func(s Sample) (float64, bool) {
 		for _, ss := range s.Servers {
-			if ss.ID == id && ss.Err == "" {
+			if ss.ID == id && ss.Err == "" && f(ss) > 0 {
 				return float64(f(ss)), true
 			}
 		}

@@ -64,11 +64,11 @@ func DefaultConfig() Config {
 		Crash: 2, CrashCount: 4, CrashAttempts: 5, CrashDelay: 20 * time.Millisecond,
 		FinitePlugin: "batch", CrashPlugin: "flaky",
 		CycleTimeout:  60 * time.Second,
-		ProbeInterval: 100 * time.Millisecond, SampleInterval: 5 * time.Second, ProgressInterval: 10 * time.Second,
-		RunRetention: 20 * time.Second, RunKeepPerSlot: 1,
-		EventRetention: 20 * time.Second, EventRetentionCount: 20000,
-		GCInterval:        5 * time.Second,
-		SnapshotThreshold: 2048, TrailingLogs: 1024, SnapshotInterval: 5 * time.Second,
+		ProbeInterval: 100 * time.Millisecond, SampleInterval: 2 * time.Second, ProgressInterval: 10 * time.Second,
+		RunRetention: 5 * time.Second, RunKeepPerSlot: 1,
+		EventRetention: 5 * time.Second, EventRetentionCount: 20000,
+		GCInterval:        2 * time.Second,
+		SnapshotThreshold: 256, TrailingLogs: 1024, SnapshotInterval: 2 * time.Second,
 	}
 }
 

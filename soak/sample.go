@@ -62,6 +62,8 @@ func (s *sampler) server(ctx context.Context, srv *bench.IceServer) ServerSample
 	}
 	if ss.RSS == 0 {
 		ss.Err = strings.Join(errs, "; ")
+	} else {
+		ss.Partial = strings.Join(errs, "; ")
 	}
 	return ss
 }

@@ -123,7 +123,7 @@ func printSummary(r *soak.Result) {
 		if !c.OK {
 			ok = "FAILED"
 		}
-		fmt.Printf("check  %-22s %-6s %s\n", c.Name, ok, c.Detail)
+		fmt.Printf("check  %-24s %-6s %s\n", c.Name, ok, c.Detail)
 	}
 	for _, n := range r.Notes {
 		fmt.Println("note:", n)
