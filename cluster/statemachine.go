@@ -58,6 +58,9 @@ type stateMachine struct {
 	// to it after every entry, and leave memory only once it has them on
 	// disk (eventstore.go). Without it they stay in memory.
 	events *eventStore
+	// gaugesAt is when the state's size gauges were last set (the apply
+	// goroutine owns it).
+	gaugesAt time.Time
 }
 
 var _ raft.FSM = (*stateMachine)(nil)
@@ -96,6 +99,7 @@ func (m *stateMachine) Apply(l *raft.Log) interface{} {
 	m.mu.Unlock()
 	close(ch)
 	m.archiveEvents()
+	m.setGauges(start)
 	m.afterApply(l.Index, mark, alarms, alarmsChanged)
 
 	labels := []metrics.Label{{Name: "type", Value: res.Type.String()}}
@@ -164,6 +168,31 @@ func (m *stateMachine) archiveEvents() {
 		m.state.ReleaseEvents(seq)
 		m.mu.Unlock()
 	})
+}
+
+// setGauges sets the gauges of the state's size at most once a second:
+// the live counts, the events held and archived, the archive's files.
+func (m *stateMachine) setGauges(now time.Time) {
+	if now.Sub(m.gaugesAt) < time.Second {
+		return
+	}
+	m.gaugesAt = now
+	st := m.state
+	c, n, r, _ := st.Counts()
+	metrics.SetGauge([]string{"ice", "state", "components"}, float32(c))
+	metrics.SetGauge([]string{"ice", "state", "nodes"}, float32(n))
+	metrics.SetGauge([]string{"ice", "state", "runs"}, float32(r))
+	metrics.SetGauge([]string{"ice", "events", "total"}, float32(st.EventCount()))
+	metrics.SetGauge([]string{"ice", "events", "held"}, float32(st.HeldEvents()))
+	metrics.SetGauge([]string{"ice", "events", "checkpoint"}, float32(st.Checkpoint().Seq))
+	if gc := st.LastGC(); gc.Index > 0 {
+		metrics.SetGauge([]string{"ice", "gc", "last", "index"}, float32(gc.Index))
+	}
+	if m.events != nil {
+		a := m.events.arc.Stats()
+		metrics.SetGauge([]string{"ice", "events", "archive", "bytes"}, float32(a.Bytes))
+		metrics.SetGauge([]string{"ice", "events", "archive", "segments"}, float32(a.Segments))
+	}
 }
 
 // read runs f with the state under the read lock.

@@ -260,8 +260,21 @@ func (r *runner) serverArgs() []string {
 	}
 	iv := r.cfg.CorruptionCheckInterval.String()
 	r.rep.Alarms = "servers run with --corruption-check-interval " + iv + ": the leader compares the servers' digests and raises alarms"
-	return []string{"--corruption-check-interval", iv}
+	args := []string{"--corruption-check-interval", iv}
+	if strings.Contains(string(out), "--gc-interval") {
+		// Collections and the event archive under the faults too: runs
+		// and events leave the state and memory within the run, and the
+		// checkers read the history back from the archives.
+		args = append(args, jepsenGCArgs...)
+	}
+	return args
 }
+
+// jepsenGCArgs make collections frequent and retentions short, so that a
+// run of a few minutes collects ended runs, archives events, and replaced
+// servers fetch archive segments from their peers.
+var jepsenGCArgs = []string{"--gc-interval", "5s", "--run-retention", "20s", "--run-keep-per-slot", "1",
+	"--event-retention", "15s", "--event-retention-count", "300"}
 
 // setupNetfilter makes the iptables chain when partitions are requested.
 func (r *runner) setupNetfilter() {
