@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -22,9 +23,17 @@ type Options struct {
 	PerSegment uint64
 	// Logger receives the warnings about repairs; nil discards them.
 	Logger hclog.Logger
+	// ReadOnly opens the archive without changing anything on disk, for
+	// reading the data directory of a stopped server: the directory is
+	// not created (a missing one is an empty archive), files are opened
+	// read-only, a bad tail of the last segment is not cut but ignored
+	// (still reported in Repairs) and staged leftovers are left alone.
+	// Append, Flush, Sync, Stage and Commit return ErrReadOnly.
+	ReadOnly bool
 }
 
-// Repair describes a torn or bad tail that Open cut off a segment.
+// Repair describes a torn or bad tail that Open cut off a segment (or, read
+// only, ignored).
 type Repair struct {
 	// File is the segment's file name, Offset where it was cut.
 	File   string
@@ -34,9 +43,12 @@ type Repair struct {
 	Bytes   int64
 	Records uint64
 	// Removed is set when the segment was left without a record and its
-	// file was removed.
+	// file was removed (read only: the whole segment is ignored).
 	Removed bool
-	Cause   string
+	// ReadOnly is set when the archive was opened read-only: nothing was
+	// cut or removed, the archive just ends before the bad bytes.
+	ReadOnly bool
+	Cause    string
 }
 
 // Stats describe the archive for metrics and status.
@@ -55,6 +67,9 @@ type segInfo struct {
 	prev       fsm.Hash
 	firstIndex uint64
 	size       int64
+	// tail is set, read only, when the file holds a bad tail after size
+	// that Open did not cut.
+	tail bool
 }
 
 // Archive is a directory of segment files. See the package documentation.
@@ -62,6 +77,7 @@ type Archive struct {
 	dir string
 	per uint64
 	log hclog.Logger
+	ro  bool
 
 	mu       sync.Mutex
 	segs     []segInfo // contiguous, each with at least one record
@@ -84,19 +100,24 @@ type Archive struct {
 }
 
 // Open opens the archive in dir, creating dir if needed, and repairs a torn
-// tail of its last segment (see Repairs).
+// tail of its last segment (see Repairs). With opts.ReadOnly it changes
+// nothing on disk (see Options).
 func Open(dir string, opts Options) (*Archive, error) {
-	a := &Archive{dir: dir, per: opts.PerSegment, log: opts.Logger, w: bufio.NewWriterSize(nil, bufSize)}
+	a := &Archive{dir: dir, per: opts.PerSegment, log: opts.Logger, ro: opts.ReadOnly, w: bufio.NewWriterSize(nil, bufSize)}
 	if a.per == 0 {
 		a.per = PerSegment
 	}
 	if a.log == nil {
 		a.log = hclog.NewNullLogger()
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if a.ro {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			return a, nil
+		}
+	} else if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("open event archive: create %s: %w", dir, err)
 	}
-	ks, err := listSegments(dir)
+	ks, err := listSegments(dir, !a.ro)
 	if err != nil {
 		return nil, err
 	}
@@ -154,11 +175,16 @@ func (a *Archive) loadSealed(k uint64) (segInfo, error) {
 	return segInfo{k: k, prev: prev, firstIndex: fsm.EventRecordIndex(body), size: size}, nil
 }
 
-// loadLast scans the last segment fully and cuts a bad tail. It returns
-// false if the segment held no good record and was removed.
+// loadLast scans the last segment fully and cuts a bad tail (read only,
+// ignores it). It returns false if the segment held no good record and was
+// removed (read only, ignored).
 func (a *Archive) loadLast(k uint64) (bool, error) {
 	name, path := segmentName(k), a.SegmentPath(k)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	flag := os.O_RDWR
+	if a.ro {
+		flag = os.O_RDONLY
+	}
+	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		return false, fmt.Errorf("open event archive: open %s: %w", name, err)
 	}
@@ -211,10 +237,10 @@ func (a *Archive) loadLast(k uint64) (bool, error) {
 			return false, err
 		}
 	}
-	info.size = fr.off
+	info.size, info.tail = fr.off, cause != nil && a.ro
 	a.segs = []segInfo{info}
 	a.last, a.lastHash, a.synced = fr.seq-1, fr.prev, fr.seq-1
-	if a.last < k*a.per {
+	if a.last < k*a.per && !a.ro {
 		if _, err := f.Seek(fr.off, io.SeekStart); err != nil {
 			return false, fmt.Errorf("open event archive: seek %s: %w", name, err)
 		}
@@ -224,9 +250,15 @@ func (a *Archive) loadLast(k uint64) (bool, error) {
 	return true, nil
 }
 
-// truncateTail cuts the last segment at off and reports it.
+// truncateTail cuts the last segment at off and reports it (read only,
+// only reports it).
 func (a *Archive) truncateTail(f *os.File, name string, off, size int64, cause error) error {
-	r := Repair{File: name, Offset: off, Bytes: size - off, Records: countFrames(f, off, size), Cause: cause.Error()}
+	r := Repair{File: name, Offset: off, Bytes: size - off, Records: countFrames(f, off, size), ReadOnly: a.ro, Cause: cause.Error()}
+	if a.ro {
+		a.log.Warn("event archive: ignoring a torn or bad tail (read only, not cut)", "file", name, "offset", off, "bytes", r.Bytes, "records", r.Records, "cause", r.Cause)
+		a.repairs = append(a.repairs, r)
+		return nil
+	}
 	a.log.Warn("event archive: dropped a torn or bad tail", "file", name, "offset", off, "bytes", r.Bytes, "records", r.Records, "cause", r.Cause)
 	if err := f.Truncate(off); err != nil {
 		return fmt.Errorf("open event archive: truncate %s at %d: %w", name, off, err)
@@ -238,9 +270,15 @@ func (a *Archive) truncateTail(f *os.File, name string, off, size int64, cause e
 	return nil
 }
 
-// removeLast removes a last segment without any good record.
+// removeLast removes a last segment without any good record (read only,
+// only reports it).
 func (a *Archive) removeLast(name, path string, size int64, cause string) error {
-	r := Repair{File: name, Bytes: size, Removed: true, Cause: cause}
+	r := Repair{File: name, Bytes: size, Removed: true, ReadOnly: a.ro, Cause: cause}
+	if a.ro {
+		a.log.Warn("event archive: ignoring a last segment without a good record (read only, not removed)", "file", name, "bytes", size, "cause", cause)
+		a.repairs = append(a.repairs, r)
+		return nil
+	}
 	a.log.Warn("event archive: removed a last segment without a good record", "file", name, "bytes", size, "cause", cause)
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("open event archive: remove %s: %w", name, err)
@@ -252,7 +290,8 @@ func (a *Archive) removeLast(name, path string, size int64, cause string) error 
 	return nil
 }
 
-// Repairs returns what Open cut off or removed, for the server to report.
+// Repairs returns what Open cut off or removed (read only, ignored), for
+// the server to report.
 func (a *Archive) Repairs() []Repair {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -347,6 +386,9 @@ func (a *Archive) Append(seq uint64, body []byte) error {
 func (a *Archive) usable() error {
 	if a.closed {
 		return ErrClosed
+	}
+	if a.ro {
+		return ErrReadOnly
 	}
 	if a.werr != nil {
 		return fmt.Errorf("%w after a failed write: %w", ErrClosed, a.werr)

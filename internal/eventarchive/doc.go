@@ -33,6 +33,13 @@
 // present: a server may lack a prefix of the chain (it installed recent
 // segments from a peer first), never a segment in the middle.
 //
+// Options.ReadOnly opens an archive without changing anything on disk (ice
+// replay --data-dir reads a stopped server's data directory this way): the
+// directory is not created, a missing one is an empty archive; a bad tail
+// is not cut but ignored, the archive ending at the last good record, and
+// still reported in Repairs (with Repair.ReadOnly set); staged leftovers
+// stay. The writes return ErrReadOnly; the reads work as usual.
+//
 // # Installing from a peer
 //
 // A server restored from a snapshot lacks the segments its peers archived

@@ -53,11 +53,20 @@ func flipMask(b []byte, i int, mask byte) []byte {
 
 func garbleDetected(t *testing.T, dir string) bool {
 	t.Helper()
+	// A read-only Open changes nothing and sees what a writable one
+	// leaves after its repairs.
+	ro := readOnlyView(t, dir, 3)
 	a, err := Open(dir, Options{PerSegment: 3})
 	if err != nil {
+		if ro != "refused" {
+			t.Fatalf("open refused (%v), read-only open saw %s", err, ro)
+		}
 		return true
 	}
 	defer a.Close()
+	if rw := archiveView(a); rw != ro {
+		t.Fatalf("writable open sees\n%s\nread-only open\n%s", rw, ro)
+	}
 	_, _, verr := a.Verify(nil)
 	rerr := a.Read(max(a.First(), 1), func(uint64, []byte) error { return nil })
 	if (verr == nil) != (rerr == nil) {

@@ -40,10 +40,13 @@ func (a *Archive) Stage(k uint64, r io.Reader) error {
 
 func (a *Archive) stage(k uint64, r io.Reader) error {
 	a.mu.Lock()
-	closed := a.closed
+	closed, ro := a.closed, a.ro
 	a.mu.Unlock()
 	if closed {
 		return ErrClosed
+	}
+	if ro {
+		return ErrReadOnly
 	}
 	if k == 0 {
 		return fmt.Errorf("no segment 0: %w", ErrGap)

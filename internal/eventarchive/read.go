@@ -130,7 +130,8 @@ func (a *Archive) walk(v view, from uint64, fn func(uint64, []byte) error, progr
 
 // walkSegment reads segment g's records through seq through, checking that
 // its header links to prev, and returns the hash of the last one. A
-// segment read to its end must end there.
+// segment read to its end must end there (unless it has a bad tail that a
+// read-only Open ignored).
 func (a *Archive) walkSegment(g segInfo, prev fsm.Hash, through uint64, fn func(uint64, []byte) error) (fsm.Hash, error) {
 	name := segmentName(g.k)
 	f, br, hprev, size, err := openReader(a.SegmentPath(g.k), name, g.k, a.per)
@@ -155,7 +156,7 @@ func (a *Archive) walkSegment(g segInfo, prev fsm.Hash, through uint64, fn func(
 			return fr.prev, err
 		}
 	}
-	if through == g.k*a.per {
+	if through == g.k*a.per && !g.tail {
 		if _, err := fr.next(); err != io.EOF {
 			return fr.prev, fr.fail("bytes past the end of a full segment")
 		}

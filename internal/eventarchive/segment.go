@@ -52,6 +52,9 @@ var (
 	// ErrClosed is returned after Close, and after a failed write (the
 	// archive must be reopened, which repairs its tail).
 	ErrClosed = errors.New("event archive closed")
+	// ErrReadOnly is returned by the writes (Append, Flush, Sync, Stage,
+	// Commit) to an archive opened with Options.ReadOnly.
+	ErrReadOnly = errors.New("event archive opened read-only")
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -76,8 +79,9 @@ func parseSegmentName(name string) (uint64, bool) {
 }
 
 // listSegments returns the segment numbers in dir in order, after removing
-// leftover staged files. It refuses a gap between the first and the last.
-func listSegments(dir string) ([]uint64, error) {
+// leftover staged files if clean is set. It refuses a gap between the first
+// and the last.
+func listSegments(dir string, clean bool) ([]uint64, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open event archive: list %s: %w", dir, err)
@@ -86,6 +90,9 @@ func listSegments(dir string) ([]uint64, error) {
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, tmpPrefix) {
+			if !clean {
+				continue
+			}
 			if err := os.Remove(filepath.Join(dir, name)); err != nil {
 				return nil, fmt.Errorf("open event archive: remove staged %s: %w", name, err)
 			}
