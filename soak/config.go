@@ -16,6 +16,12 @@ type Config struct {
 	// MaxDuration, whichever comes first.
 	Transitions uint64
 	MaxDuration time.Duration
+	// Rate paces the workload at this many transitions per second (0: as
+	// fast as the cluster goes). The state the retention keeps is the
+	// transitions of the last retention period, so a steady rate keeps the
+	// comparison of the end with the baseline about memory, not about a
+	// rate that drifted.
+	Rate float64
 	// BaselineFraction of Transitions is where the baselines are taken
 	// (RSS and snapshot size "after the first 200,000" of 2,000,000).
 	BaselineFraction float64
@@ -58,7 +64,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		IceBin: "bin/ice", PluginDir: "bin/plugins", ResultsDir: "soak/results",
-		Transitions: 2_000_000, MaxDuration: 15 * time.Minute, BaselineFraction: 0.1,
+		Transitions: 2_000_000, MaxDuration: 15 * time.Minute, Rate: 8000, BaselineFraction: 0.1,
 		Nodes:  10,
 		Finite: 32, FiniteCount: 25, StopEvery: 5,
 		Crash: 2, CrashCount: 4, CrashAttempts: 5, CrashDelay: 20 * time.Millisecond,
@@ -79,6 +85,8 @@ func (c *Config) Check() error {
 		return errors.New("soak: --ice-bin, --plugin-dir and --results are required")
 	case c.Transitions == 0 || c.MaxDuration <= 0:
 		return errors.New("soak: want --transitions > 0 and --max-duration > 0")
+	case c.Rate < 0:
+		return errors.New("soak: --rate must be >= 0")
 	case c.BaselineFraction <= 0 || c.BaselineFraction >= 1:
 		return errors.New("soak: --baseline-fraction must be in (0, 1)")
 	case c.Nodes <= 0 || c.Finite < 0 || c.FiniteCount <= 0 || c.Crash < 0 || c.CrashCount <= 0:

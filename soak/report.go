@@ -104,7 +104,7 @@ func newResult(e *env, started time.Time, why string, ran time.Duration, n uint6
 		BaselineTransitions: uint64(float64(c.Transitions) * c.BaselineFraction),
 		ServerFlags:         e.flags, MissingServerFlags: e.missing, VerifyChain: e.verifyChain,
 		Config: map[string]any{
-			"max_duration": c.MaxDuration.String(), "nodes": c.Nodes, "finite": c.Finite, "finite_count": c.FiniteCount,
+			"max_duration": c.MaxDuration.String(), "rate": c.Rate, "nodes": c.Nodes, "finite": c.Finite, "finite_count": c.FiniteCount,
 			"stop_every": c.StopEvery, "crash": c.Crash, "crash_count": c.CrashCount, "crash_attempts": c.CrashAttempts,
 			"crash_delay": c.CrashDelay.String(), "probe_interval": c.ProbeInterval.String(), "sample_interval": c.SampleInterval.String(),
 		},

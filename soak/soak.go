@@ -200,6 +200,9 @@ func (r *recorder) last() (Sample, bool) {
 // takeSample samples every server and points the probe at the leader.
 func (e *env) takeSample(ctx context.Context, sm *sampler, tr *tracker, rec *recorder, t0 time.Time) {
 	ss := sm.sample(ctx)
+	if ctx.Err() != nil {
+		return // cut short: not a sample
+	}
 	n, ev := tr.counts()
 	for _, s := range ss {
 		if s.Leader {

@@ -91,7 +91,7 @@ func (w *workload) finiteSpec(name string, cycle int) *api.ComponentSpec {
 // the previous one ended; every StopEvery-th cycle it stops the component
 // as soon as its runs exist.
 func (w *workload) finite(ctx context.Context, name string) {
-	for cycle := 0; ctx.Err() == nil; cycle++ {
+	for cycle := 0; w.pace(ctx); cycle++ {
 		res, err := w.client.PutComponent(ctx, w.finiteSpec(name, cycle), nil)
 		if err != nil {
 			w.fail(ctx, fmt.Errorf("deploy %s: %w", name, err))
@@ -125,6 +125,23 @@ func (w *workload) finite(ctx context.Context, name string) {
 	}
 }
 
+// pace holds a component's next cycle while the transitions counted are
+// ahead of Rate since the start; it returns false when ctx ended.
+func (w *workload) pace(ctx context.Context) bool {
+	for w.cfg.Rate > 0 && ctx.Err() == nil {
+		n, _ := w.tr.counts()
+		ahead := time.Until(w.start.Add(time.Duration(float64(n) / w.cfg.Rate * float64(time.Second))))
+		if ahead <= 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(ahead, time.Second)):
+		}
+	}
+	return ctx.Err() == nil
+}
+
 // wait awaits cond for one cycle and counts a stall when it did not hold.
 func (w *workload) wait(ctx context.Context, cond func(*tracker) bool) bool {
 	ok := w.tr.await(ctx, w.cfg.CycleTimeout, cond)
@@ -138,7 +155,7 @@ func (w *workload) wait(ctx context.Context, cond func(*tracker) bool) bool {
 // execute, the restart policy replaces them CrashAttempts times with a
 // short backoff, the runtime marks it failed, and it is deployed again.
 func (w *workload) crash(ctx context.Context, name string) {
-	for cycle := 0; ctx.Err() == nil; cycle++ {
+	for cycle := 0; w.pace(ctx); cycle++ {
 		n, attempts := w.cfg.CrashCount, w.cfg.CrashAttempts
 		spec := &api.ComponentSpec{
 			Name: name, Plugin: pluginRef(w.cfg.CrashPlugin), Count: &n,

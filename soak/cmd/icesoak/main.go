@@ -44,6 +44,7 @@ func parseFlags() soak.Config {
 	fl.StringVar(&c.ResultsDir, "results", c.ResultsDir, "results directory")
 	fl.Uint64Var(&c.Transitions, "transitions", c.Transitions, "committed transitions to reach")
 	fl.DurationVar(&c.MaxDuration, "max-duration", c.MaxDuration, "longest the workload runs")
+	fl.Float64Var(&c.Rate, "rate", c.Rate, "pace the workload at this many transitions per second (0: as fast as it goes)")
 	fl.Float64Var(&c.BaselineFraction, "baseline-fraction", c.BaselineFraction, "fraction of --transitions where the RSS and snapshot baselines are taken")
 	fl.IntVar(&c.Nodes, "nodes", c.Nodes, "simulated nodes")
 	fl.IntVar(&c.Finite, "finite", c.Finite, "finite components, each deployed again once its runs ended")
