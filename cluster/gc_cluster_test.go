@@ -136,6 +136,25 @@ func TestSnapshotInstallFetchesArchive(t *testing.T) {
 	if err != nil || len(hist) == 0 || hist[0].Type != "component.put" {
 		t.Fatalf("history of a-0: %v, %+v", err, hist)
 	}
+
+	// Offline replay of the new server's data dir verifies the archive it
+	// fetched, and a timeline reads it.
+	digest := serverStatus(t, s4).Digest
+	c.Stop(s4)
+	st, stats, err := cluster.Replay(s4.DataDir, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Archived != st.FirstEventSeq()-1 || stats.Archived < res.Checkpoint {
+		t.Errorf("replay verified %d archived events; the state holds from %d", stats.Archived, st.FirstEventSeq())
+	}
+	if st.Digest().String() != digest {
+		t.Errorf("replay digest %s, the server reported %s", st.Digest(), digest)
+	}
+	timeline, err := cluster.ReplayTimeline(s4.DataDir, st, "a-0")
+	if err != nil || len(timeline) == 0 || timeline[0].Seq > res.Checkpoint {
+		t.Fatalf("replay timeline of a-0: %v, %+v", err, timeline)
+	}
 }
 
 func firstSeq(events []fsm.Event) uint64 {

@@ -26,15 +26,17 @@ type ReplayResult struct {
 	EntriesPerSec  float64 `json:"entries_per_sec"`
 	// CommandsPerSec is the rate an unbatched log of one command per
 	// entry would have been replayed at.
-	CommandsPerSec float64     `json:"commands_per_sec"`
-	Digest         string      `json:"digest"`
-	ChainHead      string      `json:"chain_head"`
-	ChainVerified  bool        `json:"chain_verified"`
-	Components     int         `json:"components"`
-	Nodes          int         `json:"nodes"`
-	Runs           int         `json:"runs"`
-	Events         int         `json:"events"`
-	Timeline       []fsm.Event `json:"timeline,omitempty"`
+	CommandsPerSec float64 `json:"commands_per_sec"`
+	Digest         string  `json:"digest"`
+	ChainHead      string  `json:"chain_head"`
+	ChainVerified  bool    `json:"chain_verified"`
+	Components     int     `json:"components"`
+	Nodes          int     `json:"nodes"`
+	Runs           int     `json:"runs"`
+	Events         int     `json:"events"`
+	// Archived of the events were verified from the data dir's archive.
+	Archived uint64      `json:"archived_events"`
+	Timeline []fsm.Event `json:"timeline,omitempty"`
 }
 
 func newReplayCmd() *cobra.Command {
@@ -66,10 +68,12 @@ that applied index. --component prints that component's timeline.`,
 				EntriesPerSec:  float64(stats.Entries) / max(stats.Duration.Seconds(), 1e-9),
 				CommandsPerSec: float64(stats.Commands) / max(stats.Duration.Seconds(), 1e-9),
 				Digest:         st.Digest().String(), ChainHead: st.Head().String(), ChainVerified: true,
-				Components: c, Nodes: n, Runs: r, Events: e,
+				Components: c, Nodes: n, Runs: r, Events: e, Archived: stats.Archived,
 			}
 			if component != "" {
-				res.Timeline = st.Events(0, component, 0)
+				if res.Timeline, err = cluster.ReplayTimeline(dataDir, st, component); err != nil {
+					return err
+				}
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
@@ -79,7 +83,7 @@ that applied index. --component prints that component's timeline.`,
 				res.SnapshotIndex, res.FromIndex, res.ToIndex, res.Entries, res.Commands, stats.Duration.Round(time.Millisecond), res.EntriesPerSec, res.CommandsPerSec)
 			fmt.Fprintf(out, "Applied index:  %d\n", res.AppliedIndex)
 			fmt.Fprintf(out, "Digest:         %s\n", res.Digest)
-			fmt.Fprintf(out, "Event chain:    verified, %d events, head %s\n", res.Events, res.ChainHead)
+			fmt.Fprintf(out, "Event chain:    verified, %d events (%d from the archive), head %s\n", res.Events, res.Archived, res.ChainHead)
 			fmt.Fprintf(out, "State:          %d components, %d nodes, %d runs\n", c, n, r)
 			if component != "" {
 				fmt.Fprintf(out, "\nTimeline of %s:\n", component)
