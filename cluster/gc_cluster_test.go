@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -292,6 +293,22 @@ func TestTornArchiveTailIsRepaired(t *testing.T) {
 		})
 	}
 	c.WaitConverged(t)
+
+	// A byte flipped inside a sealed segment of a running server: its
+	// chain check names the segment.
+	first := segments(t, torn.DataDir)[0]
+	b, err := os.ReadFile(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x20
+	if err := os.WriteFile(first, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := torn.Server.VerifyChain()
+	if check.OK || !strings.Contains(check.Error, filepath.Base(first)) {
+		t.Fatalf("chain check after a flipped byte in %s: %+v", filepath.Base(first), check)
+	}
 }
 
 func segments(t *testing.T, dataDir string) []string {

@@ -313,3 +313,51 @@ func TestGCSnapshotFormat(t *testing.T) {
 	bad[i+len(`"checkpoint":{"seq":`)]++
 	checkRefused(t, "checkpoint seq changed", bad, ErrChecksum, ErrMalformed)
 }
+
+// TestGCReplayBeforeAndAfter: replaying the log to the index before a
+// collection shows the collected runs; through it, they are gone, and
+// their events are still in the chain.
+func TestGCReplayBeforeAndAfter(t *testing.T) {
+	h := newHarness(t)
+	h.registerNode("n1")
+	h.putComponent(testSpec("web", 1))
+	var ids []string
+	for range 3 {
+		id := h.createRuns("web", 0)[0]
+		h.driveRun(id, "n1", StateTerminated)
+		ids = append(ids, id)
+	}
+	gc := h.mustOK(h.apply(StateGCType, h.rtHdr(), &StateGCRequest{KeepPerSlot: 1, EventKeep: 1 << 20}))
+	replay := func(through uint64) *State {
+		st := New()
+		for _, e := range h.log {
+			if e.index > through {
+				break
+			}
+			st.Apply(e.index, e.term, e.data)
+		}
+		return st
+	}
+	before, after := replay(gc.Index-1), replay(gc.Index)
+	for i, id := range ids {
+		_, inBefore := before.Run(id)
+		_, inAfter := after.Run(id)
+		if !inBefore || inAfter != (i == len(ids)-1) {
+			t.Errorf("run %d: present before the collection %v, after %v", i, inBefore, inAfter)
+		}
+	}
+	if after.Digest() != h.st.Digest() || before.Digest() == after.Digest() {
+		t.Error("replay through the collection does not reproduce the state")
+	}
+	for _, id := range ids[:2] {
+		n := 0
+		for _, e := range after.Events(0, "web", 0) {
+			if e.Subject == id {
+				n++
+			}
+		}
+		if n == 0 {
+			t.Errorf("collected run %s has no events left in the chain", id)
+		}
+	}
+}
