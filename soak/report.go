@@ -47,6 +47,8 @@ type Target struct {
 	Value *float64 `json:"value"`
 	Limit float64  `json:"limit"`
 	Met   bool     `json:"met"`
+	// Reason says why Value is null.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Latency is the probe's commit latencies.
@@ -128,8 +130,14 @@ func (r *Result) analyze(rec *recorder, tr *tracker, w *workload) {
 	r.Stream, r.Workload = tr.report(), w.report()
 	r.Servers = map[string]ServerFigures{}
 	r.TargetsMet = true
+	// A run that ended before twice its baseline has no end to compare
+	// with the baseline.
+	short := r.Transitions < 2*r.BaselineTransitions
 	target := func(name string, v float64, limit float64) {
 		t := Target{Name: name, Value: finite(v), Limit: limit, Met: finite(v) != nil && v <= limit}
+		if short {
+			t.Value, t.Met, t.Reason = nil, false, fmt.Sprintf("not measured: the run ended at %d transitions, before twice the baseline (%d)", r.Transitions, r.BaselineTransitions)
+		}
 		r.Targets = append(r.Targets, t)
 		r.TargetsMet = r.TargetsMet && t.Met
 	}

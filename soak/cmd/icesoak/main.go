@@ -110,6 +110,9 @@ func printSummary(r *soak.Result) {
 	fmt.Printf("soak: %d transitions in %.0fs (%.0f/s), target %d: complete %v\n", r.Transitions, r.WorkloadSec, r.RatePerSec, r.TargetTransitions, r.Complete)
 	for _, t := range r.Targets {
 		v := "n/a"
+		if t.Reason != "" {
+			v = "n/a (" + t.Reason + ")"
+		}
 		if t.Value != nil {
 			v = fmt.Sprintf("%.3f", *t.Value)
 		}
