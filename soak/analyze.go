@@ -144,11 +144,11 @@ type Compare struct {
 
 // compareAt takes the median of value over the samples whose transition
 // count is in [base, base+band] (the baseline) and over those in
-// [final-band, final] (the end), band being 5% of final; when a range
+// [final-band, final] (the end), band being a tenth of final; when a range
 // holds no sample, the sample nearest to it is used. Medians of a few
 // samples keep one sample taken just before a GC cycle from deciding.
 func compareAt(samples []Sample, value func(Sample) (float64, bool), base, final uint64) Compare {
-	band := float64(final) * 0.05
+	band := float64(final) * 0.1
 	var c Compare
 	var bs, es []float64
 	nearB, nearE := math.NaN(), math.NaN()

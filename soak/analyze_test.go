@@ -79,10 +79,10 @@ func TestCompareAtTakesMediansAroundTheBaselineAndTheEnd(t *testing.T) {
 	for i := 0; i <= 200; i++ {
 		x := uint64(i) * 10_000 // 0 .. 2,000,000
 		rss := int64(100)
-		if x >= 1_900_000 {
+		if x >= 1_800_000 {
 			rss = 120
 		}
-		if i == 21 {
+		if i == 21 || i == 22 {
 			rss = 500 // a spike just after the baseline: outvoted by the median
 		}
 		samples = append(samples, Sample{Transitions: x, Servers: []ServerSample{{ID: "s1", RSS: rss << 20}, {ID: "s2", Err: "down"}}})
@@ -91,8 +91,8 @@ func TestCompareAtTakesMediansAroundTheBaselineAndTheEnd(t *testing.T) {
 	if c.Baseline != 100 || c.End != 120 || c.Ratio != 1.2 || c.Max != 500 {
 		t.Fatalf("compare = %+v, want baseline 100, end 120, ratio 1.2, max 500", c)
 	}
-	if c.BaselineSamples != 11 || c.EndSamples != 11 {
-		t.Fatalf("samples in the bands: %d, %d, want 11 each", c.BaselineSamples, c.EndSamples)
+	if c.BaselineSamples != 21 || c.EndSamples != 21 {
+		t.Fatalf("samples in the bands: %d, %d, want 21 each", c.BaselineSamples, c.EndSamples)
 	}
 	none := compareAt(samples, serverValue("s2", func(s ServerSample) int64 { return s.RSS }), 200_000, 2_000_000)
 	if !math.IsNaN(none.Ratio) || finite(none.Ratio) != nil {

@@ -20,8 +20,8 @@
 // would be compared with the baseline of another rate. Retention defaults
 // to 5 s so that the state is in its steady size well before the baseline
 // at 200,000 transitions. RSS, heap and snapshot figures are medians of the
-// samples within 5% of the run's transitions after the baseline and before
-// the end; the latency target compares the probe's p99 over the first and
+// samples within a tenth of the run's transitions after the baseline and
+// before the end; the latency target compares the probe's p99 over the first and
 // the last tenth of the transitions.
 //
 // Transitions are counted from the event stream: the harness follows GET

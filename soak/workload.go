@@ -20,6 +20,9 @@ type workload struct {
 
 	cycles, stops, failedRedeploys, stalls, writeErrors atomic.Int64
 
+	// permits start cycles when the workload is paced (nil: not paced).
+	permits chan struct{}
+
 	mu      sync.Mutex
 	lastErr string
 }
@@ -66,6 +69,10 @@ func (w *workload) fail(ctx context.Context, err error) {
 // all returned.
 func (w *workload) run(ctx context.Context) {
 	var wg sync.WaitGroup
+	if w.cfg.Rate > 0 {
+		w.permits = make(chan struct{})
+		wg.Go(func() { w.dispatch(ctx) })
+	}
 	for i := 0; i < w.cfg.Finite; i++ {
 		wg.Go(func() { w.finite(ctx, fmt.Sprintf("%sf-%03d", workloadPrefix, i)) })
 	}
@@ -125,22 +132,49 @@ func (w *workload) finite(ctx context.Context, name string) {
 	}
 }
 
-// pace holds a component's next cycle while the transitions counted are
-// ahead of Rate since the start; it returns false when ctx ended.
+// pace waits for the next cycle's permit (any cycle when Rate is 0); it
+// returns false when ctx ended.
 func (w *workload) pace(ctx context.Context) bool {
-	for w.cfg.Rate > 0 && ctx.Err() == nil {
-		n, _ := w.tr.counts()
-		ahead := time.Until(w.start.Add(time.Duration(float64(n) / w.cfg.Rate * float64(time.Second))))
-		if ahead <= 0 {
-			break
-		}
+	if w.permits == nil {
+		return ctx.Err() == nil
+	}
+	select {
+	case <-w.permits:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// dispatch hands out one cycle permit per tick while the transitions
+// counted are behind Rate since the start: the cycles of the components
+// start spread over time rather than all at once when the count falls
+// behind.
+func (w *workload) dispatch(ctx context.Context) {
+	tick := time.NewTicker(permitTick)
+	defer tick.Stop()
+	for {
 		select {
 		case <-ctx.Done():
-		case <-time.After(min(ahead, time.Second)):
+			return
+		case <-tick.C:
+		}
+		n, _ := w.tr.counts()
+		if float64(n) >= w.cfg.Rate*time.Since(w.start).Seconds() {
+			continue
+		}
+		select {
+		case w.permits <- struct{}{}:
+		case <-ctx.Done():
+			return
+		case <-tick.C: // every component busy: look again
 		}
 	}
-	return ctx.Err() == nil
 }
+
+// permitTick is how often a cycle may start when the workload is paced
+// (at most 200 cycles a second).
+const permitTick = 5 * time.Millisecond
 
 // wait awaits cond for one cycle and counts a stall when it did not hold.
 func (w *workload) wait(ctx context.Context, cond func(*tracker) bool) bool {
