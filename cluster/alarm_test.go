@@ -6,13 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-
 	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/cluster"
 	"github.com/ice-run/ice/fsm"
 	"github.com/ice-run/ice/internal/proctest"
+	"github.com/ice-run/ice/internal/raftlogtest"
 	"github.com/ice-run/ice/internal/testcluster"
 )
 
@@ -22,42 +20,15 @@ import (
 // only the cross-server digest comparison finds. It returns the index.
 func rewriteNewestPut(t *testing.T, dataDir string) uint64 {
 	t.Helper()
-	store, err := raftboltdb.New(raftboltdb.Options{Path: dataDir + "/raft/raft.db"})
+	r, err := raftlogtest.Damage(dataDir, raftlogtest.Spec{Kind: raftlogtest.Rewrite, Type: fsm.ComponentPutType,
+		Change: func(c *fsm.Command) error {
+			c.Body.(*fsm.ComponentPutRequest).Spec.Count += 4
+			return nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	last, err := store.LastIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := last; i > 0; i-- {
-		var l raft.Log
-		if err := store.GetLog(i, &l); err != nil {
-			t.Fatal(err)
-		}
-		if l.Type != raft.LogCommand {
-			continue
-		}
-		cmd, err := fsm.Decode(l.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		put, ok := cmd.Body.(*fsm.ComponentPutRequest)
-		if !ok {
-			continue
-		}
-		put.Spec.Count += 4
-		if l.Data, err = fsm.Encode(cmd.Type, cmd.Header, put); err != nil {
-			t.Fatal(err)
-		}
-		if err := store.StoreLog(&l); err != nil {
-			t.Fatal(err)
-		}
-		return i
-	}
-	t.Fatal("no component.put entry to rewrite")
-	return 0
+	return r.Index
 }
 
 func inConfiguration(t *testing.T, s *cluster.Server, id string) bool {

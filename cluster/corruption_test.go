@@ -6,12 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-
 	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/cluster"
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/raftlogtest"
 	"github.com/ice-run/ice/internal/testcluster"
 )
 
@@ -20,31 +18,11 @@ import (
 // its index.
 func damageNewestCommand(t *testing.T, dataDir string) uint64 {
 	t.Helper()
-	store, err := raftboltdb.New(raftboltdb.Options{Path: dataDir + "/raft/raft.db"})
+	r, err := raftlogtest.Damage(dataDir, raftlogtest.Spec{Kind: raftlogtest.Flip, Mask: 0x20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	last, err := store.LastIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := last; i > 0; i-- {
-		var l raft.Log
-		if err := store.GetLog(i, &l); err != nil {
-			t.Fatal(err)
-		}
-		if l.Type != raft.LogCommand || len(l.Data) < 8 {
-			continue
-		}
-		l.Data[len(l.Data)/2] ^= 0x20
-		if err := store.StoreLog(&l); err != nil {
-			t.Fatal(err)
-		}
-		return i
-	}
-	t.Fatal("no command entry to damage")
-	return 0
+	return r.Index
 }
 
 // TestDamagedEntryHaltsTheServer: a server whose log holds a damaged entry

@@ -10,11 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-
 	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/raftlogtest"
 	"github.com/ice-run/ice/internal/testcluster"
 )
 
@@ -24,47 +22,18 @@ import (
 // digest check can find). It returns the index.
 func damageLog(t *testing.T, dataDir string, rechecksum bool) uint64 {
 	t.Helper()
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dataDir, "raft", "raft.db")})
+	spec := raftlogtest.Spec{Kind: raftlogtest.Flip, Type: fsm.ComponentPutType, Mask: 0x10}
+	if rechecksum {
+		spec.Kind, spec.Change = raftlogtest.Rewrite, func(c *fsm.Command) error {
+			c.Body.(*fsm.ComponentPutRequest).Spec.Count += 3
+			return nil
+		}
+	}
+	r, err := raftlogtest.Damage(dataDir, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	last, err := store.LastIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := last; i > 0; i-- {
-		var l raft.Log
-		if err := store.GetLog(i, &l); err != nil {
-			t.Fatal(err)
-		}
-		if l.Type != raft.LogCommand {
-			continue
-		}
-		cmd, err := fsm.Decode(l.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		put, ok := cmd.Body.(*fsm.ComponentPutRequest)
-		if !ok {
-			continue
-		}
-		if rechecksum {
-			put.Spec.Count += 3
-			l.Data, err = fsm.Encode(cmd.Type, cmd.Header, put)
-			if err != nil {
-				t.Fatal(err)
-			}
-		} else {
-			l.Data[len(l.Data)/2] ^= 0x10
-		}
-		if err := store.StoreLog(&l); err != nil {
-			t.Fatal(err)
-		}
-		return i
-	}
-	t.Fatal("no component.put in the log")
-	return 0
+	return r.Index
 }
 
 // alarmsOn reads the alarms a server's status shows.
