@@ -33,26 +33,29 @@ func (s *Server) fetchEvents() {
 	if es == nil {
 		return
 	}
-	retry := time.NewTimer(time.Hour)
-	defer retry.Stop()
 	for {
 		select {
 		case <-s.shutdownCh:
 			return
 		case <-es.need:
-		case <-retry.C:
 		}
-		from, through, want := es.wanted()
-		if through == 0 {
-			continue
+		for {
+			from, through, want := es.wanted()
+			if through == 0 {
+				break
+			}
+			err := s.fetchMissing(from, through, want)
+			if err == nil {
+				es.fetched(through)
+				break // the next entry applied archives what is held and releases it
+			}
+			s.logger.Warn("could not fetch archived events from any peer; trying again", "from", from, "through", through, "retry_in", fetchRetry, "error", err)
+			select {
+			case <-s.shutdownCh:
+				return
+			case <-time.After(fetchRetry):
+			}
 		}
-		if err := s.fetchMissing(from, through, want); err != nil {
-			s.logger.Warn("could not fetch archived events from any peer; trying again", "from", from, "through", through, "error", err)
-			retry.Reset(fetchRetry)
-			continue
-		}
-		es.fetched(through)
-		// The next entry applied archives what is held and releases it.
 	}
 }
 

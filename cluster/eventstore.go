@@ -94,6 +94,11 @@ func (es *eventStore) archive(st *fsm.State, release func(seq uint64)) {
 		if last >= first && st.EventCount() < last {
 			return // replaying entries the archive already holds
 		}
+		if last > 0 && last+1 == first && lastHash != st.FirstEventLink() {
+			es.fail(fmt.Errorf("event archive: its event %d has hash %s, the state's first event links to %s: the archive is not this cluster's chain; move %s aside and restart the server",
+				last, lastHash, st.FirstEventLink(), es.dir))
+			return
+		}
 		if last >= first {
 			if h := recordHash(st, last); h != lastHash {
 				es.fail(fmt.Errorf("event archive: its event %d has hash %s, the state's %s: the archive is not this cluster's chain; move %s aside and restart the server",

@@ -175,13 +175,17 @@ func TestLeaderKilledDuringGCAndArchiving(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	writes := 0
+	// Writes go through the two servers that keep running (followers
+	// forward them to whichever leads).
+	var clients []*api.Client
+	for _, n := range c.Nodes {
+		if n != leader {
+			clients = append(clients, c.Client(n))
+		}
+	}
 	wg.Go(func() {
 		for i := 0; ctx.Err() == nil; i++ {
-			n := c.Nodes[i%2] // the two that keep running part of the time
-			if !n.Running() {
-				continue
-			}
-			cl := c.Client(n)
+			cl := clients[i%len(clients)]
 			name := fmt.Sprintf("w-%d", i%40)
 			wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
 			_, err := cl.PutComponent(wctx, gcSpec(name), nil)
@@ -212,8 +216,9 @@ func TestLeaderKilledDuringGCAndArchiving(t *testing.T) {
 	cancel()
 	wg.Wait()
 
+	// Equal digests at one index cover the checkpoint and the last
+	// collection too.
 	c.WaitConverged(t)
-	checkpoints := map[uint64]bool{}
 	for _, n := range c.Nodes {
 		testcluster.WaitFor(t, 10*time.Second, n.ID+"'s archive has every event before the first held", func() bool {
 			st := serverStatus(t, n)
@@ -227,10 +232,6 @@ func TestLeaderKilledDuringGCAndArchiving(t *testing.T) {
 		if st.Events.Archive.Error != "" || st.LastGC == nil || st.Events.Checkpoint == 0 {
 			t.Fatalf("%s: %+v, last gc %+v", n.ID, st.Events, st.LastGC)
 		}
-		checkpoints[st.Events.Checkpoint] = true
-	}
-	if len(checkpoints) != 1 {
-		t.Errorf("servers at one index have checkpoints %v", checkpoints)
 	}
 }
 
