@@ -58,8 +58,10 @@ func TestApplyProperties(t *testing.T) {
 					}
 				}
 			}
-			if _, _, runs, _ := h.st.Counts(); runs < len(prev) {
-				rt.Fatalf("runs disappeared: %d → %d", len(prev), runs)
+			for id, from := range prev {
+				if _, ok := h.st.Run(id); !ok && (res.Type != StateGCType || from != StateTerminated) {
+					rt.Fatalf("run %s (%s) disappeared at entry %d (%s): only a state.gc collects, and only TERMINATED runs", id, from, res.Index, res.Type)
+				}
 			}
 			checkInvariants(rt, h.st)
 
