@@ -22,6 +22,9 @@ type Result struct {
 	Generation uint64
 	// RunIDs are the ids of created runs, in item order ("" where rejected).
 	RunIDs []string
+	// GrantIDs are the ids of the grants a grant.request recorded, in item
+	// order ("" where refused outright).
+	GrantIDs []string
 	// Events is the number of events the command produced.
 	Events int
 	// Batch holds one result per command of a batch entry.
@@ -66,13 +69,15 @@ func (r *Result) FirstErr() error {
 
 // applyCtx carries what every apply function needs about its entry.
 type applyCtx struct {
-	index  uint64
-	term   uint64
-	sub    int
-	typ    MessageType
-	header Header
-	actor  Actor
-	res    *Result
+	index uint64
+	term  uint64
+	sub   int
+	typ   MessageType
+	// version is the entry's body version.
+	version int
+	header  Header
+	actor   Actor
+	res     *Result
 }
 
 // Apply applies one committed log entry. It never panics on any input and
@@ -136,7 +141,7 @@ func (s *State) applyCommand(index, term uint64, sub int, cmd Command, res *Resu
 	if len(cmd.Header.Purpose) > maxReasonLen {
 		return fmt.Errorf("purpose longer than %d bytes: %w", maxReasonLen, ErrInvalid)
 	}
-	ctx := &applyCtx{index: index, term: term, sub: sub, typ: cmd.Type, header: cmd.Header, actor: actor, res: res}
+	ctx := &applyCtx{index: index, term: term, sub: sub, typ: cmd.Type, version: cmd.Version, header: cmd.Header, actor: actor, res: res}
 	switch body := cmd.Body.(type) {
 	case *ComponentPutRequest:
 		return s.applyComponentPut(ctx, body)
@@ -174,6 +179,21 @@ func (s *State) applyCommand(index, term uint64, sub int, cmd Command, res *Resu
 		return s.applyAlarmClear(ctx, body)
 	case *StateGCRequest:
 		return s.applyStateGC(ctx, body)
+	case *GrantRequestRequest:
+		return s.applyGrantRequest(ctx, body)
+	case *GrantApproveRequest:
+		return s.applyGrantApprove(ctx, body)
+	case *GrantEndRequest:
+		if cmd.Type == GrantDenyType {
+			return s.applyGrantDeny(ctx, body)
+		}
+		return s.applyGrantRevoke(ctx, body)
+	case *GrantExpireRequest:
+		return s.applyGrantExpire(ctx, body)
+	case *GrantReleaseRequest:
+		return s.applyGrantRelease(ctx, body)
+	case *GrantUseRequest:
+		return s.applyGrantUse(ctx, body)
 	}
 	return fmt.Errorf("no apply function for %s: %w", cmd.Type, ErrUnknownType)
 }
@@ -228,6 +248,12 @@ func (s *State) applyComponentPut(ctx *applyCtx, req *ComponentPutRequest) error
 		CreateIndex:   ctx.index,
 		ModifyIndex:   ctx.index,
 		ModifyTime:    ctx.header.Time,
+	}
+	if ctx.version >= BodyVersion && len(sp.Capabilities) > 0 {
+		// Who deployed capabilities may not approve them (grant.go).
+		// Entries of older versions carry no capabilities, and a state
+		// without them keeps the form older builds read.
+		c.Deployer = ctx.header.Actor
 	}
 	if exists {
 		c.CreateIndex = old.CreateIndex
@@ -449,6 +475,9 @@ func (s *State) transition(ctx *applyCtx, t *Transition) error {
 	s.emit(ctx, "run.transition", r.ID, r.Component, &TransitionPayload{
 		From: old.State, To: t.To, Node: r.Node, Epoch: r.Epoch, Reason: t.Reason, Output: t.Output,
 	})
+	if old.State == StateExecuting {
+		s.endRunGrants(ctx, r.ID, t.To)
+	}
 	return nil
 }
 

@@ -22,6 +22,13 @@ var CommandAuthority = map[MessageType]ActorKind{
 	AlarmRaiseType:      KindRuntime,
 	AlarmClearType:      KindRuntime | KindOperator,
 	StateGCType:         KindRuntime | KindOperator,
+	GrantRequestType:    KindAgent,
+	GrantApproveType:    KindOperator,
+	GrantDenyType:       KindOperator,
+	GrantRevokeType:     KindOperator,
+	GrantExpireType:     KindRuntime,
+	GrantReleaseType:    KindAgent,
+	GrantUseType:        KindAgent,
 }
 
 // nodeStatusAuthority says which node statuses each kind of actor may set.

@@ -25,7 +25,24 @@ import (
 // trusted for an allocation larger than the input could hold.
 
 // encoder appends the binary encoding to b.
-type encoder struct{ b []byte }
+// encoder writes the binary encoding; mode says which form of the records
+// that grew fields over time it writes.
+type encoder struct {
+	b    []byte
+	mode encodeMode
+}
+
+// encodeMode selects the form of specs and components: the newest (with
+// capabilities and the deployer), the one older formats hold, or the
+// digest's (the new fields only when set, so a state without them has the
+// digest older builds compute).
+type encodeMode uint8
+
+const (
+	modeNewest encodeMode = iota
+	modeLegacy
+	modeDigest
+)
 
 func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
 func (e *encoder) varint(v int64)   { e.b = binary.AppendVarint(e.b, v) }
@@ -75,6 +92,9 @@ func (e *encoder) strMap(m map[string]string) {
 type decoder struct {
 	b   []byte
 	err error
+	// legacy is set for bodies and records of formats before capability
+	// grants: specs without capabilities, components without a deployer.
+	legacy bool
 	// intern, when set, deduplicates decoded strings (snapshot restore,
 	// where many records repeat the same component, node and actor names).
 	intern map[string]string

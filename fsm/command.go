@@ -37,6 +37,13 @@ const (
 	AlarmRaiseType                         // runtime: raise an alarm naming a server
 	AlarmClearType                         // runtime or operator: clear a server's alarm
 	StateGCType                            // runtime or operator: collect ended runs, stopped components, archive old events
+	GrantRequestType                       // agent: a run requests capability grants
+	GrantApproveType                       // operator: approve a pending grant
+	GrantDenyType                          // operator: deny a pending grant
+	GrantRevokeType                        // operator: revoke a grant
+	GrantExpireType                        // runtime: end grants past their expiry
+	GrantReleaseType                       // agent: a run gives a grant back
+	GrantUseType                           // agent: uses of grants, recorded
 
 	// maxMessageType is one past the last known type.
 	maxMessageType
@@ -62,6 +69,13 @@ var messageTypeNames = [...]string{
 	AlarmRaiseType:      "alarm.raise",
 	AlarmClearType:      "alarm.clear",
 	StateGCType:         "state.gc",
+	GrantRequestType:    "grant.request",
+	GrantApproveType:    "grant.approve",
+	GrantDenyType:       "grant.deny",
+	GrantRevokeType:     "grant.revoke",
+	GrantExpireType:     "grant.expire",
+	GrantReleaseType:    "grant.release",
+	GrantUseType:        "grant.use",
 }
 
 // String returns the type's stable name, used in events and metrics.
@@ -79,7 +93,8 @@ func (t MessageType) String() string {
 // appends a CRC-32C of every byte before it, so a damaged entry is found
 // (ErrCorrupt) instead of applied; version 5 is version 4 and adds the
 // digest mark and alarm types (alarm.go); version 6 is version 5 and adds
-// state.gc (gc.go). A server reads every version up
+// state.gc (gc.go); version 7 adds capabilities to specs, the deployer to
+// components and the grant types (grant.go). A server reads every version up
 // to BodyVersion; the leader writes the newest one
 // every server of the cluster reads (EncodeVersion), and refuses a command
 // type some server could not read.
@@ -90,9 +105,10 @@ const (
 	bodyVersionCRC    = 4
 	// BodyVersion is the version of the command body encoding this server
 	// writes and the newest it reads.
-	BodyVersion = 6
+	BodyVersion = 7
 
 	bodyVersionAlarm = 5
+	bodyVersionGC    = 6
 )
 
 // crcTable is CRC-32C (Castagnoli), as etcd's WAL uses.
@@ -119,8 +135,10 @@ func checkCRC(what string, b []byte) ([]byte, error) {
 // t: a cluster whose servers do not all read it cannot accept them.
 func MinBodyVersion(t MessageType) int {
 	switch {
+	case t >= GrantRequestType:
+		return 7
 	case t >= StateGCType:
-		return 6
+		return bodyVersionGC
 	case t >= DigestMarkType:
 		return bodyVersionAlarm
 	case t >= ClusterInitType:
@@ -277,6 +295,18 @@ func newBody(t MessageType) any {
 		return &AlarmClearRequest{}
 	case StateGCType:
 		return &StateGCRequest{}
+	case GrantRequestType:
+		return &GrantRequestRequest{}
+	case GrantApproveType:
+		return &GrantApproveRequest{}
+	case GrantDenyType, GrantRevokeType:
+		return &GrantEndRequest{}
+	case GrantExpireType:
+		return &GrantExpireRequest{}
+	case GrantReleaseType:
+		return &GrantReleaseRequest{}
+	case GrantUseType:
+		return &GrantUseRequest{}
 	}
 	return nil
 }
@@ -300,6 +330,9 @@ func EncodeVersion(readVersion int, t MessageType, h Header, body any) ([]byte, 
 	if min := MinBodyVersion(t); readVersion < min {
 		return nil, fmt.Errorf("encode %s: a server of the cluster reads command bodies up to version %d, and %s needs %d: upgrade every server first: %w", t, readVersion, t, min, ErrUnsupportedVersion)
 	}
+	if put, ok := body.(*ComponentPutRequest); ok && len(put.Spec.Capabilities) > 0 && readVersion < BodyVersion {
+		return nil, fmt.Errorf("encode %s: a server of the cluster reads command bodies up to version %d, and capabilities need %d: upgrade every server first: %w", t, readVersion, BodyVersion, ErrUnsupportedVersion)
+	}
 	switch {
 	case readVersion <= bodyVersionJSON:
 		return EncodeJSON(t, h, body)
@@ -321,6 +354,9 @@ func encodeBinary(t MessageType, h Header, body any, version byte) ([]byte, erro
 		return nil, fmt.Errorf("encode %s: body is %T, want %T: %w", t, body, want, ErrInvalid)
 	}
 	e := encoder{b: make([]byte, 0, 256)}
+	if version < BodyVersion {
+		e.mode = modeLegacy
+	}
 	e.b = append(e.b, byte(t), version)
 	putHeader(&e, &h)
 	putBody(&e, body)
@@ -385,12 +421,12 @@ func Decode(b []byte) (Command, error) {
 		return Command{}, fmt.Errorf("decode %s: body version %d cannot carry it (needs %d): %w", t, v, MinBodyVersion(t), ErrMalformed)
 	}
 	switch v := b[1]; v {
-	case bodyVersionBinary, bodyVersionACL, bodyVersionCRC, bodyVersionAlarm, BodyVersion:
+	case bodyVersionBinary, bodyVersionACL, bodyVersionCRC, bodyVersionAlarm, bodyVersionGC, BodyVersion:
 		payload := b
 		if v >= bodyVersionCRC {
 			payload = b[:len(b)-4] // checked above
 		}
-		d := decoder{b: payload[2:]}
+		d := decoder{b: payload[2:], legacy: v < BodyVersion}
 		var h Header
 		getHeader(&d, &h)
 		getBody(&d, body)

@@ -31,6 +31,13 @@ var expectedAuthority = map[MessageType]ActorKind{
 	AlarmRaiseType:      KindRuntime,
 	AlarmClearType:      KindRuntime | KindOperator,
 	StateGCType:         KindRuntime | KindOperator,
+	GrantRequestType:    KindAgent,
+	GrantApproveType:    KindOperator,
+	GrantDenyType:       KindOperator,
+	GrantRevokeType:     KindOperator,
+	GrantExpireType:     KindRuntime,
+	GrantReleaseType:    KindAgent,
+	GrantUseType:        KindAgent,
 }
 
 func TestCommandAuthorityTable(t *testing.T) {
@@ -50,7 +57,8 @@ func authorityFixture(t *testing.T) (*harness, map[MessageType]any) {
 	web, _ := h.st.Component("web")
 	db, _ := h.st.Component("db")
 	h.mustOK(h.apply(ACLPolicyPutType, h.opHdr(), sampleBodies[ACLPolicyPutType]))
-	return h, map[MessageType]any{
+	gf := newGrantFixture(h)
+	bodies := map[MessageType]any{
 		ClusterInitType:     sampleBodies[ClusterInitType],
 		ACLBootstrapType:    sampleBodies[ACLBootstrapType],
 		ACLPolicyPutType:    sampleBodies[ACLPolicyPutType],
@@ -70,6 +78,10 @@ func authorityFixture(t *testing.T) (*harness, map[MessageType]any) {
 		AlarmClearType:      sampleBodies[AlarmClearType],
 		StateGCType:         sampleBodies[StateGCType],
 	}
+	for typ, body := range gf.bodies() {
+		bodies[typ] = body
+	}
+	return h, bodies
 }
 
 // TestCommandAuthority issues every command type as every kind of actor:

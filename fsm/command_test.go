@@ -51,6 +51,13 @@ var sampleBodies = map[MessageType]any{
 	AlarmRaiseType:      &AlarmRaiseRequest{Alarm: Alarm{Type: AlarmCorrupt, Server: "s2", Index: 40, Detail: "digest 0a0b at 40; the majority (s1, s3) has 0c0d"}},
 	AlarmClearType:      &AlarmClearRequest{Type: AlarmCorrupt, Server: "s2", Reason: "removed from the raft configuration"},
 	StateGCType:         &StateGCRequest{RunRetention: 0, KeepPerSlot: 1, EventRetention: 0, EventKeep: 1},
+	GrantRequestType:    &GrantRequestRequest{Requests: []GrantAsk{{Run: "r1", Epoch: 7, Scope: "net:http:api.example.com", Purpose: "fetch the price"}}},
+	GrantApproveType:    &GrantApproveRequest{ID: "g1", Reason: "checked the invoice", SelfApproval: true},
+	GrantDenyType:       &GrantEndRequest{ID: "g1", Reason: "not this month"},
+	GrantRevokeType:     &GrantEndRequest{ID: "g1", Reason: "leaked token"},
+	GrantExpireType:     &GrantExpireRequest{IDs: []string{"g1", "g2"}},
+	GrantReleaseType:    &GrantReleaseRequest{ID: "g1", Epoch: 7},
+	GrantUseType:        &GrantUseRequest{Uses: []GrantUse{{ID: "g1", Epoch: 7, Detail: "GET /price"}}},
 }
 
 // sampleToken is a token for sample bodies: the management bootstrap
@@ -90,6 +97,13 @@ func TestMessageTypesAreStable(t *testing.T) {
 		{AlarmRaiseType, 17, "alarm.raise"},
 		{AlarmClearType, 18, "alarm.clear"},
 		{StateGCType, 19, "state.gc"},
+		{GrantRequestType, 20, "grant.request"},
+		{GrantApproveType, 21, "grant.approve"},
+		{GrantDenyType, 22, "grant.deny"},
+		{GrantRevokeType, 23, "grant.revoke"},
+		{GrantExpireType, 24, "grant.expire"},
+		{GrantReleaseType, 25, "grant.release"},
+		{GrantUseType, 26, "grant.use"},
 	}
 	for _, w := range want {
 		if uint8(w.t) != w.n || w.t.String() != w.name {
@@ -190,7 +204,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"type after the last", append([]byte{byte(maxMessageType)}, valid[1:]...), ErrUnknownType},
 		{"type 255", append([]byte{255}, valid[1:]...), ErrUnknownType},
 		{"body version 0", append([]byte{valid[0], 0}, valid[2:]...), ErrUnsupportedVersion},
-		{"body version 7", append([]byte{valid[0], 7}, valid[2:]...), ErrUnsupportedVersion},
+		{"body version 8", append([]byte{valid[0], 8}, valid[2:]...), ErrUnsupportedVersion},
 		{"body version 255", append([]byte{valid[0], 255}, valid[2:]...), ErrUnsupportedVersion},
 		{"not JSON", env(NodeStatusType, "hello"), ErrMalformed},
 		{"JSON null", env(NodeStatusType, "null"), ErrMalformed},

@@ -29,7 +29,7 @@ func (snap *Snapshot) Digest() Hash {
 }
 
 func (snap *Snapshot) digest() (Hash, error) {
-	var e encoder
+	e := encoder{mode: modeDigest}
 	return snap.digestWith("ice-state-v2", func(kind byte, v any) ([]byte, error) {
 		e.b = e.b[:0]
 		switch r := v.(type) {
@@ -50,6 +50,8 @@ func (snap *Snapshot) digest() (Hash, error) {
 			e.uvarint(r.ACLBootstrap)
 		case *SnapshotMeta:
 			putGCMeta(&e, r)
+		case *Grant:
+			putGrantRecord(&e, r)
 		}
 		return e.b, nil
 	})
@@ -119,6 +121,12 @@ func (snap *Snapshot) digestWith(prefix string, encode func(kind byte, v any) ([
 	// Alarms likewise enter only when there are some.
 	for _, a := range snap.alarms {
 		if err := write(recordAlarm, a); err != nil {
+			return Hash{}, err
+		}
+	}
+	// Grants likewise.
+	for _, g := range snap.grants {
+		if err := write(recordGrant, g); err != nil {
 			return Hash{}, err
 		}
 	}

@@ -58,6 +58,8 @@ type Spec struct {
 	// OutputPattern is the regular expression the output of a finite run
 	// must match for the runtime to commit it (empty: any non-empty output).
 	OutputPattern string `json:"output_pattern,omitempty"`
+	// Capabilities are what its runs may request grants for (grant.go).
+	Capabilities []Capability `json:"capabilities,omitempty"`
 }
 
 // Component is a desired, versioned spec and its bookkeeping.
@@ -77,6 +79,9 @@ type Component struct {
 	CreateIndex uint64 `json:"create_index"`
 	ModifyIndex uint64 `json:"modify_index"`
 	ModifyTime  int64  `json:"modify_time"`
+	// Deployer is the operator who last put the spec (body version 7 on):
+	// it may not approve its own runs' irreversible grants.
+	Deployer string `json:"deployer,omitempty"`
 }
 
 // Run is one execution of a component on one node.

@@ -80,7 +80,7 @@ func fuzzSeeds(fx *fuzzFixture) map[string][]byte {
 		"empty":       {},
 		"type-only":   {byte(ComponentPutType)},
 		"unknown":     {byte(maxMessageType), 1, '{', '}'},
-		"version-7":   append([]byte{byte(NodeStatusType), 7}, `{"header":{},"body":{}}`...),
+		"version-8":   append([]byte{byte(NodeStatusType), 8}, `{"header":{},"body":{}}`...),
 		"null-body":   append([]byte{byte(RunTransitionType), 1}, `{"header":{"actor":"runtime","time":1},"body":null}`...),
 		"deep-json":   append([]byte{byte(NodeStatusType), 1}, strings.Repeat("[", 10000)...),
 	}
@@ -254,7 +254,7 @@ func TestFuzzSeeds(t *testing.T) {
 	fx := newFuzzFixture(t)
 	rejected := map[string]error{
 		"agent-fenced": ErrFenced, "operator-tr": ErrNotAuthorized, "create-conflict": ErrConflict,
-		"empty": ErrMalformed, "type-only": ErrMalformed, "unknown": ErrUnknownType, "version-7": ErrUnsupportedVersion,
+		"empty": ErrMalformed, "type-only": ErrMalformed, "unknown": ErrUnknownType, "version-8": ErrUnsupportedVersion,
 		"null-body": ErrInvalid, "deep-json": ErrMalformed, "batch": ErrIllegalTransition,
 		"group-commit": ErrConflict,
 	}

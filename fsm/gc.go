@@ -137,6 +137,7 @@ func (s *State) collectRuns(cutoff int64, keep int) (runs, comps int) {
 		for i, r := range list {
 			if gone[r.Component] || (i >= keep && r.ModifyTime <= cutoff) {
 				delete(s.runs, r.ID)
+				s.dropRunGrants(r.ID)
 				runs++
 			}
 		}

@@ -98,6 +98,26 @@ func (s *Spec) appendJSON(b []byte) []byte {
 		b = append(b, `,"output_pattern":`...)
 		b = appendJSONString(b, s.OutputPattern)
 	}
+	if len(s.Capabilities) > 0 {
+		b = append(b, `,"capabilities":[`...)
+		for i, c := range s.Capabilities {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"scope":`...)
+			b = appendJSONString(b, c.Scope)
+			b = append(b, `,"ttl_ns":`...)
+			b = strconv.AppendInt(b, c.TTLNanos, 10)
+			b = append(b, `,"effect":`...)
+			b = appendJSONString(b, string(c.Effect))
+			if c.Approvals != 0 {
+				b = append(b, `,"approvals":`...)
+				b = strconv.AppendInt(b, int64(c.Approvals), 10)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}')
 }
 

@@ -28,7 +28,9 @@ import (
 // adds the count of alarm records to the meta, and the alarm records after
 // the tokens (alarm.go). Version 5 adds the event checkpoint and the last
 // collection to the meta (gc.go): its event records are the events after
-// the checkpoint, the first linked to the checkpoint's hash. Version 1 had
+// the checkpoint, the first linked to the checkpoint's hash. Version 6
+// adds capabilities to spec records, the deployer to component records, and
+// grant records after the alarms (grant_wire.go). Version 1 had
 // the framing of 2 with every body in JSON. Both are still read and written
 // (for clusters with servers of older builds), for a state without ACL data.
 // Restore refuses a stream whose magic, version, record order, counts, event
@@ -37,7 +39,7 @@ const (
 	snapshotMagic = "ICESNAP\x00"
 	// SnapshotVersion is the snapshot format this server writes and the
 	// newest it reads.
-	SnapshotVersion = 5
+	SnapshotVersion = 6
 	snapshotJSON    = 1
 	snapshotBinary  = 2
 
@@ -59,8 +61,9 @@ const (
 	recordAlarm   byte = 9
 	// recordGC frames the event checkpoint and the last collection in the
 	// digest only; a snapshot carries them in its meta.
-	recordGC  byte = 10
-	recordEnd byte = 0xFF
+	recordGC    byte = 10
+	recordGrant byte = 11
+	recordEnd   byte = 0xFF
 )
 
 // SnapshotMeta is the first record of a snapshot.
@@ -90,6 +93,9 @@ type SnapshotMeta struct {
 	// it) and what the last collection did, once there are any.
 	Checkpoint *EventCheckpoint `json:"checkpoint,omitempty"`
 	LastGC     *GCSummary       `json:"last_gc,omitempty"`
+
+	// Version 6 on: the count of grant records.
+	Grants int `json:"grants,omitempty"`
 }
 
 // Snapshot is a point-in-time view of the state. It shares immutable records
@@ -105,6 +111,7 @@ type Snapshot struct {
 	policies   []*ACLPolicy
 	tokens     []*ACLToken
 	alarms     []*Alarm
+	grants     []*Grant
 }
 
 // Snapshot captures the state. It copies only pointers; sorting and encoding
@@ -142,6 +149,8 @@ func (s *State) Snapshot() *Snapshot {
 		snap.runs = append(snap.runs, r)
 	}
 	snap.policies, snap.tokens, snap.alarms = s.ACLPolicies(), s.ACLTokens(), s.Alarms()
+	snap.grants = s.Grants(GrantFilter{})
+	snap.meta.Grants = len(snap.grants)
 	return snap
 }
 
@@ -222,6 +231,9 @@ func (snap *Snapshot) WriteVersion(w io.Writer, version uint16) (int64, error) {
 	if version < 5 && snap.hasGCData() {
 		return 0, fmt.Errorf("write snapshot: format version %d cannot hold an event checkpoint: %w", version, ErrUnsupportedVersion)
 	}
+	if version < 6 && snap.hasGrantData() {
+		return 0, fmt.Errorf("write snapshot: format version %d cannot hold capabilities or grants: %w", version, ErrUnsupportedVersion)
+	}
 	snap.sort()
 	digest := snap.digest
 	if version == snapshotJSON {
@@ -250,7 +262,7 @@ func (snap *Snapshot) WriteVersion(w io.Writer, version uint16) (int64, error) {
 	if version == snapshotJSON {
 		snap.writeJSONRecords(&enc)
 	} else {
-		snap.writeRecords(&enc)
+		snap.writeRecords(&enc, version)
 	}
 	if enc.err != nil {
 		return cw.n, fmt.Errorf("write snapshot at index %d: %w", snap.meta.Index, enc.err)
@@ -266,8 +278,11 @@ func (snap *Snapshot) WriteVersion(w io.Writer, version uint16) (int64, error) {
 }
 
 // writeRecords writes components, nodes, runs and events in format 2.
-func (snap *Snapshot) writeRecords(enc *recordWriter) {
+func (snap *Snapshot) writeRecords(enc *recordWriter, version uint16) {
 	var e encoder
+	if version < 6 {
+		e.mode = modeLegacy
+	}
 	for _, c := range snap.components {
 		e.b = e.b[:0]
 		putComponent(&e, c)
@@ -285,6 +300,9 @@ func (snap *Snapshot) writeRecords(enc *recordWriter) {
 	}
 	snap.writeACLRecords(enc, &e)
 	snap.writeAlarmRecords(enc, &e)
+	if version >= 6 {
+		snap.writeGrantRecords(enc, &e)
+	}
 	for i := 0; i < snap.events.len(); i++ {
 		enc.put(recordEvent, snap.events.record(i))
 	}
@@ -370,6 +388,7 @@ func ReadSnapshot(r io.Reader, progress RestoreProgress) (*State, SnapshotMeta, 
 		sr.readRuns,
 		sr.readACL,
 		sr.readAlarms,
+		sr.readGrants,
 		sr.readEvents,
 		sr.verifyChecksum,
 		sr.verifyState,
@@ -441,7 +460,7 @@ func (sr *snapshotReader) readMeta() error {
 		return fmt.Errorf("read snapshot meta: %w", err)
 	}
 	meta := &sr.meta
-	if meta.Components < 0 || meta.Nodes < 0 || meta.Runs < 0 || meta.Events < 0 || meta.Policies < 0 || meta.Tokens < 0 || meta.Alarms < 0 {
+	if meta.Components < 0 || meta.Nodes < 0 || meta.Runs < 0 || meta.Events < 0 || meta.Policies < 0 || meta.Tokens < 0 || meta.Alarms < 0 || meta.Grants < 0 {
 		return fmt.Errorf("read snapshot meta: negative counts: %w", ErrMalformed)
 	}
 	if sr.version < 3 && (meta.ClusterID != "" || meta.ACLBootstrap != 0 || meta.Policies != 0 || meta.Tokens != 0) {
@@ -456,7 +475,10 @@ func (sr *snapshotReader) readMeta() error {
 	}
 	sr.st.index, sr.st.term = meta.Index, meta.Term
 	sr.st.clusterID, sr.st.aclBootstrap = meta.ClusterID, meta.ACLBootstrap
-	sr.total = meta.Components + meta.Nodes + meta.Runs + meta.Policies + meta.Tokens + meta.Alarms + meta.Events
+	if sr.version < 6 && meta.Grants != 0 {
+		return fmt.Errorf("read snapshot meta: format version %d with grants: %w", sr.version, ErrMalformed)
+	}
+	sr.total = meta.Components + meta.Nodes + meta.Runs + meta.Policies + meta.Tokens + meta.Alarms + meta.Grants + meta.Events
 	return nil
 }
 
@@ -478,7 +500,7 @@ func (sr *snapshotReader) decode(kind byte, v any, get func(*decoder)) error {
 	if sr.version == snapshotJSON {
 		return decodeJSONRecord(body, v)
 	}
-	d := decoder{b: body, intern: sr.intern}
+	d := decoder{b: body, intern: sr.intern, legacy: sr.version < 6}
 	get(&d)
 	return d.done()
 }

@@ -22,7 +22,9 @@ func (snap *Snapshot) hasACLData() bool {
 // 5 (alarms), 5 with 6 (the event checkpoint).
 func SnapshotVersionFor(bodyVersion int) uint16 {
 	switch {
-	case bodyVersion >= 6:
+	case bodyVersion >= 7:
+		return 6
+	case bodyVersion >= bodyVersionGC:
 		return 5
 	case bodyVersion >= bodyVersionAlarm:
 		return 4
@@ -38,6 +40,9 @@ func SnapshotVersionFor(bodyVersion int) uint16 {
 // once it has alarms, 3 once it has a cluster id or ACL data (every server
 // that applied those entries reads that format), 1 before.
 func (snap *Snapshot) MinVersion() uint16 {
+	if snap.hasGrantData() {
+		return 6
+	}
 	if snap.hasGCData() {
 		return 5
 	}

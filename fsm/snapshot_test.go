@@ -135,7 +135,7 @@ func TestSnapshotFormat(t *testing.T) {
 	st := snapshotFixture(t)
 	data := writeSnapshot(t, st)
 	version, recs, _ := parseSnapshot(t, data)
-	if version != SnapshotVersion || SnapshotVersion != 5 {
+	if version != SnapshotVersion || SnapshotVersion != 6 {
 		t.Fatalf("version %d", version)
 	}
 	c, n, r, e := st.Counts()
@@ -371,13 +371,13 @@ func TestSnapshotCorruption(t *testing.T) {
 	copy(bad, "NOTSNAP\x00")
 	checkRefused(t, "wrong magic", bad, ErrMalformed)
 	checkRefused(t, "raft log bytes", validEntry(t), ErrMalformed)
-	for _, v := range []uint16{0, 6, 0xFFFF} {
+	for _, v := range []uint16{0, 7, 0xFFFF} {
 		b := bytes.Clone(data)
 		binary.BigEndian.PutUint16(b[8:], v)
 		checkRefused(t, fmt.Sprintf("version %d", v), b, ErrUnsupportedVersion)
 	}
 	// A newer version is refused even when its checksum is right.
-	checkRefused(t, "sealed version 6", sealSnapshot(6, recs), ErrUnsupportedVersion)
+	checkRefused(t, "sealed version 7", sealSnapshot(7, recs), ErrUnsupportedVersion)
 
 	// A reader that fails is refused too, and the state is kept.
 	checkRefused(t, "failing reader", nil, ErrMalformed)

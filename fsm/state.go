@@ -58,6 +58,12 @@ type State struct {
 	checkpoint EventCheckpoint
 	// lastGC is the result of the newest state.gc that collected anything.
 	lastGC GCSummary
+
+	// grants are the capability grants by id (grant.go); grantsByRun
+	// lists each run's grant ids in creation order. It is derived from
+	// grants and rebuilt on Restore.
+	grants      map[string]*Grant
+	grantsByRun map[string][]string
 }
 
 // New returns an empty state.
@@ -72,6 +78,8 @@ func New() *State {
 		tokens:       make(map[string]*ACLToken),
 		tokensByHash: make(map[string]string),
 		alarms:       make(map[string]*Alarm),
+		grants:       make(map[string]*Grant),
+		grantsByRun:  make(map[string][]string),
 	}
 }
 

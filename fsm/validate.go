@@ -74,6 +74,9 @@ func ValidateSpec(sp *Spec) error {
 	} else if _, err := regexp.Compile(sp.OutputPattern); err != nil {
 		return fmt.Errorf("component %q: output_pattern: %v: %w", sp.Name, err, ErrInvalid)
 	}
+	if err := validateCapabilities(sp); err != nil {
+		return err
+	}
 	if sp.MaxParallel < 0 || sp.MaxParallel > MaxCount {
 		return fmt.Errorf("component %q: max_parallel %d out of range 0..%d: %w", sp.Name, sp.MaxParallel, MaxCount, ErrInvalid)
 	}

@@ -32,6 +32,17 @@ func putSpec(e *encoder, s *Spec) {
 	e.varint(s.Restart.MaxDelayNanos)
 	e.int(s.MaxParallel)
 	e.str(s.OutputPattern)
+	if e.mode == modeLegacy || (e.mode == modeDigest && len(s.Capabilities) == 0) {
+		return
+	}
+	e.uvarint(uint64(len(s.Capabilities)))
+	for i := range s.Capabilities {
+		c := &s.Capabilities[i]
+		e.str(c.Scope)
+		e.varint(c.TTLNanos)
+		e.str(string(c.Effect))
+		e.int(c.Approvals)
+	}
 }
 
 func getSpec(d *decoder, s *Spec) {
@@ -51,6 +62,16 @@ func getSpec(d *decoder, s *Spec) {
 	s.Restart.MaxDelayNanos = d.varint()
 	s.MaxParallel = d.int()
 	s.OutputPattern = d.str()
+	if d.legacy {
+		return
+	}
+	if n := d.count(4); n > 0 {
+		s.Capabilities = make([]Capability, n)
+		for i := range s.Capabilities {
+			c := &s.Capabilities[i]
+			c.Scope, c.TTLNanos, c.Effect, c.Approvals = d.str(), d.varint(), Effect(d.str()), d.int()
+		}
+	}
 }
 
 func putComponent(e *encoder, c *Component) {
@@ -62,6 +83,9 @@ func putComponent(e *encoder, c *Component) {
 	e.uvarint(c.CreateIndex)
 	e.uvarint(c.ModifyIndex)
 	e.varint(c.ModifyTime)
+	if e.mode == modeNewest || (e.mode == modeDigest && c.Deployer != "") {
+		e.str(c.Deployer)
+	}
 }
 
 func getComponent(d *decoder, c *Component) {
@@ -73,6 +97,9 @@ func getComponent(d *decoder, c *Component) {
 	c.CreateIndex = d.uvarint()
 	c.ModifyIndex = d.uvarint()
 	c.ModifyTime = d.varint()
+	if !d.legacy {
+		c.Deployer = d.str()
+	}
 }
 
 func putRun(e *encoder, r *Run) {
@@ -237,7 +264,7 @@ func putBody(e *encoder, body any) bool {
 		e.varint(b.EventRetention)
 		e.uvarint(b.EventKeep)
 	default:
-		return false
+		return putGrantBody(e, body)
 	}
 	return true
 }
@@ -320,7 +347,7 @@ func getBody(d *decoder, body any) {
 		b.EventRetention = d.varint()
 		b.EventKeep = d.uvarint()
 	default:
-		d.fail("no binary decoding for %T", body)
+		getGrantBody(d, body)
 	}
 }
 
