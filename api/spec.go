@@ -37,6 +37,11 @@ import (
 //	    max_delay = "30s"
 //	  }
 //	  update { max_parallel = 1 }   # rolling updates and drains
+//	  capability "net:http:*" {    # what its runs may request grants for
+//	    ttl       = "10m"
+//	    effect    = "external"     # internal, external or irreversible
+//	    approvals = 1              # irreversible only (default 1)
+//	  }
 //	}
 //
 // (HCL writes a block on one line only when it has one argument.) In JSON,
@@ -98,12 +103,20 @@ type hclComponent struct {
 	Restart       *hclRestart     `hcl:"restart,block"`
 	OutputPattern string          `hcl:"output_pattern,optional"`
 	Update        *hclUpdate      `hcl:"update,block"`
+	Capabilities  []hclCapability `hcl:"capability,block"`
 }
 
 type hclConstraint struct {
 	Label string `hcl:"label"`
 	Op    string `hcl:"op,optional"`
 	Value string `hcl:"value"`
+}
+
+type hclCapability struct {
+	Scope     string `hcl:"scope,label"`
+	TTL       string `hcl:"ttl,optional"`
+	Effect    string `hcl:"effect,optional"`
+	Approvals int    `hcl:"approvals,optional"`
 }
 
 type hclUpdate struct {
@@ -148,6 +161,9 @@ func parseSpecHCL(filename string, src []byte) (*ComponentSpec, error) {
 			op = "="
 		}
 		sp.Constraints = append(sp.Constraints, fsm.Constraint{Label: k.Label, Op: op, Value: k.Value})
+	}
+	for _, k := range c.Capabilities {
+		sp.Capabilities = append(sp.Capabilities, CapabilitySpec{Scope: k.Scope, TTL: k.TTL, Effect: k.Effect, Approvals: k.Approvals})
 	}
 	if r := c.Restart; r != nil {
 		sp.Restart = &RestartPolicySpec{Attempts: r.Attempts, Delay: r.Delay, MaxDelay: r.MaxDelay}
@@ -238,8 +254,12 @@ func hclBodyNulls(filename, path string, b *hclsyntax.Body) error {
 	seen := map[string]int{}
 	for _, blk := range b.Blocks {
 		sub := path + "." + blk.Type
-		if blk.Type == "constraint" {
+		switch blk.Type {
+		case "constraint":
 			sub += "[" + strconv.Itoa(seen[blk.Type]) + "]"
+		case "capability":
+			// As in JSON: spec.capabilities[0].ttl.
+			sub = path + ".capabilities[" + strconv.Itoa(seen[blk.Type]) + "]"
 		}
 		seen[blk.Type]++
 		if err := hclBodyNulls(filename, sub, blk.Body); err != nil {

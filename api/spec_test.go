@@ -34,6 +34,11 @@ component "full" {
   }
   update { max_parallel = 2 }
   output_pattern = "^ok"
+  capability "payments:refund:*" {
+    ttl       = "10m"
+    effect    = "irreversible"
+    approvals = 2
+  }
 }
 `
 
@@ -45,7 +50,8 @@ const fullJSON = `{
   "constraints": [{"label": "zone", "op": "!=", "value": "b"}],
   "restart": {"attempts": 5, "delay": "2s", "max_delay": "1m"},
   "max_parallel": 2,
-  "output_pattern": "^ok"
+  "output_pattern": "^ok",
+  "capabilities": [{"scope": "payments:refund:*", "ttl": "10m", "effect": "irreversible", "approvals": 2}]
 }`
 
 // zeroLeaves names the leaf fields of v (a struct) that hold their zero value.

@@ -29,6 +29,9 @@ type ComponentSpec struct {
 	// OutputPattern is the regular expression a finite run's output must
 	// match to be committed.
 	OutputPattern string `json:"output_pattern,omitempty"`
+	// Capabilities are what the component's runs may request grants for
+	// (capability.go).
+	Capabilities []CapabilitySpec `json:"capabilities,omitempty"`
 }
 
 // RestartPolicySpec is the wire form of fsm.RestartPolicy.
@@ -93,6 +96,11 @@ func (c *ComponentSpec) ToFSM(name string) (fsm.Spec, error) {
 			return fsm.Spec{}, err
 		}
 	}
+	caps, err := capabilitiesToFSM(c.Capabilities)
+	if err != nil {
+		return fsm.Spec{}, err
+	}
+	sp.Capabilities = caps
 	if err := fsm.ValidateSpec(&sp); err != nil {
 		return fsm.Spec{}, err
 	}
@@ -202,6 +210,7 @@ func (c *ComponentSpec) CheckText() error {
 	if r := c.Restart; r != nil {
 		pairs = append(pairs, [2]string{"restart delay", r.Delay}, [2]string{"restart max_delay", r.MaxDelay})
 	}
+	pairs = append(pairs, capabilityText(c.Capabilities)...)
 	for i, k := range c.Constraints {
 		what := "constraint " + strconv.Itoa(i)
 		pairs = append(pairs, [2]string{what + " label", k.Label}, [2]string{what + " op", k.Op}, [2]string{what + " value", k.Value})
