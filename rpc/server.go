@@ -104,6 +104,7 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger, opts
 	s.routeACL()
 	s.routeKeyring()
 	s.routeArchive()
+	s.routeGrants()
 	if metricsHandler != nil {
 		s.mux.Handle("GET /metrics", metricsHandler)
 	}
@@ -566,6 +567,9 @@ func (s *Server) putComponent(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := identityOf(r)
 	if err := id.require(acl.KindComponent, name, acl.Write); err != nil {
+		return err
+	}
+	if err := requireCapabilities(id, &fs); err != nil {
 		return err
 	}
 	h, err := id.operatorHeader(r, "deploy "+name)
