@@ -89,6 +89,7 @@ func (s *Server) leaderDuties(ctx context.Context) {
 		defer checks.Done()
 		s.collections(ctx)
 	}()
+	s.startGrantExpiries(ctx, &checks)
 	defer checks.Wait()
 	tick := time.NewTicker(s.cfg.ReconcileInterval)
 	defer tick.Stop()
