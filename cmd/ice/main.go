@@ -26,6 +26,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(newServerCmd(), newAgentCmd(), newDevCmd(), newReplayCmd())
 	root.AddCommand(clientCommands()...)
+	root.AddCommand(newGrantsCmd())
 	root.AddCommand(newTLSCmd())
 	return root
 }
