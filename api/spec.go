@@ -163,7 +163,7 @@ func parseSpecHCL(filename string, src []byte) (*ComponentSpec, error) {
 		sp.Constraints = append(sp.Constraints, fsm.Constraint{Label: k.Label, Op: op, Value: k.Value})
 	}
 	for _, k := range c.Capabilities {
-		sp.Capabilities = append(sp.Capabilities, CapabilitySpec{Scope: k.Scope, TTL: k.TTL, Effect: k.Effect, Approvals: k.Approvals})
+		sp.Capabilities = append(sp.Capabilities, CapabilitySpec(k))
 	}
 	if r := c.Restart; r != nil {
 		sp.Restart = &RestartPolicySpec{Attempts: r.Attempts, Delay: r.Delay, MaxDelay: r.MaxDelay}
