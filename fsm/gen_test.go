@@ -64,8 +64,10 @@ func genCommand(c chooser, st *State, now int64) genEntry {
 		e = g.nodeStatus()
 	case k < 38:
 		e = g.runsCreate()
-	case k < 95:
+	case k < 87:
 		e = g.runTransitions()
+	case k < 95:
+		e = g.grantCommand()
 	case k < 97:
 		e = g.stateGC()
 	default:
@@ -125,6 +127,9 @@ func (g *cmdGen) componentPut() genEntry {
 	}
 	if percent(c, 10) {
 		sp.Constraints = []Constraint{{Label: "zone", Op: pick(c, "=", "!=", "~"), Value: "a"}}
+	}
+	if name == "web" && percent(c, 90) {
+		sp.Capabilities = payCapabilities
 	}
 	req := &ComponentPutRequest{Spec: sp}
 	var gen uint64
@@ -423,7 +428,9 @@ func reseal(b []byte) []byte {
 
 // genSetup is a prefix that gives generated logs something to act on.
 func genSetup(h *harness) {
-	h.putComponent(testSpec("web", 3))
+	web := testSpec("web", 3)
+	web.Capabilities = payCapabilities
+	h.putComponent(web)
 	h.putComponent(testSpec("db", 1))
 	for _, n := range genNodeIDs {
 		h.registerNode(n)

@@ -67,6 +67,7 @@ type grantPayload struct {
 	Scope    string      `json:"scope"`
 	Status   GrantStatus `json:"status"`
 	Reason   string      `json:"reason,omitempty"`
+	Purpose  string      `json:"purpose,omitempty"`
 	Operator string      `json:"operator,omitempty"`
 	Expires  int64       `json:"expires,omitempty"`
 	Detail   string      `json:"detail,omitempty"`
@@ -147,7 +148,7 @@ func (s *State) requestGrant(ctx *applyCtx, i int, a *GrantAsk) (string, error) 
 		g.EndIndex, g.EndTime = ctx.index, ctx.header.Time
 	}
 	s.putGrant(g)
-	s.emitGrant(ctx, "grant.request", g, grantPayload{Reason: g.Reason})
+	s.emitGrant(ctx, "grant.request", g, grantPayload{Reason: g.Reason, Purpose: g.Purpose})
 	return g.ID, nil
 }
 

@@ -104,7 +104,7 @@ func checkApplyResult(t tb, e genEntry, res *Result, before fingerprint, st *Sta
 		t.Fatalf("entry %d: no events, but the state changed", res.Index)
 	}
 	switch res.Type {
-	case RunsCreateType, RunTransitionType:
+	case RunsCreateType, RunTransitionType, GrantRequestType, GrantExpireType, GrantUseType:
 		accepted := 0
 		for _, err := range res.Items {
 			if err == nil {
@@ -113,8 +113,17 @@ func checkApplyResult(t tb, e genEntry, res *Result, before fingerprint, st *Sta
 				t.Fatalf("entry %d: item error %v", res.Index, err)
 			}
 		}
-		if accepted != res.Events {
+		// A run that leaves EXECUTING also ends its live grants, one event
+		// each; every other accepted item is one event.
+		if accepted != res.Events && (res.Type != RunTransitionType || res.Events < accepted) {
 			t.Fatalf("entry %d: %d items accepted, %d events", res.Index, accepted, res.Events)
+		}
+		if res.Type == GrantRequestType {
+			for i, id := range res.GrantIDs {
+				if (id == "") != (res.Items[i] != nil) {
+					t.Fatalf("entry %d item %d: grant id %q with error %v", res.Index, i, id, res.Items[i])
+				}
+			}
 		}
 		if res.Type == RunsCreateType {
 			if len(res.RunIDs) != len(res.Items) {
