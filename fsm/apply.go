@@ -194,6 +194,10 @@ func (s *State) applyCommand(index, term uint64, sub int, cmd Command, res *Resu
 		return s.applyGrantRelease(ctx, body)
 	case *GrantUseRequest:
 		return s.applyGrantUse(ctx, body)
+	case *SigningKeyRegisterRequest:
+		return s.applySigningKeyRegister(ctx, body)
+	case *SigningKeyRetireRequest:
+		return s.applySigningKeyRetire(ctx, body)
 	}
 	return fmt.Errorf("no apply function for %s: %w", cmd.Type, ErrUnknownType)
 }

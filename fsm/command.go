@@ -17,65 +17,69 @@ type MessageType uint8
 
 // Command types.
 const (
-	_                   MessageType = iota // 0 is never a valid type
-	ComponentPutType                       // operator: create or update a component
-	ComponentDeleteType                    // operator: stop a component
-	RunsCreateType                         // runtime: create runs for empty slots
-	RunTransitionType                      // runtime or agent: move runs along the lifecycle
-	NodeRegisterType                       // agent: register or refresh its node
-	NodeStatusType                         // runtime, agent or operator: change a node's status
-	ComponentFailType                      // runtime: mark a crash-looping component failed
-	RunsNoteType                           // runtime: say why CREATED runs wait (cannot be placed)
-	BatchType                              // group commit: several encoded commands in one entry
-	ClusterInitType                        // runtime: record the cluster id, once
-	ACLBootstrapType                       // operator: create the first management token, once
-	ACLPolicyPutType                       // operator: create or replace an ACL policy
-	ACLPolicyDeleteType                    // operator: delete an ACL policy
-	ACLTokenCreateType                     // operator: create an ACL token (its secret's hash only)
-	ACLTokenDeleteType                     // operator: delete an ACL token
-	DigestMarkType                         // runtime: every server records its state digest at this index
-	AlarmRaiseType                         // runtime: raise an alarm naming a server
-	AlarmClearType                         // runtime or operator: clear a server's alarm
-	StateGCType                            // runtime or operator: collect ended runs, stopped components, archive old events
-	GrantRequestType                       // agent: a run requests capability grants
-	GrantApproveType                       // operator: approve a pending grant
-	GrantDenyType                          // operator: deny a pending grant
-	GrantRevokeType                        // operator: revoke a grant
-	GrantExpireType                        // runtime: end grants past their expiry
-	GrantReleaseType                       // agent: a run gives a grant back
-	GrantUseType                           // agent: uses of grants, recorded
+	_                      MessageType = iota // 0 is never a valid type
+	ComponentPutType                          // operator: create or update a component
+	ComponentDeleteType                       // operator: stop a component
+	RunsCreateType                            // runtime: create runs for empty slots
+	RunTransitionType                         // runtime or agent: move runs along the lifecycle
+	NodeRegisterType                          // agent: register or refresh its node
+	NodeStatusType                            // runtime, agent or operator: change a node's status
+	ComponentFailType                         // runtime: mark a crash-looping component failed
+	RunsNoteType                              // runtime: say why CREATED runs wait (cannot be placed)
+	BatchType                                 // group commit: several encoded commands in one entry
+	ClusterInitType                           // runtime: record the cluster id, once
+	ACLBootstrapType                          // operator: create the first management token, once
+	ACLPolicyPutType                          // operator: create or replace an ACL policy
+	ACLPolicyDeleteType                       // operator: delete an ACL policy
+	ACLTokenCreateType                        // operator: create an ACL token (its secret's hash only)
+	ACLTokenDeleteType                        // operator: delete an ACL token
+	DigestMarkType                            // runtime: every server records its state digest at this index
+	AlarmRaiseType                            // runtime: raise an alarm naming a server
+	AlarmClearType                            // runtime or operator: clear a server's alarm
+	StateGCType                               // runtime or operator: collect ended runs, stopped components, archive old events
+	GrantRequestType                          // agent: a run requests capability grants
+	GrantApproveType                          // operator: approve a pending grant
+	GrantDenyType                             // operator: deny a pending grant
+	GrantRevokeType                           // operator: revoke a grant
+	GrantExpireType                           // runtime: end grants past their expiry
+	GrantReleaseType                          // agent: a run gives a grant back
+	GrantUseType                              // agent: uses of grants, recorded
+	SigningKeyRegisterType                    // runtime: register a server's public grant-token key
+	SigningKeyRetireType                      // runtime or operator: retire a grant-token key
 
 	// maxMessageType is one past the last known type.
 	maxMessageType
 )
 
 var messageTypeNames = [...]string{
-	ComponentPutType:    "component.put",
-	ComponentDeleteType: "component.delete",
-	RunsCreateType:      "runs.create",
-	RunTransitionType:   "run.transition",
-	NodeRegisterType:    "node.register",
-	NodeStatusType:      "node.status",
-	ComponentFailType:   "component.fail",
-	RunsNoteType:        "runs.note",
-	BatchType:           "batch",
-	ClusterInitType:     "cluster.init",
-	ACLBootstrapType:    "acl.bootstrap",
-	ACLPolicyPutType:    "acl.policy.put",
-	ACLPolicyDeleteType: "acl.policy.delete",
-	ACLTokenCreateType:  "acl.token.create",
-	ACLTokenDeleteType:  "acl.token.delete",
-	DigestMarkType:      "digest.mark",
-	AlarmRaiseType:      "alarm.raise",
-	AlarmClearType:      "alarm.clear",
-	StateGCType:         "state.gc",
-	GrantRequestType:    "grant.request",
-	GrantApproveType:    "grant.approve",
-	GrantDenyType:       "grant.deny",
-	GrantRevokeType:     "grant.revoke",
-	GrantExpireType:     "grant.expire",
-	GrantReleaseType:    "grant.release",
-	GrantUseType:        "grant.use",
+	ComponentPutType:       "component.put",
+	ComponentDeleteType:    "component.delete",
+	RunsCreateType:         "runs.create",
+	RunTransitionType:      "run.transition",
+	NodeRegisterType:       "node.register",
+	NodeStatusType:         "node.status",
+	ComponentFailType:      "component.fail",
+	RunsNoteType:           "runs.note",
+	BatchType:              "batch",
+	ClusterInitType:        "cluster.init",
+	ACLBootstrapType:       "acl.bootstrap",
+	ACLPolicyPutType:       "acl.policy.put",
+	ACLPolicyDeleteType:    "acl.policy.delete",
+	ACLTokenCreateType:     "acl.token.create",
+	ACLTokenDeleteType:     "acl.token.delete",
+	DigestMarkType:         "digest.mark",
+	AlarmRaiseType:         "alarm.raise",
+	AlarmClearType:         "alarm.clear",
+	StateGCType:            "state.gc",
+	GrantRequestType:       "grant.request",
+	GrantApproveType:       "grant.approve",
+	GrantDenyType:          "grant.deny",
+	GrantRevokeType:        "grant.revoke",
+	GrantExpireType:        "grant.expire",
+	GrantReleaseType:       "grant.release",
+	GrantUseType:           "grant.use",
+	SigningKeyRegisterType: "signing.key.register",
+	SigningKeyRetireType:   "signing.key.retire",
 }
 
 // String returns the type's stable name, used in events and metrics.
@@ -307,6 +311,10 @@ func newBody(t MessageType) any {
 		return &GrantReleaseRequest{}
 	case GrantUseType:
 		return &GrantUseRequest{}
+	case SigningKeyRegisterType:
+		return &SigningKeyRegisterRequest{}
+	case SigningKeyRetireType:
+		return &SigningKeyRetireRequest{}
 	}
 	return nil
 }

@@ -13,31 +13,33 @@ import (
 // the runtime creates runs and decides transitions, agents register and
 // report on their runs.
 var expectedAuthority = map[MessageType]ActorKind{
-	ComponentPutType:    KindOperator,
-	ComponentDeleteType: KindOperator,
-	RunsCreateType:      KindRuntime,
-	RunTransitionType:   KindRuntime | KindAgent,
-	NodeRegisterType:    KindAgent,
-	NodeStatusType:      KindRuntime | KindAgent | KindOperator,
-	ComponentFailType:   KindRuntime,
-	RunsNoteType:        KindRuntime,
-	ClusterInitType:     KindRuntime,
-	ACLBootstrapType:    KindOperator,
-	ACLPolicyPutType:    KindOperator,
-	ACLPolicyDeleteType: KindOperator,
-	ACLTokenCreateType:  KindOperator,
-	ACLTokenDeleteType:  KindOperator,
-	DigestMarkType:      KindRuntime,
-	AlarmRaiseType:      KindRuntime,
-	AlarmClearType:      KindRuntime | KindOperator,
-	StateGCType:         KindRuntime | KindOperator,
-	GrantRequestType:    KindAgent,
-	GrantApproveType:    KindOperator,
-	GrantDenyType:       KindOperator,
-	GrantRevokeType:     KindOperator,
-	GrantExpireType:     KindRuntime,
-	GrantReleaseType:    KindAgent,
-	GrantUseType:        KindAgent,
+	ComponentPutType:       KindOperator,
+	ComponentDeleteType:    KindOperator,
+	RunsCreateType:         KindRuntime,
+	RunTransitionType:      KindRuntime | KindAgent,
+	NodeRegisterType:       KindAgent,
+	NodeStatusType:         KindRuntime | KindAgent | KindOperator,
+	ComponentFailType:      KindRuntime,
+	RunsNoteType:           KindRuntime,
+	ClusterInitType:        KindRuntime,
+	ACLBootstrapType:       KindOperator,
+	ACLPolicyPutType:       KindOperator,
+	ACLPolicyDeleteType:    KindOperator,
+	ACLTokenCreateType:     KindOperator,
+	ACLTokenDeleteType:     KindOperator,
+	DigestMarkType:         KindRuntime,
+	AlarmRaiseType:         KindRuntime,
+	AlarmClearType:         KindRuntime | KindOperator,
+	StateGCType:            KindRuntime | KindOperator,
+	GrantRequestType:       KindAgent,
+	GrantApproveType:       KindOperator,
+	GrantDenyType:          KindOperator,
+	GrantRevokeType:        KindOperator,
+	GrantExpireType:        KindRuntime,
+	GrantReleaseType:       KindAgent,
+	GrantUseType:           KindAgent,
+	SigningKeyRegisterType: KindRuntime,
+	SigningKeyRetireType:   KindRuntime | KindOperator,
 }
 
 func TestCommandAuthorityTable(t *testing.T) {
@@ -58,6 +60,7 @@ func authorityFixture(t *testing.T) (*harness, map[MessageType]any) {
 	db, _ := h.st.Component("db")
 	h.mustOK(h.apply(ACLPolicyPutType, h.opHdr(), sampleBodies[ACLPolicyPutType]))
 	gf := newGrantFixture(h)
+	h.mustOK(h.apply(SigningKeyRegisterType, h.rtHdr(), &SigningKeyRegisterRequest{Key: testSigningKey("s9", 9)}))
 	bodies := map[MessageType]any{
 		ClusterInitType:     sampleBodies[ClusterInitType],
 		ACLBootstrapType:    sampleBodies[ACLBootstrapType],
@@ -78,6 +81,8 @@ func authorityFixture(t *testing.T) (*harness, map[MessageType]any) {
 		AlarmClearType:      sampleBodies[AlarmClearType],
 		StateGCType:         sampleBodies[StateGCType],
 	}
+	bodies[SigningKeyRegisterType] = &SigningKeyRegisterRequest{Key: testSigningKey("s1", 1)}
+	bodies[SigningKeyRetireType] = &SigningKeyRetireRequest{ID: testSigningKey("s9", 9).ID, Reason: "rotated"}
 	for typ, body := range gf.bodies() {
 		bodies[typ] = body
 	}

@@ -44,20 +44,22 @@ var sampleBodies = map[MessageType]any{
 	ACLPolicyPutType: &ACLPolicyPutRequest{Policy: ACLPolicy{
 		Name: "ops", Description: "operators", Rules: "component \"\" {\n  policy = \"write\"\n}\n",
 	}},
-	ACLPolicyDeleteType: &ACLPolicyDeleteRequest{Name: "ops"},
-	ACLTokenCreateType:  &ACLTokenCreateRequest{Token: sampleToken(false)},
-	ACLTokenDeleteType:  &ACLTokenDeleteRequest{AccessorID: "tok-2"},
-	DigestMarkType:      &DigestMarkRequest{},
-	AlarmRaiseType:      &AlarmRaiseRequest{Alarm: Alarm{Type: AlarmCorrupt, Server: "s2", Index: 40, Detail: "digest 0a0b at 40; the majority (s1, s3) has 0c0d"}},
-	AlarmClearType:      &AlarmClearRequest{Type: AlarmCorrupt, Server: "s2", Reason: "removed from the raft configuration"},
-	StateGCType:         &StateGCRequest{RunRetention: 0, KeepPerSlot: 1, EventRetention: 0, EventKeep: 1},
-	GrantRequestType:    &GrantRequestRequest{Requests: []GrantAsk{{Run: "r1", Epoch: 7, Scope: "net:http:api.example.com", Purpose: "fetch the price"}}},
-	GrantApproveType:    &GrantApproveRequest{ID: "g1", Reason: "checked the invoice", SelfApproval: true},
-	GrantDenyType:       &GrantEndRequest{ID: "g1", Reason: "not this month"},
-	GrantRevokeType:     &GrantEndRequest{ID: "g1", Reason: "leaked token"},
-	GrantExpireType:     &GrantExpireRequest{IDs: []string{"g1", "g2"}},
-	GrantReleaseType:    &GrantReleaseRequest{ID: "g1", Epoch: 7},
-	GrantUseType:        &GrantUseRequest{Uses: []GrantUse{{ID: "g1", Epoch: 7, Detail: "GET /price"}}},
+	ACLPolicyDeleteType:    &ACLPolicyDeleteRequest{Name: "ops"},
+	ACLTokenCreateType:     &ACLTokenCreateRequest{Token: sampleToken(false)},
+	ACLTokenDeleteType:     &ACLTokenDeleteRequest{AccessorID: "tok-2"},
+	DigestMarkType:         &DigestMarkRequest{},
+	AlarmRaiseType:         &AlarmRaiseRequest{Alarm: Alarm{Type: AlarmCorrupt, Server: "s2", Index: 40, Detail: "digest 0a0b at 40; the majority (s1, s3) has 0c0d"}},
+	AlarmClearType:         &AlarmClearRequest{Type: AlarmCorrupt, Server: "s2", Reason: "removed from the raft configuration"},
+	StateGCType:            &StateGCRequest{RunRetention: 0, KeepPerSlot: 1, EventRetention: 0, EventKeep: 1},
+	GrantRequestType:       &GrantRequestRequest{Requests: []GrantAsk{{Run: "r1", Epoch: 7, Scope: "net:http:api.example.com", Purpose: "fetch the price"}}},
+	GrantApproveType:       &GrantApproveRequest{ID: "g1", Reason: "checked the invoice", SelfApproval: true},
+	GrantDenyType:          &GrantEndRequest{ID: "g1", Reason: "not this month"},
+	GrantRevokeType:        &GrantEndRequest{ID: "g1", Reason: "leaked token"},
+	GrantExpireType:        &GrantExpireRequest{IDs: []string{"g1", "g2"}},
+	GrantReleaseType:       &GrantReleaseRequest{ID: "g1", Epoch: 7},
+	GrantUseType:           &GrantUseRequest{Uses: []GrantUse{{ID: "g1", Epoch: 7, Detail: "GET /price"}}},
+	SigningKeyRegisterType: &SigningKeyRegisterRequest{Key: testSigningKey("s1", 1)},
+	SigningKeyRetireType:   &SigningKeyRetireRequest{ID: testSigningKey("s1", 1).ID, Reason: "rotated"},
 }
 
 // sampleToken is a token for sample bodies: the management bootstrap
@@ -104,6 +106,8 @@ func TestMessageTypesAreStable(t *testing.T) {
 		{GrantExpireType, 24, "grant.expire"},
 		{GrantReleaseType, 25, "grant.release"},
 		{GrantUseType, 26, "grant.use"},
+		{SigningKeyRegisterType, 27, "signing.key.register"},
+		{SigningKeyRetireType, 28, "signing.key.retire"},
 	}
 	for _, w := range want {
 		if uint8(w.t) != w.n || w.t.String() != w.name {

@@ -188,7 +188,7 @@ func TestSnapshotRestoreReplay(t *testing.T) {
 			c, nd, r, ev := orig.Counts()
 			cp, gc := orig.Checkpoint(), orig.LastGC()
 			wantMeta := SnapshotMeta{Index: orig.Index(), Term: orig.Term(), Components: c, Nodes: nd, Runs: r, Events: ev - int(cp.Seq),
-				Head: orig.Head(), Digest: orig.Digest(), Grants: len(orig.Grants(GrantFilter{}))}
+				Head: orig.Head(), Digest: orig.Digest(), Grants: len(orig.Grants(GrantFilter{})), SigningKeys: len(orig.SigningKeys())}
 			if cp.Seq > 0 {
 				wantMeta.Checkpoint = &cp
 			}

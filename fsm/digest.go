@@ -52,6 +52,8 @@ func (snap *Snapshot) digest() (Hash, error) {
 			putGCMeta(&e, r)
 		case *Grant:
 			putGrantRecord(&e, r)
+		case *SigningKey:
+			putSigningKey(&e, r)
 		}
 		return e.b, nil
 	})
@@ -127,6 +129,11 @@ func (snap *Snapshot) digestWith(prefix string, encode func(kind byte, v any) ([
 	// Grants likewise.
 	for _, g := range snap.grants {
 		if err := write(recordGrant, g); err != nil {
+			return Hash{}, err
+		}
+	}
+	for _, k := range snap.signingKeys {
+		if err := write(recordSigningKey, k); err != nil {
 			return Hash{}, err
 		}
 	}

@@ -39,6 +39,11 @@ func putGrantBody(e *encoder, body any) bool {
 			e.uvarint(u.Epoch)
 			e.str(u.Detail)
 		}
+	case *SigningKeyRegisterRequest:
+		putSigningKey(e, &b.Key)
+	case *SigningKeyRetireRequest:
+		e.str(b.ID)
+		e.str(b.Reason)
 	default:
 		return false
 	}
@@ -76,6 +81,10 @@ func getGrantBody(d *decoder, body any) {
 				u.ID, u.Epoch, u.Detail = d.str(), d.uvarint(), d.str()
 			}
 		}
+	case *SigningKeyRegisterRequest:
+		getSigningKey(d, &b.Key)
+	case *SigningKeyRetireRequest:
+		b.ID, b.Reason = d.str(), d.str()
 	default:
 		d.fail("no binary decoding for %T", body)
 	}
@@ -139,7 +148,7 @@ func getGrantRecord(d *decoder, g *Grant) {
 // hasGrantData says whether the snapshot holds what only format 6 can:
 // grants, declared capabilities, a recorded deployer.
 func (snap *Snapshot) hasGrantData() bool {
-	if len(snap.grants) > 0 {
+	if len(snap.grants) > 0 || len(snap.signingKeys) > 0 {
 		return true
 	}
 	for _, c := range snap.components {
@@ -157,6 +166,30 @@ func (snap *Snapshot) writeGrantRecords(enc *recordWriter, e *encoder) {
 		putGrantRecord(e, g)
 		enc.put(recordGrant, e.b)
 	}
+	for _, k := range snap.signingKeys {
+		e.b = e.b[:0]
+		putSigningKey(e, k)
+		enc.put(recordSigningKey, e.b)
+	}
+}
+
+// readSigningKeys reads the meta's count of signing key records.
+func (sr *snapshotReader) readSigningKeys() error {
+	for i := 0; i < sr.meta.SigningKeys; i++ {
+		k := &SigningKey{}
+		if err := sr.decode(recordSigningKey, k, func(d *decoder) { getSigningKey(d, k) }); err != nil {
+			return fmt.Errorf("read snapshot signing key %d: %w", i, err)
+		}
+		if _, dup := sr.st.signingKeys[k.ID]; dup || k.ID != SigningKeyID(k.Public) {
+			return fmt.Errorf("read snapshot: signing key %q twice or not its key's id: %w", k.ID, ErrMalformed)
+		}
+		if k.Status != SigningKeyActive && k.Status != SigningKeyRetired {
+			return fmt.Errorf("read snapshot: signing key %s has status %q: %w", k.ID, k.Status, ErrMalformed)
+		}
+		sr.st.signingKeys[k.ID] = k
+		sr.tick()
+	}
+	return nil
 }
 
 // readGrants reads the meta's count of grant records, refusing duplicates

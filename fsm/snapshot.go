@@ -63,7 +63,9 @@ const (
 	// digest only; a snapshot carries them in its meta.
 	recordGC    byte = 10
 	recordGrant byte = 11
-	recordEnd   byte = 0xFF
+	// recordSigningKey is a server's public grant-token key.
+	recordSigningKey byte = 12
+	recordEnd        byte = 0xFF
 )
 
 // SnapshotMeta is the first record of a snapshot.
@@ -94,24 +96,26 @@ type SnapshotMeta struct {
 	Checkpoint *EventCheckpoint `json:"checkpoint,omitempty"`
 	LastGC     *GCSummary       `json:"last_gc,omitempty"`
 
-	// Version 6 on: the count of grant records.
-	Grants int `json:"grants,omitempty"`
+	// Version 6 on: the counts of grant and signing key records.
+	Grants      int `json:"grants,omitempty"`
+	SigningKeys int `json:"signing_keys,omitempty"`
 }
 
 // Snapshot is a point-in-time view of the state. It shares immutable records
 // with the live state, so taking one is cheap and WriteTo may run while
 // Apply continues.
 type Snapshot struct {
-	meta       SnapshotMeta
-	components []*Component
-	nodes      []*Node
-	runs       []*Run
-	events     eventLog
-	nodeByID   map[string]*Node // built by Node on first use
-	policies   []*ACLPolicy
-	tokens     []*ACLToken
-	alarms     []*Alarm
-	grants     []*Grant
+	meta        SnapshotMeta
+	components  []*Component
+	nodes       []*Node
+	runs        []*Run
+	events      eventLog
+	nodeByID    map[string]*Node // built by Node on first use
+	policies    []*ACLPolicy
+	tokens      []*ACLToken
+	alarms      []*Alarm
+	grants      []*Grant
+	signingKeys []*SigningKey
 }
 
 // Snapshot captures the state. It copies only pointers; sorting and encoding
@@ -151,6 +155,8 @@ func (s *State) Snapshot() *Snapshot {
 	snap.policies, snap.tokens, snap.alarms = s.ACLPolicies(), s.ACLTokens(), s.Alarms()
 	snap.grants = s.Grants(GrantFilter{})
 	snap.meta.Grants = len(snap.grants)
+	snap.signingKeys = s.SigningKeys()
+	snap.meta.SigningKeys = len(snap.signingKeys)
 	return snap
 }
 
@@ -389,6 +395,7 @@ func ReadSnapshot(r io.Reader, progress RestoreProgress) (*State, SnapshotMeta, 
 		sr.readACL,
 		sr.readAlarms,
 		sr.readGrants,
+		sr.readSigningKeys,
 		sr.readEvents,
 		sr.verifyChecksum,
 		sr.verifyState,
@@ -475,10 +482,13 @@ func (sr *snapshotReader) readMeta() error {
 	}
 	sr.st.index, sr.st.term = meta.Index, meta.Term
 	sr.st.clusterID, sr.st.aclBootstrap = meta.ClusterID, meta.ACLBootstrap
+	if meta.SigningKeys < 0 || (sr.version < 6 && meta.SigningKeys != 0) {
+		return fmt.Errorf("read snapshot meta: format version %d with %d signing keys: %w", sr.version, meta.SigningKeys, ErrMalformed)
+	}
 	if sr.version < 6 && meta.Grants != 0 {
 		return fmt.Errorf("read snapshot meta: format version %d with grants: %w", sr.version, ErrMalformed)
 	}
-	sr.total = meta.Components + meta.Nodes + meta.Runs + meta.Policies + meta.Tokens + meta.Alarms + meta.Grants + meta.Events
+	sr.total = meta.Components + meta.Nodes + meta.Runs + meta.Policies + meta.Tokens + meta.Alarms + meta.Grants + meta.SigningKeys + meta.Events
 	return nil
 }
 

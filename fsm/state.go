@@ -64,6 +64,8 @@ type State struct {
 	// grants and rebuilt on Restore.
 	grants      map[string]*Grant
 	grantsByRun map[string][]string
+	// signingKeys are the servers' public grant-token keys by id.
+	signingKeys map[string]*SigningKey
 }
 
 // New returns an empty state.
@@ -80,6 +82,7 @@ func New() *State {
 		alarms:       make(map[string]*Alarm),
 		grants:       make(map[string]*Grant),
 		grantsByRun:  make(map[string][]string),
+		signingKeys:  make(map[string]*SigningKey),
 	}
 }
 

@@ -28,6 +28,8 @@ func fill(v reflect.Value, n *int) {
 		v.SetUint(uint64(*n) * 1e12)
 	case reflect.Bool:
 		v.SetBool(true)
+	case reflect.Uint8:
+		v.SetUint(uint64(*n % 251))
 	case reflect.Map:
 		m := reflect.MakeMap(v.Type())
 		for i := 0; i < 3; i++ {
