@@ -58,6 +58,9 @@ type Server struct {
 	// barrierTerm is the term whose leader barrier completed: every entry
 	// of earlier terms is applied to the state machine (leaderDuties).
 	barrierTerm atomic.Uint64
+
+	// signing is this server's grant-token key (signing.go).
+	signing *signer
 }
 
 // New starts a server: opens its stores, starts Raft and gossip, joins the
@@ -95,6 +98,10 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	if s.signing, err = loadSigningKey(cfg.DataDir, cfg.Logger); err != nil {
+		s.stores.close()
+		return nil, fmt.Errorf("start server %s: %w", cfg.NodeID, err)
+	}
 	if !cfg.NoEventArchive {
 		if s.sm.events, err = openEventStore(cfg.DataDir, cfg.EventsPerSegment, cfg.Logger.Named("events")); err != nil {
 			s.stores.close()
@@ -128,6 +135,7 @@ func New(cfg Config) (*Server, error) {
 	go s.joinLoop()
 	go s.bootstrapLoop()
 	go s.leaderLoop()
+	s.startSigningKeys()
 	s.logger.Info("server started", "node_id", cfg.NodeID, "raft", cfg.RaftAddr, "gossip", cfg.GossipAddr, "http", cfg.HTTPAddr, "bootstrap_expect", cfg.BootstrapExpect)
 	return s, nil
 }

@@ -37,6 +37,7 @@ func (s *Server) routeGrants() {
 	s.handle("POST /v1/agent/grants", s.write(s.agentGrants))
 	s.handle("POST /v1/agent/grant-uses", s.write(s.agentGrantUses))
 	s.handle("POST /v1/agent/grants/{id}/release", s.write(s.agentGrantRelease))
+	s.routeGrantTokens()
 }
 
 // requireCapabilities refuses deploying a spec that declares a capability
