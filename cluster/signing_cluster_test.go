@@ -19,8 +19,15 @@ import (
 // the run and the grants, all GRANTED.
 func grantedRun(t *testing.T, cl *api.Client, scopes ...string) (fsm.Run, []*fsm.Grant) {
 	t.Helper()
-	sp := spec("tokens", 1)
-	sp.Capabilities = []api.CapabilitySpec{{Scope: "net:http:*", TTL: "1h", Effect: "external"}}
+	return grantedRunOf(t, cl, "tokens", "1h", scopes...)
+}
+
+// grantedRunOf is grantedRun for a component of the given name whose
+// capability "net:http:*" lasts ttl.
+func grantedRunOf(t *testing.T, cl *api.Client, name, ttl string, scopes ...string) (fsm.Run, []*fsm.Grant) {
+	t.Helper()
+	sp := spec(name, 1)
+	sp.Capabilities = []api.CapabilitySpec{{Scope: "net:http:*", TTL: ttl, Effect: "external"}}
 	if _, err := cl.PutComponent(ctx(t), sp, nil); err != nil {
 		t.Fatal(err)
 	}
