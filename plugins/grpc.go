@@ -16,6 +16,9 @@ type GRPCPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	// Impl is the component a plugin process serves (nil in hosts).
 	Impl Component
+	// Link, in a plugin process, receives the host channel the agent opens
+	// (nil: the plugin answers Host with Unimplemented).
+	Link *HostLink
 }
 
 var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
@@ -25,7 +28,7 @@ func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	if p.Impl == nil {
 		return fmt.Errorf("serve component plugin: no implementation")
 	}
-	proto.RegisterComponentServer(s, &grpcServer{impl: p.Impl})
+	proto.RegisterComponentServer(s, &grpcServer{impl: p.Impl, link: p.Link})
 	return nil
 }
 
@@ -39,7 +42,10 @@ type grpcClient struct {
 	client proto.ComponentClient
 }
 
-var _ Component = (*grpcClient)(nil)
+var (
+	_ Component  = (*grpcClient)(nil)
+	_ HostServer = (*grpcClient)(nil)
+)
 
 func (c *grpcClient) Info(ctx context.Context) (Info, error) {
 	resp, err := c.client.Info(ctx, &proto.InfoRequest{})
@@ -89,6 +95,7 @@ func (c *grpcClient) Stop(ctx context.Context, deadline time.Time) error {
 type grpcServer struct {
 	proto.UnimplementedComponentServer
 	impl Component
+	link *HostLink
 }
 
 var _ proto.ComponentServer = (*grpcServer)(nil)

@@ -30,6 +30,14 @@ func VersionedPlugins(impl Component) map[int]plugin.PluginSet {
 	}
 }
 
+// ServedPlugins is VersionedPlugins for a plugin process that serves the
+// host channel through link.
+func ServedPlugins(impl Component, link *HostLink) map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{
+		ProtocolVersion: {PluginName: &GRPCPlugin{Impl: impl, Link: link}},
+	}
+}
+
 // The environment variables in which a host hands a plugin the certificate
 // and key (PEM) to serve with. The host's own certificate goes in go-plugin's
 // PLUGIN_CLIENT_CERT. A plugin that does not read them answers with a

@@ -77,6 +77,76 @@ func (Kind) EnumDescriptor() ([]byte, []int) {
 	return file_component_proto_rawDescGZIP(), []int{0}
 }
 
+// HostErrorCode says why a host call failed.
+type HostErrorCode int32
+
+const (
+	HostErrorCode_HOST_ERROR_UNSPECIFIED HostErrorCode = 0
+	// The request was decided DENIED (by an operator); message is the reason.
+	HostErrorCode_HOST_ERROR_DENIED HostErrorCode = 1
+	// The component's spec declares no capability covering the scope.
+	HostErrorCode_HOST_ERROR_NOT_DECLARED HostErrorCode = 2
+	// The runtime refused the call: the run is not EXECUTING here at this
+	// epoch, the request is malformed, or a limit is reached.
+	HostErrorCode_HOST_ERROR_REFUSED HostErrorCode = 3
+	// The grant has ended (expired, revoked, released, or its run ended).
+	HostErrorCode_HOST_ERROR_ENDED HostErrorCode = 4
+	// The agent could not reach the cluster, or its channel closed mid-call:
+	// the outcome is unknown.
+	HostErrorCode_HOST_ERROR_UNAVAILABLE HostErrorCode = 5
+	// No such grant, or not one of this run.
+	HostErrorCode_HOST_ERROR_NOT_FOUND HostErrorCode = 6
+)
+
+// Enum value maps for HostErrorCode.
+var (
+	HostErrorCode_name = map[int32]string{
+		0: "HOST_ERROR_UNSPECIFIED",
+		1: "HOST_ERROR_DENIED",
+		2: "HOST_ERROR_NOT_DECLARED",
+		3: "HOST_ERROR_REFUSED",
+		4: "HOST_ERROR_ENDED",
+		5: "HOST_ERROR_UNAVAILABLE",
+		6: "HOST_ERROR_NOT_FOUND",
+	}
+	HostErrorCode_value = map[string]int32{
+		"HOST_ERROR_UNSPECIFIED":  0,
+		"HOST_ERROR_DENIED":       1,
+		"HOST_ERROR_NOT_DECLARED": 2,
+		"HOST_ERROR_REFUSED":      3,
+		"HOST_ERROR_ENDED":        4,
+		"HOST_ERROR_UNAVAILABLE":  5,
+		"HOST_ERROR_NOT_FOUND":    6,
+	}
+)
+
+func (x HostErrorCode) Enum() *HostErrorCode {
+	p := new(HostErrorCode)
+	*p = x
+	return p
+}
+
+func (x HostErrorCode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HostErrorCode) Descriptor() protoreflect.EnumDescriptor {
+	return file_component_proto_enumTypes[1].Descriptor()
+}
+
+func (HostErrorCode) Type() protoreflect.EnumType {
+	return &file_component_proto_enumTypes[1]
+}
+
+func (x HostErrorCode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HostErrorCode.Descriptor instead.
+func (HostErrorCode) EnumDescriptor() ([]byte, []int) {
+	return file_component_proto_rawDescGZIP(), []int{1}
+}
+
 type InfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -570,6 +640,625 @@ func (*StopResponse) Descriptor() ([]byte, []int) {
 	return file_component_proto_rawDescGZIP(), []int{9}
 }
 
+// HostCall is one call of the plugin to its agent.
+type HostCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Types that are valid to be assigned to Call:
+	//
+	//	*HostCall_Request
+	//	*HostCall_Watch
+	//	*HostCall_Token
+	//	*HostCall_Use
+	//	*HostCall_Release
+	Call          isHostCall_Call `protobuf_oneof:"call"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostCall) Reset() {
+	*x = HostCall{}
+	mi := &file_component_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostCall) ProtoMessage() {}
+
+func (x *HostCall) ProtoReflect() protoreflect.Message {
+	mi := &file_component_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostCall.ProtoReflect.Descriptor instead.
+func (*HostCall) Descriptor() ([]byte, []int) {
+	return file_component_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *HostCall) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *HostCall) GetCall() isHostCall_Call {
+	if x != nil {
+		return x.Call
+	}
+	return nil
+}
+
+func (x *HostCall) GetRequest() *GrantRequestCall {
+	if x != nil {
+		if x, ok := x.Call.(*HostCall_Request); ok {
+			return x.Request
+		}
+	}
+	return nil
+}
+
+func (x *HostCall) GetWatch() *GrantWatchCall {
+	if x != nil {
+		if x, ok := x.Call.(*HostCall_Watch); ok {
+			return x.Watch
+		}
+	}
+	return nil
+}
+
+func (x *HostCall) GetToken() *GrantTokenCall {
+	if x != nil {
+		if x, ok := x.Call.(*HostCall_Token); ok {
+			return x.Token
+		}
+	}
+	return nil
+}
+
+func (x *HostCall) GetUse() *GrantUseCall {
+	if x != nil {
+		if x, ok := x.Call.(*HostCall_Use); ok {
+			return x.Use
+		}
+	}
+	return nil
+}
+
+func (x *HostCall) GetRelease() *GrantReleaseCall {
+	if x != nil {
+		if x, ok := x.Call.(*HostCall_Release); ok {
+			return x.Release
+		}
+	}
+	return nil
+}
+
+type isHostCall_Call interface {
+	isHostCall_Call()
+}
+
+type HostCall_Request struct {
+	Request *GrantRequestCall `protobuf:"bytes,2,opt,name=request,proto3,oneof"`
+}
+
+type HostCall_Watch struct {
+	Watch *GrantWatchCall `protobuf:"bytes,3,opt,name=watch,proto3,oneof"`
+}
+
+type HostCall_Token struct {
+	Token *GrantTokenCall `protobuf:"bytes,4,opt,name=token,proto3,oneof"`
+}
+
+type HostCall_Use struct {
+	Use *GrantUseCall `protobuf:"bytes,5,opt,name=use,proto3,oneof"`
+}
+
+type HostCall_Release struct {
+	Release *GrantReleaseCall `protobuf:"bytes,6,opt,name=release,proto3,oneof"`
+}
+
+func (*HostCall_Request) isHostCall_Call() {}
+
+func (*HostCall_Watch) isHostCall_Call() {}
+
+func (*HostCall_Token) isHostCall_Call() {}
+
+func (*HostCall_Use) isHostCall_Call() {}
+
+func (*HostCall_Release) isHostCall_Call() {}
+
+// GrantRequestCall proposes a grant of scope for the run, with the purpose
+// the operator sees. The agent answers once the grant is decided (GRANTED,
+// DENIED) or after wait with the grant still PENDING.
+type GrantRequestCall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Scope         string                 `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
+	Purpose       string                 `protobuf:"bytes,2,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	WaitNanos     int64                  `protobuf:"varint,3,opt,name=wait_nanos,json=waitNanos,proto3" json:"wait_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantRequestCall) Reset() {
+	*x = GrantRequestCall{}
+	mi := &file_component_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantRequestCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantRequestCall) ProtoMessage() {}
+
+func (x *GrantRequestCall) ProtoReflect() protoreflect.Message {
+	mi := &file_component_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantRequestCall.ProtoReflect.Descriptor instead.
+func (*GrantRequestCall) Descriptor() ([]byte, []int) {
+	return file_component_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GrantRequestCall) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *GrantRequestCall) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *GrantRequestCall) GetWaitNanos() int64 {
+	if x != nil {
+		return x.WaitNanos
+	}
+	return 0
+}
+
+// GrantWatchCall waits up to wait for the grant's status to differ from
+// status, and answers the grant as it is then.
+type GrantWatchCall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GrantId       string                 `protobuf:"bytes,1,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
+	Status        string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	WaitNanos     int64                  `protobuf:"varint,3,opt,name=wait_nanos,json=waitNanos,proto3" json:"wait_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantWatchCall) Reset() {
+	*x = GrantWatchCall{}
+	mi := &file_component_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantWatchCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantWatchCall) ProtoMessage() {}
+
+func (x *GrantWatchCall) ProtoReflect() protoreflect.Message {
+	mi := &file_component_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantWatchCall.ProtoReflect.Descriptor instead.
+func (*GrantWatchCall) Descriptor() ([]byte, []int) {
+	return file_component_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GrantWatchCall) GetGrantId() string {
+	if x != nil {
+		return x.GrantId
+	}
+	return ""
+}
+
+func (x *GrantWatchCall) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *GrantWatchCall) GetWaitNanos() int64 {
+	if x != nil {
+		return x.WaitNanos
+	}
+	return 0
+}
+
+// GrantTokenCall asks for a fresh signed token of a GRANTED grant.
+type GrantTokenCall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GrantId       string                 `protobuf:"bytes,1,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantTokenCall) Reset() {
+	*x = GrantTokenCall{}
+	mi := &file_component_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantTokenCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantTokenCall) ProtoMessage() {}
+
+func (x *GrantTokenCall) ProtoReflect() protoreflect.Message {
+	mi := &file_component_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantTokenCall.ProtoReflect.Descriptor instead.
+func (*GrantTokenCall) Descriptor() ([]byte, []int) {
+	return file_component_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GrantTokenCall) GetGrantId() string {
+	if x != nil {
+		return x.GrantId
+	}
+	return ""
+}
+
+// GrantUseCall records one use of a grant; the agent answers once the use
+// is committed, or refused (the grant has ended).
+type GrantUseCall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GrantId       string                 `protobuf:"bytes,1,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
+	Detail        string                 `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantUseCall) Reset() {
+	*x = GrantUseCall{}
+	mi := &file_component_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantUseCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantUseCall) ProtoMessage() {}
+
+func (x *GrantUseCall) ProtoReflect() protoreflect.Message {
+	mi := &file_component_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantUseCall.ProtoReflect.Descriptor instead.
+func (*GrantUseCall) Descriptor() ([]byte, []int) {
+	return file_component_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GrantUseCall) GetGrantId() string {
+	if x != nil {
+		return x.GrantId
+	}
+	return ""
+}
+
+func (x *GrantUseCall) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// GrantReleaseCall gives a grant back before it expires.
+type GrantReleaseCall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GrantId       string                 `protobuf:"bytes,1,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantReleaseCall) Reset() {
+	*x = GrantReleaseCall{}
+	mi := &file_component_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantReleaseCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantReleaseCall) ProtoMessage() {}
+
+func (x *GrantReleaseCall) ProtoReflect() protoreflect.Message {
+	mi := &file_component_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantReleaseCall.ProtoReflect.Descriptor instead.
+func (*GrantReleaseCall) Descriptor() ([]byte, []int) {
+	return file_component_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GrantReleaseCall) GetGrantId() string {
+	if x != nil {
+		return x.GrantId
+	}
+	return ""
+}
+
+// HostReply answers the HostCall with the same id.
+type HostReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	ErrorCode     HostErrorCode          `protobuf:"varint,2,opt,name=error_code,json=errorCode,proto3,enum=ice.plugins.v1.HostErrorCode" json:"error_code,omitempty"`
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Grant         *Grant                 `protobuf:"bytes,4,opt,name=grant,proto3" json:"grant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostReply) Reset() {
+	*x = HostReply{}
+	mi := &file_component_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostReply) ProtoMessage() {}
+
+func (x *HostReply) ProtoReflect() protoreflect.Message {
+	mi := &file_component_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostReply.ProtoReflect.Descriptor instead.
+func (*HostReply) Descriptor() ([]byte, []int) {
+	return file_component_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *HostReply) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *HostReply) GetErrorCode() HostErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return HostErrorCode_HOST_ERROR_UNSPECIFIED
+}
+
+func (x *HostReply) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *HostReply) GetGrant() *Grant {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
+// Grant is a capability grant as the state holds it, with a signed token
+// while it is GRANTED.
+type Grant struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Id                   string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RunId                string                 `protobuf:"bytes,2,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Scope                string                 `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
+	Effect               string                 `protobuf:"bytes,4,opt,name=effect,proto3" json:"effect,omitempty"`
+	Status               string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	Reason               string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	Purpose              string                 `protobuf:"bytes,7,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	ExpiresUnixNano      int64                  `protobuf:"varint,8,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	Approvals            uint32                 `protobuf:"varint,9,opt,name=approvals,proto3" json:"approvals,omitempty"`
+	ApprovalsNeeded      uint32                 `protobuf:"varint,10,opt,name=approvals_needed,json=approvalsNeeded,proto3" json:"approvals_needed,omitempty"`
+	IssuedIndex          uint64                 `protobuf:"varint,11,opt,name=issued_index,json=issuedIndex,proto3" json:"issued_index,omitempty"`
+	Token                string                 `protobuf:"bytes,12,opt,name=token,proto3" json:"token,omitempty"`
+	TokenExpiresUnixNano int64                  `protobuf:"varint,13,opt,name=token_expires_unix_nano,json=tokenExpiresUnixNano,proto3" json:"token_expires_unix_nano,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *Grant) Reset() {
+	*x = Grant{}
+	mi := &file_component_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Grant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Grant) ProtoMessage() {}
+
+func (x *Grant) ProtoReflect() protoreflect.Message {
+	mi := &file_component_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Grant.ProtoReflect.Descriptor instead.
+func (*Grant) Descriptor() ([]byte, []int) {
+	return file_component_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Grant) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Grant) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *Grant) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *Grant) GetEffect() string {
+	if x != nil {
+		return x.Effect
+	}
+	return ""
+}
+
+func (x *Grant) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Grant) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Grant) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *Grant) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
+func (x *Grant) GetApprovals() uint32 {
+	if x != nil {
+		return x.Approvals
+	}
+	return 0
+}
+
+func (x *Grant) GetApprovalsNeeded() uint32 {
+	if x != nil {
+		return x.ApprovalsNeeded
+	}
+	return 0
+}
+
+func (x *Grant) GetIssuedIndex() uint64 {
+	if x != nil {
+		return x.IssuedIndex
+	}
+	return 0
+}
+
+func (x *Grant) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *Grant) GetTokenExpiresUnixNano() int64 {
+	if x != nil {
+		return x.TokenExpiresUnixNano
+	}
+	return 0
+}
+
 var File_component_proto protoreflect.FileDescriptor
 
 const file_component_proto_rawDesc = "" +
@@ -604,17 +1293,72 @@ const file_component_proto_rawDesc = "" +
 	"\x06output\x18\x01 \x01(\tR\x06output\";\n" +
 	"\vStopRequest\x12,\n" +
 	"\x12deadline_unix_nano\x18\x01 \x01(\x03R\x10deadlineUnixNano\"\x0e\n" +
-	"\fStopResponse*?\n" +
+	"\fStopResponse\"\xc0\x02\n" +
+	"\bHostCall\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12<\n" +
+	"\arequest\x18\x02 \x01(\v2 .ice.plugins.v1.GrantRequestCallH\x00R\arequest\x126\n" +
+	"\x05watch\x18\x03 \x01(\v2\x1e.ice.plugins.v1.GrantWatchCallH\x00R\x05watch\x126\n" +
+	"\x05token\x18\x04 \x01(\v2\x1e.ice.plugins.v1.GrantTokenCallH\x00R\x05token\x120\n" +
+	"\x03use\x18\x05 \x01(\v2\x1c.ice.plugins.v1.GrantUseCallH\x00R\x03use\x12<\n" +
+	"\arelease\x18\x06 \x01(\v2 .ice.plugins.v1.GrantReleaseCallH\x00R\areleaseB\x06\n" +
+	"\x04call\"a\n" +
+	"\x10GrantRequestCall\x12\x14\n" +
+	"\x05scope\x18\x01 \x01(\tR\x05scope\x12\x18\n" +
+	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x1d\n" +
+	"\n" +
+	"wait_nanos\x18\x03 \x01(\x03R\twaitNanos\"b\n" +
+	"\x0eGrantWatchCall\x12\x19\n" +
+	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1d\n" +
+	"\n" +
+	"wait_nanos\x18\x03 \x01(\x03R\twaitNanos\"+\n" +
+	"\x0eGrantTokenCall\x12\x19\n" +
+	"\bgrant_id\x18\x01 \x01(\tR\agrantId\"A\n" +
+	"\fGrantUseCall\x12\x19\n" +
+	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12\x16\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\"-\n" +
+	"\x10GrantReleaseCall\x12\x19\n" +
+	"\bgrant_id\x18\x01 \x01(\tR\agrantId\"\x9c\x01\n" +
+	"\tHostReply\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12<\n" +
+	"\n" +
+	"error_code\x18\x02 \x01(\x0e2\x1d.ice.plugins.v1.HostErrorCodeR\terrorCode\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12+\n" +
+	"\x05grant\x18\x04 \x01(\v2\x15.ice.plugins.v1.GrantR\x05grant\"\x8b\x03\n" +
+	"\x05Grant\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
+	"\x06run_id\x18\x02 \x01(\tR\x05runId\x12\x14\n" +
+	"\x05scope\x18\x03 \x01(\tR\x05scope\x12\x16\n" +
+	"\x06effect\x18\x04 \x01(\tR\x06effect\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x18\n" +
+	"\apurpose\x18\a \x01(\tR\apurpose\x12*\n" +
+	"\x11expires_unix_nano\x18\b \x01(\x03R\x0fexpiresUnixNano\x12\x1c\n" +
+	"\tapprovals\x18\t \x01(\rR\tapprovals\x12)\n" +
+	"\x10approvals_needed\x18\n" +
+	" \x01(\rR\x0fapprovalsNeeded\x12!\n" +
+	"\fissued_index\x18\v \x01(\x04R\vissuedIndex\x12\x14\n" +
+	"\x05token\x18\f \x01(\tR\x05token\x125\n" +
+	"\x17token_expires_unix_nano\x18\r \x01(\x03R\x14tokenExpiresUnixNano*?\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fKIND_SERVICE\x10\x01\x12\x0f\n" +
-	"\vKIND_FINITE\x10\x022\xec\x02\n" +
+	"\vKIND_FINITE\x10\x02*\xc3\x01\n" +
+	"\rHostErrorCode\x12\x1a\n" +
+	"\x16HOST_ERROR_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11HOST_ERROR_DENIED\x10\x01\x12\x1b\n" +
+	"\x17HOST_ERROR_NOT_DECLARED\x10\x02\x12\x16\n" +
+	"\x12HOST_ERROR_REFUSED\x10\x03\x12\x14\n" +
+	"\x10HOST_ERROR_ENDED\x10\x04\x12\x1a\n" +
+	"\x16HOST_ERROR_UNAVAILABLE\x10\x05\x12\x18\n" +
+	"\x14HOST_ERROR_NOT_FOUND\x10\x062\xad\x03\n" +
 	"\tComponent\x12A\n" +
 	"\x04Info\x12\x1b.ice.plugins.v1.InfoRequest\x1a\x1c.ice.plugins.v1.InfoResponse\x12D\n" +
 	"\x05Start\x12\x1c.ice.plugins.v1.StartRequest\x1a\x1d.ice.plugins.v1.StartResponse\x12G\n" +
 	"\x06Health\x12\x1d.ice.plugins.v1.HealthRequest\x1a\x1e.ice.plugins.v1.HealthResponse\x12J\n" +
 	"\aExecute\x12\x1e.ice.plugins.v1.ExecuteRequest\x1a\x1f.ice.plugins.v1.ExecuteResponse\x12A\n" +
-	"\x04Stop\x12\x1b.ice.plugins.v1.StopRequest\x1a\x1c.ice.plugins.v1.StopResponseB&Z$github.com/ice-run/ice/plugins/protob\x06proto3"
+	"\x04Stop\x12\x1b.ice.plugins.v1.StopRequest\x1a\x1c.ice.plugins.v1.StopResponse\x12?\n" +
+	"\x04Host\x12\x19.ice.plugins.v1.HostReply\x1a\x18.ice.plugins.v1.HostCall(\x010\x01B&Z$github.com/ice-run/ice/plugins/protob\x06proto3"
 
 var (
 	file_component_proto_rawDescOnce sync.Once
@@ -628,40 +1372,58 @@ func file_component_proto_rawDescGZIP() []byte {
 	return file_component_proto_rawDescData
 }
 
-var file_component_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_component_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_component_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_component_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_component_proto_goTypes = []any{
-	(Kind)(0),               // 0: ice.plugins.v1.Kind
-	(*InfoRequest)(nil),     // 1: ice.plugins.v1.InfoRequest
-	(*InfoResponse)(nil),    // 2: ice.plugins.v1.InfoResponse
-	(*StartRequest)(nil),    // 3: ice.plugins.v1.StartRequest
-	(*StartResponse)(nil),   // 4: ice.plugins.v1.StartResponse
-	(*HealthRequest)(nil),   // 5: ice.plugins.v1.HealthRequest
-	(*HealthResponse)(nil),  // 6: ice.plugins.v1.HealthResponse
-	(*ExecuteRequest)(nil),  // 7: ice.plugins.v1.ExecuteRequest
-	(*ExecuteResponse)(nil), // 8: ice.plugins.v1.ExecuteResponse
-	(*StopRequest)(nil),     // 9: ice.plugins.v1.StopRequest
-	(*StopResponse)(nil),    // 10: ice.plugins.v1.StopResponse
-	nil,                     // 11: ice.plugins.v1.StartRequest.ConfigEntry
+	(Kind)(0),                // 0: ice.plugins.v1.Kind
+	(HostErrorCode)(0),       // 1: ice.plugins.v1.HostErrorCode
+	(*InfoRequest)(nil),      // 2: ice.plugins.v1.InfoRequest
+	(*InfoResponse)(nil),     // 3: ice.plugins.v1.InfoResponse
+	(*StartRequest)(nil),     // 4: ice.plugins.v1.StartRequest
+	(*StartResponse)(nil),    // 5: ice.plugins.v1.StartResponse
+	(*HealthRequest)(nil),    // 6: ice.plugins.v1.HealthRequest
+	(*HealthResponse)(nil),   // 7: ice.plugins.v1.HealthResponse
+	(*ExecuteRequest)(nil),   // 8: ice.plugins.v1.ExecuteRequest
+	(*ExecuteResponse)(nil),  // 9: ice.plugins.v1.ExecuteResponse
+	(*StopRequest)(nil),      // 10: ice.plugins.v1.StopRequest
+	(*StopResponse)(nil),     // 11: ice.plugins.v1.StopResponse
+	(*HostCall)(nil),         // 12: ice.plugins.v1.HostCall
+	(*GrantRequestCall)(nil), // 13: ice.plugins.v1.GrantRequestCall
+	(*GrantWatchCall)(nil),   // 14: ice.plugins.v1.GrantWatchCall
+	(*GrantTokenCall)(nil),   // 15: ice.plugins.v1.GrantTokenCall
+	(*GrantUseCall)(nil),     // 16: ice.plugins.v1.GrantUseCall
+	(*GrantReleaseCall)(nil), // 17: ice.plugins.v1.GrantReleaseCall
+	(*HostReply)(nil),        // 18: ice.plugins.v1.HostReply
+	(*Grant)(nil),            // 19: ice.plugins.v1.Grant
+	nil,                      // 20: ice.plugins.v1.StartRequest.ConfigEntry
 }
 var file_component_proto_depIdxs = []int32{
 	0,  // 0: ice.plugins.v1.InfoResponse.kind:type_name -> ice.plugins.v1.Kind
-	11, // 1: ice.plugins.v1.StartRequest.config:type_name -> ice.plugins.v1.StartRequest.ConfigEntry
-	1,  // 2: ice.plugins.v1.Component.Info:input_type -> ice.plugins.v1.InfoRequest
-	3,  // 3: ice.plugins.v1.Component.Start:input_type -> ice.plugins.v1.StartRequest
-	5,  // 4: ice.plugins.v1.Component.Health:input_type -> ice.plugins.v1.HealthRequest
-	7,  // 5: ice.plugins.v1.Component.Execute:input_type -> ice.plugins.v1.ExecuteRequest
-	9,  // 6: ice.plugins.v1.Component.Stop:input_type -> ice.plugins.v1.StopRequest
-	2,  // 7: ice.plugins.v1.Component.Info:output_type -> ice.plugins.v1.InfoResponse
-	4,  // 8: ice.plugins.v1.Component.Start:output_type -> ice.plugins.v1.StartResponse
-	6,  // 9: ice.plugins.v1.Component.Health:output_type -> ice.plugins.v1.HealthResponse
-	8,  // 10: ice.plugins.v1.Component.Execute:output_type -> ice.plugins.v1.ExecuteResponse
-	10, // 11: ice.plugins.v1.Component.Stop:output_type -> ice.plugins.v1.StopResponse
-	7,  // [7:12] is the sub-list for method output_type
-	2,  // [2:7] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	20, // 1: ice.plugins.v1.StartRequest.config:type_name -> ice.plugins.v1.StartRequest.ConfigEntry
+	13, // 2: ice.plugins.v1.HostCall.request:type_name -> ice.plugins.v1.GrantRequestCall
+	14, // 3: ice.plugins.v1.HostCall.watch:type_name -> ice.plugins.v1.GrantWatchCall
+	15, // 4: ice.plugins.v1.HostCall.token:type_name -> ice.plugins.v1.GrantTokenCall
+	16, // 5: ice.plugins.v1.HostCall.use:type_name -> ice.plugins.v1.GrantUseCall
+	17, // 6: ice.plugins.v1.HostCall.release:type_name -> ice.plugins.v1.GrantReleaseCall
+	1,  // 7: ice.plugins.v1.HostReply.error_code:type_name -> ice.plugins.v1.HostErrorCode
+	19, // 8: ice.plugins.v1.HostReply.grant:type_name -> ice.plugins.v1.Grant
+	2,  // 9: ice.plugins.v1.Component.Info:input_type -> ice.plugins.v1.InfoRequest
+	4,  // 10: ice.plugins.v1.Component.Start:input_type -> ice.plugins.v1.StartRequest
+	6,  // 11: ice.plugins.v1.Component.Health:input_type -> ice.plugins.v1.HealthRequest
+	8,  // 12: ice.plugins.v1.Component.Execute:input_type -> ice.plugins.v1.ExecuteRequest
+	10, // 13: ice.plugins.v1.Component.Stop:input_type -> ice.plugins.v1.StopRequest
+	18, // 14: ice.plugins.v1.Component.Host:input_type -> ice.plugins.v1.HostReply
+	3,  // 15: ice.plugins.v1.Component.Info:output_type -> ice.plugins.v1.InfoResponse
+	5,  // 16: ice.plugins.v1.Component.Start:output_type -> ice.plugins.v1.StartResponse
+	7,  // 17: ice.plugins.v1.Component.Health:output_type -> ice.plugins.v1.HealthResponse
+	9,  // 18: ice.plugins.v1.Component.Execute:output_type -> ice.plugins.v1.ExecuteResponse
+	11, // 19: ice.plugins.v1.Component.Stop:output_type -> ice.plugins.v1.StopResponse
+	12, // 20: ice.plugins.v1.Component.Host:output_type -> ice.plugins.v1.HostCall
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_component_proto_init() }
@@ -669,13 +1431,20 @@ func file_component_proto_init() {
 	if File_component_proto != nil {
 		return
 	}
+	file_component_proto_msgTypes[10].OneofWrappers = []any{
+		(*HostCall_Request)(nil),
+		(*HostCall_Watch)(nil),
+		(*HostCall_Token)(nil),
+		(*HostCall_Use)(nil),
+		(*HostCall_Release)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_component_proto_rawDesc), len(file_component_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   11,
+			NumEnums:      2,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const (
 	Component_Health_FullMethodName  = "/ice.plugins.v1.Component/Health"
 	Component_Execute_FullMethodName = "/ice.plugins.v1.Component/Execute"
 	Component_Stop_FullMethodName    = "/ice.plugins.v1.Component/Stop"
+	Component_Host_FullMethodName    = "/ice.plugins.v1.Component/Host"
 )
 
 // ComponentClient is the client API for Component service.
@@ -47,6 +48,14 @@ type ComponentClient interface {
 	Execute(ctx context.Context, in *ExecuteRequest, opts ...grpc.CallOption) (*ExecuteResponse, error)
 	// Stop ends the run; the plugin must be done by the deadline.
 	Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error)
+	// Host is the channel through which the plugin calls its agent (capability
+	// grants). The agent opens it after Start, and again after it restarted and
+	// reattached: the stream rides the plugin's own connection, so it needs no
+	// second listener and survives the agent. The plugin sends calls, each with
+	// an id of its choosing; the agent answers each with a reply of that id, in
+	// any order. A plugin that does not serve it (an older SDK) answers
+	// Unimplemented and the agent stops asking.
+	Host(ctx context.Context, opts ...grpc.CallOption) (Component_HostClient, error)
 }
 
 type componentClient struct {
@@ -102,6 +111,37 @@ func (c *componentClient) Stop(ctx context.Context, in *StopRequest, opts ...grp
 	return out, nil
 }
 
+func (c *componentClient) Host(ctx context.Context, opts ...grpc.CallOption) (Component_HostClient, error) {
+	stream, err := c.cc.NewStream(ctx, &Component_ServiceDesc.Streams[0], Component_Host_FullMethodName, opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &componentHostClient{stream}
+	return x, nil
+}
+
+type Component_HostClient interface {
+	Send(*HostReply) error
+	Recv() (*HostCall, error)
+	grpc.ClientStream
+}
+
+type componentHostClient struct {
+	grpc.ClientStream
+}
+
+func (x *componentHostClient) Send(m *HostReply) error {
+	return x.ClientStream.SendMsg(m)
+}
+
+func (x *componentHostClient) Recv() (*HostCall, error) {
+	m := new(HostCall)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // ComponentServer is the server API for Component service.
 // All implementations must embed UnimplementedComponentServer
 // for forward compatibility
@@ -118,6 +158,14 @@ type ComponentServer interface {
 	Execute(context.Context, *ExecuteRequest) (*ExecuteResponse, error)
 	// Stop ends the run; the plugin must be done by the deadline.
 	Stop(context.Context, *StopRequest) (*StopResponse, error)
+	// Host is the channel through which the plugin calls its agent (capability
+	// grants). The agent opens it after Start, and again after it restarted and
+	// reattached: the stream rides the plugin's own connection, so it needs no
+	// second listener and survives the agent. The plugin sends calls, each with
+	// an id of its choosing; the agent answers each with a reply of that id, in
+	// any order. A plugin that does not serve it (an older SDK) answers
+	// Unimplemented and the agent stops asking.
+	Host(Component_HostServer) error
 	mustEmbedUnimplementedComponentServer()
 }
 
@@ -139,6 +187,9 @@ func (UnimplementedComponentServer) Execute(context.Context, *ExecuteRequest) (*
 }
 func (UnimplementedComponentServer) Stop(context.Context, *StopRequest) (*StopResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Stop not implemented")
+}
+func (UnimplementedComponentServer) Host(Component_HostServer) error {
+	return status.Errorf(codes.Unimplemented, "method Host not implemented")
 }
 func (UnimplementedComponentServer) mustEmbedUnimplementedComponentServer() {}
 
@@ -243,6 +294,32 @@ func _Component_Stop_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Component_Host_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ComponentServer).Host(&componentHostServer{stream})
+}
+
+type Component_HostServer interface {
+	Send(*HostCall) error
+	Recv() (*HostReply, error)
+	grpc.ServerStream
+}
+
+type componentHostServer struct {
+	grpc.ServerStream
+}
+
+func (x *componentHostServer) Send(m *HostCall) error {
+	return x.ServerStream.SendMsg(m)
+}
+
+func (x *componentHostServer) Recv() (*HostReply, error) {
+	m := new(HostReply)
+	if err := x.ServerStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // Component_ServiceDesc is the grpc.ServiceDesc for Component service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -271,6 +348,13 @@ var Component_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Component_Stop_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Host",
+			Handler:       _Component_Host_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "component.proto",
 }

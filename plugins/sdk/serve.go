@@ -43,7 +43,7 @@ func Serve(impl plugins.Component) {
 	signal.Ignore(syscall.SIGPIPE)
 	cfg := &plugin.ServeConfig{
 		HandshakeConfig:  plugins.Handshake,
-		VersionedPlugins: plugins.VersionedPlugins(newGuard(impl, os.Exit)),
+		VersionedPlugins: plugins.ServedPlugins(newGuard(impl, os.Exit), link),
 		GRPCServer:       plugin.DefaultGRPCServer,
 		Logger:           logger.Named("go-plugin"),
 	}
