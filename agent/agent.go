@@ -25,6 +25,7 @@ type Agent struct {
 
 	lease    lease
 	reports  *reportQueue
+	uses     *useBatcher
 	specs    specCache
 	launches chan struct{} // a token per plugin launch in progress (launchSlot)
 	resync   atomic.Bool   // the watch loop is to start over from index 0
@@ -97,6 +98,7 @@ func newAgent(cfg Config, p parts) (*Agent, error) {
 		members:  p.members,
 		servers:  &serverPool{members: p.members.ServerAddrs, static: cfg.Servers, dial: p.dial},
 		reports:  newReportQueue(),
+		uses:     newUseBatcher(),
 		launches: make(chan struct{}, launchSlots()),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -156,6 +158,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.tasks.Go(func() { a.super.run(a.ctx) })
 	a.tasks.Go(func() { a.reportLoop(a.ctx) })
+	a.tasks.Go(func() { a.useLoop(a.ctx) })
 	a.tasks.Go(func() { a.heartbeatLoop(a.ctx) })
 	a.tasks.Go(func() { a.watchLoop(a.ctx) })
 	<-a.ctx.Done()

@@ -68,6 +68,11 @@ func (w *worker) drive(ctx context.Context, run fsm.Run) {
 		// with the previous agent.
 		w.progress(fsm.StateContextReady, "")
 	}
+	// The plugin calls this agent (capability grants) for as long as the
+	// run is driven here.
+	hctx, stopHost := context.WithCancel(ctx)
+	defer stopHost()
+	w.a.tasks.Go(func() { w.serveHost(hctx) })
 	if w.observed != fsm.StateExecuting {
 		if !w.waitHealthy(ctx) {
 			return

@@ -167,6 +167,15 @@ func (c *Client) Grant(ctx context.Context, id string) (*fsm.Grant, error) {
 	return &out, err
 }
 
+// GrantWait reads one grant with a blocking query: with opts.Index set it
+// answers once the state has passed that index (or after opts.Wait), and
+// returns the index it read at.
+func (c *Client) GrantWait(ctx context.Context, id string, opts *QueryOptions) (*fsm.Grant, uint64, error) {
+	var out fsm.Grant
+	idx, err := c.do(ctx, http.MethodGet, "/v1/grants/"+url.PathEscape(id), opts.values(nil), nil, &out)
+	return &out, idx, err
+}
+
 func (c *Client) decideGrant(ctx context.Context, id, step, reason string) (*GrantDecisionResponse, error) {
 	var out GrantDecisionResponse
 	_, err := c.do(ctx, http.MethodPost, "/v1/grants/"+url.PathEscape(id)+"/"+step, nil, &GrantDecisionRequest{Reason: reason}, &out)
