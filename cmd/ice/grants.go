@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -91,7 +92,11 @@ func newGrantShowCmd(o *clientOpts) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := commandContext(cmd)
 			defer cancel()
-			g, err := o.client().Grant(ctx, args[0])
+			id, err := resolveGrantID(ctx, o.client(), args[0])
+			if err != nil {
+				return fmt.Errorf("show grant %s: %w", args[0], err)
+			}
+			g, err := o.client().Grant(ctx, id)
 			if err != nil {
 				return fmt.Errorf("show grant %s: %w", args[0], err)
 			}
@@ -148,7 +153,11 @@ func newGrantDecisionCmd(o *clientOpts, step string) *cobra.Command {
 			}
 			ctx, cancel := commandContext(cmd)
 			defer cancel()
-			out, err := decide(ctx, o.client(), step, args[0], reason)
+			id, err := resolveGrantID(ctx, o.client(), args[0])
+			if err != nil {
+				return fmt.Errorf("%s grant %s: %w", step, args[0], err)
+			}
+			out, err := decide(ctx, o.client(), step, id, reason)
 			if err != nil {
 				return fmt.Errorf("%s grant %s: %w", step, args[0], err)
 			}
@@ -162,6 +171,31 @@ func newGrantDecisionCmd(o *clientOpts, step string) *cobra.Command {
 	cmd.Flags().StringVar(&reason, "reason", "", "why (required to deny or revoke)")
 	o.registerWrite(cmd)
 	return cmd
+}
+
+// resolveGrantID accepts a grant's id or a unique prefix of it (the
+// 8 characters `ice grants` prints).
+func resolveGrantID(ctx context.Context, c *api.Client, id string) (string, error) {
+	if _, err := c.Grant(ctx, id); err == nil || !api.IsStatus(err, http.StatusNotFound) {
+		return id, err
+	}
+	gs, err := c.Grants(ctx, api.GrantQuery{})
+	if err != nil {
+		return "", err
+	}
+	var match []string
+	for _, g := range gs {
+		if strings.HasPrefix(g.ID, id) {
+			match = append(match, g.ID)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return "", fmt.Errorf("no grant has an id starting with %q", id)
+	case 1:
+		return match[0], nil
+	}
+	return "", fmt.Errorf("%q is the start of %d grant ids (%s); give more of it", id, len(match), strings.Join(match, ", "))
 }
 
 func decide(ctx context.Context, c *api.Client, step, id, reason string) (*api.GrantDecisionResponse, error) {
