@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"fmt"
+	metrics "github.com/armon/go-metrics"
 	"net/http"
 	"strconv"
 	"strings"
@@ -241,6 +242,18 @@ func (s *Server) agentGrantUses(w http.ResponseWriter, r *http.Request) error {
 	ids := make([]string, len(req.Uses))
 	for i, u := range req.Uses {
 		ids[i] = u.ID
+	}
+	refused := 0
+	for _, err := range res.Items {
+		if err != nil {
+			refused++
+		}
+	}
+	// A use the state machine refused (the grant had ended, or another
+	// node's) is counted: it is an attempt to act without authority.
+	metrics.IncrCounter([]string{"ice", "grants", "uses"}, float32(len(req.Uses)-refused))
+	if refused > 0 {
+		metrics.IncrCounter([]string{"ice", "grants", "uses_refused"}, float32(refused))
 	}
 	w.Header().Set(api.HeaderIndex, strconv.FormatUint(res.Index, 10))
 	writeJSON(w, http.StatusOK, api.GrantUsesResponse{Index: res.Index, Uses: s.grantItems(res.Items, ids)})
