@@ -1,6 +1,10 @@
 // Command httpecho is a long-running ICE component that serves HTTP on the
 // configured port and echoes each request's path and body; its health check
 // is a real HTTP request to itself.
+//
+// Config: port (required), host (default 127.0.0.1). With require_scope it
+// serves only callers that present a valid grant token of that scope
+// (ice_addr, ca_file, ice_token_file: see auth.go); /healthz stays open.
 package main
 
 import (
@@ -35,29 +39,47 @@ func (e *echo) Start(_ context.Context, req plugins.StartRequest) error {
 	if host == "" {
 		host = "127.0.0.1"
 	}
+	guard, err := authFromConfig(req.Config, sdk.Logger())
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		return fmt.Errorf("listen on %s:%s: %w", host, port, err)
 	}
 	e.addr, e.req = ln.Addr().String(), req
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		w.Header().Set("X-Ice-Run", req.RunID)
-		w.Header().Set("X-Ice-Epoch", fmt.Sprint(req.Epoch))
-		fmt.Fprintf(w, "%s %s\n%s", r.Method, r.URL.Path, body)
-	})
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	e.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	e.srv = &http.Server{Handler: newHandler(req, guard), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := e.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			sdk.Logger().Error("serve http failed", "error", err)
 		}
 	}()
-	sdk.Logger().Info("serving http", "addr", e.addr)
+	if guard != nil {
+		sdk.Logger().Info("serving http", "addr", e.addr, "require_scope", guard.scope, "check_live", guard.checkLive != nil)
+	} else {
+		sdk.Logger().Info("serving http", "addr", e.addr)
+	}
 	return nil
+}
+
+// newHandler echoes every request but /healthz; with guard, only those it
+// lets through.
+func newHandler(req plugins.StartRequest, guard *auth) http.Handler {
+	var echo http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		w.Header().Set("X-Ice-Run", req.RunID)
+		w.Header().Set("X-Ice-Epoch", fmt.Sprint(req.Epoch))
+		fmt.Fprintf(w, "%s %s\n%s", r.Method, r.URL.Path, body)
+	})
+	if guard != nil {
+		echo = guard.wrap(echo)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", echo)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
 }
 
 func (e *echo) Health(ctx context.Context) (plugins.Health, error) {
