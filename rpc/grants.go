@@ -122,7 +122,13 @@ func (s *Server) decideGrant(step string) handlerFunc {
 		if err := id.require(acl.KindCapability, g.Scope, acl.Write); err != nil {
 			return fmt.Errorf("%s grant %s: %w", step, gid, err)
 		}
-		h, err := id.operatorHeader(r, step+" grant "+gid+" ("+g.Scope+")")
+		// The purpose leads with the decision and its reason: what the
+		// history's PURPOSE column shows of an operator's step.
+		purpose := step + " " + g.Scope
+		if req.Reason != "" {
+			purpose += ": " + req.Reason
+		}
+		h, err := id.operatorHeader(r, purpose+" (grant "+gid+")")
 		if err != nil {
 			return err
 		}
