@@ -178,4 +178,3 @@ func TestGrantRenewsItsToken(t *testing.T) {
 		}
 	}
 }
-
