@@ -80,7 +80,7 @@ func (w *worker) drive(ctx context.Context, run fsm.Run) {
 		w.progress(fsm.StateExecuting, "")
 	}
 	if w.kind == plugins.KindFinite {
-		out, err := w.proc.Component().Execute(ctx, spec.Config["input"])
+		out, err := w.execute(ctx, spec.Config["input"])
 		if ctx.Err() != nil {
 			return
 		}
@@ -91,6 +91,36 @@ func (w *worker) drive(ctx context.Context, run fsm.Run) {
 		w.progress(fsm.StateValidating, out)
 	}
 	w.monitor(ctx)
+}
+
+// execute runs a finite plugin's Execute while feeding its agent watchdog
+// with health calls every HealthInterval (while the lease is valid): an
+// Execute that waits long (for an approval, say) would otherwise outlast
+// the watchdog, which hears from the agent only through calls.
+func (w *worker) execute(ctx context.Context, input string) (string, error) {
+	done := make(chan struct{})
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		tick := time.NewTicker(w.a.cfg.HealthInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if w.a.lease.valid() {
+				_, _ = w.proc.Component().Health(ctx)
+			}
+		}
+	}()
+	out, err := w.proc.Component().Execute(ctx, input)
+	close(done)
+	<-fed
+	return out, err
 }
 
 // spec fetches the component's spec; a run older than the spec is not

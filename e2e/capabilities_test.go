@@ -182,6 +182,12 @@ component "" { policy = "read" }`}); err != nil {
 	if got := waitGrant(t, s0, "payout", "one approval", func(x fsm.Grant) bool { return x.ID == g.ID }); got.Status != fsm.GrantPending || len(got.Approvals) != 1 {
 		t.Fatalf("after one approval: %s with %d approvals", got.Status, len(got.Approvals))
 	}
+	// The second approval comes later than the plugin's agent watchdog
+	// (3/4 of leaseTTL): the agent keeps the plugin fed while its Execute
+	// waits, so the run is still there to pay.
+	testcluster.WaitFor(t, 20*time.Second, "the request pending longer than the plugin's agent timeout", func() bool {
+		return time.Since(time.Unix(0, g.CreateTime)) > leaseTTL
+	})
 	cliAs(t, s0, bob, "grants", "approve", g.ID, "--reason", "bob ok")
 	testcluster.WaitFor(t, 30*time.Second, "payout committed", func() bool {
 		runs := runsOf(t, s0, "payout")

@@ -176,8 +176,9 @@ func newGrantDecisionCmd(o *clientOpts, step string) *cobra.Command {
 // resolveGrantID accepts a grant's id or a unique prefix of it (the
 // 8 characters `ice grants` prints).
 func resolveGrantID(ctx context.Context, c *api.Client, id string) (string, error) {
-	if _, err := c.Grant(ctx, id); err == nil || !api.IsStatus(err, http.StatusNotFound) {
-		return id, err
+	_, notFound := c.Grant(ctx, id)
+	if notFound == nil || !api.IsStatus(notFound, http.StatusNotFound) {
+		return id, notFound
 	}
 	gs, err := c.Grants(ctx, api.GrantQuery{})
 	if err != nil {
@@ -191,7 +192,7 @@ func resolveGrantID(ctx context.Context, c *api.Client, id string) (string, erro
 	}
 	switch len(match) {
 	case 0:
-		return "", fmt.Errorf("no grant has an id starting with %q", id)
+		return "", fmt.Errorf("no grant has an id starting with %q: %w", id, notFound)
 	case 1:
 		return match[0], nil
 	}
