@@ -22,13 +22,22 @@
 //     server acted on by one process fault at a time;
 //   - history.go: the JSON-lines history of operations, faults and what
 //     the nemesis observed (a damaged server halted, alarmed);
-//   - workload_register.go, workload_lifecycle.go: the two workloads;
+//   - workload_register.go, workload_lifecycle.go, workload_grants.go: the
+//     workloads; the grants workload acts for the runs EXECUTING on the
+//     agents' nodes with each agent's own certificate (requests grants for
+//     the scopes the tickers declare, records uses, releases) and as an
+//     operator with the management token (approves, denies, revokes), and
+//     sends stale requests (old epochs, ended runs and grants, another
+//     node's runs), recording every answer;
 //   - checker_*.go: linearizability (porcupine), durability, lifecycle,
 //     convergence, corruption (a damaged server is alarmed within two
 //     check intervals and serves nothing after), committed time (never
 //     goes back), recovery (every heal worked, the configuration is whole
-//     again) and process checks, each a pure function of recorded data, so
-//     that tests can hand them broken histories;
+//     again), process checks, and grants (no use outside its grant's
+//     validity; a fenced epoch's grants all end and none is granted for
+//     it; no acknowledged grant operation lost, none refused recorded),
+//     each a pure function of recorded data, so that tests can hand them
+//     broken histories;
 //   - runner.go, runner_check.go, report.go: one whole run, summary.md and
 //     timeline.html;
 //   - lock.go: one run of the harness at a time on a machine (the uids,

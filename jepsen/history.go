@@ -81,6 +81,9 @@ type Entry struct {
 	Mono int64 `json:"mono"`
 	// FaultID links a heal to its fault.
 	FaultID int `json:"fault_id,omitempty"`
+	// Grant is a grant operation's request and, in its completion, the
+	// server's answer (workload_grants.go).
+	Grant *GrantOp `json:"grant,omitempty"`
 }
 
 // Recorder appends entries to history.jsonl (and nemesis entries to

@@ -105,12 +105,13 @@ type runner struct {
 	rep  *Report
 
 	// What the phases of run set up, in order.
-	bins *Binaries
-	nf   *Netfilter
-	rec  *Recorder
-	c    *Cluster
-	life *LifecycleWorkload
-	reg  *RegisterWorkload
+	bins   *Binaries
+	nf     *Netfilter
+	rec    *Recorder
+	c      *Cluster
+	life   *LifecycleWorkload
+	reg    *RegisterWorkload
+	grants *GrantsWorkload
 	// settled says why the tickers did not settle after the heal ("": they did).
 	settled string
 	fin     finalState
@@ -362,6 +363,10 @@ func (r *runner) startCluster(ctx context.Context) error {
 	if err := r.life.Prepare(); err != nil {
 		return err
 	}
+	r.grants = &GrantsWorkload{C: c, Rec: rec, Seed: cfg.Seed}
+	if err := r.grants.Prepare(); err != nil {
+		return err
+	}
 	if err := r.life.Deploy(ctx, 30*time.Second); err != nil {
 		return err
 	}
@@ -385,17 +390,18 @@ func (r *runner) faults(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { reg.Run(wctx) })
 	wg.Go(func() { r.life.Run(wctx) })
+	wg.Go(func() { r.grants.Run(wctx) })
 	wg.Go(func() { nem.Run(wctx, wstart, rep.Plan) })
 	wg.Go(func() {
 		for sleepUntil(wctx, time.Now().Add(10*time.Second)) {
-			r.logf("jepsen: t=%3.0fs %s", time.Since(wstart).Seconds(), fmtCounts(reg.Counts()))
+			r.logf("jepsen: t=%3.0fs %s; %s", time.Since(wstart).Seconds(), fmtCounts(reg.Counts()), fmtCounts(r.grants.Counts()))
 		}
 	})
 	wg.Wait()
 	var notes []string
 	rep.Injected, rep.Skipped, notes = nem.Counts()
 	rep.Notes = append(rep.Notes, notes...)
-	r.logf("jepsen: workload done after %s: %s", time.Since(wstart).Round(time.Second), fmtCounts(reg.Counts()))
+	r.logf("jepsen: workload done after %s: %s; %s", time.Since(wstart).Round(time.Second), fmtCounts(reg.Counts()), fmtCounts(r.grants.Counts()))
 	if ctx.Err() != nil {
 		return ErrInterrupted
 	}

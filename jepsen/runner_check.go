@@ -20,6 +20,8 @@ type finalState struct {
 	runs      []fsm.Run
 	runsIndex uint64
 	events    []fsm.Event
+	// eventsErr says why the events were not read completely ("": they were).
+	eventsErr string
 	// eventsReadAt is the harness's wall clock when the events were read.
 	eventsReadAt int64
 	conv         ConvergenceInput
@@ -48,6 +50,7 @@ func (r *runner) collect(ctx context.Context) {
 	f.events, err = FetchEvents(ctx, cl)
 	f.eventsReadAt = time.Now().UnixNano()
 	if err != nil {
+		f.eventsErr = err.Error()
 		r.note("final events not read completely: %v", err)
 	}
 	conv := ConvergenceInput{Events: f.events, ServerEvents: map[string][]fsm.Event{}, EventErrors: map[string]string{}}
@@ -138,6 +141,7 @@ func (r *runner) check() {
 		CheckCommittedTime(TimeInput{Events: f.events, ServerEvents: f.conv.ServerEvents, ReadAt: f.eventsReadAt}),
 		CheckRecovery(RecoveryInput{Entries: entries, Servers: ids, Peers: f.peers, PeersError: f.peersErr}),
 		CheckProcesses(entries, readLogs(cfg.Out, r.c)),
+		CheckGrants(GrantsInput{Events: f.events, EventsError: f.eventsErr, Entries: entries}),
 	)
 	for _, v := range rep.Verdicts {
 		if err := v.WriteJSON(cfg.Out); err != nil {

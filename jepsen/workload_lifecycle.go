@@ -56,6 +56,8 @@ func (w *LifecycleWorkload) spec(name string, v int64) *api.ComponentSpec {
 		Config: map[string]any{"file": w.TickFile(name), "interval": w.Interval.String(), ValueKey: strconv.FormatInt(v, 10)},
 		// Faults end runs often; the component must not be marked failed.
 		Restart: &api.RestartPolicySpec{Attempts: &attempts, Delay: "100ms", MaxDelay: "1s"},
+		// The grants workload requests grants for these (workload_grants.go).
+		Capabilities: GrantCapabilities(),
 	}
 }
 

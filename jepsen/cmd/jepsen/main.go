@@ -1,5 +1,5 @@
 // Command jepsen runs ICE's fault-injection test: a cluster of real `ice`
-// processes, a register and a lifecycle workload, a seeded schedule of
+// processes, a register, a lifecycle and a grants workload, a seeded schedule of
 // faults (kills, pauses, partitions; a damaged log, a full disk, a skewed
 // clock, a replaced member), and checkers over the recorded history. It exits 1 when a checker finds a violation, 2 when the test
 // could not run, 3 when a checker could not decide.
