@@ -229,6 +229,30 @@ func (s *State) Grants(f GrantFilter) []*Grant {
 	return out
 }
 
+// grantsInRunOrder lists every grant run by run (runs by id), each run's
+// grants in the order they were created: the order the per-run index
+// holds, which the state machine walks when it ends a run's grants. A
+// snapshot records grants in this order so that a restored state walks
+// them the same way as one that applied the log (several grants made by
+// one entry are otherwise ordered by id, and their revocation events
+// would come out in a different order).
+func (s *State) grantsInRunOrder() []*Grant {
+	runs := make([]string, 0, len(s.grantsByRun))
+	for run := range s.grantsByRun {
+		runs = append(runs, run)
+	}
+	slices.Sort(runs)
+	out := make([]*Grant, 0, len(s.grants))
+	for _, run := range runs {
+		for _, id := range s.grantsByRun[run] {
+			if g, ok := s.grants[id]; ok {
+				out = append(out, g)
+			}
+		}
+	}
+	return out
+}
+
 func compareGrants(a, b *Grant) int {
 	if a.CreateIndex != b.CreateIndex {
 		if a.CreateIndex < b.CreateIndex {

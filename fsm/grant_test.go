@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -230,6 +231,9 @@ func TestGrantSnapshotAndReplay(t *testing.T) {
 	h.mustOK(h.apply(GrantUseType, h.agentHdr("n1"), &GrantUseRequest{Uses: []GrantUse{{ID: f.granted, Epoch: f.epoch, Detail: "GET /"}}}))
 	h.mustOK(h.apply(GrantApproveType, Header{Actor: OperatorActor("bob"), Time: h.now()}, &GrantApproveRequest{ID: f.pending}))
 	h.mustOK(h.apply(GrantExpireType, h.rtHdr(), &GrantExpireRequest{IDs: []string{f.tiny}}))
+	// More grants of the run made by one entry: their order in the
+	// per-run index (request order) must survive the snapshot.
+	extra := f.request("net:http:api.example.com", "net:http:api.example.com", "net:http:api.example.com", "net:http:api.example.com", "net:http:api.example.com")
 	snap := h.st.Snapshot()
 	if snap.MinVersion() != 6 {
 		t.Fatalf("min version %d with grants", snap.MinVersion())
@@ -245,7 +249,7 @@ func TestGrantSnapshotAndReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if meta.Grants != 3 || st.Digest() != h.st.Digest() {
+	if meta.Grants != 3+len(extra) || st.Digest() != h.st.Digest() {
 		t.Fatalf("restored %d grants, digest %s want %s", meta.Grants, st.Digest(), h.st.Digest())
 	}
 	for _, g := range h.st.Grants(GrantFilter{}) {
@@ -257,8 +261,8 @@ func TestGrantSnapshotAndReplay(t *testing.T) {
 		t.Errorf("restored component: %+v", c)
 	}
 	// The per-run index is rebuilt: ending the run ends its grants there too.
-	if len(st.grantsByRun[f.run]) != 3 {
-		t.Errorf("restored per-run index: %v", st.grantsByRun)
+	if got, want := st.grantsByRun[f.run], h.st.grantsByRun[f.run]; !slices.Equal(got, want) {
+		t.Errorf("restored per-run index %v, want the order the grants were made in, %v", got, want)
 	}
 	replayed := New()
 	for _, e := range h.log {

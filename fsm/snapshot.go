@@ -153,7 +153,7 @@ func (s *State) Snapshot() *Snapshot {
 		snap.runs = append(snap.runs, r)
 	}
 	snap.policies, snap.tokens, snap.alarms = s.ACLPolicies(), s.ACLTokens(), s.Alarms()
-	snap.grants = s.Grants(GrantFilter{})
+	snap.grants = s.grantsInRunOrder()
 	snap.meta.Grants = len(snap.grants)
 	snap.signingKeys = s.SigningKeys()
 	snap.meta.SigningKeys = len(snap.signingKeys)
