@@ -58,6 +58,7 @@ func (s *Server) corruptionChecks(ctx context.Context) {
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	retry := time.Duration(0)
 	for {
 		select {
 		case <-ctx.Done():
@@ -65,10 +66,18 @@ func (s *Server) corruptionChecks(ctx context.Context) {
 		case <-timer.C:
 		case <-s.checkRequests:
 		}
+		next := s.cfg.CorruptionCheckInterval
 		if _, err := s.CheckCorruption(ctx); err != nil && ctx.Err() == nil {
-			s.logger.Warn("corruption check failed", "error", err)
+			// A check that could not run (a server that just restarted
+			// is not yet known to read digest marks, say) is tried again
+			// soon, backing off up to the interval, not an interval later.
+			retry = min(max(2*retry, time.Second), next)
+			next = retry
+			s.logger.Warn("corruption check failed; retrying", "error", err, "retry_in", next)
+		} else {
+			retry = 0
 		}
-		timer.Reset(s.cfg.CorruptionCheckInterval)
+		timer.Reset(next)
 	}
 }
 
