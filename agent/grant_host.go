@@ -73,13 +73,22 @@ type runHost struct {
 
 var _ plugins.Host = (*runHost)(nil)
 
-// api returns a server's grant API, refusing while the lease has lapsed:
-// the agent is fenced, and nothing it asks for its runs may count.
-func (h *runHost) api() (grantAPI, error) {
-	if !h.a.lease.valid() {
-		return nil, plugins.HostErrorf(plugins.HostErrRefused, "node %s's lease has lapsed; its runs are fenced", h.a.cfg.NodeID)
+// api returns a server's grant API (Agent.grantServer).
+func (h *runHost) api() (grantAPI, error) { return h.a.grantServer() }
+
+// errLeaseLapsed is what every grant call answers while the lease has
+// lapsed: the agent is fenced, and nothing it asks for its runs may count.
+func (a *Agent) errLeaseLapsed() error {
+	return plugins.HostErrorf(plugins.HostErrRefused, "node %s's lease has lapsed; its runs are fenced", a.cfg.NodeID)
+}
+
+// grantServer returns a server's grant API, refusing while the lease has
+// lapsed.
+func (a *Agent) grantServer() (grantAPI, error) {
+	if !a.lease.valid() {
+		return nil, a.errLeaseLapsed()
 	}
-	c, err := h.a.servers.client()
+	c, err := a.servers.client()
 	if err != nil {
 		return nil, plugins.HostErrorf(plugins.HostErrUnavailable, "no server: %v", err)
 	}
@@ -93,7 +102,7 @@ func (h *runHost) api() (grantAPI, error) {
 // serverErr maps a failed server call onto a host error: refusals by the
 // state machine keep their meaning, anything else leaves the outcome
 // unknown.
-func (h *runHost) serverErr(op string, err error) error {
+func serverErr(op string, err error) error {
 	var ae *api.APIError
 	if errors.As(err, &ae) {
 		return itemErr(op, ae.Status, ae.Message)
@@ -133,7 +142,7 @@ func (h *runHost) RequestGrant(ctx context.Context, scope, purpose string, wait 
 	resp, err := ga.RequestGrants(rctx, h.a.cfg.NodeID, []fsm.GrantAsk{{Run: h.run, Epoch: h.epoch, Scope: scope, Purpose: purpose}})
 	cancel()
 	if err != nil {
-		return plugins.Grant{}, h.serverErr(op, err)
+		return plugins.Grant{}, serverErr(op, err)
 	}
 	if len(resp.Grants) != 1 {
 		return plugins.Grant{}, plugins.HostErrorf(plugins.HostErrUnavailable, "%s: %d answers to one request", op, len(resp.Grants))
@@ -179,7 +188,7 @@ func (h *runHost) awaitExecuting(ctx context.Context) error {
 		runs, idx, err := c.NodeRuns(qctx, h.a.cfg.NodeID, &api.QueryOptions{Index: index, Wait: left})
 		cancel()
 		if err != nil {
-			return h.serverErr("read run "+h.run, err)
+			return serverErr("read run "+h.run, err)
 		}
 		i := slices.IndexFunc(runs, func(r fsm.Run) bool { return r.ID == h.run })
 		if i < 0 {
@@ -209,7 +218,7 @@ func (h *runHost) WatchGrant(ctx context.Context, id, status string, wait time.D
 		g, idx, err := ga.GrantWait(qctx, id, &api.QueryOptions{Index: index, Wait: max(left, 0)})
 		cancel()
 		if err != nil {
-			return plugins.Grant{}, h.serverErr(op, err)
+			return plugins.Grant{}, serverErr(op, err)
 		}
 		if g.Run != h.run {
 			return plugins.Grant{}, plugins.HostErrorf(plugins.HostErrNotFound, "%s: not a grant of run %s", op, h.run)
@@ -242,7 +251,7 @@ func (h *runHost) GrantToken(ctx context.Context, id string) (plugins.Grant, err
 	g, _, err := ga.GrantWait(rctx, id, nil)
 	cancel()
 	if err != nil {
-		return plugins.Grant{}, h.serverErr("token of grant "+id, err)
+		return plugins.Grant{}, serverErr("token of grant "+id, err)
 	}
 	if g.Run != h.run {
 		return plugins.Grant{}, plugins.HostErrorf(plugins.HostErrNotFound, "grant %s is not a grant of run %s", id, h.run)
@@ -260,7 +269,7 @@ func (h *runHost) withToken(ctx context.Context, ga grantAPI, g fsm.Grant) (plug
 	defer cancel()
 	tok, err := ga.GrantToken(rctx, g.ID, h.a.cfg.NodeID, h.epoch)
 	if err != nil {
-		return plugins.Grant{}, h.serverErr("sign a token of grant "+g.ID, err)
+		return plugins.Grant{}, serverErr("sign a token of grant "+g.ID, err)
 	}
 	out.Token, out.TokenExpires = tok.Token, time.Unix(tok.Expires, 0)
 	return out, nil
@@ -269,7 +278,7 @@ func (h *runHost) withToken(ctx context.Context, ga grantAPI, g fsm.Grant) (plug
 // RecordUse records one use through the agent's use batcher.
 func (h *runHost) RecordUse(ctx context.Context, id, detail string) error {
 	if !h.a.lease.valid() {
-		return plugins.HostErrorf(plugins.HostErrRefused, "node %s's lease has lapsed; its runs are fenced", h.a.cfg.NodeID)
+		return h.a.errLeaseLapsed()
 	}
 	return h.a.uses.record(ctx, fsm.GrantUse{ID: id, Epoch: h.epoch, Detail: detail})
 }
@@ -284,7 +293,7 @@ func (h *runHost) ReleaseGrant(ctx context.Context, id string) (plugins.Grant, e
 	defer cancel()
 	resp, err := ga.ReleaseGrant(rctx, h.a.cfg.NodeID, id, h.epoch)
 	if err != nil {
-		return plugins.Grant{}, h.serverErr("release grant "+id, err)
+		return plugins.Grant{}, serverErr("release grant "+id, err)
 	}
 	h.a.logger.Info("grant released", "run", h.run, "grant", id, "index", resp.Index)
 	if resp.Grant == nil {

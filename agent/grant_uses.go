@@ -90,13 +90,12 @@ func (a *Agent) sendUses(ctx context.Context, batch []pendingUse) {
 	for i, p := range batch {
 		uses[i] = p.use
 	}
-	h := &runHost{a: a}
 	fail := func(err error) {
 		for _, p := range batch {
 			p.done <- err
 		}
 	}
-	ga, err := h.api()
+	ga, err := a.grantServer()
 	if err != nil {
 		fail(err)
 		return
@@ -105,7 +104,7 @@ func (a *Agent) sendUses(ctx context.Context, batch []pendingUse) {
 	defer cancel()
 	resp, err := ga.RecordGrantUses(rctx, a.cfg.NodeID, uses)
 	if err != nil {
-		fail(h.serverErr(fmt.Sprintf("record %d grant uses", len(uses)), err))
+		fail(serverErr(fmt.Sprintf("record %d grant uses", len(uses)), err))
 		return
 	}
 	refused := 0
