@@ -60,7 +60,8 @@ func TestSnapshotFormatFollowsTheCluster(t *testing.T) {
 		s := &Server{sm: newStateMachine(hclog.NewNullLogger())}
 		s.sm.snapshotVersion = s.snapshotVersion
 		s.bodyVersion.Store(c.body)
-		data, err := fsm.Encode(fsm.ComponentPutType, fsm.Header{Actor: "operator:t", Time: 1},
+		// The entry is one a leader of that cluster writes.
+		data, err := fsm.EncodeVersion(max(int(c.body), 1), fsm.ComponentPutType, fsm.Header{Actor: "operator:t", Time: 1},
 			&fsm.ComponentPutRequest{Spec: fsm.Spec{Name: "web", Plugin: fsm.PluginRef{Name: "p"}, Count: 1}})
 		if err != nil {
 			t.Fatal(err)
@@ -82,5 +83,48 @@ func TestSnapshotFormatFollowsTheCluster(t *testing.T) {
 		if err != nil || st.Index() != 1 {
 			t.Errorf("body version %d: read back: %v", c.body, err)
 		}
+	}
+}
+
+// TestBodyVersionNeverBelowTheLog: once the log holds an entry of a body
+// version, the server encodes in at least that version, whatever gossip
+// says (a voter it has not heard from yet counts as reading version 1);
+// a restarted server knows it from its log before it applies anything.
+func TestBodyVersionNeverBelowTheLog(t *testing.T) {
+	data, err := fsm.Encode(fsm.ComponentDeleteType, fsm.Header{Actor: "operator:t", Time: 1}, &fsm.ComponentDeleteRequest{Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{sm: newStateMachine(hclog.NewNullLogger()), logger: hclog.NewNullLogger()}
+	s.setBodyVersion(1)
+	if v := s.BodyVersion(); v != 1 {
+		t.Fatalf("before any entry: %d, want what gossip says, 1", v)
+	}
+	s.sm.Apply(&raft.Log{Index: 1, Term: 1, Type: raft.LogCommand, Data: data})
+	s.setBodyVersion(1)
+	if v := s.BodyVersion(); v != fsm.BodyVersion {
+		t.Errorf("after an entry of version %d, with gossip saying 1: %d", fsm.BodyVersion, v)
+	}
+	if f := s.snapshotVersion(); f != fsm.SnapshotVersion {
+		t.Errorf("snapshot format %d, want %d", f, fsm.SnapshotVersion)
+	}
+
+	logs := raft.NewInmemStore()
+	if v := lastEntryBodyVersion(logs); v != 0 {
+		t.Errorf("empty log: %d", v)
+	}
+	old, err := fsm.EncodeVersion(3, fsm.ComponentDeleteType, fsm.Header{Actor: "operator:t", Time: 1}, &fsm.ComponentDeleteRequest{Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := logs.StoreLogs([]*raft.Log{
+		{Index: 1, Type: raft.LogCommand, Data: old},
+		{Index: 2, Type: raft.LogCommand, Data: data},
+		{Index: 3, Type: raft.LogNoop},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if v := lastEntryBodyVersion(logs); v != fsm.BodyVersion {
+		t.Errorf("log ending in a no-op after a version %d command: %d", fsm.BodyVersion, v)
 	}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"sync"
@@ -71,9 +72,22 @@ func (d *leaderDuty) stop() {
 // ReconcileInterval; and it expires the leases of silent nodes.
 func (s *Server) leaderDuties(ctx context.Context) {
 	term := s.raft.CurrentTerm()
-	if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
-		s.logger.Error("leader barrier failed", "error", err)
-		return
+	// Writes and consistent reads wait for the barrier (awaitBarrier):
+	// retry it while this server leads, as Consul's leader loop does.
+	for {
+		err := s.raft.Barrier(s.cfg.ApplyTimeout).Error()
+		if err == nil {
+			break
+		}
+		s.logger.Error("leader barrier failed: retrying", "term", term, "error", err)
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrRaftShutdown) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	// From here this term's leader has applied every entry of earlier
 	// terms: consistent reads may be served (ConsistentRead).

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
 
 	"github.com/ice-run/ice/fsm"
 	"github.com/ice-run/ice/internal/gossip"
@@ -199,14 +200,48 @@ func (s *Server) versionLoop() {
 	}
 }
 
+// setBodyVersion records the body version gossip says every server reads.
+// The version in use never goes below the newest one the log holds
+// (BodyVersion): a voter missing from gossip for a while, or a restarted
+// server that has not heard from the others yet, does not make a leader
+// fall back to encodings that cannot carry what the cluster already does.
 func (s *Server) setBodyVersion(v int) {
-	if old := s.bodyVersion.Swap(int32(v)); old != int32(v) {
-		s.logger.Info("cluster reads command body version", "body_version", v, "was", old)
+	before := s.BodyVersion()
+	s.bodyVersion.Store(int32(v))
+	if now := s.BodyVersion(); now != before {
+		s.logger.Info("cluster reads command body version", "body_version", now, "was", before, "gossip", v, "log", s.sm.bodyFloor.Load())
 	}
+}
+
+// lastEntryBodyVersion is the body version of the newest command in a
+// log store (0: none, or unreadable: raft reports that itself at start).
+// Raft applies the log only once the entries are known committed, so a
+// restarted server that leads at once would otherwise know no floor.
+func lastEntryBodyVersion(logs raft.LogStore) int {
+	last, err := logs.LastIndex()
+	if err != nil {
+		return 0
+	}
+	first, err := logs.FirstIndex()
+	if err != nil {
+		return 0
+	}
+	// The newest entries may be configuration changes or no-ops: look back
+	// a little for a command.
+	for i := last; i >= max(first, 1) && i+16 > last; i-- {
+		var e raft.Log
+		if logs.GetLog(i, &e) != nil {
+			return 0
+		}
+		if e.Type == raft.LogCommand {
+			return fsm.EntryBodyVersion(e.Data)
+		}
+	}
+	return 0
 }
 
 // snapshotVersion is the snapshot format this server writes: the newest
 // every server reads (fsm.SnapshotVersionFor the cluster's body version).
 func (s *Server) snapshotVersion() uint16 {
-	return fsm.SnapshotVersionFor(int(s.bodyVersion.Load()))
+	return fsm.SnapshotVersionFor(s.BodyVersion())
 }

@@ -92,6 +92,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.sm.raiseBodyFloor(lastEntryBodyVersion(s.stores.logs))
 	if cfg.TLS != nil {
 		if err := checkTLSCluster(cfg.DataDir, cfg.TLS.Cluster()); err != nil {
 			s.stores.close()
@@ -203,8 +204,13 @@ func (s *Server) Leader() (id, httpAddr string) {
 // BodyVersion is the newest command body version every server of the
 // cluster reads, as this server last saw it (0 while not yet known): the
 // version it encodes new commands in while it leads, and with it the
-// snapshot format it writes.
-func (s *Server) BodyVersion() int { return int(s.bodyVersion.Load()) }
+// snapshot format it writes. It is what gossip says, but never older than
+// the newest version in this server's log: a leader wrote that knowing
+// every server read it, and a server that cannot read it cannot apply the
+// log anyway.
+func (s *Server) BodyVersion() int {
+	return int(max(s.bodyVersion.Load(), s.sm.bodyFloor.Load()))
+}
 
 // Apply proposes a command through Raft on the leader and returns the state
 // machine's result. The header's Time is stamped here with the leader's
@@ -218,11 +224,16 @@ func (s *Server) Apply(ctx context.Context, t fsm.MessageType, h fsm.Header, bod
 		return nil, err
 	}
 	// Committed time never goes backwards: a leader whose clock is behind
-	// the newest committed time stamps just after it.
+	// the newest committed time stamps just after it. Until this term's
+	// barrier the state may lack entries of earlier terms, and with them
+	// the newest time.
+	if err := s.awaitBarrier(ctx); err != nil {
+		return nil, err
+	}
 	h.Time = max(s.now().UnixNano(), s.sm.lastTime.Load()+1)
 	// Encode in the newest version every server reads; a command type some
 	// server could not read is refused.
-	data, err := fsm.EncodeVersion(int(s.bodyVersion.Load()), t, h, body)
+	data, err := fsm.EncodeVersion(s.BodyVersion(), t, h, body)
 	if err != nil {
 		return nil, err
 	}
@@ -257,15 +268,8 @@ func (s *Server) ConsistentRead(ctx context.Context) error {
 	// new leader's state may still lack acknowledged entries of earlier
 	// terms (an acknowledged write of this term was applied before its
 	// future returned).
-	for s.barrierTerm.Load() != s.raft.CurrentTerm() {
-		if !s.IsLeader() {
-			return fsm.ErrNotLeader
-		}
-		select {
-		case <-time.After(5 * time.Millisecond):
-		case <-ctx.Done():
-			return fmt.Errorf("wait for the new leader to apply earlier terms: %w", ctx.Err())
-		}
+	if err := s.awaitBarrier(ctx); err != nil {
+		return err
 	}
 	last := s.raft.LastIndex()
 	if err := s.raft.VerifyLeader().Error(); err != nil {
@@ -278,6 +282,27 @@ func (s *Server) ConsistentRead(ctx context.Context) error {
 		case <-time.After(5 * time.Millisecond):
 		case <-ctx.Done():
 			return fmt.Errorf("wait for index %d: %w", last, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// awaitBarrier returns once this leader's barrier of its term is done, so
+// its state holds every entry of earlier terms (leaderDuties).
+func (s *Server) awaitBarrier(ctx context.Context) error {
+	if s.barrierTerm.Load() == s.raft.CurrentTerm() {
+		return nil
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for s.barrierTerm.Load() != s.raft.CurrentTerm() {
+		if !s.IsLeader() {
+			return fsm.ErrNotLeader
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the new leader to apply earlier terms: %w", ctx.Err())
 		}
 	}
 	return nil

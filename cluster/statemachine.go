@@ -29,6 +29,10 @@ type stateMachine struct {
 	// lastTime is the state's LastTime after the latest apply or restore,
 	// read by the leader without the lock.
 	lastTime atomic.Int64
+	// bodyFloor is the newest command body version this server knows the
+	// cluster to read: the newest in its log (seeded at start), applied,
+	// or implied by a restored snapshot. It only rises.
+	bodyFloor atomic.Int32
 	// corruption is set when an entry failed its checksum: the server
 	// stops applying and serving (corruption.go).
 	corruption atomic.Pointer[api.Corruption]
@@ -94,6 +98,7 @@ func (m *stateMachine) Apply(l *raft.Log) interface{} {
 		alarms = m.state.Alarms()
 	}
 	m.lastTime.Store(m.state.LastTime())
+	m.raiseBodyFloor(m.state.BodyVersionSeen())
 	ch := m.changed
 	m.changed = make(chan struct{})
 	m.mu.Unlock()
@@ -111,6 +116,16 @@ func (m *stateMachine) Apply(l *raft.Log) interface{} {
 		m.logger.Debug("command rejected", "index", l.Index, "type", res.Type.String(), "rejected", n, "error", err)
 	}
 	return res
+}
+
+// raiseBodyFloor raises bodyFloor to v (it never lowers it).
+func (m *stateMachine) raiseBodyFloor(v int) {
+	for {
+		old := m.bodyFloor.Load()
+		if int32(v) <= old || m.bodyFloor.CompareAndSwap(old, int32(v)) {
+			return
+		}
+	}
 }
 
 // Snapshot implements raft.FSM. It is called on the apply goroutine, so the
@@ -141,6 +156,7 @@ func (m *stateMachine) Restore(rc io.ReadCloser) error {
 	m.state = st
 	alarms := st.Alarms()
 	m.lastTime.Store(st.LastTime())
+	m.raiseBodyFloor(st.BodyVersionSeen())
 	ch := m.changed
 	m.changed = make(chan struct{})
 	m.mu.Unlock()

@@ -136,6 +136,9 @@ func TestCapabilityGrantUsedRevokedAndEndedWithLease(t *testing.T) {
 		return x.ID == live.ID && !x.Status.Live()
 	})
 	t.Logf("grant %s of the killed agent's run ended %s: %s", gone.ID, gone.Status, gone.Reason)
+	if gone.Status != fsm.GrantRevoked || !strings.Contains(gone.Reason, "lost its lease") {
+		t.Errorf("the killed agent's grant ended %s (%q), want REVOKED because its node lost its lease", gone.Status, gone.Reason)
+	}
 }
 
 // TestIrreversibleGrantWaitsForTwoApprovers: payout's irreversible

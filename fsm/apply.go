@@ -111,6 +111,7 @@ func (s *State) applyOne(index, term uint64, sub int, data []byte, res *Result) 
 		return
 	}
 	res.Type = cmd.Type
+	s.bodyVersionSeen = max(s.bodyVersionSeen, cmd.Version)
 	if err := s.applyCommand(index, term, sub, cmd, res); err != nil {
 		res.Err = fmt.Errorf("apply %s at %d: %w", cmd.Type, index, err)
 	}
@@ -545,6 +546,14 @@ func (s *State) nodeGone(node string) bool {
 	return NodeGone(s.nodes[node])
 }
 
+// nodeStatus is a node's status, "unknown" for a node the state lacks.
+func (s *State) nodeStatus(node string) NodeStatus {
+	if n, ok := s.nodes[node]; ok {
+		return n.Status
+	}
+	return "unknown"
+}
+
 func (s *State) applyNodeRegister(ctx *applyCtx, req *NodeRegisterRequest) error {
 	n := req.Node
 	if n.ID != ctx.header.Node {
@@ -611,5 +620,8 @@ func (s *State) applyNodeStatus(ctx *applyCtx, req *NodeStatusRequest) error {
 		Reason        string     `json:"reason,omitempty"`
 		DrainDeadline int64      `json:"drain_deadline,omitempty"`
 	}{old.Status, n.Status, req.Reason, req.DrainDeadline})
+	if NodeGone(&n) && !NodeGone(old) {
+		s.endNodeGrants(ctx, n.ID, n.Status)
+	}
 	return nil
 }

@@ -86,3 +86,37 @@ func TestBatchAppliesEachCommandOnItsOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEntryBodyVersion reads the body version of an entry and of a batch
+// without decoding them.
+func TestEntryBodyVersion(t *testing.T) {
+	h := Header{Actor: "operator:a", Time: 1}
+	old, err := EncodeVersion(bodyVersionGC, ComponentDeleteType, h, &ComponentDeleteRequest{Name: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := Encode(ComponentDeleteType, h, &ComponentDeleteRequest{Name: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := EncodeBatch([][]byte{old, cur})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		what string
+		b    []byte
+		want int
+	}{
+		{"an older entry", old, bodyVersionGC},
+		{"a current entry", cur, BodyVersion},
+		{"a batch", batch, BodyVersion},
+		{"a short entry", []byte{1}, 0},
+		{"a future version", []byte{1, BodyVersion + 1}, 0},
+		{"a damaged batch", batch[:len(batch)-1], 0},
+	} {
+		if got := EntryBodyVersion(c.b); got != c.want {
+			t.Errorf("%s: version %d, want %d", c.what, got, c.want)
+		}
+	}
+}

@@ -489,3 +489,29 @@ func CheckEntry(b []byte) error {
 	}
 	return nil
 }
+
+// EntryBodyVersion is the newest command body version a log entry carries
+// (the newest of a batch's commands), or 0 for bytes that are no entry
+// this server reads. It decodes no body and checks no checksum.
+func EntryBodyVersion(b []byte) int {
+	if len(b) < 2 {
+		return 0
+	}
+	if MessageType(b[0]) != BatchType {
+		if v := int(b[1]); v >= bodyVersionJSON && v <= BodyVersion {
+			return v
+		}
+		return 0
+	}
+	cmds, err := decodeBatch(b)
+	if err != nil {
+		return 0
+	}
+	v := 0
+	for _, c := range cmds {
+		if len(c) >= 2 && MessageType(c[0]) != BatchType {
+			v = max(v, EntryBodyVersion(c))
+		}
+	}
+	return v
+}

@@ -37,11 +37,13 @@ import (
 //	                        before the expiry
 //	PENDING,  the run leaves EXECUTING (any actor)     REVOKED ("run ended")
 //	GRANTED
+//	PENDING,  its node goes down or leaves (the        REVOKED ("node ... lost
+//	GRANTED   runtime, or an operator or agent)        its lease", "... left")
 //	DENIED, EXPIRED, REVOKED, RELEASED: every step is refused (ErrConflict)
 //
 // An agent's request or use names the run and its epoch: an agent of
-// another node, or of the same node under an older epoch, is refused
-// (ErrFenced) and nothing is recorded.
+// another node, or of the same node under an older epoch, or of a node
+// that is down or left, is refused (ErrFenced) and nothing is recorded.
 
 // Effect says what a capability's use does outside ICE.
 type Effect string

@@ -116,8 +116,11 @@ func (s *State) requestGrant(ctx *applyCtx, i int, a *GrantAsk) (string, error) 
 	if !ok {
 		return "", fmt.Errorf("grant for run %q: %w", a.Run, ErrNotFound)
 	}
-	if run.Node != ctx.header.Node || run.Epoch != a.Epoch || s.nodeGone(run.Node) {
+	if run.Node != ctx.header.Node || run.Epoch != a.Epoch {
 		return "", fmt.Errorf("grant for run %s by node %q epoch %d: run is held by node %q epoch %d: %w", a.Run, ctx.header.Node, a.Epoch, run.Node, run.Epoch, ErrFenced)
+	}
+	if s.nodeGone(run.Node) {
+		return "", fmt.Errorf("grant for run %s: node %q is %s (its lease lapsed): register the agent again: %w", a.Run, run.Node, s.nodeStatus(run.Node), ErrFenced)
 	}
 	g := &Grant{ID: GrantID(s.clusterID, ctx.index, ctx.sub, i), Run: run.ID, Component: run.Component, Node: run.Node, Epoch: run.Epoch,
 		Scope: a.Scope, Purpose: a.Purpose, CreateIndex: ctx.index, CreateTime: ctx.header.Time, ModifyIndex: ctx.index}
@@ -270,8 +273,10 @@ func (s *State) applyGrantExpire(ctx *applyCtx, req *GrantExpireRequest) error {
 // under epoch.
 func (s *State) heldGrant(ctx *applyCtx, id string, epoch uint64, step string) (*Grant, error) {
 	// Authority first: another node learns nothing about the grant.
-	if old, ok := s.grants[id]; ok && (old.Node != ctx.header.Node || old.Epoch != epoch || s.nodeGone(old.Node)) {
+	if old, ok := s.grants[id]; ok && (old.Node != ctx.header.Node || old.Epoch != epoch) {
 		return nil, fmt.Errorf("%s grant %s by node %q epoch %d: it is held by node %q epoch %d: %w", step, id, ctx.header.Node, epoch, old.Node, old.Epoch, ErrFenced)
+	} else if ok && s.nodeGone(old.Node) {
+		return nil, fmt.Errorf("%s grant %s: node %q is %s (its lease lapsed): %w", step, id, old.Node, s.nodeStatus(old.Node), ErrFenced)
 	}
 	g, err := s.changeGrant(ctx, id, step)
 	if err != nil {
@@ -329,6 +334,35 @@ func (s *State) endRunGrants(ctx *applyCtx, run string, to RunState) {
 			g.ModifyIndex = ctx.index
 			s.endGrant(ctx, &g, GrantRevoked, fmt.Sprintf("run ended: it moved to %s", to))
 			s.emitGrant(ctx, "grant.revoke", &g, grantPayload{Reason: g.Reason})
+		}
+	}
+}
+
+// endNodeGrants ends the live grants of every run on a node that went down
+// or left: grants end with the lease, even before the runtime ends the
+// node's runs (an agent that registers again must ask anew). Runs are
+// walked by id, each run's grants in creation order.
+func (s *State) endNodeGrants(ctx *applyCtx, node string, status NodeStatus) {
+	held := func(g *Grant) bool { return g.Node == node && g.Status.Live() }
+	runs := make([]string, 0)
+	for run, ids := range s.grantsByRun {
+		if slices.ContainsFunc(ids, func(id string) bool { return held(s.grants[id]) }) {
+			runs = append(runs, run)
+		}
+	}
+	slices.Sort(runs)
+	reason := fmt.Sprintf("node %s lost its lease: it is %s", node, status)
+	if status == NodeLeft {
+		reason = fmt.Sprintf("node %s left the cluster", node)
+	}
+	for _, run := range runs {
+		for _, id := range s.grantsByRun[run] {
+			if old := s.grants[id]; held(old) {
+				g := *old
+				g.ModifyIndex = ctx.index
+				s.endGrant(ctx, &g, GrantRevoked, reason)
+				s.emitGrant(ctx, "grant.revoke", &g, grantPayload{Reason: g.Reason})
+			}
 		}
 	}
 }

@@ -313,3 +313,38 @@ func TestCapabilitiesNeedVersion7(t *testing.T) {
 		}
 	}
 }
+
+// TestGrantsEndWithTheLease: when a node goes down its runs' live grants
+// end in the same entry, before the runtime ends the runs, so an agent that
+// registers again cannot use them; it must ask anew.
+func TestGrantsEndWithTheLease(t *testing.T) {
+	h := newHarness(t)
+	f := newGrantFixture(h)
+	down := h.mustOK(h.apply(NodeStatusType, h.rtHdr(), &NodeStatusRequest{ID: "n1", Status: NodeDown, Reason: "lease expired"}))
+	if down.Events != 4 { // node.status and three grant.revoke
+		t.Errorf("node down made %d events, want 4", down.Events)
+	}
+	for _, id := range []string{f.granted, f.pending, f.tiny} {
+		g, _ := h.st.Grant(id)
+		if g.Status != GrantRevoked || g.EndIndex != down.Index || g.Reason != "node n1 lost its lease: it is down" {
+			t.Errorf("grant %s after its node went down: %+v", id, g)
+		}
+	}
+	// While the node is down its agent is fenced, and says why.
+	res := h.apply(GrantRequestType, h.agentHdr("n1"), &GrantRequestRequest{Requests: []GrantAsk{{Run: f.run, Epoch: f.epoch, Scope: "net:http:x"}}})
+	if err := res.FirstErr(); !errors.Is(err, ErrFenced) || !bytes.Contains([]byte(err.Error()), []byte("lease lapsed")) {
+		t.Errorf("request while the node is down: %v", err)
+	}
+	// Registered again, with the run still EXECUTING under its epoch: the
+	// old grants stay ended; a new request is decided afresh.
+	h.registerNode("n1")
+	use := h.apply(GrantUseType, h.agentHdr("n1"), &GrantUseRequest{Uses: []GrantUse{{ID: f.granted, Epoch: f.epoch, Detail: "late"}}})
+	if err := use.FirstErr(); !errors.Is(err, ErrConflict) {
+		t.Errorf("use of a grant ended with the lease: %v, want %v", err, ErrConflict)
+	}
+	ids := f.request("net:http:api.example.com")
+	if g, _ := h.st.Grant(ids[0]); g.Status != GrantGranted {
+		t.Errorf("new request after registering again: %+v", g)
+	}
+	checkInvariants(t, h.st)
+}

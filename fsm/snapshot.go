@@ -638,6 +638,7 @@ func (sr *snapshotReader) verifyState() error {
 		return fmt.Errorf("read snapshot at index %d: %w", meta.Index, errChainHead(sr.head, meta.Head))
 	}
 	st.head = sr.head
+	st.bodyVersionSeen = BodyVersionOfSnapshot(sr.version)
 	st.lastTime = st.checkpoint.Time
 	if n := st.events.len(); n > 0 {
 		st.lastTime = st.events.event(n - 1).Time

@@ -36,6 +36,25 @@ func SnapshotVersionFor(bodyVersion int) uint16 {
 	return snapshotJSON
 }
 
+// BodyVersionOfSnapshot is the newest command body version every server
+// read when a snapshot of the given format was written: a server writes a
+// format only once every server reads it (SnapshotVersionFor).
+func BodyVersionOfSnapshot(format uint16) int {
+	switch {
+	case format >= 6:
+		return 7
+	case format == 5:
+		return bodyVersionGC
+	case format == 4:
+		return bodyVersionAlarm
+	case format == 3:
+		return bodyVersionACL
+	case format == snapshotBinary:
+		return bodyVersionBinary
+	}
+	return bodyVersionJSON
+}
+
 // MinVersion is the oldest snapshot format that can hold this snapshot: 4
 // once it has alarms, 3 once it has a cluster id or ACL data (every server
 // that applied those entries reads that format), 1 before.

@@ -581,3 +581,43 @@ func (f *semanticFixture) contentCases() []semanticCase {
 		{"node changed", f.edited(f.nodeIdx, func(m map[string]any) { m["address"] = "10.6.6.6:7702" }), ErrChecksum},
 	}
 }
+
+// TestBodyVersionOfSnapshot: a snapshot's format says which body version
+// every server read when it was written, the inverse of SnapshotVersionFor.
+func TestBodyVersionOfSnapshot(t *testing.T) {
+	for v := bodyVersionJSON; v <= BodyVersion; v++ {
+		f := SnapshotVersionFor(v)
+		if got := BodyVersionOfSnapshot(f); got > v || SnapshotVersionFor(got) != f {
+			t.Errorf("body %d writes format %d, which says body %d", v, f, got)
+		}
+	}
+	if got := BodyVersionOfSnapshot(SnapshotVersion); got != BodyVersion {
+		t.Errorf("the newest format says body %d, want %d", got, BodyVersion)
+	}
+}
+
+// TestBodyVersionSeen: a state knows the newest body version it applied,
+// and a restored one the version its snapshot's format implies.
+func TestBodyVersionSeen(t *testing.T) {
+	h := newHarness(t)
+	if v := h.st.BodyVersionSeen(); v != 0 {
+		t.Fatalf("empty state saw body version %d", v)
+	}
+	h.putComponent(testSpec("a", 1))
+	if v := h.st.BodyVersionSeen(); v != BodyVersion {
+		t.Fatalf("after an entry of version %d: saw %d", BodyVersion, v)
+	}
+	for _, format := range []uint16{4, SnapshotVersion} {
+		var buf bytes.Buffer
+		if _, err := h.st.Snapshot().WriteVersion(&buf, format); err != nil {
+			t.Fatal(err)
+		}
+		st, _, err := ReadSnapshot(&buf, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := st.BodyVersionSeen(), BodyVersionOfSnapshot(format); got != want {
+			t.Errorf("restored from format %d: saw %d, want %d", format, got, want)
+		}
+	}
+}

@@ -39,6 +39,8 @@ type State struct {
 	// chain: Restore reads it back), the floor under which a leader never
 	// stamps a command.
 	lastTime int64
+	// bodyVersionSeen: see BodyVersionSeen.
+	bodyVersionSeen int
 
 	// clusterID is set once by cluster.init; aclBootstrap is the index of
 	// the ACL bootstrap (0: not yet).
@@ -85,6 +87,15 @@ func New() *State {
 		signingKeys:  make(map[string]*SigningKey),
 	}
 }
+
+// BodyVersionSeen is the newest command body version among the entries
+// this state applied, or that the snapshot it was restored from implies
+// (BodyVersionOfSnapshot): the leader that wrote such an entry knew every
+// server of the cluster to read it, so a leader never needs to encode in
+// an older one. It is a floor for the leader's encoding, not part of the
+// replicated state: it is not in the digest, and a restored state may know
+// less than one that applied the log.
+func (s *State) BodyVersionSeen() int { return s.bodyVersionSeen }
 
 // LastTime returns the leader time (unix nanos) of the newest event in the
 // chain: committed time never goes backwards when leaders stamp no earlier.

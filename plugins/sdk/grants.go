@@ -71,16 +71,15 @@ func requestGrant(ctx context.Context, h plugins.Host, scope, purpose string) (*
 	}
 	for g.Status == plugins.GrantPending {
 		next, err := h.WatchGrant(ctx, g.ID, plugins.GrantPending, waitFor(ctx))
-		switch {
-		case err == nil:
+		if err == nil {
 			g = next
-		case ctx.Err() != nil:
+			continue
+		}
+		// A failed watch (the agent restarting, or its wait ending with
+		// ctx) is retried until ctx ends: the grant is still pending.
+		if ctx.Err() != nil || !pause(ctx, noAgentRetry) {
 			return nil, fmt.Errorf("request grant of %q: grant %s waits for %d more approval(s): %w: %w",
 				scope, g.ID, g.ApprovalsNeeded-g.Approvals, ErrPendingApproval, ctx.Err())
-		default:
-			if !pause(ctx, noAgentRetry) {
-				return nil, fmt.Errorf("request grant of %q: grant %s: %w: %w", scope, g.ID, ErrPendingApproval, hostErr(err))
-			}
 		}
 	}
 	switch g.Status {
