@@ -49,6 +49,7 @@ type gRun struct {
 	// EXECUTING, or its node lost its lease), fenceWhy says which.
 	fencedAt   uint64
 	fenceWhy   string
+	fenceKind  string
 	grants     []*gGrant
 	pendingEnd []*gGrant // grants live when it was fenced, until they end
 }
@@ -164,6 +165,7 @@ func (m *grantModel) event(e fsm.Event) {
 			p.Status = fsm.NodeReady
 		}
 		m.nodes[e.Subject] = p.Status
+		m.unfenceNode(e, e.Subject)
 	case e.Type == "node.status":
 		var p struct {
 			To fsm.NodeStatus `json:"to"`
@@ -206,7 +208,7 @@ func (m *grantModel) transition(e fsm.Event) {
 	r.state = p.To
 	if left {
 		r.leftAt = e.Index
-		m.fence(r, e.Index, fmt.Sprintf("the run left EXECUTING for %s", p.To), "run left EXECUTING")
+		m.fence(r, e.Index, fmt.Sprintf("the run left EXECUTING for %s", p.To), fenceLeft)
 	}
 }
 
@@ -214,17 +216,38 @@ func (m *grantModel) transition(e fsm.Event) {
 func (m *grantModel) fenceNode(e fsm.Event, node string, to fsm.NodeStatus) {
 	for _, id := range m.runOrder {
 		if r := m.runs[id]; r.node == node && r.state != fsm.StateTerminated {
-			m.fence(r, e.Index, fmt.Sprintf("node %s lost its lease (%s)", node, to), "node lost its lease")
+			m.fence(r, e.Index, fmt.Sprintf("node %s lost its lease (%s)", node, to), fenceLease)
 		}
 	}
 }
+
+// unfenceNode gives the runs still EXECUTING on a node whose agent
+// registered again back the authority of their epoch: the runtime had not
+// ended them, and they go on. The grants they held ended with the lease
+// and stay ended; new requests are decided afresh.
+func (m *grantModel) unfenceNode(e fsm.Event, node string) {
+	for _, id := range m.runOrder {
+		r := m.runs[id]
+		if r.node != node || r.state != fsm.StateExecuting || r.fenceKind != fenceLease {
+			continue
+		}
+		m.checkPendingEnd(r, e)
+		r.fencedAt, r.fenceWhy, r.fenceKind = 0, "", ""
+	}
+}
+
+// Kinds of fence.
+const (
+	fenceLease = "node lost its lease"
+	fenceLeft  = "run left EXECUTING"
+)
 
 // fence ends the authority of a run's epoch at index.
 func (m *grantModel) fence(r *gRun, index uint64, why, kind string) {
 	if r.fencedAt != 0 {
 		return
 	}
-	r.fencedAt, r.fenceWhy = index, why
+	r.fencedAt, r.fenceWhy, r.fenceKind = index, why, kind
 	m.fences[kind]++
 	for _, g := range r.grants {
 		if g.ended != 0 {
@@ -432,9 +455,12 @@ func (m *grantModel) end(e fsm.Event, p grantEventPayload, g *gGrant, r *gRun, w
 	case "grant.revoke":
 		if p.Operator != "" {
 			m.decided(e.Type, g.id, e.Index)
-		} else if r == nil || r.leftAt != e.Index {
-			m.v.violate("%s by %s without an operator (%q), and its run did not leave EXECUTING at that index", where, e.Actor, p.Reason)
+		} else if r == nil || (r.leftAt != e.Index && r.fencedAt != e.Index) {
+			m.v.violate("%s by %s without an operator (%q), and neither did its run leave EXECUTING nor its node lose its lease at that index", where, e.Actor, p.Reason)
 		}
+	}
+	if r != nil && r.fencedAt != 0 && g.invalidAt == r.fencedAt && e.Index != r.fencedAt {
+		m.v.violate("(b) %s: ended at index %d, not in the entry that fenced its epoch (index %d: %s)", where, e.Index, r.fencedAt, r.fenceWhy)
 	}
 	g.ended, g.endWhy, g.status = e.Index, strings.TrimPrefix(e.Type, "grant."), p.Status
 	if g.invalidAt == 0 {

@@ -326,10 +326,16 @@ func TestGrantsFencedEpochFails(t *testing.T) {
 		// r1's last grant released by a1 after a1 was declared down.
 		evs := slices.Clone(in.Events)
 		i := slices.IndexFunc(evs, func(e fsm.Event) bool {
-			return e.Type == "grant.revoke" && strings.Contains(string(e.Payload), "run ended")
+			return e.Type == "grant.revoke" && strings.Contains(string(e.Payload), "lost its lease")
 		})
 		evs[i].Type, evs[i].Actor = "grant.release", "agent:a1"
 		wantResult(t, CheckGrants(GrantsInput{Events: evs, Entries: in.Entries}), Fail, "released by the agent after its epoch was fenced")
+	})
+	t.Run("ended after the entry that fenced it", func(t *testing.T) {
+		// a2 goes down, and fifth's revocation comes an entry later.
+		evs := forge(in.Events, 0, 0, "node.status", "a2", "runtime", map[string]any{"from": "ready", "to": "down"})
+		evs = forge(evs, 0, 0, "grant.revoke", fifth.ID, "runtime", grantEventPayload{Run: fifth.Run, Status: fsm.GrantRevoked, Reason: "node a2 lost its lease"})
+		wantResult(t, CheckGrants(GrantsInput{Events: evs, Entries: in.Entries}), Fail, "not in the entry that fenced its epoch")
 	})
 	t.Run("revoked without an operator", func(t *testing.T) {
 		evs := forge(in.Events, 0, 0, "grant.revoke", fifth.ID, "runtime", grantEventPayload{Run: fifth.Run, Status: fsm.GrantRevoked, Reason: "why not"})
@@ -474,5 +480,29 @@ func TestGrantsStaleAcceptedIsNoted(t *testing.T) {
 	wantResult(t, v, Pass, "")
 	if len(v.Notes) != 1 || !strings.Contains(v.Notes[0], "was accepted") || !strings.Contains(v.Summary, "1 of them accepted") {
 		t.Fatalf("summary %q, notes %v: want the accepted stale use noted", v.Summary, v.Notes)
+	}
+}
+
+// TestGrantsLeaseLostAndRegainedPasses: a node goes down, its grants end in
+// that entry, its agent registers again before the runtime ends the run,
+// and the run, still EXECUTING under its epoch, is granted anew.
+func TestGrantsLeaseLostAndRegainedPasses(t *testing.T) {
+	w := newGrantWorld(t)
+	r, e := w.executing("a1")
+	old := w.request("a1", r, e, "", ScopeJepsen)[0]
+	w.use("a1", e, "", old)
+	w.ok(w.apply(fsm.NodeStatusType, w.runtime(), &fsm.NodeStatusRequest{ID: "a1", Status: fsm.NodeDown, Reason: "lease"}))
+	w.use("a1", e, StaleEndedUse, old)
+	w.ok(w.apply(fsm.NodeRegisterType, w.agent("a1"), &fsm.NodeRegisterRequest{Node: fsm.Node{ID: "a1", Address: "127.0.0.1:1", Plugins: []fsm.PluginInfo{grantsTestPlugin}}}))
+	w.use("a1", e, StaleEndedUse, old)
+	fresh := w.request("a1", r, e, "", ScopeJepsen)[0]
+	w.use("a1", e, "", fresh)
+	if g, _ := w.st.Grant(fresh); g.Status != fsm.GrantGranted {
+		t.Fatalf("the run's new grant after its agent registered again: %+v", g)
+	}
+	v := CheckGrants(w.input())
+	wantResult(t, v, Pass, "")
+	if v.Stats["uses_in_log"] != 2 {
+		t.Errorf("stats %v: want 2 uses", v.Stats)
 	}
 }
