@@ -45,6 +45,9 @@ Ctrl-C stops it cleanly, stops the plugins it started, and removes the data dir
 				f.dataDir = dir
 				if !keep {
 					defer os.RemoveAll(dir)
+					// The settings name files in dir: left behind, the next
+					// CLI call would fail to read the CA.
+					defer removeDevEnvOf(dir)
 				}
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

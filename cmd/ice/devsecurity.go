@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -119,4 +120,19 @@ func (c *devCredentials) bootstrap(ctx context.Context, httpAddr string, logger 
 		return "", fmt.Errorf("write the dev client settings: %w", err)
 	}
 	return path, nil
+}
+
+// removeDevEnvOf removes the dev client settings if they are those of the
+// dev cluster whose data dir is dir (another dev cluster may have written
+// them since).
+func removeDevEnvOf(dir string) {
+	path := devEnvPath()
+	if path == "" {
+		return
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(b), dir+string(filepath.Separator)) {
+		return
+	}
+	_ = os.Remove(path)
 }
