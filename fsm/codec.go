@@ -24,25 +24,26 @@ import (
 // or 1, or bytes left after the value are ErrMalformed, and no count is
 // trusted for an allocation larger than the input could hold.
 
-// encoder appends the binary encoding to b.
-// encoder writes the binary encoding; mode says which form of the records
-// that grew fields over time it writes.
+// encoder appends the binary encoding to b. version says which form of
+// the records that grew fields over time it writes: that of a body version
+// (0: the newest); digest, the digest's form: a field added in a later
+// version only when it is set, so a state without such fields has the
+// digest older builds compute.
 type encoder struct {
-	b    []byte
-	mode encodeMode
+	b       []byte
+	version int
+	digest  bool
 }
 
-// encodeMode selects the form of specs and components: the newest (with
-// capabilities and the deployer), the one older formats hold, or the
-// digest's (the new fields only when set, so a state without them has the
-// digest older builds compute).
-type encodeMode uint8
-
-const (
-	modeNewest encodeMode = iota
-	modeLegacy
-	modeDigest
-)
+// writes reports whether the fields added in body version since are
+// written; set says whether they (or fields added after them) hold
+// anything.
+func (e *encoder) writes(since int, set bool) bool {
+	if e.digest {
+		return set
+	}
+	return e.version == 0 || e.version >= since
+}
 
 func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
 func (e *encoder) varint(v int64)   { e.b = binary.AppendVarint(e.b, v) }
@@ -92,13 +93,17 @@ func (e *encoder) strMap(m map[string]string) {
 type decoder struct {
 	b   []byte
 	err error
-	// legacy is set for bodies and records of formats before capability
-	// grants: specs without capabilities, components without a deployer.
-	legacy bool
+	// version is the body version whose form the bytes have (0: the
+	// newest): records read the fields that version has.
+	version int
 	// intern, when set, deduplicates decoded strings (snapshot restore,
 	// where many records repeat the same component, node and actor names).
 	intern map[string]string
 }
+
+// reads reports whether the bytes carry the fields added in body version
+// since.
+func (d *decoder) reads(since int) bool { return d.version == 0 || d.version >= since }
 
 func (d *decoder) fail(format string, args ...any) {
 	if d.err == nil {

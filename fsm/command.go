@@ -111,8 +111,9 @@ const (
 	// writes and the newest it reads.
 	BodyVersion = 7
 
-	bodyVersionAlarm = 5
-	bodyVersionGC    = 6
+	bodyVersionAlarm  = 5
+	bodyVersionGC     = 6
+	bodyVersionGrants = 7
 )
 
 // crcTable is CRC-32C (Castagnoli), as etcd's WAL uses.
@@ -361,10 +362,7 @@ func encodeBinary(t MessageType, h Header, body any, version byte) ([]byte, erro
 	if reflect.TypeOf(body) != reflect.TypeOf(want) {
 		return nil, fmt.Errorf("encode %s: body is %T, want %T: %w", t, body, want, ErrInvalid)
 	}
-	e := encoder{b: make([]byte, 0, 256)}
-	if version < BodyVersion {
-		e.mode = modeLegacy
-	}
+	e := encoder{b: make([]byte, 0, 256), version: int(version)}
 	e.b = append(e.b, byte(t), version)
 	putHeader(&e, &h)
 	putBody(&e, body)
@@ -434,7 +432,7 @@ func Decode(b []byte) (Command, error) {
 		if v >= bodyVersionCRC {
 			payload = b[:len(b)-4] // checked above
 		}
-		d := decoder{b: payload[2:], legacy: v < BodyVersion}
+		d := decoder{b: payload[2:], version: int(v)}
 		var h Header
 		getHeader(&d, &h)
 		getBody(&d, body)

@@ -29,7 +29,7 @@ func (snap *Snapshot) Digest() Hash {
 }
 
 func (snap *Snapshot) digest() (Hash, error) {
-	e := encoder{mode: modeDigest}
+	e := encoder{digest: true}
 	return snap.digestWith("ice-state-v2", func(kind byte, v any) ([]byte, error) {
 		e.b = e.b[:0]
 		switch r := v.(type) {

@@ -285,10 +285,7 @@ func (snap *Snapshot) WriteVersion(w io.Writer, version uint16) (int64, error) {
 
 // writeRecords writes components, nodes, runs and events in format 2.
 func (snap *Snapshot) writeRecords(enc *recordWriter, version uint16) {
-	var e encoder
-	if version < 6 {
-		e.mode = modeLegacy
-	}
+	e := encoder{version: BodyVersionOfSnapshot(version)}
 	for _, c := range snap.components {
 		e.b = e.b[:0]
 		putComponent(&e, c)
@@ -510,7 +507,7 @@ func (sr *snapshotReader) decode(kind byte, v any, get func(*decoder)) error {
 	if sr.version == snapshotJSON {
 		return decodeJSONRecord(body, v)
 	}
-	d := decoder{b: body, intern: sr.intern, legacy: sr.version < 6}
+	d := decoder{b: body, intern: sr.intern, version: BodyVersionOfSnapshot(sr.version)}
 	get(&d)
 	return d.done()
 }

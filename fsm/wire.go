@@ -32,7 +32,7 @@ func putSpec(e *encoder, s *Spec) {
 	e.varint(s.Restart.MaxDelayNanos)
 	e.int(s.MaxParallel)
 	e.str(s.OutputPattern)
-	if e.mode == modeLegacy || (e.mode == modeDigest && len(s.Capabilities) == 0) {
+	if !e.writes(bodyVersionGrants, len(s.Capabilities) > 0) {
 		return
 	}
 	e.uvarint(uint64(len(s.Capabilities)))
@@ -62,7 +62,7 @@ func getSpec(d *decoder, s *Spec) {
 	s.Restart.MaxDelayNanos = d.varint()
 	s.MaxParallel = d.int()
 	s.OutputPattern = d.str()
-	if d.legacy {
+	if !d.reads(bodyVersionGrants) {
 		return
 	}
 	if n := d.count(4); n > 0 {
@@ -83,7 +83,7 @@ func putComponent(e *encoder, c *Component) {
 	e.uvarint(c.CreateIndex)
 	e.uvarint(c.ModifyIndex)
 	e.varint(c.ModifyTime)
-	if e.mode == modeNewest || (e.mode == modeDigest && c.Deployer != "") {
+	if e.writes(bodyVersionGrants, c.Deployer != "") {
 		e.str(c.Deployer)
 	}
 }
@@ -97,7 +97,7 @@ func getComponent(d *decoder, c *Component) {
 	c.CreateIndex = d.uvarint()
 	c.ModifyIndex = d.uvarint()
 	c.ModifyTime = d.varint()
-	if !d.legacy {
+	if d.reads(bodyVersionGrants) {
 		c.Deployer = d.str()
 	}
 }
