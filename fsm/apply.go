@@ -199,6 +199,15 @@ func (s *State) applyCommand(index, term uint64, sub int, cmd Command, res *Resu
 		return s.applySigningKeyRegister(ctx, body)
 	case *SigningKeyRetireRequest:
 		return s.applySigningKeyRetire(ctx, body)
+	case *ComponentDispatchRequest:
+		return s.applyComponentDispatch(ctx, body)
+	case *MemoryExpireRequest:
+		return s.applyMemoryExpire(ctx, body)
+	case *MemoryEndRequest:
+		if cmd.Type == MemoryDeprecateType {
+			return s.applyMemoryDeprecate(ctx, body)
+		}
+		return s.applyMemoryInvalidate(ctx, body)
 	}
 	return fmt.Errorf("no apply function for %s: %w", cmd.Type, ErrUnknownType)
 }
@@ -357,6 +366,9 @@ func (s *State) createRun(ctx *applyCtx, i int, nr NewRun) (string, error) {
 	if c.Status != ComponentRunning || c.Generation != nr.Generation {
 		return "", fmt.Errorf("create run of %q generation %d: component is %s at generation %d: %w", nr.Component, nr.Generation, c.Status, c.Generation, ErrConflict)
 	}
+	if reason, out := BudgetExhausted(c, ctx.header.Time); out {
+		return "", fmt.Errorf("create run of %q: %s: %w", nr.Component, reason, ErrBudgetExhausted)
+	}
 	if nr.Slot < 0 || nr.Slot >= c.Count {
 		return "", fmt.Errorf("create run of %q: slot %d outside 0..%d: %w", nr.Component, nr.Slot, c.Count-1, ErrInvalid)
 	}
@@ -397,6 +409,9 @@ type TransitionPayload struct {
 	Epoch  uint64   `json:"epoch,omitempty"`
 	Reason string   `json:"reason,omitempty"`
 	Output string   `json:"output,omitempty"`
+	// Reads and Cost are what the agent reported (body version 8 on).
+	Reads []MemoryRef       `json:"reads,omitempty"`
+	Cost  map[string]uint64 `json:"cost,omitempty"`
 }
 
 func (s *State) applyRunTransition(ctx *applyCtx, req *RunTransitionRequest) error {
@@ -440,6 +455,16 @@ func (s *State) transition(ctx *applyCtx, t *Transition) error {
 	if t.Output != "" && t.To != StateValidating {
 		return fmt.Errorf("transition run %s: output is only carried into %s: %w", t.Run, StateValidating, ErrInvalid)
 	}
+	if err := s.checkRunReport(ctx, old, t); err != nil {
+		return err
+	}
+	var promo *MemoryRecord
+	if old.State == StateValidating && t.To == StateCommitted {
+		var err error
+		if promo, err = s.promotion(ctx, old); err != nil {
+			return fmt.Errorf("commit run %s: %w", t.Run, err)
+		}
+	}
 	r := *old
 	if rule.Places {
 		n, ok := s.nodes[t.Node]
@@ -467,6 +492,7 @@ func (s *State) transition(ctx *applyCtx, t *Transition) error {
 	if t.To == StateValidating {
 		r.Output = t.Output
 	}
+	reportInto(&r, t)
 	if t.To == StateExecuting {
 		r.ExecTime = ctx.header.Time
 	}
@@ -478,8 +504,14 @@ func (s *State) transition(ctx *applyCtx, t *Transition) error {
 	r.ModifyTime = ctx.header.Time
 	s.runs[r.ID] = &r
 	s.emit(ctx, "run.transition", r.ID, r.Component, &TransitionPayload{
-		From: old.State, To: t.To, Node: r.Node, Epoch: r.Epoch, Reason: t.Reason, Output: t.Output,
+		From: old.State, To: t.To, Node: r.Node, Epoch: r.Epoch, Reason: t.Reason, Output: t.Output, Reads: t.Reads, Cost: t.Cost,
 	})
+	if len(t.Cost) > 0 {
+		s.addSpend(ctx, r.Component, t.Cost)
+	}
+	if promo != nil {
+		s.promote(ctx, promo)
+	}
 	if old.State == StateExecuting {
 		s.endRunGrants(ctx, r.ID, t.To)
 	}

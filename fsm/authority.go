@@ -31,6 +31,10 @@ var CommandAuthority = map[MessageType]ActorKind{
 	GrantUseType:           KindAgent,
 	SigningKeyRegisterType: KindRuntime,
 	SigningKeyRetireType:   KindRuntime | KindOperator,
+	ComponentDispatchType:  KindOperator,
+	MemoryExpireType:       KindRuntime,
+	MemoryDeprecateType:    KindOperator,
+	MemoryInvalidateType:   KindOperator,
 }
 
 // nodeStatusAuthority says which node statuses each kind of actor may set.

@@ -46,6 +46,10 @@ const (
 	GrantUseType                              // agent: uses of grants, recorded
 	SigningKeyRegisterType                    // runtime: register a server's public grant-token key
 	SigningKeyRetireType                      // runtime or operator: retire a grant-token key
+	ComponentDispatchType                     // operator: create one run of a dispatched component with its input
+	MemoryExpireType                          // runtime: end memory records past their expiry
+	MemoryDeprecateType                       // operator: deprecate a memory record
+	MemoryInvalidateType                      // operator: invalidate a memory record and what was derived from it
 
 	// maxMessageType is one past the last known type.
 	maxMessageType
@@ -80,6 +84,10 @@ var messageTypeNames = [...]string{
 	GrantUseType:           "grant.use",
 	SigningKeyRegisterType: "signing.key.register",
 	SigningKeyRetireType:   "signing.key.retire",
+	ComponentDispatchType:  "component.dispatch",
+	MemoryExpireType:       "memory.expire",
+	MemoryDeprecateType:    "memory.deprecate",
+	MemoryInvalidateType:   "memory.invalidate",
 }
 
 // String returns the type's stable name, used in events and metrics.
@@ -109,11 +117,12 @@ const (
 	bodyVersionCRC    = 4
 	// BodyVersion is the version of the command body encoding this server
 	// writes and the newest it reads.
-	BodyVersion = 7
+	BodyVersion = 8
 
 	bodyVersionAlarm  = 5
 	bodyVersionGC     = 6
 	bodyVersionGrants = 7
+	bodyVersionMemory = 8
 )
 
 // crcTable is CRC-32C (Castagnoli), as etcd's WAL uses.
@@ -136,12 +145,35 @@ func checkCRC(what string, b []byte) ([]byte, error) {
 	return body, nil
 }
 
+// bodyNeeds is the oldest body version that can carry what a body holds,
+// beyond its type's (MinBodyVersion), and what that is.
+func bodyNeeds(body any) (int, string) {
+	switch b := body.(type) {
+	case *ComponentPutRequest:
+		if b.Spec.hasV8() {
+			return bodyVersionMemory, "dispatch, memory, reads and budgets"
+		}
+		if len(b.Spec.Capabilities) > 0 {
+			return bodyVersionGrants, "capabilities"
+		}
+	case *RunTransitionRequest:
+		for i := range b.Transitions {
+			if len(b.Transitions[i].Reads) > 0 || len(b.Transitions[i].Cost) > 0 {
+				return bodyVersionMemory, "reported reads and costs"
+			}
+		}
+	}
+	return 0, ""
+}
+
 // MinBodyVersion is the oldest body version that can carry commands of type
 // t: a cluster whose servers do not all read it cannot accept them.
 func MinBodyVersion(t MessageType) int {
 	switch {
+	case t >= ComponentDispatchType:
+		return bodyVersionMemory
 	case t >= GrantRequestType:
-		return 7
+		return bodyVersionGrants
 	case t >= StateGCType:
 		return bodyVersionGC
 	case t >= DigestMarkType:
@@ -206,6 +238,11 @@ type Transition struct {
 	Node string `json:"node,omitempty"`
 	// Output is the result of a finite run (EXECUTING → VALIDATING).
 	Output string `json:"output,omitempty"`
+	// Reads and Cost (body version 8 on) are what an agent reports with the
+	// end of an execution (into VALIDATING or ABORTED): the record versions
+	// the run read and what it spent.
+	Reads []MemoryRef       `json:"reads,omitempty"`
+	Cost  map[string]uint64 `json:"cost,omitempty"`
 }
 
 // RunTransitionRequest moves runs along the lifecycle. Items are applied
@@ -316,6 +353,12 @@ func newBody(t MessageType) any {
 		return &SigningKeyRegisterRequest{}
 	case SigningKeyRetireType:
 		return &SigningKeyRetireRequest{}
+	case ComponentDispatchType:
+		return &ComponentDispatchRequest{}
+	case MemoryExpireType:
+		return &MemoryExpireRequest{}
+	case MemoryDeprecateType, MemoryInvalidateType:
+		return &MemoryEndRequest{}
 	}
 	return nil
 }
@@ -339,8 +382,8 @@ func EncodeVersion(readVersion int, t MessageType, h Header, body any) ([]byte, 
 	if min := MinBodyVersion(t); readVersion < min {
 		return nil, fmt.Errorf("encode %s: a server of the cluster reads command bodies up to version %d, and %s needs %d: upgrade every server first: %w", t, readVersion, t, min, ErrUnsupportedVersion)
 	}
-	if put, ok := body.(*ComponentPutRequest); ok && len(put.Spec.Capabilities) > 0 && readVersion < BodyVersion {
-		return nil, fmt.Errorf("encode %s: a server of the cluster reads command bodies up to version %d, and capabilities need %d: upgrade every server first: %w", t, readVersion, BodyVersion, ErrUnsupportedVersion)
+	if need, what := bodyNeeds(body); readVersion < need {
+		return nil, fmt.Errorf("encode %s: a server of the cluster reads command bodies up to version %d, and %s need %d: upgrade every server first: %w", t, readVersion, what, need, ErrUnsupportedVersion)
 	}
 	switch {
 	case readVersion <= bodyVersionJSON:
@@ -427,7 +470,7 @@ func Decode(b []byte) (Command, error) {
 		return Command{}, fmt.Errorf("decode %s: body version %d cannot carry it (needs %d): %w", t, v, MinBodyVersion(t), ErrMalformed)
 	}
 	switch v := b[1]; v {
-	case bodyVersionBinary, bodyVersionACL, bodyVersionCRC, bodyVersionAlarm, bodyVersionGC, BodyVersion:
+	case bodyVersionBinary, bodyVersionACL, bodyVersionCRC, bodyVersionAlarm, bodyVersionGC, bodyVersionGrants, BodyVersion:
 		payload := b
 		if v >= bodyVersionCRC {
 			payload = b[:len(b)-4] // checked above

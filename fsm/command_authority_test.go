@@ -40,6 +40,10 @@ var expectedAuthority = map[MessageType]ActorKind{
 	GrantUseType:           KindAgent,
 	SigningKeyRegisterType: KindRuntime,
 	SigningKeyRetireType:   KindRuntime | KindOperator,
+	ComponentDispatchType:  KindOperator,
+	MemoryExpireType:       KindRuntime,
+	MemoryDeprecateType:    KindOperator,
+	MemoryInvalidateType:   KindOperator,
 }
 
 func TestCommandAuthorityTable(t *testing.T) {
@@ -86,6 +90,16 @@ func authorityFixture(t *testing.T) (*harness, map[MessageType]any) {
 	for typ, body := range gf.bodies() {
 		bodies[typ] = body
 	}
+	mf := newMemoryFixture(h)
+	for typ, body := range mf.bodies() {
+		bodies[typ] = body
+	}
+	// A record that expires by the next entry, for memory.expire.
+	flash := testSpec("flash", 0)
+	flash.Dispatch, flash.Memory = true, &MemorySpec{Type: "flash", Key: "k", TTLNanos: 1}
+	h.putComponent(flash)
+	h.commitRun(h.dispatch("flash", nil), "n1", "x", nil, nil)
+	bodies[MemoryExpireType] = &MemoryExpireRequest{Refs: []MemoryRef{{Type: "flash", Key: "k", Version: 1}}}
 	return h, bodies
 }
 

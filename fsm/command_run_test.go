@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -38,7 +39,7 @@ func TestRunsCreate(t *testing.T) {
 	r := h.run(res.RunIDs[5])
 	wantRun := Run{ID: RunID(res.Index, 5), Component: "web", Generation: gen, Slot: 1, State: StateCreated, Attempt: 2, NotBefore: 99,
 		CreateIndex: res.Index, ModifyIndex: res.Index, CreateTime: baseTime + int64(res.Index)*1000, ModifyTime: baseTime + int64(res.Index)*1000}
-	if *r != wantRun {
+	if !reflect.DeepEqual(*r, wantRun) {
 		t.Errorf("run %+v\nwant %+v", *r, wantRun)
 	}
 	if got, ok := h.st.SlotRun("web", 1); !ok || got != r {

@@ -60,6 +60,10 @@ var sampleBodies = map[MessageType]any{
 	GrantUseType:           &GrantUseRequest{Uses: []GrantUse{{ID: "g1", Epoch: 7, Detail: "GET /price"}}},
 	SigningKeyRegisterType: &SigningKeyRegisterRequest{Key: testSigningKey("s1", 1)},
 	SigningKeyRetireType:   &SigningKeyRetireRequest{ID: testSigningKey("s1", 1).ID, Reason: "rotated"},
+	ComponentDispatchType:  &ComponentDispatchRequest{Name: "extract", Input: "the text\n", Meta: map[string]string{"doc": "7", "lang": "en"}, CAS: u64(2)},
+	MemoryExpireType:       &MemoryExpireRequest{Refs: []MemoryRef{{Type: "fact", Key: "doc-7", Version: 2}, {Type: "summary", Key: "all", Version: 1}}},
+	MemoryDeprecateType:    &MemoryEndRequest{Ref: MemoryRef{Type: "fact", Key: "doc-7", Version: 2}, Reason: "outdated"},
+	MemoryInvalidateType:   &MemoryEndRequest{Ref: MemoryRef{Type: "fact", Key: "doc-7"}, Reason: "the source was wrong"},
 }
 
 // sampleToken is a token for sample bodies: the management bootstrap
@@ -108,6 +112,10 @@ func TestMessageTypesAreStable(t *testing.T) {
 		{GrantUseType, 26, "grant.use"},
 		{SigningKeyRegisterType, 27, "signing.key.register"},
 		{SigningKeyRetireType, 28, "signing.key.retire"},
+		{ComponentDispatchType, 29, "component.dispatch"},
+		{MemoryExpireType, 30, "memory.expire"},
+		{MemoryDeprecateType, 31, "memory.deprecate"},
+		{MemoryInvalidateType, 32, "memory.invalidate"},
 	}
 	for _, w := range want {
 		if uint8(w.t) != w.n || w.t.String() != w.name {
@@ -208,7 +216,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"type after the last", append([]byte{byte(maxMessageType)}, valid[1:]...), ErrUnknownType},
 		{"type 255", append([]byte{255}, valid[1:]...), ErrUnknownType},
 		{"body version 0", append([]byte{valid[0], 0}, valid[2:]...), ErrUnsupportedVersion},
-		{"body version 8", append([]byte{valid[0], 8}, valid[2:]...), ErrUnsupportedVersion},
+		{"body version 9", append([]byte{valid[0], 9}, valid[2:]...), ErrUnsupportedVersion},
 		{"body version 255", append([]byte{valid[0], 255}, valid[2:]...), ErrUnsupportedVersion},
 		{"not JSON", env(NodeStatusType, "hello"), ErrMalformed},
 		{"JSON null", env(NodeStatusType, "null"), ErrMalformed},
@@ -309,7 +317,7 @@ func TestResultHelpers(t *testing.T) {
 		t.Error("command error")
 	}
 	rejections := []error{ErrUnknownType, ErrUnsupportedVersion, ErrMalformed, ErrInvalid,
-		ErrNotAuthorized, ErrFenced, ErrIllegalTransition, ErrNotFound, ErrConflict, ErrIneligible}
+		ErrNotAuthorized, ErrFenced, ErrIllegalTransition, ErrNotFound, ErrConflict, ErrIneligible, ErrBudgetExhausted}
 	for _, k := range ErrorKinds {
 		wrapped := fmt.Errorf("ctx: %w", k.Err)
 		if want := slices.Contains(rejections, k.Err); IsRejection(wrapped) != want {

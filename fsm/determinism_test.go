@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -388,6 +389,18 @@ func cloneState(s *State) *State {
 	maps.Copy(c.policies, s.policies)
 	maps.Copy(c.tokens, s.tokens)
 	maps.Copy(c.tokensByHash, s.tokensByHash)
+	maps.Copy(c.alarms, s.alarms)
+	maps.Copy(c.grants, s.grants)
+	for k, v := range s.grantsByRun {
+		c.grantsByRun[k] = slices.Clone(v)
+	}
+	maps.Copy(c.signingKeys, s.signingKeys)
+	maps.Copy(c.memory, s.memory)
+	maps.Copy(c.memoryHeads, s.memoryHeads)
+	for k, v := range s.memoryDerived {
+		c.memoryDerived[k] = slices.Clone(v)
+	}
+	c.lastTime, c.bodyVersionSeen = s.lastTime, s.bodyVersionSeen
 	c.events = eventLogOf(s.Events(0, "", 0))
 	return c
 }

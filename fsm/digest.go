@@ -54,6 +54,8 @@ func (snap *Snapshot) digest() (Hash, error) {
 			putGrantRecord(&e, r)
 		case *SigningKey:
 			putSigningKey(&e, r)
+		case *MemoryRecord:
+			putMemoryRecord(&e, r)
 		}
 		return e.b, nil
 	})
@@ -134,6 +136,12 @@ func (snap *Snapshot) digestWith(prefix string, encode func(kind byte, v any) ([
 	}
 	for _, k := range snap.signingKeys {
 		if err := write(recordSigningKey, k); err != nil {
+			return Hash{}, err
+		}
+	}
+	// Memory records likewise.
+	for _, m := range snap.memory {
+		if err := write(recordMemory, m); err != nil {
 			return Hash{}, err
 		}
 	}

@@ -60,6 +60,22 @@ type Spec struct {
 	OutputPattern string `json:"output_pattern,omitempty"`
 	// Capabilities are what its runs may request grants for (grant.go).
 	Capabilities []Capability `json:"capabilities,omitempty"`
+
+	// Body version 8 on (memory.go, budget.go).
+	// Dispatch: the component has no standing runs (Count 0); each
+	// component.dispatch creates one run with its input.
+	Dispatch bool `json:"dispatch,omitempty"`
+	// Memory is the record a committed run's output becomes.
+	Memory *MemorySpec `json:"memory,omitempty"`
+	// Reads are the record types its runs may read.
+	Reads []string `json:"reads,omitempty"`
+	// Budget limits what its runs spend.
+	Budget *Budget `json:"budget,omitempty"`
+}
+
+// hasV8 reports whether the spec uses anything body version 8 added.
+func (sp *Spec) hasV8() bool {
+	return sp.Dispatch || sp.Memory != nil || len(sp.Reads) > 0 || sp.Budget != nil
 }
 
 // Component is a desired, versioned spec and its bookkeeping.
@@ -82,6 +98,9 @@ type Component struct {
 	// Deployer is the operator who last put the spec (body version 7 on):
 	// it may not approve its own runs' irreversible grants.
 	Deployer string `json:"deployer,omitempty"`
+	// Spend is what its runs spent in the current budget window (body
+	// version 8 on; nil until a run reports a cost).
+	Spend *Spend `json:"spend,omitempty"`
 }
 
 // Run is one execution of a component on one node.
@@ -110,6 +129,20 @@ type Run struct {
 	ModifyIndex uint64 `json:"modify_index"`
 	CreateTime  int64  `json:"create_time"`
 	ModifyTime  int64  `json:"modify_time"`
+
+	// Body version 8 on. Dispatch: created by component.dispatch (Slot
+	// -1), with its Input and Meta. Reads are the record versions its
+	// execution read, Cost what it spent, as its agent reported them.
+	Dispatch bool              `json:"dispatch,omitempty"`
+	Input    string            `json:"input,omitempty"`
+	Meta     map[string]string `json:"meta,omitempty"`
+	Reads    []MemoryRef       `json:"reads,omitempty"`
+	Cost     map[string]uint64 `json:"cost,omitempty"`
+}
+
+// hasV8 reports whether the run holds anything body version 8 added.
+func (r *Run) hasV8() bool {
+	return r.Dispatch || r.Input != "" || len(r.Meta) > 0 || len(r.Reads) > 0 || len(r.Cost) > 0
 }
 
 // NodeStatus is the status of an agent's node.

@@ -46,6 +46,9 @@ var (
 	// the run: draining, ineligible, down or left, without the component's
 	// (pinned) plugin, or breaking one of its constraints.
 	ErrIneligible = errors.New("node not eligible for placement")
+	// ErrBudgetExhausted is returned for a dispatch or a new run of a
+	// component whose budget is exhausted in the current window.
+	ErrBudgetExhausted = errors.New("budget exhausted")
 
 	// ErrCorrupt is returned for a log entry whose checksum does not match
 	// its bytes: damaged on this server's disk or on the way to it. It is
@@ -104,6 +107,7 @@ const (
 	statusNotFound           = 404
 	statusConflict           = 409
 	statusTooLarge           = 413
+	statusTooManyRequests    = 429
 	statusServiceUnavailable = 503
 	statusGatewayTimeout     = 504
 	// StatusInternal is the status of an error that wraps no sentinel.
@@ -122,6 +126,7 @@ var ErrorKinds = []ErrorKind{
 	{ErrNotFound, "not_found", true, statusNotFound},
 	{ErrConflict, "conflict", true, statusConflict},
 	{ErrIneligible, "ineligible", true, statusConflict},
+	{ErrBudgetExhausted, "budget_exhausted", true, statusTooManyRequests},
 	{ErrCorrupt, "corrupt", false, statusServiceUnavailable},
 	{ErrChecksum, "checksum", false, statusBadRequest},
 	{ErrNotLeader, "not_leader", false, statusServiceUnavailable},

@@ -32,6 +32,7 @@ func newFuzzFixture(t testing.TB) *fuzzFixture {
 	h.driveRun(ids[1], "n2", StateProvisioned)
 	h.driveRun(ids[3], "n1", StateTerminatedByRuntime)
 	h.driveRun(db[0], "n1", StateValidating)
+	newMemoryFixture(h) // extract and summarize, two facts and a summary
 	fx := &fuzzFixture{st: h.st, runs: map[string]*Run{}}
 	for role, id := range map[string]string{"executing": ids[0], "provisioned": ids[1], "created": ids[2], "tbr": ids[3], "validating": db[0]} {
 		fx.runs[role] = h.run(id)
@@ -77,12 +78,17 @@ func fuzzSeeds(fx *fuzzFixture) map[string][]byte {
 		"node-left":   mustEncode(NodeStatusType, ag("n2"), &NodeStatusRequest{ID: "n2", Status: NodeLeft}),
 		"operator-tr": mustEncode(RunTransitionType, op, tr(Transition{Run: exe.ID, To: StateAborted, Reason: "x"})),
 		"gc":          mustEncode(StateGCType, rt, &StateGCRequest{KeepPerSlot: 1, EventKeep: 2}),
-		"empty":       {},
-		"type-only":   {byte(ComponentPutType)},
-		"unknown":     {byte(maxMessageType), 1, '{', '}'},
-		"version-8":   append([]byte{byte(NodeStatusType), 8}, `{"header":{},"body":{}}`...),
-		"null-body":   append([]byte{byte(RunTransitionType), 1}, `{"header":{"actor":"runtime","time":1},"body":null}`...),
-		"deep-json":   append([]byte{byte(NodeStatusType), 1}, strings.Repeat("[", 10000)...),
+		"dispatch":    mustEncode(ComponentDispatchType, op, &ComponentDispatchRequest{Name: "extract", Input: "text", Meta: map[string]string{"doc": "3"}}),
+		"mem-deprec":  mustEncode(MemoryDeprecateType, op, &MemoryEndRequest{Ref: MemoryRef{Type: "summary", Key: "all"}, Reason: "old"}),
+		"mem-invalid": mustEncode(MemoryInvalidateType, op, &MemoryEndRequest{Ref: MemoryRef{Type: "fact", Key: "doc-1", Version: 1}, Reason: "wrong"}),
+		"agent-cost": mustEncode(RunTransitionType, ag("n1"), tr(Transition{Run: exe.ID, To: StateAborted, Epoch: exe.Epoch, Reason: "x",
+			Cost: map[string]uint64{"tokens": 12}})),
+		"empty":     {},
+		"type-only": {byte(ComponentPutType)},
+		"unknown":   {byte(maxMessageType), 1, '{', '}'},
+		"version-9": append([]byte{byte(NodeStatusType), 9}, `{"header":{},"body":{}}`...),
+		"null-body": append([]byte{byte(RunTransitionType), 1}, `{"header":{"actor":"runtime","time":1},"body":null}`...),
+		"deep-json": append([]byte{byte(NodeStatusType), 1}, strings.Repeat("[", 10000)...),
 	}
 	// Body version 1 (JSON), as older servers wrote it, stays readable.
 	for _, c := range []struct {
@@ -187,7 +193,7 @@ func FuzzReadSnapshot(f *testing.F) {
 	f.Add(writeSnapshot(f, New()))
 	f.Add(writeSnapshot(f, newFuzzFixture(f).st))
 	f.Add([]byte("ICESNAP\x00\x00\x01"))
-	f.Add(writeSnapshotV1(f, newFuzzFixture(f).st))
+	f.Add(writeSnapshotV1(f, snapshotFixture(f))) // format 1 holds no memory
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, _, err := ReadSnapshot(bytes.NewReader(data), nil)
 		if err != nil {
@@ -254,7 +260,7 @@ func TestFuzzSeeds(t *testing.T) {
 	fx := newFuzzFixture(t)
 	rejected := map[string]error{
 		"agent-fenced": ErrFenced, "operator-tr": ErrNotAuthorized, "create-conflict": ErrConflict,
-		"empty": ErrMalformed, "type-only": ErrMalformed, "unknown": ErrUnknownType, "version-8": ErrUnsupportedVersion,
+		"empty": ErrMalformed, "type-only": ErrMalformed, "unknown": ErrUnknownType, "version-9": ErrUnsupportedVersion,
 		"null-body": ErrInvalid, "deep-json": ErrMalformed, "batch": ErrIllegalTransition,
 		"group-commit": ErrConflict,
 	}

@@ -282,7 +282,7 @@ func TestGCSnapshotFormat(t *testing.T) {
 	h.driveRun(h.createRuns("web", 0)[0], "n1", StateTerminated)
 	h.mustOK(h.apply(StateGCType, h.rtHdr(), &StateGCRequest{KeepPerSlot: 1, EventKeep: 2}))
 	snap := h.st.Snapshot()
-	if snap.MinVersion() != 5 || SnapshotVersionFor(BodyVersion) != 6 || SnapshotVersionFor(6) != 5 || SnapshotVersionFor(5) != 4 {
+	if snap.MinVersion() != 5 || SnapshotVersionFor(BodyVersion) != 7 || SnapshotVersionFor(7) != 6 || SnapshotVersionFor(6) != 5 || SnapshotVersionFor(5) != 4 {
 		t.Fatalf("min version %d", snap.MinVersion())
 	}
 	if _, err := snap.WriteVersion(&bytes.Buffer{}, 4); !errors.Is(err, ErrUnsupportedVersion) {

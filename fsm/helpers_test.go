@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -287,6 +288,12 @@ func checkInvariants(t tb, st *State) {
 			}
 			continue
 		}
+		if r.Dispatch {
+			if r.Slot != -1 {
+				t.Fatalf("dispatched run %s holds slot %d", r.ID, r.Slot)
+			}
+			continue
+		}
 		k := slotKey{r.Component, r.Slot}
 		if other, dup := live[k]; dup {
 			t.Fatalf("runs %s and %s are both not TERMINATED in %s slot %d", other, r.ID, r.Component, r.Slot)
@@ -304,6 +311,36 @@ func checkInvariants(t tb, st *State) {
 	for _, c := range st.Components() {
 		if c.Generation == 0 || c.RunGeneration == 0 || c.RunGeneration > c.Generation {
 			t.Fatalf("component %s: generation %d run generation %d", c.Name, c.Generation, c.RunGeneration)
+		}
+	}
+	checkMemoryInvariants(t, st)
+}
+
+// checkMemoryInvariants: every record has a known status, the newest
+// version of each key is indexed, no ACTIVE record has an INVALIDATED
+// input, and at most one version of a key is ACTIVE.
+func checkMemoryInvariants(t tb, st *State) {
+	t.Helper()
+	active := map[memHead]uint64{}
+	for _, m := range st.Memory(MemoryFilter{}) {
+		if !slices.Contains(AllMemoryStatuses, m.Status) {
+			t.Fatalf("record %s has status %q", m.Ref(), m.Status)
+		}
+		h := memHead{m.Type, m.Key}
+		if st.memoryHeads[h] < m.Version {
+			t.Fatalf("record %s is newer than its key's head %d", m.Ref(), st.memoryHeads[h])
+		}
+		if m.Status != MemoryActive {
+			continue
+		}
+		if v, dup := active[h]; dup {
+			t.Fatalf("record %s/%s has versions %d and %d ACTIVE", m.Type, m.Key, v, m.Version)
+		}
+		active[h] = m.Version
+		for _, in := range m.Inputs {
+			if src, ok := st.MemoryRecordOf(in); !ok || src.Status == MemoryInvalidated {
+				t.Fatalf("ACTIVE record %s has input %s, which is missing or INVALIDATED", m.Ref(), in)
+			}
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -463,7 +464,7 @@ func checkAccepted(t *testing.T, what string, h *harness, before fingerprint, re
 		t.Fatalf("%s: payload: %v", what, err)
 	}
 	wantP := TransitionPayload{From: old.State, To: tr.To, Node: r.Node, Epoch: r.Epoch, Reason: tr.Reason, Output: tr.Output}
-	if p != wantP {
+	if !reflect.DeepEqual(p, wantP) {
 		t.Errorf("%s: payload %+v, want %+v", what, p, wantP)
 	}
 	if err := h.st.VerifyEvents(); err != nil {

@@ -28,6 +28,10 @@ func (p *componentPutPayload) appendJSON(b []byte) []byte {
 }
 
 func (s *Spec) appendJSON(b []byte) []byte {
+	if s.hasV8() {
+		raw, _ := json.Marshal(s) // plain fields: cannot fail
+		return append(b, raw...)
+	}
 	b = append(b, `{"name":`...)
 	b = appendJSONString(b, s.Name)
 	b = append(b, `,"plugin":{"name":`...)
@@ -122,6 +126,10 @@ func (s *Spec) appendJSON(b []byte) []byte {
 }
 
 func (p *TransitionPayload) appendJSON(b []byte) []byte {
+	if len(p.Reads) > 0 || len(p.Cost) > 0 {
+		raw, _ := json.Marshal(p) // plain fields: cannot fail
+		return append(b, raw...)
+	}
 	b = append(b, `{"from":`...)
 	b = appendJSONString(b, string(p.From))
 	b = append(b, `,"to":`...)

@@ -104,7 +104,7 @@ func checkApplyResult(t tb, e genEntry, res *Result, before fingerprint, st *Sta
 		t.Fatalf("entry %d: no events, but the state changed", res.Index)
 	}
 	switch res.Type {
-	case RunsCreateType, RunTransitionType, GrantRequestType, GrantExpireType, GrantUseType:
+	case RunsCreateType, RunTransitionType, GrantRequestType, GrantExpireType, GrantUseType, MemoryExpireType:
 		accepted := 0
 		for _, err := range res.Items {
 			if err == nil {
@@ -113,8 +113,9 @@ func checkApplyResult(t tb, e genEntry, res *Result, before fingerprint, st *Sta
 				t.Fatalf("entry %d: item error %v", res.Index, err)
 			}
 		}
-		// A run that leaves EXECUTING also ends its live grants, one event
-		// each; every other accepted item is one event.
+		// A run that leaves EXECUTING also ends its live grants, and a
+		// commit promotes and supersedes records, one event each; every
+		// other accepted item is one event.
 		if accepted != res.Events && (res.Type != RunTransitionType || res.Events < accepted) {
 			t.Fatalf("entry %d: %d items accepted, %d events", res.Index, accepted, res.Events)
 		}
@@ -154,6 +155,12 @@ func checkApplyResult(t tb, e genEntry, res *Result, before fingerprint, st *Sta
 		}
 		if res.Events > accepted { // a note that repeats the reason is accepted without an event
 			t.Fatalf("entry %d: %d notes accepted, %d events", res.Index, accepted, res.Events)
+		}
+	case NodeStatusType, MemoryInvalidateType:
+		// A node going down ends its grants, an invalidation what was
+		// derived from the record: one event each.
+		if res.Items != nil {
+			t.Fatalf("entry %d: %s has items %v", res.Index, res.Type, res.Items)
 		}
 	default:
 		if res.Items != nil || res.Events > 1 {

@@ -39,7 +39,7 @@ const (
 	snapshotMagic = "ICESNAP\x00"
 	// SnapshotVersion is the snapshot format this server writes and the
 	// newest it reads.
-	SnapshotVersion = 6
+	SnapshotVersion = 7
 	snapshotJSON    = 1
 	snapshotBinary  = 2
 
@@ -65,6 +65,8 @@ const (
 	recordGrant byte = 11
 	// recordSigningKey is a server's public grant-token key.
 	recordSigningKey byte = 12
+	// recordMemory is one version of a memory record (format 7).
+	recordMemory byte = 13
 	recordEnd        byte = 0xFF
 )
 
@@ -99,6 +101,9 @@ type SnapshotMeta struct {
 	// Version 6 on: the counts of grant and signing key records.
 	Grants      int `json:"grants,omitempty"`
 	SigningKeys int `json:"signing_keys,omitempty"`
+
+	// Version 7 on: the count of memory record versions.
+	Memory int `json:"memory,omitempty"`
 }
 
 // Snapshot is a point-in-time view of the state. It shares immutable records
@@ -116,6 +121,7 @@ type Snapshot struct {
 	alarms      []*Alarm
 	grants      []*Grant
 	signingKeys []*SigningKey
+	memory      []*MemoryRecord
 }
 
 // Snapshot captures the state. It copies only pointers; sorting and encoding
@@ -157,6 +163,8 @@ func (s *State) Snapshot() *Snapshot {
 	snap.meta.Grants = len(snap.grants)
 	snap.signingKeys = s.SigningKeys()
 	snap.meta.SigningKeys = len(snap.signingKeys)
+	snap.memory = s.Memory(MemoryFilter{})
+	snap.meta.Memory = len(snap.memory)
 	return snap
 }
 
@@ -237,6 +245,9 @@ func (snap *Snapshot) WriteVersion(w io.Writer, version uint16) (int64, error) {
 	if version < 5 && snap.hasGCData() {
 		return 0, fmt.Errorf("write snapshot: format version %d cannot hold an event checkpoint: %w", version, ErrUnsupportedVersion)
 	}
+	if version < 7 && snap.hasMemoryData() {
+		return 0, fmt.Errorf("write snapshot: format version %d cannot hold dispatch, memory or budgets: %w", version, ErrUnsupportedVersion)
+	}
 	if version < 6 && snap.hasGrantData() {
 		return 0, fmt.Errorf("write snapshot: format version %d cannot hold capabilities or grants: %w", version, ErrUnsupportedVersion)
 	}
@@ -305,6 +316,9 @@ func (snap *Snapshot) writeRecords(enc *recordWriter, version uint16) {
 	snap.writeAlarmRecords(enc, &e)
 	if version >= 6 {
 		snap.writeGrantRecords(enc, &e)
+	}
+	if version >= 7 {
+		snap.writeMemoryRecords(enc, &e)
 	}
 	for i := 0; i < snap.events.len(); i++ {
 		enc.put(recordEvent, snap.events.record(i))
@@ -393,6 +407,7 @@ func ReadSnapshot(r io.Reader, progress RestoreProgress) (*State, SnapshotMeta, 
 		sr.readAlarms,
 		sr.readGrants,
 		sr.readSigningKeys,
+		sr.readMemory,
 		sr.readEvents,
 		sr.verifyChecksum,
 		sr.verifyState,
@@ -482,10 +497,13 @@ func (sr *snapshotReader) readMeta() error {
 	if meta.SigningKeys < 0 || (sr.version < 6 && meta.SigningKeys != 0) {
 		return fmt.Errorf("read snapshot meta: format version %d with %d signing keys: %w", sr.version, meta.SigningKeys, ErrMalformed)
 	}
+	if meta.Memory < 0 || (sr.version < 7 && meta.Memory != 0) {
+		return fmt.Errorf("read snapshot meta: format version %d with %d memory records: %w", sr.version, meta.Memory, ErrMalformed)
+	}
 	if sr.version < 6 && meta.Grants != 0 {
 		return fmt.Errorf("read snapshot meta: format version %d with grants: %w", sr.version, ErrMalformed)
 	}
-	sr.total = meta.Components + meta.Nodes + meta.Runs + meta.Policies + meta.Tokens + meta.Alarms + meta.Grants + meta.SigningKeys + meta.Events
+	sr.total = meta.Components + meta.Nodes + meta.Runs + meta.Policies + meta.Tokens + meta.Alarms + meta.Grants + meta.SigningKeys + meta.Memory + meta.Events
 	return nil
 }
 

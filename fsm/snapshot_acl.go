@@ -22,7 +22,9 @@ func (snap *Snapshot) hasACLData() bool {
 // 5 (alarms), 5 with 6 (the event checkpoint).
 func SnapshotVersionFor(bodyVersion int) uint16 {
 	switch {
-	case bodyVersion >= 7:
+	case bodyVersion >= bodyVersionMemory:
+		return 7
+	case bodyVersion >= bodyVersionGrants:
 		return 6
 	case bodyVersion >= bodyVersionGC:
 		return 5
@@ -41,8 +43,10 @@ func SnapshotVersionFor(bodyVersion int) uint16 {
 // format only once every server reads it (SnapshotVersionFor).
 func BodyVersionOfSnapshot(format uint16) int {
 	switch {
-	case format >= 6:
-		return 7
+	case format >= 7:
+		return bodyVersionMemory
+	case format == 6:
+		return bodyVersionGrants
 	case format == 5:
 		return bodyVersionGC
 	case format == 4:
@@ -59,6 +63,9 @@ func BodyVersionOfSnapshot(format uint16) int {
 // once it has alarms, 3 once it has a cluster id or ACL data (every server
 // that applied those entries reads that format), 1 before.
 func (snap *Snapshot) MinVersion() uint16 {
+	if snap.hasMemoryData() {
+		return 7
+	}
 	if snap.hasGrantData() {
 		return 6
 	}

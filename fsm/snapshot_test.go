@@ -135,7 +135,7 @@ func TestSnapshotFormat(t *testing.T) {
 	st := snapshotFixture(t)
 	data := writeSnapshot(t, st)
 	version, recs, _ := parseSnapshot(t, data)
-	if version != SnapshotVersion || SnapshotVersion != 6 {
+	if version != SnapshotVersion || SnapshotVersion != 7 {
 		t.Fatalf("version %d", version)
 	}
 	c, n, r, e := st.Counts()
@@ -325,7 +325,7 @@ func TestSnapshotCorruption(t *testing.T) {
 		{"magic", 0, []error{ErrMalformed}},
 		{"magic NUL", 7, []error{ErrMalformed}},
 		{"version high byte", 8, []error{ErrUnsupportedVersion}},
-		{"version low byte", 9, []error{ErrUnsupportedVersion, ErrChecksum}}, // 3 → 2 is a version it reads: the checksum catches it
+		{"version low byte", 9, []error{ErrUnsupportedVersion, ErrChecksum, ErrMalformed}}, // 7 → 6 is a version it reads: its records misparse, or the checksum catches it
 		{"trailer end marker", trailer, []error{ErrMalformed}},
 		{"trailer checksum first byte", trailer + 1, []error{ErrChecksum}},
 		{"trailer checksum last byte", len(data) - 1, []error{ErrChecksum}},
@@ -371,13 +371,13 @@ func TestSnapshotCorruption(t *testing.T) {
 	copy(bad, "NOTSNAP\x00")
 	checkRefused(t, "wrong magic", bad, ErrMalformed)
 	checkRefused(t, "raft log bytes", validEntry(t), ErrMalformed)
-	for _, v := range []uint16{0, 7, 0xFFFF} {
+	for _, v := range []uint16{0, SnapshotVersion + 1, 0xFFFF} {
 		b := bytes.Clone(data)
 		binary.BigEndian.PutUint16(b[8:], v)
 		checkRefused(t, fmt.Sprintf("version %d", v), b, ErrUnsupportedVersion)
 	}
 	// A newer version is refused even when its checksum is right.
-	checkRefused(t, "sealed version 7", sealSnapshot(7, recs), ErrUnsupportedVersion)
+	checkRefused(t, "sealed version 8", sealSnapshot(SnapshotVersion+1, recs), ErrUnsupportedVersion)
 
 	// A reader that fails is refused too, and the state is kept.
 	checkRefused(t, "failing reader", nil, ErrMalformed)

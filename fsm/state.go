@@ -68,6 +68,12 @@ type State struct {
 	grantsByRun map[string][]string
 	// signingKeys are the servers' public grant-token keys by id.
 	signingKeys map[string]*SigningKey
+	// memory holds every version of every record (memory.go); memoryHeads
+	// the newest version of each key; memoryDerived, for each version, the
+	// versions whose inputs name it (derived from the records' inputs).
+	memory        map[memKey]*MemoryRecord
+	memoryHeads   map[memHead]uint64
+	memoryDerived map[memKey][]memKey
 }
 
 // New returns an empty state.
@@ -85,6 +91,10 @@ func New() *State {
 		grants:       make(map[string]*Grant),
 		grantsByRun:  make(map[string][]string),
 		signingKeys:  make(map[string]*SigningKey),
+
+		memory:        make(map[memKey]*MemoryRecord),
+		memoryHeads:   make(map[memHead]uint64),
+		memoryDerived: make(map[memKey][]memKey),
 	}
 }
 

@@ -77,6 +77,9 @@ func ValidateSpec(sp *Spec) error {
 	if err := validateCapabilities(sp); err != nil {
 		return err
 	}
+	if err := validateMemory(sp); err != nil {
+		return err
+	}
 	if sp.MaxParallel < 0 || sp.MaxParallel > MaxCount {
 		return fmt.Errorf("component %q: max_parallel %d out of range 0..%d: %w", sp.Name, sp.MaxParallel, MaxCount, ErrInvalid)
 	}

@@ -32,7 +32,7 @@ func putSpec(e *encoder, s *Spec) {
 	e.varint(s.Restart.MaxDelayNanos)
 	e.int(s.MaxParallel)
 	e.str(s.OutputPattern)
-	if !e.writes(bodyVersionGrants, len(s.Capabilities) > 0) {
+	if !e.writes(bodyVersionGrants, len(s.Capabilities) > 0 || s.hasV8()) {
 		return
 	}
 	e.uvarint(uint64(len(s.Capabilities)))
@@ -42,6 +42,9 @@ func putSpec(e *encoder, s *Spec) {
 		e.varint(c.TTLNanos)
 		e.str(string(c.Effect))
 		e.int(c.Approvals)
+	}
+	if e.writes(bodyVersionMemory, s.hasV8()) {
+		putSpecV8(e, s)
 	}
 }
 
@@ -72,6 +75,9 @@ func getSpec(d *decoder, s *Spec) {
 			c.Scope, c.TTLNanos, c.Effect, c.Approvals = d.str(), d.varint(), Effect(d.str()), d.int()
 		}
 	}
+	if d.reads(bodyVersionMemory) {
+		getSpecV8(d, s)
+	}
 }
 
 func putComponent(e *encoder, c *Component) {
@@ -83,8 +89,11 @@ func putComponent(e *encoder, c *Component) {
 	e.uvarint(c.CreateIndex)
 	e.uvarint(c.ModifyIndex)
 	e.varint(c.ModifyTime)
-	if e.writes(bodyVersionGrants, c.Deployer != "") {
+	if e.writes(bodyVersionGrants, c.Deployer != "" || c.Spend != nil) {
 		e.str(c.Deployer)
+	}
+	if e.writes(bodyVersionMemory, c.Spend != nil) {
+		putSpend(e, c.Spend)
 	}
 }
 
@@ -99,6 +108,9 @@ func getComponent(d *decoder, c *Component) {
 	c.ModifyTime = d.varint()
 	if d.reads(bodyVersionGrants) {
 		c.Deployer = d.str()
+	}
+	if d.reads(bodyVersionMemory) {
+		c.Spend = getSpend(d)
 	}
 }
 
@@ -120,6 +132,9 @@ func putRun(e *encoder, r *Run) {
 	e.uvarint(r.ModifyIndex)
 	e.varint(r.CreateTime)
 	e.varint(r.ModifyTime)
+	if e.writes(bodyVersionMemory, r.hasV8()) {
+		putRunV8(e, r)
+	}
 }
 
 func getRun(d *decoder, r *Run) {
@@ -140,6 +155,9 @@ func getRun(d *decoder, r *Run) {
 	r.ModifyIndex = d.uvarint()
 	r.CreateTime = d.varint()
 	r.ModifyTime = d.varint()
+	if d.reads(bodyVersionMemory) {
+		getRunV8(d, r)
+	}
 }
 
 func putNode(e *encoder, n *Node) {
@@ -221,6 +239,10 @@ func putBody(e *encoder, body any) bool {
 			e.str(t.Reason)
 			e.str(t.Node)
 			e.str(t.Output)
+			if e.writes(bodyVersionMemory, len(t.Reads) > 0 || len(t.Cost) > 0) {
+				e.refs(t.Reads)
+				e.uintMap(t.Cost)
+			}
 		}
 	case *NodeRegisterRequest:
 		putNode(e, &b.Node)
@@ -264,7 +286,7 @@ func putBody(e *encoder, body any) bool {
 		e.varint(b.EventRetention)
 		e.uvarint(b.EventKeep)
 	default:
-		return putGrantBody(e, body)
+		return putGrantBody(e, body) || putMemoryBody(e, body)
 	}
 	return true
 }
@@ -301,6 +323,9 @@ func getBody(d *decoder, body any) {
 				t.Reason = d.str()
 				t.Node = d.str()
 				t.Output = d.str()
+				if d.reads(bodyVersionMemory) {
+					t.Reads, t.Cost = d.refs(), d.uintMap()
+				}
 			}
 		}
 	case *NodeRegisterRequest:
@@ -347,7 +372,9 @@ func getBody(d *decoder, body any) {
 		b.EventRetention = d.varint()
 		b.EventKeep = d.uvarint()
 	default:
-		getGrantBody(d, body)
+		if !getMemoryBody(d, body) {
+			getGrantBody(d, body)
+		}
 	}
 }
 

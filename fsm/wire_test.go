@@ -127,8 +127,8 @@ func TestDecodeBinaryErrors(t *testing.T) {
 		// Types of version 5 are cut before their checksum, which is then
 		// recomputed, for the same effect.
 		version := max(bodyVersionACL, MinBodyVersion(typ))
-		if typ == ComponentPutType {
-			version = BodyVersion // the filled spec declares capabilities
+		if typ == ComponentPutType || typ == RunTransitionType {
+			version = BodyVersion // the filled spec declares capabilities and memory, the transition reports reads
 		}
 		valid, err := EncodeVersion(version, typ, sampleHeader, filledBody(typ))
 		if err != nil {
