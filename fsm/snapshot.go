@@ -67,7 +67,7 @@ const (
 	recordSigningKey byte = 12
 	// recordMemory is one version of a memory record (format 7).
 	recordMemory byte = 13
-	recordEnd        byte = 0xFF
+	recordEnd    byte = 0xFF
 )
 
 // SnapshotMeta is the first record of a snapshot.
