@@ -105,6 +105,8 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger, opts
 	s.routeKeyring()
 	s.routeArchive()
 	s.routeGrants()
+	s.routeMemory()
+	s.routeAgentMemory()
 	if metricsHandler != nil {
 		s.mux.Handle("GET /metrics", metricsHandler)
 	}
