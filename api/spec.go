@@ -42,7 +42,15 @@ import (
 //	    effect    = "external"     # internal, external or irreversible
 //	    approvals = 1              # irreversible only (default 1)
 //	  }
+//	  memory "summary" {           # what a committed output becomes (memory_spec.go)
+//	    key = "doc-${config.doc}"  # ${input.NAME}, ${config.NAME} kept literally
+//	  }
+//	  reads  = ["fact"]            # record types its runs may read
+//	  budget { tokens = 200000 }   # unit limits per window (memory_spec.go)
 //	}
+//
+// A dispatched component (dispatch = true) has no standing runs: count
+// defaults to 0 and must be 0, and each `ice dispatch` creates one run.
 //
 // (HCL writes a block on one line only when it has one argument.) In JSON,
 // "plugin" is an object {"name": ..., "version": ..., "sha256": ...} or just
@@ -104,6 +112,10 @@ type hclComponent struct {
 	OutputPattern string          `hcl:"output_pattern,optional"`
 	Update        *hclUpdate      `hcl:"update,block"`
 	Capabilities  []hclCapability `hcl:"capability,block"`
+	Dispatch      *bool           `hcl:"dispatch,optional"`
+	Memory        []hclMemory     `hcl:"memory,block"`
+	Reads         []string        `hcl:"reads,optional"`
+	Budget        *hclBudget      `hcl:"budget,block"`
 }
 
 type hclConstraint struct {
@@ -167,6 +179,9 @@ func parseSpecHCL(filename string, src []byte) (*ComponentSpec, error) {
 	}
 	if r := c.Restart; r != nil {
 		sp.Restart = &RestartPolicySpec{Attempts: r.Attempts, Delay: r.Delay, MaxDelay: r.MaxDelay}
+	}
+	if diags := hclMemoryInto(&c, sp); diags.HasErrors() {
+		return nil, fmt.Errorf("parse %s: %s: %w", filename, diags.Error(), fsm.ErrBadRequest)
 	}
 	if c.Config != nil {
 		cfg, err := hclConfig(c.Config)

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ice-run/ice/fsm"
 )
@@ -39,6 +40,19 @@ component "full" {
     effect    = "irreversible"
     approvals = 2
   }
+  memory "summary" {
+    key      = "doc-${config.file}"
+    format   = "json"
+    required = ["text"]
+    ttl      = "720h"
+  }
+  reads = ["fact", "summary"]
+  budget {
+    tokens   = 200000
+    requests = 50
+    window   = "24h"
+    hard     = true
+  }
 }
 `
 
@@ -51,8 +65,25 @@ const fullJSON = `{
   "restart": {"attempts": 5, "delay": "2s", "max_delay": "1m"},
   "max_parallel": 2,
   "output_pattern": "^ok",
-  "capabilities": [{"scope": "payments:refund:*", "ttl": "10m", "effect": "irreversible", "approvals": 2}]
+  "capabilities": [{"scope": "payments:refund:*", "ttl": "10m", "effect": "irreversible", "approvals": 2}],
+  "memory": {"type": "summary", "key": "doc-${config.file}", "format": "json", "required": ["text"], "ttl": "720h"},
+  "reads": ["fact", "summary"],
+  "budget": {"limits": {"tokens": 200000, "requests": 50}, "window": "24h", "hard": true}
 }`
+
+// dispatchHCL and dispatchJSON set what fullHCL cannot with its count:
+// a dispatched component (count 0).
+const dispatchHCL = `
+component "full" {
+  plugin   = "ticker"
+  dispatch = true
+  memory "summary" {
+    key = "doc-${input.doc}"
+  }
+}
+`
+
+const dispatchJSON = `{"name": "full", "plugin": "ticker", "dispatch": true, "memory": {"type": "summary", "key": "doc-${input.doc}"}}`
 
 // zeroLeaves names the leaf fields of v (a struct) that hold their zero value.
 func zeroLeaves(v reflect.Value, prefix string) []string {
@@ -68,29 +99,49 @@ func zeroLeaves(v reflect.Value, prefix string) []string {
 	return out
 }
 
+// TestWireSpecCoversEveryField: every leaf is set by the full documents
+// or, for what a count excludes (dispatch), by the dispatch ones.
 func TestWireSpecCoversEveryField(t *testing.T) {
-	for _, src := range []struct{ file, text string }{{"full.hcl", fullHCL}, {"full.json", fullJSON}} {
-		cs, err := ParseSpecFile(src.file, []byte(src.text))
-		if err != nil {
-			t.Fatalf("%s: %v", src.file, err)
+	for _, docs := range [][2]struct{ file, text string }{
+		{{"full.hcl", fullHCL}, {"dispatch.hcl", dispatchHCL}},
+		{{"full.json", fullJSON}, {"dispatch.json", dispatchJSON}},
+	} {
+		wireZero, fsmZero := map[string]int{}, map[string]int{}
+		for _, src := range docs {
+			cs, err := ParseSpecFile(src.file, []byte(src.text))
+			if err != nil {
+				t.Fatalf("%s: %v", src.file, err)
+			}
+			for _, z := range zeroLeaves(reflect.ValueOf(*cs), "ComponentSpec") {
+				wireZero[z]++
+			}
+			sp, err := cs.ToFSM("full")
+			if err != nil {
+				t.Fatalf("%s: ToFSM: %v", src.file, err)
+			}
+			for _, z := range zeroLeaves(reflect.ValueOf(sp), "fsm.Spec") {
+				fsmZero[z]++
+			}
 		}
-		if zero := zeroLeaves(reflect.ValueOf(*cs), "ComponentSpec"); len(zero) > 0 {
-			t.Errorf("%s leaves %v unset: the document or the parser misses them", src.file, zero)
+		for z, n := range wireZero {
+			if n == len(docs) {
+				t.Errorf("%s and %s leave %s unset: the documents or the parser miss it", docs[0].file, docs[1].file, z)
+			}
 		}
-		sp, err := cs.ToFSM("full")
-		if err != nil {
-			t.Fatalf("%s: ToFSM: %v", src.file, err)
-		}
-		if zero := zeroLeaves(reflect.ValueOf(sp), "fsm.Spec"); len(zero) > 0 {
-			t.Errorf("%s: %v never set from the wire: add them to ComponentSpec, ToFSM and the HCL parser", src.file, zero)
+		for z, n := range fsmZero {
+			if n == len(docs) {
+				t.Errorf("%s and %s: %s never set from the wire: add it to ComponentSpec, ToFSM and the HCL parser", docs[0].file, docs[1].file, z)
+			}
 		}
 	}
-	h, _ := ParseSpecFile("full.hcl", []byte(fullHCL))
-	j, _ := ParseSpecFile("full.json", []byte(fullJSON))
-	hs, err1 := h.ToFSM("full")
-	js, err2 := j.ToFSM("full")
-	if err1 != nil || err2 != nil || !reflect.DeepEqual(hs, js) {
-		t.Errorf("HCL and JSON forms differ:\n%+v (%v)\n%+v (%v)", hs, err1, js, err2)
+	for _, pair := range [][2]string{{fullHCL, fullJSON}, {dispatchHCL, dispatchJSON}} {
+		h, _ := ParseSpecFile("full.hcl", []byte(pair[0]))
+		j, _ := ParseSpecFile("full.json", []byte(pair[1]))
+		hs, err1 := h.ToFSM("full")
+		js, err2 := j.ToFSM("full")
+		if err1 != nil || err2 != nil || !reflect.DeepEqual(hs, js) {
+			t.Errorf("HCL and JSON forms differ:\n%+v (%v)\n%+v (%v)", hs, err1, js, err2)
+		}
 	}
 }
 
@@ -148,4 +199,124 @@ func TestDocumentedHCLParses(t *testing.T) {
 	if n == 0 {
 		t.Error("found no HCL spec in README.md or docs/")
 	}
+}
+
+// TestSpecRoundTrip: an HCL spec, sent as the API's JSON and parsed back,
+// is the same state machine spec, memory, reads and budget included.
+func TestSpecRoundTrip(t *testing.T) {
+	for _, src := range []string{fullHCL, dispatchHCL} {
+		h, err := ParseSpecFile("full.hcl", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := h.ToFSM("full")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, err := ParseSpecFile("wire.json", b)
+		if err != nil {
+			t.Fatalf("the wire form does not parse back: %v\n%s", err, b)
+		}
+		got, err := j.ToFSM("full")
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("round trip through %s:\n%+v (%v)\nwant %+v", b, got, err, want)
+		}
+	}
+}
+
+func TestSpecDispatchMemoryBudget(t *testing.T) {
+	spec := func(body string) string { return "component \"s\" {\n  plugin = \"x\"\n" + body + "\n}\n" }
+	sp, err := parseToFSM(spec(`
+  dispatch = true
+  memory "summary" {
+    key      = "doc-${input.doc}"
+    format   = "json"
+    required = ["text"]
+    ttl      = "720h"
+  }
+  reads = ["fact", "summary"]
+  budget {
+    tokens   = 200000
+    requests = 50
+    window   = "24h"
+    hard     = false
+  }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMem := &fsm.MemorySpec{Type: "summary", Key: "doc-${input.doc}", Format: "json", Required: []string{"text"}, TTLNanos: int64(720 * time.Hour)}
+	wantBudget := &fsm.Budget{Limits: map[string]uint64{"tokens": 200000, "requests": 50}, WindowNanos: int64(24 * time.Hour)}
+	if !sp.Dispatch || sp.Count != 0 || !reflect.DeepEqual(sp.Memory, wantMem) || !reflect.DeepEqual(sp.Budget, wantBudget) || !reflect.DeepEqual(sp.Reads, []string{"fact", "summary"}) {
+		t.Fatalf("spec %+v memory %+v budget %+v", sp, sp.Memory, sp.Budget)
+	}
+	// The key survives literally, written plainly or escaped, mixed with
+	// literal text, config and heredocs.
+	for body, want := range map[string]string{
+		`key = "doc-${input.doc}"`:                    "doc-${input.doc}",
+		`key = "doc-$${input.doc}"`:                   "doc-${input.doc}",
+		`key = "${input.doc}"`:                        "${input.doc}",
+		`key = "$${input.doc}"`:                       "${input.doc}",
+		`key = "${config.env}-${input.a}_${input.b}"`: "${config.env}-${input.a}_${input.b}",
+		`key = "fixed"`:                               "fixed",
+	} {
+		sp, err := parseToFSM(spec("  dispatch = true\n  config = { env = \"prod\" }\n  memory \"m\" {\n    " + body + "\n  }"))
+		if err != nil || sp.Memory == nil || sp.Memory.Key != want {
+			t.Errorf("%s: %+v %v, want key %q", body, sp.Memory, err, want)
+		}
+	}
+	for _, c := range []struct{ body, want string }{
+		{"  memory \"a\" {\n    key = \"k\"\n  }\n  memory \"b\" {\n    key = \"k\"\n  }", `s.hcl:6,3-13: Duplicate memory block; A component's committed output becomes one record type: memory "a" is declared at s.hcl:3,3-13`},
+		{"  memory \"a\" {\n    key = \"${upper(input.doc)}\"\n  }", "s.hcl:4,14-30: Invalid memory key; Only ${input.NAME} and ${config.NAME} may be interpolated"},
+		{"  memory \"a\" {\n    key = \"${run.id}\"\n  }", "s.hcl:4,14-20: Invalid memory key; ${run.id} is not ${input.NAME} or ${config.NAME}"},
+		{"  memory \"a\" {\n    key = \"%{ if true }x%{ endif }\"\n  }", "Invalid memory key"},
+		{"  memory \"a\" {\n    key = input.doc\n  }", "s.hcl:4,11-20: Invalid memory key; The key must be a quoted string"},
+		{"  memory \"a\" {\n    format = \"json\"\n  }", `s.hcl:3,14-14: Missing required argument; The argument "key" is required`},
+		{"  memory \"a\" {\n    key = \"k\"\n    ttl = \"soon\"\n  }", `spec.memory.ttl: "soon": want a positive duration`},
+		{"  memory \"a\" {\n    key = \"k\"\n    format = \"yaml\"\n  }", `format "yaml", want "json" or none`},
+		{"  budget {\n    tokens = 1.5\n  }", `s.hcl:4,14-17: Invalid budget limit; Budget unit "tokens": 1.5 is not a positive integer`},
+		{"  budget {\n    tokens = 0\n  }", `Budget unit "tokens": 0 is not a positive integer`},
+		{"  budget {\n    tokens = \"many\"\n  }", `Budget unit "tokens": want a number, got string`},
+		{"  budget {\n    tokens = null\n  }", "spec.budget.tokens: null is not allowed"},
+		{"  budget {\n    window = \"1h\"\n  }", "s.hcl:3,3-9: Budget without limits"},
+		{"  budget {\n    tokens = 5\n    window = \"-1h\"\n  }", `spec.budget.window: "-1h": want a positive duration`},
+		{"  budget {\n    tokens = 5\n    nested {\n    }\n  }", "Unexpected \"nested\" block"},
+		{"  dispatch = true\n  count = 2", "spec.count: 2: a dispatched component has no standing runs"},
+		{"  reads = [\"bad name!\"]", "read type"},
+	} {
+		_, err := parseToFSM(spec(c.body))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s:\n got %v\nwant %q", c.body, err, c.want)
+		}
+	}
+	for _, c := range []struct{ body, want string }{
+		{`{"plugin":"x","budget":{"limits":{}}}`, "spec.budget.limits: required"},
+		{`{"plugin":"x","budget":{"limits":{"tokens":0}}}`, "spec.budget.limits.tokens: 0: want a positive integer"},
+		{`{"plugin":"x","budget":{"limits":{"tokens":-1}}}`, "cannot unmarshal"},
+		{`{"plugin":"x","memory":{"key":"k"}}`, "spec.memory.type: required"},
+		{`{"plugin":"x","memory":{"type":"t"}}`, "spec.memory.key: required"},
+		{`{"plugin":"x","memory":{"type":"t","key":"${nope}"}}`, "want ${input.NAME} or ${config.NAME}"},
+		{`{"plugin":"x","dispatch":true,"count":1}`, "spec.count: 1"},
+		{`{"plugin":"x","budget":{"limits":{"tokens":5},"colour":1}}`, `unknown field "colour"`},
+	} {
+		_, err := parseToFSM(c.body)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s:\n got %v\nwant %q", c.body, err, c.want)
+		}
+	}
+}
+
+func parseToFSM(src string) (fsm.Spec, error) {
+	file := "s.hcl"
+	if strings.HasPrefix(src, "{") {
+		file = "s.json"
+	}
+	cs, err := ParseSpecFile(file, []byte(src))
+	if err != nil {
+		return fsm.Spec{}, err
+	}
+	return cs.ToFSM("s")
 }

@@ -32,6 +32,11 @@ type ComponentSpec struct {
 	// Capabilities are what the component's runs may request grants for
 	// (capability.go).
 	Capabilities []CapabilitySpec `json:"capabilities,omitempty"`
+	// Dispatch, Memory, Reads and Budget: see memory_spec.go.
+	Dispatch bool            `json:"dispatch,omitempty"`
+	Memory   *MemorySpecWire `json:"memory,omitempty"`
+	Reads    []string        `json:"reads,omitempty"`
+	Budget   *BudgetSpec     `json:"budget,omitempty"`
 }
 
 // RestartPolicySpec is the wire form of fsm.RestartPolicy.
@@ -101,6 +106,9 @@ func (c *ComponentSpec) ToFSM(name string) (fsm.Spec, error) {
 		return fsm.Spec{}, err
 	}
 	sp.Capabilities = caps
+	if err := c.memoryToFSM(&sp); err != nil {
+		return fsm.Spec{}, err
+	}
 	if err := fsm.ValidateSpec(&sp); err != nil {
 		return fsm.Spec{}, err
 	}
@@ -211,6 +219,7 @@ func (c *ComponentSpec) CheckText() error {
 		pairs = append(pairs, [2]string{"restart delay", r.Delay}, [2]string{"restart max_delay", r.MaxDelay})
 	}
 	pairs = append(pairs, capabilityText(c.Capabilities)...)
+	pairs = append(pairs, c.memoryText()...)
 	for i, k := range c.Constraints {
 		what := "constraint " + strconv.Itoa(i)
 		pairs = append(pairs, [2]string{what + " label", k.Label}, [2]string{what + " op", k.Op}, [2]string{what + " value", k.Value})
