@@ -152,6 +152,8 @@ func (r *reconcile) component(c *fsm.Component, runs []*fsm.Run) {
 			busy[run.Slot] = true
 		}
 		switch {
+		case run.State == fsm.StateTerminated && run.Dispatch:
+			continue // a dispatched run holds no slot and is not run again
 		case run.State == fsm.StateTerminated:
 			if run.Generation >= c.RunGeneration {
 				lastEnded[run.Slot] = run
@@ -171,13 +173,15 @@ func (r *reconcile) component(c *fsm.Component, runs []*fsm.Run) {
 		if run.Node != "" {
 			perNode[run.Node]++
 		}
-		if run.State == fsm.StateExecuting && run.Slot < c.Count {
+		if run.State == fsm.StateExecuting && !run.Dispatch && run.Slot < c.Count {
 			serving++
 		}
 		switch {
 		case run.State == fsm.StateValidating:
 			r.ends = append(r.ends, validate(c, run))
-		case r.outdated(c, run) || r.draining(run) != nil:
+		case !run.Dispatch && (r.outdated(c, run) || r.draining(run) != nil):
+			// A dispatched run is one execution of its input: a rolling
+			// update or a drain lets it finish rather than lose it.
 			replaceable = append(replaceable, run)
 		case run.State == fsm.StateCreated:
 			if run.NotBefore > r.now {
@@ -190,7 +194,14 @@ func (r *reconcile) component(c *fsm.Component, runs []*fsm.Run) {
 		}
 	}
 	r.replace(c, replaceable, serving, rolloutFailed)
-	if c.Status == fsm.ComponentRunning {
+	if reason, out := fsm.BudgetExhausted(c, r.now); out {
+		// No new runs until the window ends (the state machine refuses
+		// them too); wake then.
+		r.plan.Unplaced[reason]++
+		if end := fsm.BudgetWindowEnd(c, r.now); end > 0 && (r.plan.Wake == 0 || end < r.plan.Wake) {
+			r.plan.Wake = end
+		}
+	} else if c.Status == fsm.ComponentRunning {
 		r.fill(c, lastEnded, busy)
 	}
 	if len(due) > 0 {
@@ -250,6 +261,13 @@ func (r *reconcile) endReason(c *fsm.Component, run *fsm.Run) string {
 		return fmt.Sprintf("node %s lost its lease", run.Node)
 	case c.Status == fsm.ComponentStopped:
 		return "component stopped"
+	case c.Budget != nil && c.Budget.Hard:
+		if reason, out := fsm.BudgetExhausted(c, r.now); out {
+			return reason + " (hard budget)"
+		}
+	}
+	switch {
+	case run.Dispatch:
 	case run.Slot >= c.Count:
 		return fmt.Sprintf("scaled down to %d", c.Count)
 	}
@@ -309,6 +327,18 @@ func backoff(p fsm.RestartPolicy, n int) int64 {
 
 func validate(c *fsm.Component, run *fsm.Run) fsm.Transition {
 	t := fsm.Transition{Run: run.ID, To: fsm.StateCommitted}
+	if m := c.Memory; m != nil {
+		// The state machine refuses to commit what cannot become the
+		// record: abort it with the reason instead.
+		if _, err := fsm.MemoryKey(m, run, c.Config); err != nil {
+			t.To, t.Reason = fsm.StateAborted, "validation failed: "+err.Error()
+			return t
+		}
+		if err := fsm.CheckMemoryValue(m, run.Output); err != nil {
+			t.To, t.Reason = fsm.StateAborted, "validation failed: "+err.Error()
+			return t
+		}
+	}
 	if c.OutputPattern == "" {
 		if run.Output == "" {
 			t.To, t.Reason = fsm.StateAborted, "validation failed: empty output"
