@@ -104,6 +104,7 @@ func (s *Server) leaderDuties(ctx context.Context) {
 		s.collections(ctx)
 	}()
 	s.startGrantExpiries(ctx, &checks)
+	s.startMemoryExpiries(ctx, &checks)
 	defer checks.Wait()
 	tick := time.NewTicker(s.cfg.ReconcileInterval)
 	defer tick.Stop()

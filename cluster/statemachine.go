@@ -204,6 +204,21 @@ func (m *stateMachine) setGauges(now time.Time) {
 	if gc := st.LastGC(); gc.Index > 0 {
 		metrics.SetGauge([]string{"ice", "gc", "last", "index"}, float32(gc.Index))
 	}
+	for status, n := range st.MemoryCounts() {
+		metrics.SetGaugeWithLabels([]string{"ice", "memory", "records"}, float32(n), []metrics.Label{{Name: "status", Value: string(status)}})
+	}
+	for _, comp := range st.Components() {
+		if comp.Spend == nil {
+			continue
+		}
+		for unit, spent := range comp.Spend.Units {
+			labels := []metrics.Label{{Name: "component", Value: comp.Name}, {Name: "unit", Value: unit}}
+			metrics.SetGaugeWithLabels([]string{"ice", "budget", "spent"}, float32(spent), labels)
+			if comp.Budget != nil && comp.Budget.Limits[unit] > 0 {
+				metrics.SetGaugeWithLabels([]string{"ice", "budget", "limit"}, float32(comp.Budget.Limits[unit]), labels)
+			}
+		}
+	}
 	if m.events != nil {
 		a := m.events.arc.Stats()
 		metrics.SetGauge([]string{"ice", "events", "archive", "bytes"}, float32(a.Bytes))

@@ -352,3 +352,12 @@ func compareMemory(a, b *MemoryRecord) int {
 func compareRefs(a, b MemoryRef) int {
 	return compareMemory(&MemoryRecord{Type: a.Type, Key: a.Key, Version: a.Version}, &MemoryRecord{Type: b.Type, Key: b.Key, Version: b.Version})
 }
+
+// MemoryCounts counts the record versions by status.
+func (s *State) MemoryCounts() map[MemoryStatus]int {
+	out := make(map[MemoryStatus]int, len(AllMemoryStatuses))
+	for _, m := range s.memory {
+		out[m.Status]++
+	}
+	return out
+}
