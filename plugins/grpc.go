@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	protobuf "google.golang.org/protobuf/proto"
 
 	"github.com/ice-run/ice/plugins/proto"
 )
@@ -19,6 +21,9 @@ type GRPCPlugin struct {
 	// Link, in a plugin process, receives the host channel the agent opens
 	// (nil: the plugin answers Host with Unimplemented).
 	Link *HostLink
+	// Cost, in a plugin process, is the run's cost meter, reported with
+	// Execute's outcome (nil: no cost).
+	Cost *CostMeter
 }
 
 var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
@@ -28,7 +33,7 @@ func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	if p.Impl == nil {
 		return fmt.Errorf("serve component plugin: no implementation")
 	}
-	proto.RegisterComponentServer(s, &grpcServer{impl: p.Impl, link: p.Link})
+	proto.RegisterComponentServer(s, &grpcServer{impl: p.Impl, link: p.Link, cost: p.Cost})
 	return nil
 }
 
@@ -45,6 +50,7 @@ type grpcClient struct {
 var (
 	_ Component  = (*grpcClient)(nil)
 	_ HostServer = (*grpcClient)(nil)
+	_ Executor   = (*grpcClient)(nil)
 )
 
 func (c *grpcClient) Info(ctx context.Context) (Info, error) {
@@ -76,11 +82,37 @@ func (c *grpcClient) Health(ctx context.Context) (Health, error) {
 }
 
 func (c *grpcClient) Execute(ctx context.Context, input string) (string, error) {
-	resp, err := c.client.Execute(ctx, &proto.ExecuteRequest{Input: input})
+	res, err := c.ExecuteRun(ctx, ExecuteRequest{Input: input})
+	return res.Output, err
+}
+
+// costTrailer is the trailer key of a failed Execute's cost: an
+// ExecuteResponse holding only cost, binary (gRPC base64-encodes "-bin"
+// values on the wire).
+const costTrailer = "ice-execute-cost-bin"
+
+// ExecuteRun implements Executor.
+func (c *grpcClient) ExecuteRun(ctx context.Context, req ExecuteRequest) (ExecuteResult, error) {
+	var trailer metadata.MD
+	resp, err := c.client.Execute(ctx, &proto.ExecuteRequest{Input: req.Input, Meta: req.Meta}, grpc.Trailer(&trailer))
 	if err != nil {
-		return "", fmt.Errorf("plugin execute: %w", err)
+		return ExecuteResult{Cost: costFromTrailer(trailer)}, fmt.Errorf("plugin execute: %w", err)
 	}
-	return resp.Output, nil
+	return ExecuteResult{Output: resp.Output, Cost: resp.Cost}, nil
+}
+
+// costFromTrailer decodes a failed Execute's cost (nil: none, or a
+// trailer this build cannot read).
+func costFromTrailer(md metadata.MD) map[string]uint64 {
+	vals := md.Get(costTrailer)
+	if len(vals) == 0 {
+		return nil
+	}
+	var r proto.ExecuteResponse
+	if err := protobuf.Unmarshal([]byte(vals[len(vals)-1]), &r); err != nil {
+		return nil
+	}
+	return r.Cost
 }
 
 func (c *grpcClient) Stop(ctx context.Context, deadline time.Time) error {
@@ -96,6 +128,7 @@ type grpcServer struct {
 	proto.UnimplementedComponentServer
 	impl Component
 	link *HostLink
+	cost *CostMeter
 }
 
 var _ proto.ComponentServer = (*grpcServer)(nil)
@@ -128,12 +161,21 @@ func (s *grpcServer) Health(ctx context.Context, _ *proto.HealthRequest) (*proto
 	return &proto.HealthResponse{Healthy: h.Healthy, Message: h.Message}, nil
 }
 
+// Execute hands the run's meta to the implementation in its context, and
+// reports the cost meter's totals with the outcome: in the response, or,
+// when Execute failed, in the cost trailer.
 func (s *grpcServer) Execute(ctx context.Context, req *proto.ExecuteRequest) (*proto.ExecuteResponse, error) {
-	out, err := s.impl.Execute(ctx, req.Input)
+	out, err := s.impl.Execute(WithRunMeta(ctx, req.Meta), req.Input)
+	cost := s.cost.Totals()
 	if err != nil {
+		if len(cost) > 0 {
+			if b, merr := protobuf.Marshal(&proto.ExecuteResponse{Cost: cost}); merr == nil {
+				_ = grpc.SetTrailer(ctx, metadata.Pairs(costTrailer, string(b)))
+			}
+		}
 		return nil, err
 	}
-	return &proto.ExecuteResponse{Output: out}, nil
+	return &proto.ExecuteResponse{Output: out, Cost: cost}, nil
 }
 
 func (s *grpcServer) Stop(ctx context.Context, req *proto.StopRequest) (*proto.StopResponse, error) {

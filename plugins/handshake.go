@@ -31,10 +31,11 @@ func VersionedPlugins(impl Component) map[int]plugin.PluginSet {
 }
 
 // ServedPlugins is VersionedPlugins for a plugin process that serves the
-// host channel through link.
-func ServedPlugins(impl Component, link *HostLink) map[int]plugin.PluginSet {
+// host channel through link and reports the cost cost accumulates (either
+// may be nil).
+func ServedPlugins(impl Component, link *HostLink, cost *CostMeter) map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{
-		ProtocolVersion: {PluginName: &GRPCPlugin{Impl: impl, Link: link}},
+		ProtocolVersion: {PluginName: &GRPCPlugin{Impl: impl, Link: link, Cost: cost}},
 	}
 }
 

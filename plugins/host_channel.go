@@ -8,7 +8,8 @@ import (
 )
 
 // The host channel: a running plugin calls its agent through it, for
-// capability grants (request, watch, token, use, release). The agent opens
+// capability grants (request, watch, token, use, release) and memory
+// reads (read, list). The agent opens
 // it (Component's Host stream) after Start and again after a restart and
 // reattach; see HostLink for the plugin side and ServeHost for the agent's.
 //
@@ -65,6 +66,7 @@ const (
 	HostErrEnded       HostErrorCode = 4
 	HostErrUnavailable HostErrorCode = 5
 	HostErrNotFound    HostErrorCode = 6
+	HostErrNotAllowed  HostErrorCode = 7
 )
 
 // String names the code.
@@ -82,6 +84,8 @@ func (c HostErrorCode) String() string {
 		return "agent unavailable"
 	case HostErrNotFound:
 		return "not found"
+	case HostErrNotAllowed:
+		return "not allowed"
 	}
 	return "error"
 }
@@ -125,6 +129,38 @@ type Host interface {
 	RecordUse(ctx context.Context, id, detail string) error
 	// ReleaseGrant gives the grant back.
 	ReleaseGrant(ctx context.Context, id string) (Grant, error)
+	// ReadMemory reads one version of a record of a type the run's
+	// component lists in its spec's reads: version 0 is the newest ACTIVE
+	// one, another version that version whatever its status.
+	// HostErrNotAllowed for a type the spec does not list, HostErrNotFound
+	// for no such record.
+	ReadMemory(ctx context.Context, typ, key string, version uint64) (MemoryRecord, error)
+	// ListMemory lists the ACTIVE records of a type the run may read, by
+	// key.
+	ListMemory(ctx context.Context, typ string) ([]MemoryRecord, error)
+}
+
+// Memory record statuses as plugins see them (fsm.MemoryStatus values).
+const (
+	MemoryActive      = "ACTIVE"
+	MemoryExpired     = "EXPIRED"
+	MemoryDeprecated  = "DEPRECATED"
+	MemorySuperseded  = "SUPERSEDED"
+	MemoryInvalidated = "INVALIDATED"
+)
+
+// MemoryRecord is one version of a memory record as the agent serves it.
+type MemoryRecord struct {
+	Type    string
+	Key     string
+	Version uint64
+	Value   string
+	Status  string
+	// Run is the committed run the record came from; Index and Time the
+	// entry that committed it.
+	Run   string
+	Index uint64
+	Time  time.Time
 }
 
 // HostServer is implemented by the host side of a dispensed Component:

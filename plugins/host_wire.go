@@ -66,8 +66,9 @@ func (c *grpcClient) ServeHost(ctx context.Context, h Host) error {
 // answerHostCall makes one call on h and frames its outcome.
 func answerHostCall(ctx context.Context, h Host, call *proto.HostCall) *proto.HostReply {
 	var (
-		g   Grant
-		err error
+		g    Grant
+		recs []MemoryRecord
+		err  error
 	)
 	switch c := call.Call.(type) {
 	case *proto.HostCall_Request:
@@ -80,6 +81,13 @@ func answerHostCall(ctx context.Context, h Host, call *proto.HostCall) *proto.Ho
 		err = h.RecordUse(ctx, c.Use.GrantId, c.Use.Detail)
 	case *proto.HostCall_Release:
 		g, err = h.ReleaseGrant(ctx, c.Release.GrantId)
+	case *proto.HostCall_MemoryRead:
+		var m MemoryRecord
+		if m, err = h.ReadMemory(ctx, c.MemoryRead.Type, c.MemoryRead.Key, c.MemoryRead.Version); err == nil {
+			recs = []MemoryRecord{m}
+		}
+	case *proto.HostCall_MemoryList:
+		recs, err = h.ListMemory(ctx, c.MemoryList.Type)
 	default:
 		err = HostErrorf(HostErrRefused, "unknown host call %T (a newer SDK than this agent)", call.Call)
 	}
@@ -97,7 +105,26 @@ func answerHostCall(ctx context.Context, h Host, call *proto.HostCall) *proto.Ho
 	if g.ID != "" {
 		reply.Grant = grantToProto(g)
 	}
+	if err == nil {
+		for _, m := range recs {
+			reply.Records = append(reply.Records, memoryToProto(m))
+		}
+	}
 	return reply
+}
+
+func memoryToProto(m MemoryRecord) *proto.MemoryRecord {
+	return &proto.MemoryRecord{
+		Type: m.Type, Key: m.Key, Version: m.Version, Value: m.Value, Status: m.Status,
+		Run: m.Run, Index: m.Index, TimeUnixNano: unixNano(m.Time),
+	}
+}
+
+func memoryFromProto(p *proto.MemoryRecord) MemoryRecord {
+	return MemoryRecord{
+		Type: p.Type, Key: p.Key, Version: p.Version, Value: p.Value, Status: p.Status,
+		Run: p.Run, Index: p.Index, Time: fromUnixNano(p.TimeUnixNano),
+	}
 }
 
 func grantToProto(g Grant) *proto.Grant {
@@ -284,6 +311,34 @@ func (l *HostLink) RecordUse(ctx context.Context, id, detail string) error {
 // ReleaseGrant implements Host.
 func (l *HostLink) ReleaseGrant(ctx context.Context, id string) (Grant, error) {
 	return l.callGrant(ctx, &proto.HostCall{Call: &proto.HostCall_Release{Release: &proto.GrantReleaseCall{GrantId: id}}})
+}
+
+// ReadMemory implements Host.
+func (l *HostLink) ReadMemory(ctx context.Context, typ, key string, version uint64) (MemoryRecord, error) {
+	reply, err := l.call(ctx, &proto.HostCall{Call: &proto.HostCall_MemoryRead{MemoryRead: &proto.MemoryReadCall{
+		Type: typ, Key: key, Version: version}}})
+	if err != nil {
+		return MemoryRecord{}, err
+	}
+	if len(reply.Records) != 1 || reply.Records[0] == nil {
+		return MemoryRecord{}, HostErrorf(HostErrUnavailable, "read memory %s/%s: the agent answered %d records for one", typ, key, len(reply.Records))
+	}
+	return memoryFromProto(reply.Records[0]), nil
+}
+
+// ListMemory implements Host.
+func (l *HostLink) ListMemory(ctx context.Context, typ string) ([]MemoryRecord, error) {
+	reply, err := l.call(ctx, &proto.HostCall{Call: &proto.HostCall_MemoryList{MemoryList: &proto.MemoryListCall{Type: typ}}})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MemoryRecord, 0, len(reply.Records))
+	for _, p := range reply.Records {
+		if p != nil {
+			out = append(out, memoryFromProto(p))
+		}
+	}
+	return out, nil
 }
 
 // Host serves the host channel on the plugin side.

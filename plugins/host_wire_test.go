@@ -59,6 +59,30 @@ func (h *fakeHost) ReleaseGrant(_ context.Context, id string) (plugins.Grant, er
 	return plugins.Grant{ID: id, Status: plugins.GrantReleased}, nil
 }
 
+func (h *fakeHost) ReadMemory(_ context.Context, typ, key string, version uint64) (plugins.MemoryRecord, error) {
+	switch {
+	case typ == "secret":
+		return plugins.MemoryRecord{}, plugins.HostErrorf(plugins.HostErrNotAllowed, "component c may not read records of type secret (it reads [fact])")
+	case key == "missing":
+		return plugins.MemoryRecord{}, plugins.HostErrorf(plugins.HostErrNotFound, "no ACTIVE record %s/%s", typ, key)
+	}
+	if version == 0 {
+		version = 3
+	}
+	return plugins.MemoryRecord{Type: typ, Key: key, Version: version, Value: "v of " + key, Status: plugins.MemoryActive,
+		Run: "r1", Index: 42, Time: time.Unix(7, 8)}, nil
+}
+
+func (h *fakeHost) ListMemory(_ context.Context, typ string) ([]plugins.MemoryRecord, error) {
+	if typ == "empty" {
+		return nil, nil
+	}
+	return []plugins.MemoryRecord{
+		{Type: typ, Key: "a", Version: 1, Value: "A", Status: plugins.MemoryActive, Run: "r1", Index: 5, Time: time.Unix(1, 0)},
+		{Type: typ, Key: "b", Version: 2, Value: "", Status: plugins.MemoryActive, Run: "r2", Index: 6},
+	}, nil
+}
+
 // hostPair connects a HostLink (plugin side) and a HostServer (agent side)
 // over go-plugin's in-process gRPC connection.
 func hostPair(t *testing.T) (*plugins.HostLink, plugins.HostServer) {
@@ -117,6 +141,28 @@ func TestHostChannelRoundTrip(t *testing.T) {
 	}
 	if g, err := link.ReleaseGrant(ctx, "g1"); err != nil || g.Status != plugins.GrantReleased {
 		t.Fatalf("release = %+v, %v", g, err)
+	}
+	m, err := link.ReadMemory(ctx, "fact", "doc-1", 0)
+	if err != nil || m != (plugins.MemoryRecord{Type: "fact", Key: "doc-1", Version: 3, Value: "v of doc-1", Status: plugins.MemoryActive,
+		Run: "r1", Index: 42, Time: time.Unix(7, 8)}) {
+		t.Fatalf("read memory = %+v, %v", m, err)
+	}
+	if m, err := link.ReadMemory(ctx, "fact", "doc-1", 2); err != nil || m.Version != 2 {
+		t.Fatalf("read memory version 2 = %+v, %v", m, err)
+	}
+	if _, err := link.ReadMemory(ctx, "secret", "k", 0); !errors.As(err, &he) || he.Code != plugins.HostErrNotAllowed ||
+		he.Message != "component c may not read records of type secret (it reads [fact])" {
+		t.Fatalf("read of an unlisted type: %v, want not allowed with the agent's message", err)
+	}
+	if _, err := link.ReadMemory(ctx, "fact", "missing", 0); !errors.Is(err, &plugins.HostError{Code: plugins.HostErrNotFound}) {
+		t.Fatalf("read of a missing record: %v, want not found", err)
+	}
+	ms, err := link.ListMemory(ctx, "fact")
+	if err != nil || len(ms) != 2 || ms[0].Key != "a" || !ms[0].Time.Equal(time.Unix(1, 0)) || ms[1].Version != 2 || !ms[1].Time.IsZero() || ms[1].Run != "r2" {
+		t.Fatalf("list memory = %+v, %v", ms, err)
+	}
+	if ms, err := link.ListMemory(ctx, "empty"); err != nil || len(ms) != 0 {
+		t.Fatalf("list of no records = %+v, %v", ms, err)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -96,6 +96,9 @@ const (
 	HostErrorCode_HOST_ERROR_UNAVAILABLE HostErrorCode = 5
 	// No such grant, or not one of this run.
 	HostErrorCode_HOST_ERROR_NOT_FOUND HostErrorCode = 6
+	// The run's component may not read records of the type (its spec's reads
+	// do not list it).
+	HostErrorCode_HOST_ERROR_NOT_ALLOWED HostErrorCode = 7
 )
 
 // Enum value maps for HostErrorCode.
@@ -108,6 +111,7 @@ var (
 		4: "HOST_ERROR_ENDED",
 		5: "HOST_ERROR_UNAVAILABLE",
 		6: "HOST_ERROR_NOT_FOUND",
+		7: "HOST_ERROR_NOT_ALLOWED",
 	}
 	HostErrorCode_value = map[string]int32{
 		"HOST_ERROR_UNSPECIFIED":  0,
@@ -117,6 +121,7 @@ var (
 		"HOST_ERROR_ENDED":        4,
 		"HOST_ERROR_UNAVAILABLE":  5,
 		"HOST_ERROR_NOT_FOUND":    6,
+		"HOST_ERROR_NOT_ALLOWED":  7,
 	}
 )
 
@@ -473,8 +478,13 @@ func (x *HealthResponse) GetMessage() string {
 }
 
 type ExecuteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Input         string                 `protobuf:"bytes,1,opt,name=input,proto3" json:"input,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// input is the dispatch's input for a dispatched run, else the spec's
+	// config "input".
+	Input string `protobuf:"bytes,1,opt,name=input,proto3" json:"input,omitempty"`
+	// meta is a dispatched run's meta (what memory keys name as
+	// ${input.NAME}); empty otherwise. Older plugins ignore it.
+	Meta          map[string]string `protobuf:"bytes,2,rep,name=meta,proto3" json:"meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -516,9 +526,21 @@ func (x *ExecuteRequest) GetInput() string {
 	return ""
 }
 
+func (x *ExecuteRequest) GetMeta() map[string]string {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
 type ExecuteResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Output        string                 `protobuf:"bytes,1,opt,name=output,proto3" json:"output,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Output string                 `protobuf:"bytes,1,opt,name=output,proto3" json:"output,omitempty"`
+	// cost is what the run spent, units by name (tokens, requests): the
+	// totals since the plugin process started (one process serves one run).
+	// A failed Execute sends it in the trailer "ice-execute-cost-bin" (this
+	// message, binary, holding only cost); older agents ignore both.
+	Cost          map[string]uint64 `protobuf:"bytes,2,rep,name=cost,proto3" json:"cost,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -558,6 +580,13 @@ func (x *ExecuteResponse) GetOutput() string {
 		return x.Output
 	}
 	return ""
+}
+
+func (x *ExecuteResponse) GetCost() map[string]uint64 {
+	if x != nil {
+		return x.Cost
+	}
+	return nil
 }
 
 type StopRequest struct {
@@ -651,6 +680,8 @@ type HostCall struct {
 	//	*HostCall_Token
 	//	*HostCall_Use
 	//	*HostCall_Release
+	//	*HostCall_MemoryRead
+	//	*HostCall_MemoryList
 	Call          isHostCall_Call `protobuf_oneof:"call"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -745,6 +776,24 @@ func (x *HostCall) GetRelease() *GrantReleaseCall {
 	return nil
 }
 
+func (x *HostCall) GetMemoryRead() *MemoryReadCall {
+	if x != nil {
+		if x, ok := x.Call.(*HostCall_MemoryRead); ok {
+			return x.MemoryRead
+		}
+	}
+	return nil
+}
+
+func (x *HostCall) GetMemoryList() *MemoryListCall {
+	if x != nil {
+		if x, ok := x.Call.(*HostCall_MemoryList); ok {
+			return x.MemoryList
+		}
+	}
+	return nil
+}
+
 type isHostCall_Call interface {
 	isHostCall_Call()
 }
@@ -769,6 +818,14 @@ type HostCall_Release struct {
 	Release *GrantReleaseCall `protobuf:"bytes,6,opt,name=release,proto3,oneof"`
 }
 
+type HostCall_MemoryRead struct {
+	MemoryRead *MemoryReadCall `protobuf:"bytes,7,opt,name=memory_read,json=memoryRead,proto3,oneof"`
+}
+
+type HostCall_MemoryList struct {
+	MemoryList *MemoryListCall `protobuf:"bytes,8,opt,name=memory_list,json=memoryList,proto3,oneof"`
+}
+
 func (*HostCall_Request) isHostCall_Call() {}
 
 func (*HostCall_Watch) isHostCall_Call() {}
@@ -778,6 +835,10 @@ func (*HostCall_Token) isHostCall_Call() {}
 func (*HostCall_Use) isHostCall_Call() {}
 
 func (*HostCall_Release) isHostCall_Call() {}
+
+func (*HostCall_MemoryRead) isHostCall_Call() {}
+
+func (*HostCall_MemoryList) isHostCall_Call() {}
 
 // GrantRequestCall proposes a grant of scope for the run, with the purpose
 // the operator sees. The agent answers once the grant is decided (GRANTED,
@@ -1048,20 +1109,235 @@ func (x *GrantReleaseCall) GetGrantId() string {
 	return ""
 }
 
+// MemoryReadCall reads one version of a memory record of a type the run's
+// component lists in its spec's reads: version 0 is the newest ACTIVE one;
+// a version given is that version whatever its status. The agent reports
+// every version it served with the end of the run's execution.
+type MemoryReadCall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemoryReadCall) Reset() {
+	*x = MemoryReadCall{}
+	mi := &file_component_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemoryReadCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemoryReadCall) ProtoMessage() {}
+
+func (x *MemoryReadCall) ProtoReflect() protoreflect.Message {
+	mi := &file_component_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemoryReadCall.ProtoReflect.Descriptor instead.
+func (*MemoryReadCall) Descriptor() ([]byte, []int) {
+	return file_component_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MemoryReadCall) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *MemoryReadCall) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *MemoryReadCall) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// MemoryListCall lists the ACTIVE records of a type the run may read.
+type MemoryListCall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemoryListCall) Reset() {
+	*x = MemoryListCall{}
+	mi := &file_component_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemoryListCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemoryListCall) ProtoMessage() {}
+
+func (x *MemoryListCall) ProtoReflect() protoreflect.Message {
+	mi := &file_component_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemoryListCall.ProtoReflect.Descriptor instead.
+func (*MemoryListCall) Descriptor() ([]byte, []int) {
+	return file_component_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *MemoryListCall) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+// MemoryRecord is one version of a memory record.
+type MemoryRecord struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Type    string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Key     string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Version uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Value   string                 `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	// status is ACTIVE, SUPERSEDED, EXPIRED, DEPRECATED or INVALIDATED.
+	Status string `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	// run is the committed run the record came from; index and time
+	// (unix nanos) the entry that committed it.
+	Run           string `protobuf:"bytes,6,opt,name=run,proto3" json:"run,omitempty"`
+	Index         uint64 `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`
+	TimeUnixNano  int64  `protobuf:"varint,8,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemoryRecord) Reset() {
+	*x = MemoryRecord{}
+	mi := &file_component_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemoryRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemoryRecord) ProtoMessage() {}
+
+func (x *MemoryRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_component_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemoryRecord.ProtoReflect.Descriptor instead.
+func (*MemoryRecord) Descriptor() ([]byte, []int) {
+	return file_component_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *MemoryRecord) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *MemoryRecord) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *MemoryRecord) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *MemoryRecord) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *MemoryRecord) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *MemoryRecord) GetRun() string {
+	if x != nil {
+		return x.Run
+	}
+	return ""
+}
+
+func (x *MemoryRecord) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *MemoryRecord) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
 // HostReply answers the HostCall with the same id.
 type HostReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	ErrorCode     HostErrorCode          `protobuf:"varint,2,opt,name=error_code,json=errorCode,proto3,enum=ice.plugins.v1.HostErrorCode" json:"error_code,omitempty"`
-	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
-	Grant         *Grant                 `protobuf:"bytes,4,opt,name=grant,proto3" json:"grant,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	ErrorCode HostErrorCode          `protobuf:"varint,2,opt,name=error_code,json=errorCode,proto3,enum=ice.plugins.v1.HostErrorCode" json:"error_code,omitempty"`
+	Error     string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Grant     *Grant                 `protobuf:"bytes,4,opt,name=grant,proto3" json:"grant,omitempty"`
+	// records answer a memory call: the one version read, or the list.
+	Records       []*MemoryRecord `protobuf:"bytes,5,rep,name=records,proto3" json:"records,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HostReply) Reset() {
 	*x = HostReply{}
-	mi := &file_component_proto_msgTypes[16]
+	mi := &file_component_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1349,7 @@ func (x *HostReply) String() string {
 func (*HostReply) ProtoMessage() {}
 
 func (x *HostReply) ProtoReflect() protoreflect.Message {
-	mi := &file_component_proto_msgTypes[16]
+	mi := &file_component_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1362,7 @@ func (x *HostReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostReply.ProtoReflect.Descriptor instead.
 func (*HostReply) Descriptor() ([]byte, []int) {
-	return file_component_proto_rawDescGZIP(), []int{16}
+	return file_component_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HostReply) GetId() uint64 {
@@ -1117,6 +1393,13 @@ func (x *HostReply) GetGrant() *Grant {
 	return nil
 }
 
+func (x *HostReply) GetRecords() []*MemoryRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 // Grant is a capability grant as the state holds it, with a signed token
 // while it is GRANTED.
 type Grant struct {
@@ -1140,7 +1423,7 @@ type Grant struct {
 
 func (x *Grant) Reset() {
 	*x = Grant{}
-	mi := &file_component_proto_msgTypes[17]
+	mi := &file_component_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1435,7 @@ func (x *Grant) String() string {
 func (*Grant) ProtoMessage() {}
 
 func (x *Grant) ProtoReflect() protoreflect.Message {
-	mi := &file_component_proto_msgTypes[17]
+	mi := &file_component_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1448,7 @@ func (x *Grant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Grant.ProtoReflect.Descriptor instead.
 func (*Grant) Descriptor() ([]byte, []int) {
-	return file_component_proto_rawDescGZIP(), []int{17}
+	return file_component_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Grant) GetId() string {
@@ -1286,21 +1569,33 @@ const file_component_proto_rawDesc = "" +
 	"\rHealthRequest\"D\n" +
 	"\x0eHealthResponse\x12\x18\n" +
 	"\ahealthy\x18\x01 \x01(\bR\ahealthy\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"&\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x9d\x01\n" +
 	"\x0eExecuteRequest\x12\x14\n" +
-	"\x05input\x18\x01 \x01(\tR\x05input\")\n" +
+	"\x05input\x18\x01 \x01(\tR\x05input\x12<\n" +
+	"\x04meta\x18\x02 \x03(\v2(.ice.plugins.v1.ExecuteRequest.MetaEntryR\x04meta\x1a7\n" +
+	"\tMetaEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa1\x01\n" +
 	"\x0fExecuteResponse\x12\x16\n" +
-	"\x06output\x18\x01 \x01(\tR\x06output\";\n" +
+	"\x06output\x18\x01 \x01(\tR\x06output\x12=\n" +
+	"\x04cost\x18\x02 \x03(\v2).ice.plugins.v1.ExecuteResponse.CostEntryR\x04cost\x1a7\n" +
+	"\tCostEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\";\n" +
 	"\vStopRequest\x12,\n" +
 	"\x12deadline_unix_nano\x18\x01 \x01(\x03R\x10deadlineUnixNano\"\x0e\n" +
-	"\fStopResponse\"\xc0\x02\n" +
+	"\fStopResponse\"\xc6\x03\n" +
 	"\bHostCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12<\n" +
 	"\arequest\x18\x02 \x01(\v2 .ice.plugins.v1.GrantRequestCallH\x00R\arequest\x126\n" +
 	"\x05watch\x18\x03 \x01(\v2\x1e.ice.plugins.v1.GrantWatchCallH\x00R\x05watch\x126\n" +
 	"\x05token\x18\x04 \x01(\v2\x1e.ice.plugins.v1.GrantTokenCallH\x00R\x05token\x120\n" +
 	"\x03use\x18\x05 \x01(\v2\x1c.ice.plugins.v1.GrantUseCallH\x00R\x03use\x12<\n" +
-	"\arelease\x18\x06 \x01(\v2 .ice.plugins.v1.GrantReleaseCallH\x00R\areleaseB\x06\n" +
+	"\arelease\x18\x06 \x01(\v2 .ice.plugins.v1.GrantReleaseCallH\x00R\arelease\x12A\n" +
+	"\vmemory_read\x18\a \x01(\v2\x1e.ice.plugins.v1.MemoryReadCallH\x00R\n" +
+	"memoryRead\x12A\n" +
+	"\vmemory_list\x18\b \x01(\v2\x1e.ice.plugins.v1.MemoryListCallH\x00R\n" +
+	"memoryListB\x06\n" +
 	"\x04call\"a\n" +
 	"\x10GrantRequestCall\x12\x14\n" +
 	"\x05scope\x18\x01 \x01(\tR\x05scope\x12\x18\n" +
@@ -1318,13 +1613,29 @@ const file_component_proto_rawDesc = "" +
 	"\bgrant_id\x18\x01 \x01(\tR\agrantId\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\"-\n" +
 	"\x10GrantReleaseCall\x12\x19\n" +
-	"\bgrant_id\x18\x01 \x01(\tR\agrantId\"\x9c\x01\n" +
+	"\bgrant_id\x18\x01 \x01(\tR\agrantId\"P\n" +
+	"\x0eMemoryReadCall\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\"$\n" +
+	"\x0eMemoryListCall\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\"\xca\x01\n" +
+	"\fMemoryRecord\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\tR\x05value\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12\x10\n" +
+	"\x03run\x18\x06 \x01(\tR\x03run\x12\x14\n" +
+	"\x05index\x18\a \x01(\x04R\x05index\x12$\n" +
+	"\x0etime_unix_nano\x18\b \x01(\x03R\ftimeUnixNano\"\xd4\x01\n" +
 	"\tHostReply\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12<\n" +
 	"\n" +
 	"error_code\x18\x02 \x01(\x0e2\x1d.ice.plugins.v1.HostErrorCodeR\terrorCode\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12+\n" +
-	"\x05grant\x18\x04 \x01(\v2\x15.ice.plugins.v1.GrantR\x05grant\"\x8b\x03\n" +
+	"\x05grant\x18\x04 \x01(\v2\x15.ice.plugins.v1.GrantR\x05grant\x126\n" +
+	"\arecords\x18\x05 \x03(\v2\x1c.ice.plugins.v1.MemoryRecordR\arecords\"\x8b\x03\n" +
 	"\x05Grant\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06run_id\x18\x02 \x01(\tR\x05runId\x12\x14\n" +
@@ -1343,7 +1654,7 @@ const file_component_proto_rawDesc = "" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fKIND_SERVICE\x10\x01\x12\x0f\n" +
-	"\vKIND_FINITE\x10\x02*\xc3\x01\n" +
+	"\vKIND_FINITE\x10\x02*\xdf\x01\n" +
 	"\rHostErrorCode\x12\x1a\n" +
 	"\x16HOST_ERROR_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11HOST_ERROR_DENIED\x10\x01\x12\x1b\n" +
@@ -1351,7 +1662,8 @@ const file_component_proto_rawDesc = "" +
 	"\x12HOST_ERROR_REFUSED\x10\x03\x12\x14\n" +
 	"\x10HOST_ERROR_ENDED\x10\x04\x12\x1a\n" +
 	"\x16HOST_ERROR_UNAVAILABLE\x10\x05\x12\x18\n" +
-	"\x14HOST_ERROR_NOT_FOUND\x10\x062\xad\x03\n" +
+	"\x14HOST_ERROR_NOT_FOUND\x10\x06\x12\x1a\n" +
+	"\x16HOST_ERROR_NOT_ALLOWED\x10\a2\xad\x03\n" +
 	"\tComponent\x12A\n" +
 	"\x04Info\x12\x1b.ice.plugins.v1.InfoRequest\x1a\x1c.ice.plugins.v1.InfoResponse\x12D\n" +
 	"\x05Start\x12\x1c.ice.plugins.v1.StartRequest\x1a\x1d.ice.plugins.v1.StartResponse\x12G\n" +
@@ -1373,7 +1685,7 @@ func file_component_proto_rawDescGZIP() []byte {
 }
 
 var file_component_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_component_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_component_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_component_proto_goTypes = []any{
 	(Kind)(0),                // 0: ice.plugins.v1.Kind
 	(HostErrorCode)(0),       // 1: ice.plugins.v1.HostErrorCode
@@ -1393,37 +1705,47 @@ var file_component_proto_goTypes = []any{
 	(*GrantTokenCall)(nil),   // 15: ice.plugins.v1.GrantTokenCall
 	(*GrantUseCall)(nil),     // 16: ice.plugins.v1.GrantUseCall
 	(*GrantReleaseCall)(nil), // 17: ice.plugins.v1.GrantReleaseCall
-	(*HostReply)(nil),        // 18: ice.plugins.v1.HostReply
-	(*Grant)(nil),            // 19: ice.plugins.v1.Grant
-	nil,                      // 20: ice.plugins.v1.StartRequest.ConfigEntry
+	(*MemoryReadCall)(nil),   // 18: ice.plugins.v1.MemoryReadCall
+	(*MemoryListCall)(nil),   // 19: ice.plugins.v1.MemoryListCall
+	(*MemoryRecord)(nil),     // 20: ice.plugins.v1.MemoryRecord
+	(*HostReply)(nil),        // 21: ice.plugins.v1.HostReply
+	(*Grant)(nil),            // 22: ice.plugins.v1.Grant
+	nil,                      // 23: ice.plugins.v1.StartRequest.ConfigEntry
+	nil,                      // 24: ice.plugins.v1.ExecuteRequest.MetaEntry
+	nil,                      // 25: ice.plugins.v1.ExecuteResponse.CostEntry
 }
 var file_component_proto_depIdxs = []int32{
 	0,  // 0: ice.plugins.v1.InfoResponse.kind:type_name -> ice.plugins.v1.Kind
-	20, // 1: ice.plugins.v1.StartRequest.config:type_name -> ice.plugins.v1.StartRequest.ConfigEntry
-	13, // 2: ice.plugins.v1.HostCall.request:type_name -> ice.plugins.v1.GrantRequestCall
-	14, // 3: ice.plugins.v1.HostCall.watch:type_name -> ice.plugins.v1.GrantWatchCall
-	15, // 4: ice.plugins.v1.HostCall.token:type_name -> ice.plugins.v1.GrantTokenCall
-	16, // 5: ice.plugins.v1.HostCall.use:type_name -> ice.plugins.v1.GrantUseCall
-	17, // 6: ice.plugins.v1.HostCall.release:type_name -> ice.plugins.v1.GrantReleaseCall
-	1,  // 7: ice.plugins.v1.HostReply.error_code:type_name -> ice.plugins.v1.HostErrorCode
-	19, // 8: ice.plugins.v1.HostReply.grant:type_name -> ice.plugins.v1.Grant
-	2,  // 9: ice.plugins.v1.Component.Info:input_type -> ice.plugins.v1.InfoRequest
-	4,  // 10: ice.plugins.v1.Component.Start:input_type -> ice.plugins.v1.StartRequest
-	6,  // 11: ice.plugins.v1.Component.Health:input_type -> ice.plugins.v1.HealthRequest
-	8,  // 12: ice.plugins.v1.Component.Execute:input_type -> ice.plugins.v1.ExecuteRequest
-	10, // 13: ice.plugins.v1.Component.Stop:input_type -> ice.plugins.v1.StopRequest
-	18, // 14: ice.plugins.v1.Component.Host:input_type -> ice.plugins.v1.HostReply
-	3,  // 15: ice.plugins.v1.Component.Info:output_type -> ice.plugins.v1.InfoResponse
-	5,  // 16: ice.plugins.v1.Component.Start:output_type -> ice.plugins.v1.StartResponse
-	7,  // 17: ice.plugins.v1.Component.Health:output_type -> ice.plugins.v1.HealthResponse
-	9,  // 18: ice.plugins.v1.Component.Execute:output_type -> ice.plugins.v1.ExecuteResponse
-	11, // 19: ice.plugins.v1.Component.Stop:output_type -> ice.plugins.v1.StopResponse
-	12, // 20: ice.plugins.v1.Component.Host:output_type -> ice.plugins.v1.HostCall
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	23, // 1: ice.plugins.v1.StartRequest.config:type_name -> ice.plugins.v1.StartRequest.ConfigEntry
+	24, // 2: ice.plugins.v1.ExecuteRequest.meta:type_name -> ice.plugins.v1.ExecuteRequest.MetaEntry
+	25, // 3: ice.plugins.v1.ExecuteResponse.cost:type_name -> ice.plugins.v1.ExecuteResponse.CostEntry
+	13, // 4: ice.plugins.v1.HostCall.request:type_name -> ice.plugins.v1.GrantRequestCall
+	14, // 5: ice.plugins.v1.HostCall.watch:type_name -> ice.plugins.v1.GrantWatchCall
+	15, // 6: ice.plugins.v1.HostCall.token:type_name -> ice.plugins.v1.GrantTokenCall
+	16, // 7: ice.plugins.v1.HostCall.use:type_name -> ice.plugins.v1.GrantUseCall
+	17, // 8: ice.plugins.v1.HostCall.release:type_name -> ice.plugins.v1.GrantReleaseCall
+	18, // 9: ice.plugins.v1.HostCall.memory_read:type_name -> ice.plugins.v1.MemoryReadCall
+	19, // 10: ice.plugins.v1.HostCall.memory_list:type_name -> ice.plugins.v1.MemoryListCall
+	1,  // 11: ice.plugins.v1.HostReply.error_code:type_name -> ice.plugins.v1.HostErrorCode
+	22, // 12: ice.plugins.v1.HostReply.grant:type_name -> ice.plugins.v1.Grant
+	20, // 13: ice.plugins.v1.HostReply.records:type_name -> ice.plugins.v1.MemoryRecord
+	2,  // 14: ice.plugins.v1.Component.Info:input_type -> ice.plugins.v1.InfoRequest
+	4,  // 15: ice.plugins.v1.Component.Start:input_type -> ice.plugins.v1.StartRequest
+	6,  // 16: ice.plugins.v1.Component.Health:input_type -> ice.plugins.v1.HealthRequest
+	8,  // 17: ice.plugins.v1.Component.Execute:input_type -> ice.plugins.v1.ExecuteRequest
+	10, // 18: ice.plugins.v1.Component.Stop:input_type -> ice.plugins.v1.StopRequest
+	21, // 19: ice.plugins.v1.Component.Host:input_type -> ice.plugins.v1.HostReply
+	3,  // 20: ice.plugins.v1.Component.Info:output_type -> ice.plugins.v1.InfoResponse
+	5,  // 21: ice.plugins.v1.Component.Start:output_type -> ice.plugins.v1.StartResponse
+	7,  // 22: ice.plugins.v1.Component.Health:output_type -> ice.plugins.v1.HealthResponse
+	9,  // 23: ice.plugins.v1.Component.Execute:output_type -> ice.plugins.v1.ExecuteResponse
+	11, // 24: ice.plugins.v1.Component.Stop:output_type -> ice.plugins.v1.StopResponse
+	12, // 25: ice.plugins.v1.Component.Host:output_type -> ice.plugins.v1.HostCall
+	20, // [20:26] is the sub-list for method output_type
+	14, // [14:20] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_component_proto_init() }
@@ -1437,6 +1759,8 @@ func file_component_proto_init() {
 		(*HostCall_Token)(nil),
 		(*HostCall_Use)(nil),
 		(*HostCall_Release)(nil),
+		(*HostCall_MemoryRead)(nil),
+		(*HostCall_MemoryList)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1444,7 +1768,7 @@ func file_component_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_component_proto_rawDesc), len(file_component_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   19,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -44,12 +44,15 @@ type ComponentClient interface {
 	Start(ctx context.Context, in *StartRequest, opts ...grpc.CallOption) (*StartResponse, error)
 	// Health reports whether the run is healthy now.
 	Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error)
-	// Execute runs a finite component to completion: input in, output out.
+	// Execute runs a finite component to completion: input (and, for a
+	// dispatched run, its meta) in, output and cost out. A failed Execute
+	// still reports its cost: in the trailer "ice-execute-cost-bin", an
+	// ExecuteResponse holding only cost (see ExecuteResponse).
 	Execute(ctx context.Context, in *ExecuteRequest, opts ...grpc.CallOption) (*ExecuteResponse, error)
 	// Stop ends the run; the plugin must be done by the deadline.
 	Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error)
 	// Host is the channel through which the plugin calls its agent (capability
-	// grants). The agent opens it after Start, and again after it restarted and
+	// grants, memory reads). The agent opens it after Start, and again after it restarted and
 	// reattached: the stream rides the plugin's own connection, so it needs no
 	// second listener and survives the agent. The plugin sends calls, each with
 	// an id of its choosing; the agent answers each with a reply of that id, in
@@ -154,12 +157,15 @@ type ComponentServer interface {
 	Start(context.Context, *StartRequest) (*StartResponse, error)
 	// Health reports whether the run is healthy now.
 	Health(context.Context, *HealthRequest) (*HealthResponse, error)
-	// Execute runs a finite component to completion: input in, output out.
+	// Execute runs a finite component to completion: input (and, for a
+	// dispatched run, its meta) in, output and cost out. A failed Execute
+	// still reports its cost: in the trailer "ice-execute-cost-bin", an
+	// ExecuteResponse holding only cost (see ExecuteResponse).
 	Execute(context.Context, *ExecuteRequest) (*ExecuteResponse, error)
 	// Stop ends the run; the plugin must be done by the deadline.
 	Stop(context.Context, *StopRequest) (*StopResponse, error)
 	// Host is the channel through which the plugin calls its agent (capability
-	// grants). The agent opens it after Start, and again after it restarted and
+	// grants, memory reads). The agent opens it after Start, and again after it restarted and
 	// reattached: the stream rides the plugin's own connection, so it needs no
 	// second listener and survives the agent. The plugin sends calls, each with
 	// an id of its choosing; the agent answers each with a reply of that id, in

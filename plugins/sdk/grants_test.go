@@ -178,3 +178,11 @@ func TestGrantRenewsItsToken(t *testing.T) {
 		}
 	}
 }
+
+func (h *scriptHost) ReadMemory(_ context.Context, typ, key string, _ uint64) (plugins.MemoryRecord, error) {
+	return plugins.MemoryRecord{}, plugins.HostErrorf(plugins.HostErrNotFound, "no record %s/%s", typ, key)
+}
+
+func (h *scriptHost) ListMemory(context.Context, string) ([]plugins.MemoryRecord, error) {
+	return nil, nil
+}

@@ -43,7 +43,7 @@ func Serve(impl plugins.Component) {
 	signal.Ignore(syscall.SIGPIPE)
 	cfg := &plugin.ServeConfig{
 		HandshakeConfig:  plugins.Handshake,
-		VersionedPlugins: plugins.ServedPlugins(newGuard(impl, os.Exit), link),
+		VersionedPlugins: plugins.ServedPlugins(newGuard(impl, os.Exit), link, meter),
 		GRPCServer:       plugin.DefaultGRPCServer,
 		Logger:           logger.Named("go-plugin"),
 	}
