@@ -21,6 +21,15 @@ type progressed struct {
 	run    *localRun
 	to     fsm.RunState
 	output string
+	// report is what the end of an execution (VALIDATING) reports.
+	report execReport
+}
+
+// execReport is what the agent reports with the end of a run's execution:
+// the record versions served to it and its cost.
+type execReport struct {
+	reads []fsm.MemoryRef
+	cost  map[string]uint64
 }
 
 // failed: a worker found that the run failed (start, health, exit,
@@ -28,6 +37,7 @@ type progressed struct {
 type failed struct {
 	run    *localRun
 	reason string
+	report execReport
 }
 
 // tornDown: a teardown stopped the run's plugin and deleted its record.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	metrics "github.com/armon/go-metrics"
@@ -45,7 +46,7 @@ func (w *worker) serveHost(ctx context.Context) {
 	if !ok {
 		return
 	}
-	h := &runHost{a: w.a, run: w.id, epoch: w.epoch}
+	h := &runHost{a: w.a, run: w.id, epoch: w.epoch, reads: w.reads}
 	for attempt := 1; ctx.Err() == nil; attempt++ {
 		err := hs.ServeHost(ctx, h)
 		switch {
@@ -69,6 +70,10 @@ type runHost struct {
 	a     *Agent
 	run   string
 	epoch uint64
+	// reads records the memory record versions served to the run.
+	reads *readLedger
+	// executing is set once the run's EXECUTING was seen committed.
+	executing atomic.Bool
 }
 
 var _ plugins.Host = (*runHost)(nil)

@@ -187,7 +187,7 @@ func (s *supervisor) onProgressed(ev progressed) {
 	if !s.current(r) || r.dead || s.stopping {
 		return
 	}
-	s.report(fsm.Transition{Run: r.id, To: ev.to, Epoch: r.epoch, Output: ev.output})
+	s.report(fsm.Transition{Run: r.id, To: ev.to, Epoch: r.epoch, Output: ev.output, Reads: ev.report.reads, Cost: ev.report.cost})
 }
 
 func (s *supervisor) onFailed(ev failed) {
@@ -199,7 +199,7 @@ func (s *supervisor) onFailed(ev failed) {
 	metrics.IncrCounter([]string{"ice", "agent", "aborted"}, 1)
 	s.kill(r, "run aborted")
 	s.aborted[r.id] = true
-	s.report(fsm.Transition{Run: r.id, To: fsm.StateAborted, Epoch: r.epoch, Reason: ev.reason})
+	s.report(fsm.Transition{Run: r.id, To: fsm.StateAborted, Epoch: r.epoch, Reason: ev.reason, Reads: ev.report.reads, Cost: ev.report.cost})
 }
 
 func (s *supervisor) onTornDown(ev tornDown) {

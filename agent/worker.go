@@ -35,6 +35,9 @@ type worker struct {
 	kind     plugins.Kind
 	// proc is the plugin, reattached or launched by this worker.
 	proc pluginProcess
+	// reads records the memory record versions served to the run's
+	// plugin while this worker drives it (nil before).
+	reads *readLedger
 }
 
 // progress tells the supervisor that the run moved forward.
@@ -43,12 +46,18 @@ func (w *worker) progress(to fsm.RunState, output string) {
 }
 
 // fail tells the supervisor that the run failed, unless the worker was
-// cancelled (then the failure is the cancellation's doing).
+// cancelled (then the failure is the cancellation's doing), with the
+// record versions served to it.
 func (w *worker) fail(ctx context.Context, reason string) {
+	w.failWith(ctx, reason, nil)
+}
+
+// failWith is fail with the cost the failed execution reported.
+func (w *worker) failWith(ctx context.Context, reason string, cost map[string]uint64) {
 	if ctx.Err() != nil {
 		return
 	}
-	w.post(failed{run: w.run, reason: reason})
+	w.post(failed{run: w.run, reason: reason, report: execReport{reads: w.reads.seal(), cost: cost}})
 }
 
 // drive takes the run from wherever it is (a fresh PROVISIONED run, or a
@@ -68,8 +77,9 @@ func (w *worker) drive(ctx context.Context, run fsm.Run) {
 		// with the previous agent.
 		w.progress(fsm.StateContextReady, "")
 	}
-	// The plugin calls this agent (capability grants) for as long as the
-	// run is driven here.
+	// The plugin calls this agent (capability grants, memory reads) for as
+	// long as the run is driven here.
+	w.reads = newReadLedger()
 	hctx, stopHost := context.WithCancel(ctx)
 	defer stopHost()
 	w.a.tasks.Go(func() { w.serveHost(hctx) })
@@ -80,24 +90,39 @@ func (w *worker) drive(ctx context.Context, run fsm.Run) {
 		w.progress(fsm.StateExecuting, "")
 	}
 	if w.kind == plugins.KindFinite {
-		out, err := w.execute(ctx, spec.Config["input"])
+		req := plugins.ExecuteRequest{Input: spec.Config["input"]}
+		if run.Dispatch {
+			req = plugins.ExecuteRequest{Input: run.Input, Meta: run.Meta}
+		}
+		res, err := w.execute(ctx, req)
 		if ctx.Err() != nil {
 			return
 		}
+		cost := w.cleanCost(res.Cost)
 		if err != nil {
-			w.fail(ctx, "execute failed: "+err.Error())
+			w.failWith(ctx, "execute failed: "+err.Error(), cost)
 			return
 		}
-		w.progress(fsm.StateValidating, out)
+		w.post(progressed{run: w.run, to: fsm.StateValidating, output: res.Output, report: execReport{reads: w.reads.seal(), cost: cost}})
 	}
 	w.monitor(ctx)
+}
+
+// cleanCost keeps the part of a plugin's cost the state machine accepts
+// (it refuses the whole report otherwise), logging what it drops.
+func (w *worker) cleanCost(cost map[string]uint64) map[string]uint64 {
+	out, dropped := plugins.CleanCost(cost)
+	if len(dropped) > 0 {
+		w.a.logger.Warn("plugin reported cost units the runtime does not accept; dropped", "run", w.id, "units", dropped, "max_units", plugins.MaxCostUnits)
+	}
+	return out
 }
 
 // execute runs a finite plugin's Execute while feeding its agent watchdog
 // with health calls every HealthInterval (while the lease is valid): an
 // Execute that waits long (for an approval, say) would otherwise outlast
 // the watchdog, which hears from the agent only through calls.
-func (w *worker) execute(ctx context.Context, input string) (string, error) {
+func (w *worker) execute(ctx context.Context, req plugins.ExecuteRequest) (plugins.ExecuteResult, error) {
 	done := make(chan struct{})
 	fed := make(chan struct{})
 	go func() {
@@ -117,10 +142,16 @@ func (w *worker) execute(ctx context.Context, input string) (string, error) {
 			}
 		}
 	}()
-	out, err := w.proc.Component().Execute(ctx, input)
+	var res plugins.ExecuteResult
+	var err error
+	if ex, ok := w.proc.Component().(plugins.Executor); ok {
+		res, err = ex.ExecuteRun(ctx, req)
+	} else {
+		res.Output, err = w.proc.Component().Execute(ctx, req.Input)
+	}
 	close(done)
 	<-fed
-	return out, err
+	return res, err
 }
 
 // spec fetches the component's spec; a run older than the spec is not
