@@ -439,22 +439,7 @@ func (s *Server) getNodes(r *http.Request, st *fsm.State, id *identity) (any, er
 	return filtered(st.Nodes(), acl.KindNode, id, func(n *fsm.Node) string { return n.ID })
 }
 
-// getComponents lists the components the identity may read.
-func (s *Server) getComponents(r *http.Request, st *fsm.State, id *identity) (any, error) {
-	return filtered(st.Components(), acl.KindComponent, id, func(c *fsm.Component) string { return c.Name })
-}
-
-func (s *Server) getComponent(r *http.Request, st *fsm.State, id *identity) (any, error) {
-	name := r.PathValue("name")
-	if err := id.require(acl.KindComponent, name, acl.Read); err != nil {
-		return nil, err
-	}
-	c, ok := st.Component(name)
-	if !ok {
-		return nil, fmt.Errorf("component %q: %w", name, fsm.ErrNotFound)
-	}
-	return c, nil
-}
+// getComponents and getComponent (memory.go) answer api.ComponentInfo.
 
 // getRuns lists runs, of a component and of a node if asked. An agent reads
 // every run of its own node; others see the runs of components they may
