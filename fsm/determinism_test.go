@@ -93,9 +93,17 @@ func TestGeneratedLogCoverage(t *testing.T) {
 	runtimeTeardown := false
 	seen := map[string]int{}
 	grantSteps := map[string]bool{} // event type and the grant's status after it
+	memorySteps := map[string]bool{}
 	for seed := uint64(1); seed <= 3; seed++ {
 		g := makeLog(t, seed, 400)
 		for _, e := range g.final.Events(0, "", 0) {
+			if strings.HasPrefix(e.Type, "memory.") {
+				var p memoryPayload
+				if err := json.Unmarshal(e.Payload, &p); err != nil {
+					t.Fatal(err)
+				}
+				memorySteps[e.Type+" "+string(p.Status)] = true
+			}
 			if strings.HasPrefix(e.Type, "grant.") {
 				var p grantPayload
 				if err := json.Unmarshal(e.Payload, &p); err != nil {
@@ -136,6 +144,11 @@ func TestGeneratedLogCoverage(t *testing.T) {
 	live := grantSteps["grant.request GRANTED"] || grantSteps["grant.request PENDING"]
 	if !live || !grantSteps["grant.request DENIED"] || !grantSteps["grant.revoke REVOKED"] {
 		t.Errorf("the generated logs do not grant, deny and revoke (saw %v)", grantSteps)
+	}
+	for _, want := range []string{"memory.promote ACTIVE", "memory.supersede SUPERSEDED", "memory.invalidate INVALIDATED", "memory.deprecate DEPRECATED"} {
+		if !memorySteps[want] {
+			t.Errorf("the generated logs never had %s (saw %v)", want, memorySteps)
+		}
 	}
 	if !runtimeTeardown {
 		t.Error("the generated logs never had the runtime record the teardown of a run of a gone node")
@@ -189,7 +202,7 @@ func TestSnapshotRestoreReplay(t *testing.T) {
 			c, nd, r, ev := orig.Counts()
 			cp, gc := orig.Checkpoint(), orig.LastGC()
 			wantMeta := SnapshotMeta{Index: orig.Index(), Term: orig.Term(), Components: c, Nodes: nd, Runs: r, Events: ev - int(cp.Seq),
-				Head: orig.Head(), Digest: orig.Digest(), Grants: len(orig.Grants(GrantFilter{})), SigningKeys: len(orig.SigningKeys())}
+				Head: orig.Head(), Digest: orig.Digest(), Grants: len(orig.Grants(GrantFilter{})), SigningKeys: len(orig.SigningKeys()), Memory: len(orig.Memory(MemoryFilter{}))}
 			if cp.Seq > 0 {
 				wantMeta.Checkpoint = &cp
 			}

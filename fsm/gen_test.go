@@ -64,8 +64,10 @@ func genCommand(c chooser, st *State, now int64) genEntry {
 		e = g.nodeStatus()
 	case k < 38:
 		e = g.runsCreate()
-	case k < 87:
+	case k < 62:
 		e = g.runTransitions()
+	case k < 87:
+		e = g.memoryCommand()
 	case k < 95:
 		e = g.grantCommand()
 	case k < 97:

@@ -188,8 +188,9 @@ func (s *State) promotion(ctx *applyCtx, run *Run) (*MemoryRecord, error) {
 // promote stores a new record version, superseding the ACTIVE one before
 // it.
 func (s *State) promote(ctx *applyCtx, rec *MemoryRecord) {
-	head := memHead{rec.Type, rec.Key}
-	if prev, ok := s.memory[memKey{rec.Type, rec.Key, s.memoryHeads[head]}]; ok && prev.Status == MemoryActive {
+	// The ACTIVE version is the newest one that is ACTIVE: a version born
+	// INVALIDATED (from an invalidated input) supersedes nothing.
+	if prev, ok := s.activeVersion(rec.Type, rec.Key); ok && rec.Status == MemoryActive {
 		s.endMemory(ctx, prev, MemorySuperseded, fmt.Sprintf("superseded by version %d", rec.Version), "memory.supersede", "")
 	}
 	s.putMemory(rec)
@@ -338,3 +339,21 @@ func (s *State) ExpiredMemory(now int64, limit int) []MemoryRef {
 	}
 	return out
 }
+
+// activeVersion returns the ACTIVE version of a key, if one is: the newest
+// version that is ACTIVE (at most one is).
+func (s *State) activeVersion(typ, key string) (*MemoryRecord, bool) {
+	for v := s.memoryHeads[memHead{typ, key}]; v > 0; v-- {
+		m, ok := s.memory[memKey{typ, key, v}]
+		if ok && m.Status == MemoryActive {
+			return m, true
+		}
+		if ok && m.Status != MemoryInvalidated {
+			return nil, false // superseded, expired or deprecated: none older is ACTIVE
+		}
+	}
+	return nil, false
+}
+
+// ActiveMemory returns the ACTIVE version of a key, if one is.
+func (s *State) ActiveMemory(typ, key string) (*MemoryRecord, bool) { return s.activeVersion(typ, key) }

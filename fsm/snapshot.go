@@ -596,7 +596,10 @@ func (sr *snapshotReader) addRun(run *Run) error {
 		return fmt.Errorf("read snapshot: run %q in unknown state %q: %w", run.ID, run.State, ErrMalformed)
 	}
 	st.runs[run.ID] = run
-	if !run.State.Terminal() {
+	if run.Dispatch != (run.Slot == -1) {
+		return fmt.Errorf("read snapshot: run %q: slot %d for a dispatched %v run: %w", run.ID, run.Slot, run.Dispatch, ErrMalformed)
+	}
+	if !run.State.Terminal() && !run.Dispatch {
 		key := slotKey{run.Component, run.Slot}
 		if other, busy := st.slots[key]; busy {
 			return fmt.Errorf("read snapshot: runs %s and %s both hold %s slot %d: %w", other, run.ID, run.Component, run.Slot, ErrMalformed)
