@@ -78,6 +78,9 @@ type fakeHost struct {
 	nextPid      int
 	// launchGate, when closed, blocks Launch.
 	launchGate gate
+	// wrap, when set, makes the launched process another plugin (one
+	// that serves the host channel, say).
+	wrap func(*fakeProcess) pluginProcess
 }
 
 func newFakeHost() *fakeHost {
@@ -95,6 +98,9 @@ func (h *fakeHost) Launch(cfg host.Config) (pluginProcess, error) {
 	h.nextPid++
 	p := newFakeProcess(h.nextPid, h.kind)
 	h.procs = append(h.procs, p)
+	if h.wrap != nil {
+		return h.wrap(p), nil
+	}
 	return p, nil
 }
 
@@ -432,6 +438,8 @@ type fakeServer struct {
 	onReport func([]fsm.Transition)
 	// reportGate, when closed, blocks Report.
 	reportGate gate
+	// mem, when set, answers AgentMemory (memory_test.go).
+	mem *fakeMemory
 }
 
 func newFakeServer() *fakeServer {
