@@ -100,6 +100,10 @@ func (p *readerProcess) ExecuteRun(ctx context.Context, req plugins.ExecuteReque
 	h := p.host
 	p.got = req
 	p.hostMu.Unlock()
+	if w := req.Meta["write"]; w != "" {
+		// A writer: its output becomes a record.
+		return plugins.ExecuteResult{Output: w, Cost: map[string]uint64{"tokens": 1}}, nil
+	}
 	cost := map[string]uint64{"tokens": 7, "bad unit": 1}
 	doc := "doc-" + req.Meta["doc"]
 	m, err := h.ReadMemory(ctx, "fact", doc, 0)
