@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -127,7 +130,7 @@ func newComponentsCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := commandContext(cmd)
 			defer cancel()
-			comps, err := o.client().Components(ctx)
+			comps, err := o.client().ComponentInfos(ctx)
 			if err != nil {
 				return fmt.Errorf("list components: %w", err)
 			}
@@ -151,12 +154,48 @@ func pluginString(p fsm.PluginRef) string {
 	return s
 }
 
-func writeComponentsTable(w io.Writer, comps []fsm.Component) error {
-	t := newTable(w, "NAME", "PLUGIN", "COUNT", "STATUS", "GENERATION", "MODIFIED")
+// writeComponentsTable lists components. STATUS is "complete" for a
+// running component whose work is done (api.ComponentInfo.Complete: its
+// finite runs all committed); COUNT is "dispatch" for a dispatched one;
+// BUDGET is the spend of the current window against each limit.
+func writeComponentsTable(w io.Writer, comps []api.ComponentInfo) error {
+	t := newTable(w, "NAME", "PLUGIN", "COUNT", "STATUS", "GENERATION", "BUDGET", "MODIFIED")
 	for i := range comps {
 		c := &comps[i]
-		t.row(c.Name, pluginString(c.Plugin), strconv.Itoa(c.Count), string(c.Status),
-			strconv.FormatUint(c.Generation, 10), formatTime(c.ModifyTime))
+		count := strconv.Itoa(c.Count)
+		if c.Dispatch {
+			count = "dispatch"
+		}
+		status := string(c.Status)
+		if c.Complete {
+			status = "complete"
+		}
+		t.row(c.Name, pluginString(c.Plugin), count, status,
+			strconv.FormatUint(c.Generation, 10), budgetString(c), formatTime(c.ModifyTime))
 	}
 	return t.flush()
+}
+
+// budgetString is a component's spend against its budget, unit by unit
+// ("tokens 1830/200000, requests 3/50"), marked when exhausted.
+func budgetString(c *api.ComponentInfo) string {
+	if c.Budget == nil {
+		return ""
+	}
+	units := slices.Sorted(maps.Keys(c.Budget.Limits))
+	parts := make([]string, len(units))
+	for i, u := range units {
+		// A spend counts while its window is open: one that never ends,
+		// or one whose end the server reported.
+		var spent uint64
+		if c.Spend != nil && (c.Budget.WindowNanos == 0 || c.BudgetWindowEnd != 0) {
+			spent = c.Spend.Units[u]
+		}
+		parts[i] = fmt.Sprintf("%s %d/%d", u, spent, c.Budget.Limits[u])
+	}
+	s := strings.Join(parts, ", ")
+	if c.BudgetExhausted != "" {
+		s += " (budget exhausted)"
+	}
+	return s
 }

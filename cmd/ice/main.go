@@ -27,6 +27,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newServerCmd(), newAgentCmd(), newDevCmd(), newReplayCmd())
 	root.AddCommand(clientCommands()...)
 	root.AddCommand(newGrantsCmd())
+	root.AddCommand(newDispatchCmd(), newMemoryCmd())
 	root.AddCommand(newTLSCmd())
 	return root
 }
