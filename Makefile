@@ -9,7 +9,7 @@ TESTFLAGS ?=
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-PLUGINS   := ticker httpecho batch flaky fetch payout
+PLUGINS   := ticker httpecho batch flaky fetch payout extract summarize
 
 build: ## build bin/ice and the example plugins in bin/plugins/
 	@mkdir -p $(BIN)/plugins

@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	pluginDir = filepath.Join(dir, "plugins")
-	for _, p := range []string{"ticker", "batch", "flaky", "httpecho", "fetch", "payout"} {
+	for _, p := range []string{"ticker", "batch", "flaky", "httpecho", "fetch", "payout", "extract", "summarize"} {
 		build := exec.Command("go", "build", "-o", filepath.Join(pluginDir, p), "../plugins/examples/"+p)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {

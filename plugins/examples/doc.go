@@ -7,5 +7,9 @@
 // and two that use capability grants: fetch (a service that calls a url
 // under a grant, presenting its token, and records each call as a use) and
 // payout (finite: waits for operators to approve an irreversible grant,
-// then "pays"). Each is a main package built on plugins/sdk.
+// then "pays"); and two that make memory: extract (dispatched: its output,
+// a JSON fact about its input document, becomes a "fact" record; it
+// reports one token per word) and summarize (reads the ACTIVE facts
+// through its agent and summarizes them into a record whose inputs are
+// exactly the versions read). Each is a main package built on plugins/sdk.
 package examples
