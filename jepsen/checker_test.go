@@ -369,7 +369,121 @@ func TestConvergenceReplayMismatchFails(t *testing.T) {
 	wantResult(t, CheckConvergence(in), Fail, "replay of s2 to index 2 gives digest cccc")
 	in = convergenceFixture()
 	in.Replays[0].Error = "exit status 1: chain broken"
-	wantResult(t, CheckConvergence(in), Fail, "replay of s1 failed")
+	wantResult(t, CheckConvergence(in), Fail, "replay of s1 to index 2 failed")
+}
+
+// finalFixture adds the final read (the agents stopped) at index 3 to the
+// convergence fixture, and replays of every data dir compared there but
+// s3's, which reaches only index 2 (the harness race of seed 1, the other
+// way round: a data dir that cannot reach the later index).
+func finalFixture() ConvergenceInput {
+	in := convergenceFixture()
+	evs := in.Events
+	head3 := evs[2].Hash.String()
+	in.Final = &FinalRead{Index: 3, Digests: []ServerDigest{{"s1", 3, "dddd"}, {"s2", 3, "dddd"}, {"s3", 3, "dddd"}},
+		Events: map[string][]fsm.Event{"s1": evs, "s2": evs, "s3": evs}}
+	in.Replays = []ReplayResult{
+		{Server: "s1", Target: 3, AppliedIndex: 3, Digest: "dddd", ChainVerified: true, ChainHead: head3},
+		{Server: "s2", Target: 3, AppliedIndex: 3, Digest: "dddd", ChainVerified: true, ChainHead: head3},
+		{Server: "s3", Target: 2, AppliedIndex: 2, Digest: "aaaa", ChainVerified: true, ChainHead: evs[1].Hash.String()},
+	}
+	return in
+}
+
+func wantNote(t *testing.T, v *Verdict, contains string) {
+	t.Helper()
+	if !strings.Contains(strings.Join(v.Notes, "\n"), contains) {
+		t.Fatalf("%s: notes %v do not mention %q", v.Checker, v.Notes, contains)
+	}
+}
+
+func TestConvergenceReplaysAtTheirOwnIndex(t *testing.T) {
+	v := CheckConvergence(finalFixture())
+	wantResult(t, v, Pass, "")
+	if want := "replays reproduce it: s1,s2 at 3 (live, with the agents stopped); s3 at 2 (live, after the heal)"; !strings.Contains(v.Summary, want) {
+		t.Fatalf("summary %q does not say %q", v.Summary, want)
+	}
+	wantNote(t, v, "replay of s3 to index 2 (from the snapshot at 0) compared with the live digest and chain head at 2, read after the heal: equal")
+}
+
+// A replay compared at the final read's index must still reproduce the live
+// digest and chain head there: a mismatch is a violation.
+func TestConvergenceReplayMismatchAtFinalIndexFails(t *testing.T) {
+	in := finalFixture()
+	in.Replays[1].Digest = "eeee"
+	wantResult(t, CheckConvergence(in), Fail, "replay of s2 to index 3 gives digest eeee (applied index 3), the servers reported dddd there with the agents stopped")
+
+	in = finalFixture()
+	in.Replays[0].ChainHead = in.Events[1].Hash.String()
+	wantResult(t, CheckConvergence(in), Fail, "replay of s1 to index 3 gives chain head")
+
+	// The data dir replayed to the digests' index is held to them too.
+	in = finalFixture()
+	in.Replays[2].Digest = "dddd"
+	wantResult(t, CheckConvergence(in), Fail, "replay of s3 to index 2 gives digest dddd")
+
+	in = finalFixture()
+	in.Replays[0].Error = "exit status 1: entry 3 is damaged"
+	wantResult(t, CheckConvergence(in), Fail, "replay of s1 to index 3 failed")
+}
+
+func TestConvergenceFinalReadDisagreementFails(t *testing.T) {
+	in := finalFixture()
+	in.Final.Digests[1].Digest = "ffff"
+	wantResult(t, CheckConvergence(in), Fail, "state digests differ at applied index 3 with the agents stopped")
+
+	in = finalFixture()
+	other := &chain{}
+	other.put(1, "reg-0", 1, 10)
+	other.put(2, "reg-1", 1, 11)
+	other.put(3, "reg-0", 2, 99) // a valid chain, its event at 3 differs
+	in.Final.Events["s2"] = other.events
+	wantResult(t, CheckConvergence(in), Fail, "s2, with the agents stopped: 3 events up to index 3 with head")
+
+	in = finalFixture()
+	in.Final.Events["s3"] = append([]fsm.Event{in.Events[0]}, in.Events[2:]...)
+	wantResult(t, CheckConvergence(in), Fail, "s3: event hash chain does not verify at index 3 with the agents stopped")
+
+	// The same index read twice must give the same digest.
+	in = finalFixture()
+	in.Final.Index = 2
+	for i := range in.Final.Digests {
+		in.Final.Digests[i].Digest, in.Final.Digests[i].AppliedIndex = "dddd", 2
+	}
+	wantResult(t, CheckConvergence(in), Fail, "state digest at applied index 2 was aaaa after the heal and dddd with the agents stopped")
+}
+
+// A data dir that reaches no index the live state is known at is replayed
+// to its newest snapshot and compared with the other data dirs' replays
+// there; alone, it is not compared and the verdict is unknown, not a pass.
+func TestConvergenceReplaysComparedWithEachOther(t *testing.T) {
+	in := finalFixture()
+	in.Replays = append(in.Replays,
+		ReplayResult{Server: "s3", Target: 5, AppliedIndex: 5, Digest: "5555", ChainVerified: true, ChainHead: "h5"},
+		ReplayResult{Server: "s1", Target: 5, AppliedIndex: 5, Digest: "5555", ChainVerified: true, ChainHead: "h5"})
+	v := CheckConvergence(in)
+	wantResult(t, v, Pass, "")
+	wantNote(t, v, "replays of s3,s1 to index 5 (no live digest known there) agree")
+	if !strings.Contains(v.Summary, "s3,s1 at 5 (against each other)") {
+		t.Fatalf("summary %q", v.Summary)
+	}
+
+	in.Replays[4].Digest = "6666"
+	wantResult(t, CheckConvergence(in), Fail, "replays to index 5 (no live digest known there) differ: s3 gives digest 5555")
+
+	in.Replays = in.Replays[:4]
+	v = CheckConvergence(in)
+	wantResult(t, v, Unknown, "")
+	wantNote(t, v, "replay of s3 to index 5 not compared")
+
+	in = finalFixture()
+	in.Replays = in.Replays[:2]
+	in.ReplaySkipped = map[string]string{"s3": "its data dir reaches none"}
+	v = CheckConvergence(in)
+	wantResult(t, v, Unknown, "")
+	wantNote(t, v, "s3 not replayed: its data dir reaches none")
+	in.Replays[0].Digest = "eeee" // a violation still fails
+	wantResult(t, CheckConvergence(in), Fail, "replay of s1 to index 3 gives digest eeee")
 }
 
 func TestConvergenceNotConvergedFails(t *testing.T) {

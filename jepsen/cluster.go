@@ -521,12 +521,24 @@ func (c *Cluster) Close() []string {
 // every process left running under the agents' uids: plugins survive their
 // agent by design.
 func (c *Cluster) StopAll() {
+	c.StopAgents()
+	c.StopServers()
+}
+
+// StopAgents stops every agent (SIGTERM, then SIGKILL) and kills the
+// plugins left running under their uids.
+func (c *Cluster) StopAgents() {
 	var wg sync.WaitGroup
 	for _, a := range c.Agents {
 		wg.Go(func() { _ = a.Stop(5 * time.Second) })
 	}
 	wg.Wait()
 	c.KillPlugins()
+}
+
+// StopServers stops every server (SIGTERM, then SIGKILL), all at once.
+func (c *Cluster) StopServers() {
+	var wg sync.WaitGroup
 	for _, s := range c.Servers {
 		wg.Go(func() { _ = s.Stop(10 * time.Second) })
 	}

@@ -40,6 +40,8 @@
 //     broken histories;
 //   - runner.go, runner_check.go, report.go: one whole run, summary.md and
 //     timeline.html;
+//   - replay.go: which index each stopped server's data dir is replayed to
+//     (one the live state is known at that the data dir still reaches);
 //   - lock.go: one run of the harness at a time on a machine (the uids,
 //     IPs and build directory are shared).
 //

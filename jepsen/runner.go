@@ -217,7 +217,7 @@ func (r *runner) run(ctx context.Context) error {
 		return err
 	}
 	r.collect(ctx)
-	r.stopAndReplay()
+	r.stopAndReplay(ctx)
 	closed = true
 	if err := r.rec.Close(); err != nil {
 		r.note("history not closed cleanly: %v", err)
@@ -456,7 +456,7 @@ func prefixed(p, s string) string {
 // replay runs `ice replay --data-dir DIR --to-index N --json` on a
 // stopped server's data dir.
 func replay(bin string, s *Server, index uint64) ReplayResult {
-	res := ReplayResult{Server: s.ID}
+	res := ReplayResult{Server: s.ID, Target: index}
 	cmd := exec.Command(bin, "replay", "--data-dir", s.DataDir, "--to-index", fmt.Sprint(index), "--json")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -468,7 +468,7 @@ func replay(bin string, s *Server, index uint64) ReplayResult {
 	if err := json.Unmarshal(out, &res); err != nil {
 		res.Error = fmt.Sprintf("decode replay output: %v", err)
 	}
-	res.Server = s.ID
+	res.Server, res.Target = s.ID, index
 	return res
 }
 

@@ -47,17 +47,20 @@ func (r *runner) collect(ctx context.Context) {
 		r.note("final runs not read: %v", err)
 	}
 	fcancel()
+	// The digests first: the leader's events read after them hold every
+	// event up to their index, whose chain head the checker compares with.
+	conv := ConvergenceInput{ServerEvents: map[string][]fsm.Event{}, EventErrors: map[string]string{}}
+	conv.Index, conv.Digests, err = CollectDigests(ctx, c.Servers, 30*time.Second)
+	if err != nil {
+		conv.NotConverged = err.Error()
+	}
 	f.events, err = FetchEvents(ctx, cl)
 	f.eventsReadAt = time.Now().UnixNano()
 	if err != nil {
 		f.eventsErr = err.Error()
 		r.note("final events not read completely: %v", err)
 	}
-	conv := ConvergenceInput{Events: f.events, ServerEvents: map[string][]fsm.Event{}, EventErrors: map[string]string{}}
-	conv.Index, conv.Digests, err = CollectDigests(ctx, c.Servers, 30*time.Second)
-	if err != nil {
-		conv.NotConverged = err.Error()
-	}
+	conv.Events = f.events
 	for _, s := range c.Servers {
 		sc := s.Client()
 		sc.Stale = true
@@ -82,11 +85,26 @@ func (r *runner) collect(ctx context.Context) {
 		len(comps), len(f.runs), len(f.events), conv.Index, peerIDs(f.peers))
 }
 
-// stopAndReplay stops everything, replays each server's data dir offline
-// and unmounts the tmpfs data dirs (keeping their contents).
-func (r *runner) stopAndReplay() {
+// stopAndReplay stops the agents, reads the live cluster once more
+// (ReadFinal), stops the servers, replays each server's data dir offline to
+// an index it knows the live state at (PlanReplays; replay.go says why not
+// simply the digests' index) and unmounts the tmpfs data dirs (keeping
+// their contents).
+func (r *runner) stopAndReplay(ctx context.Context) {
 	c, conv := r.c, &r.fin.conv
-	c.StopAll()
+	fin := filepath.Join(r.cfg.Out, "final")
+	c.StopAgents()
+	if conv.NotConverged == "" {
+		f, err := ReadFinal(ctx, c.Servers, 20*time.Second)
+		if err != nil {
+			conv.FinalError = err.Error()
+		} else {
+			conv.Final = f
+			_ = writeJSON(filepath.Join(fin, "digests-agents-stopped.json"), f)
+			r.logf("jepsen: final read with the agents stopped: digests at index %d", f.Index)
+		}
+	}
+	c.StopServers()
 	if r.nf != nil {
 		r.nf.Close()
 	}
@@ -96,10 +114,30 @@ func (r *runner) stopAndReplay() {
 	case conv.Index == 0:
 		conv.ReplayUnavailable = "skipped: no common index to replay to"
 	default:
-		for _, s := range c.Servers {
-			conv.Replays = append(conv.Replays, replay(r.bins.Ice, s, conv.Index))
+		refs := []uint64{conv.Index}
+		if conv.Final != nil {
+			refs = append(refs, conv.Final.Index)
 		}
-		_ = writeJSON(filepath.Join(r.cfg.Out, "final", "replays.json"), conv.Replays)
+		var ids []string
+		reach := map[string]*DataDirReach{}
+		for _, s := range c.Servers {
+			ids = append(ids, s.ID)
+			d, err := ReadReach(s.DataDir)
+			if err != nil {
+				r.note("data dir of %s not read before replay: %v", s.ID, err)
+				continue
+			}
+			reach[s.ID] = &d
+		}
+		_ = writeJSON(filepath.Join(fin, "data-dirs.json"), reach)
+		plan, skipped := PlanReplays(ids, reach, refs)
+		if len(skipped) > 0 {
+			conv.ReplaySkipped = skipped
+		}
+		for _, p := range plan {
+			conv.Replays = append(conv.Replays, replay(r.bins.Ice, c.Server(p.Server), p.Index))
+		}
+		_ = writeJSON(filepath.Join(fin, "replays.json"), conv.Replays)
 	}
 	for _, p := range c.unmountAll() {
 		r.note("%s", p)
