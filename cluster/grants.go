@@ -25,33 +25,34 @@ const (
 	maxExpireBatch = 1000
 )
 
-// startGrantExpiries runs grantExpiries in a goroutine wg waits for.
+// startGrantExpiries runs the grant expiry loop in a goroutine wg waits for.
 func (s *Server) startGrantExpiries(ctx context.Context, wg *sync.WaitGroup) {
+	s.startExpiries(ctx, wg, fsm.GrantExpireType, "grant", s.expireGrants)
+}
+
+// startExpiries calls expire every grantExpiryInterval while this server
+// leads (until ctx ends), in a goroutine wg waits for, once every server
+// of the cluster reads t.
+func (s *Server) startExpiries(ctx context.Context, wg *sync.WaitGroup, t fsm.MessageType, what string, expire func(context.Context) error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.grantExpiries(ctx)
+		tick := time.NewTicker(grantExpiryInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if v, need := s.BodyVersion(), fsm.MinBodyVersion(t); v < need {
+				continue // some server cannot read the expiry (nor hold what it ends)
+			}
+			if err := expire(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Warn(what+" expiry failed", "error", err)
+			}
+		}
 	}()
-}
-
-// grantExpiries expires grants every grantExpiryInterval while this server
-// leads. It returns when ctx ends (leadership lost or shutdown).
-func (s *Server) grantExpiries(ctx context.Context) {
-	tick := time.NewTicker(grantExpiryInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if v, need := s.BodyVersion(), fsm.MinBodyVersion(fsm.GrantExpireType); v < need {
-			continue // some server cannot read grant.expire (nor hold grants)
-		}
-		if err := s.expireGrants(ctx); err != nil && ctx.Err() == nil {
-			s.logger.Warn("grant expiry failed", "error", err)
-		}
-	}
 }
 
 // expireGrants commits grant.expire entries, of at most maxExpireBatch ids

@@ -4,40 +4,16 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	metrics "github.com/armon/go-metrics"
 
 	"github.com/ice-run/ice/fsm"
 )
 
-// startMemoryExpiries runs memoryExpiries on wg while ctx lives.
+// startMemoryExpiries expires memory records past their ttl, by this
+// leader's clock, while this server leads.
 func (s *Server) startMemoryExpiries(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.memoryExpiries(ctx)
-	}()
-}
-
-// memoryExpiries expires memory records past their ttl, by this leader's
-// clock, every grantExpiryInterval while this server leads.
-func (s *Server) memoryExpiries(ctx context.Context) {
-	tick := time.NewTicker(grantExpiryInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if v, need := s.BodyVersion(), fsm.MinBodyVersion(fsm.MemoryExpireType); v < need {
-			continue // some server cannot read memory.expire (nor hold records)
-		}
-		if err := s.expireMemory(ctx); err != nil && ctx.Err() == nil {
-			s.logger.Warn("memory expiry failed", "error", err)
-		}
-	}
+	s.startExpiries(ctx, wg, fsm.MemoryExpireType, "memory", s.expireMemory)
 }
 
 // expireMemory commits memory.expire entries until no ACTIVE record is
