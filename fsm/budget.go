@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Budgets bound what a component's runs spend. Agents report a run's cost
@@ -95,7 +96,8 @@ func BudgetExhausted(c *Component, now int64) (string, bool) {
 	}
 	reason := "budget exhausted: " + strings.Join(over, ", ")
 	if b.WindowNanos > 0 {
-		reason += fmt.Sprintf(" in the window that ends at %d", c.Spend.WindowStart+b.WindowNanos)
+		end := time.Unix(0, c.Spend.WindowStart+b.WindowNanos).UTC().Format(time.RFC3339)
+		reason += " in the window that ends at " + end
 	}
 	return reason, true
 }

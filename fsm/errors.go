@@ -48,7 +48,8 @@ var (
 	ErrIneligible = errors.New("node not eligible for placement")
 	// ErrBudgetExhausted is returned for a dispatch or a new run of a
 	// component whose budget is exhausted in the current window.
-	ErrBudgetExhausted = errors.New("budget exhausted")
+	// (Its text differs from the reason, which starts "budget exhausted".)
+	ErrBudgetExhausted = errors.New("over budget")
 
 	// ErrCorrupt is returned for a log entry whose checksum does not match
 	// its bytes: damaged on this server's disk or on the way to it. It is
