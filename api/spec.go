@@ -144,14 +144,14 @@ type hclRestart struct {
 func parseSpecHCL(filename string, src []byte) (*ComponentSpec, error) {
 	f, diags := hclsyntax.ParseConfig(src, filename, hcl.Pos{Line: 1, Column: 1})
 	if diags.HasErrors() {
-		return nil, fmt.Errorf("parse %s: %s: %w", filename, diags.Error(), fsm.ErrBadRequest)
+		return nil, fmt.Errorf("parse %s: %w", filename, diagError(diags))
 	}
 	if err := hclNulls(filename, f.Body); err != nil {
 		return nil, err
 	}
 	var file hclFile
 	if diags := gohcl.DecodeBody(f.Body, nil, &file); diags.HasErrors() {
-		return nil, fmt.Errorf("parse %s: %s: %w", filename, diags.Error(), fsm.ErrBadRequest)
+		return nil, fmt.Errorf("parse %s: %w", filename, diagError(diags))
 	}
 	if len(file.Components) != 1 {
 		return nil, fmt.Errorf("parse %s: want exactly one component block, found %d: %w", filename, len(file.Components), fsm.ErrBadRequest)
@@ -181,7 +181,7 @@ func parseSpecHCL(filename string, src []byte) (*ComponentSpec, error) {
 		sp.Restart = &RestartPolicySpec{Attempts: r.Attempts, Delay: r.Delay, MaxDelay: r.MaxDelay}
 	}
 	if diags := hclMemoryInto(&c, sp); diags.HasErrors() {
-		return nil, fmt.Errorf("parse %s: %s: %w", filename, diags.Error(), fsm.ErrBadRequest)
+		return nil, fmt.Errorf("parse %s: %w", filename, diagError(diags))
 	}
 	if c.Config != nil {
 		cfg, err := hclConfig(c.Config)
@@ -193,11 +193,65 @@ func parseSpecHCL(filename string, src []byte) (*ComponentSpec, error) {
 	return sp, nil
 }
 
+// DiagnosticsError is an HCL spec's diagnostics, every one of them (hcl's
+// own Diagnostics.Error names the first and counts the others). It is a
+// bad request.
+type DiagnosticsError struct {
+	Diags hcl.Diagnostics
+}
+
+func diagError(diags hcl.Diagnostics) error {
+	return &DiagnosticsError{Diags: diags}
+}
+
+// Error is one diagnostic on one line, with its position and hcl's detail
+// (which holds the "Did you mean ...?" suggestion):
+//
+//	s.hcl:3,3-8: Unsupported argument; An argument named "cuont" is not expected here. Did you mean "count"?: bad request
+//
+// or, for several, a count and then each on a line of its own:
+//
+//	2 problems: bad request
+//	  s.hcl:3,3-8: Unsupported argument; ...
+//	  s.hcl:5,16-23: Unsuitable value type; ...
+func (e *DiagnosticsError) Error() string {
+	if len(e.Diags) == 1 {
+		return diagLine(e.Diags[0]) + ": " + fsm.ErrBadRequest.Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d problems: %s", len(e.Diags), fsm.ErrBadRequest)
+	for _, d := range e.Diags {
+		b.WriteString("\n  ")
+		b.WriteString(diagLine(d))
+	}
+	return b.String()
+}
+
+// Unwrap makes the error a bad request.
+func (e *DiagnosticsError) Unwrap() error { return fsm.ErrBadRequest }
+
+func diagLine(d *hcl.Diagnostic) string {
+	var b strings.Builder
+	if d.Subject != nil {
+		b.WriteString(d.Subject.String())
+		b.WriteString(": ")
+	}
+	if d.Severity == hcl.DiagWarning {
+		b.WriteString("warning: ")
+	}
+	b.WriteString(d.Summary)
+	if d.Detail != "" {
+		b.WriteString("; ")
+		b.WriteString(strings.Join(strings.Fields(d.Detail), " "))
+	}
+	return b.String()
+}
+
 // hclConfig evaluates the config attribute, an object of primitives.
 func hclConfig(attr *hcl.Attribute) (map[string]any, error) {
 	v, diags := attr.Expr.Value(nil)
 	if diags.HasErrors() {
-		return nil, fmt.Errorf("config: %s: %w", diags.Error(), fsm.ErrBadRequest)
+		return nil, fmt.Errorf("config: %w", diagError(diags))
 	}
 	if v.IsNull() {
 		return nil, nil

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -319,4 +320,74 @@ func parseToFSM(src string) (fsm.Spec, error) {
 		return fsm.Spec{}, err
 	}
 	return cs.ToFSM("s")
+}
+
+// TestSpecErrorsShowEveryDiagnostic: a spec with two mistakes reports both,
+// each with its position, and hcl's suggestion for a misspelled attribute.
+func TestSpecErrorsShowEveryDiagnostic(t *testing.T) {
+	src := `component "web" {
+  plugin = "ticker"
+  cuont  = 2
+  restart {
+    attempts = "three"
+  }
+}
+`
+	_, err := ParseSpecFile("web.hcl", []byte(src))
+	if err == nil {
+		t.Fatal("a spec with two mistakes parses")
+	}
+	if !errors.Is(err, fsm.ErrBadRequest) {
+		t.Errorf("error %v is not a bad request", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"parse web.hcl: 2 problems: bad request\n",
+		"\n  web.hcl:3,3-8: Unsupported argument; An argument named \"cuont\" is not expected here. Did you mean \"count\"?",
+		"\n  web.hcl:5,17-22: Unsuitable value type; Unsuitable value: a number is required",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error:\n%s\nwant it to contain %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "other diagnostic") {
+		t.Errorf("error summarises diagnostics instead of showing them:\n%s", msg)
+	}
+
+	// One mistake stays on one line.
+	_, err = ParseSpecFile("web.hcl", []byte("component \"web\" {\n  plugin = \"ticker\"\n  restart {\n    atempts = 3\n  }\n}\n"))
+	want := `parse web.hcl: web.hcl:4,5-12: Unsupported argument; An argument named "atempts" is not expected here. Did you mean "attempts"?: bad request`
+	if err == nil || err.Error() != want {
+		t.Errorf("one mistake:\n got %v\nwant %s", err, want)
+	}
+}
+
+// TestRestartAttemptsDefault: attempts unset (no restart block, or a block
+// without it) is the default 3; an explicit 0 is no restart, in HCL and JSON.
+func TestRestartAttemptsDefault(t *testing.T) {
+	for _, c := range []struct {
+		src  string
+		want int
+	}{
+		{"component \"s\" {\n  plugin = \"ticker\"\n}\n", DefaultRestartAttempts},
+		{"component \"s\" {\n  plugin = \"ticker\"\n  restart {\n    delay = \"2s\"\n  }\n}\n", DefaultRestartAttempts},
+		{"component \"s\" {\n  plugin = \"ticker\"\n  restart {\n    attempts = 0\n  }\n}\n", 0},
+		{"component \"s\" {\n  plugin = \"ticker\"\n  restart {\n    attempts = 5\n  }\n}\n", 5},
+		{`{"name":"s","plugin":"ticker"}`, DefaultRestartAttempts},
+		{`{"name":"s","plugin":"ticker","restart":{"delay":"2s"}}`, DefaultRestartAttempts},
+		{`{"name":"s","plugin":"ticker","restart":{"attempts":0}}`, 0},
+	} {
+		sp, err := parseToFSM(c.src)
+		if err != nil {
+			t.Fatalf("%s: %v", c.src, err)
+		}
+		if sp.Restart.Attempts != c.want {
+			t.Errorf("%s: restart attempts %d, want %d", c.src, sp.Restart.Attempts, c.want)
+		}
+	}
+	// The wire form keeps an explicit 0: sent to a server, it stays 0.
+	b, err := json.Marshal(ComponentSpec{Plugin: fsm.PluginRef{Name: "ticker"}, Restart: &RestartPolicySpec{Attempts: new(int)}})
+	if err != nil || !strings.Contains(string(b), `"attempts":0`) {
+		t.Errorf("explicit attempts 0 marshals as %s (%v), want \"attempts\":0", b, err)
+	}
 }

@@ -54,8 +54,9 @@ func (p *Plan) Empty() bool {
 //     output pattern (any non-empty output without one), ABORTED otherwise;
 //   - an empty slot of a running component gets a new CREATED run, unless
 //     its last run committed; after a failure the new run waits out the
-//     restart policy's backoff, and a slot that failed more often in a row
-//     than the policy allows fails the component;
+//     restart policy's backoff, and a slot whose failures in a row exceed
+//     the policy's attempts (restarts: attempts = 3 runs a slot 4 times)
+//     fails the component;
 //   - a CREATED run that is due is placed on a ready node that has the
 //     plugin and meets the constraints, spreading each component's runs;
 //     when none fits, the run records why;
@@ -289,8 +290,7 @@ func (r *reconcile) fill(c *fsm.Component, lastEnded map[int]*fsm.Run, busy []bo
 				nr.Attempt = nextAttempt(c.Restart, last)
 				if nr.Attempt > c.Restart.Attempts {
 					r.plan.Fails = append(r.plan.Fails, fsm.ComponentFailRequest{
-						Name: c.Name, Generation: c.Generation,
-						Reason: fmt.Sprintf("slot %d failed %d times in a row; last: %s", slot, nr.Attempt, last.Reason),
+						Name: c.Name, Generation: c.Generation, Reason: failReason(c.Restart, slot, nr.Attempt, last.Reason),
 					})
 					return
 				}
@@ -299,6 +299,16 @@ func (r *reconcile) fill(c *fsm.Component, lastEnded map[int]*fsm.Run, busy []bo
 		}
 		r.creates = append(r.creates, nr)
 	}
+}
+
+// failReason says why a slot's failures fail the component: restart
+// attempts are restarts (as Nomad's), so with attempts = N the slot ran N+1
+// times, failing each time.
+func failReason(p fsm.RestartPolicy, slot, failures int, last string) string {
+	if p.Attempts == 0 {
+		return fmt.Sprintf("slot %d failed (restart attempts = 0: not restarted); last: %s", slot, last)
+	}
+	return fmt.Sprintf("slot %d failed %d times in a row (restart attempts = %d were used up); last: %s", slot, failures, p.Attempts, last)
 }
 
 // nextAttempt numbers the replacement of a failed run: one more than the

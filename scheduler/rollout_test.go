@@ -169,3 +169,39 @@ func TestPlacementSpreadsAndHonoursConstraints(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartAttemptsAreRestarts pins what restart attempts count: the
+// restarts of a failed run (as Nomad's), so attempts = 3 runs a crashing
+// slot exactly 4 times before the component fails, and attempts = 0 runs
+// it once.
+func TestRestartAttemptsAreRestarts(t *testing.T) {
+	for _, c := range []struct {
+		attempts   int
+		wantRuns   int
+		wantReason string
+	}{
+		{3, 4, "slot 0 failed 4 times in a row (restart attempts = 3 were used up); last: crash"},
+		{1, 2, "slot 0 failed 2 times in a row (restart attempts = 1 were used up); last: crash"},
+		{0, 1, "slot 0 failed (restart attempts = 0: not restarted); last: crash"},
+	} {
+		a := &applier{t: t, st: fsm.New()}
+		a.node("n1", nil)
+		sp := tickerSpec(1, 1, "1s")
+		sp.Restart.Attempts = c.attempts
+		a.putSpec(sp)
+		a.settle(t, func(*fsm.Run) bool { return true }, "web", -1)
+		runs := a.st.Runs("web")
+		if len(runs) != c.wantRuns {
+			t.Errorf("attempts = %d: slot 0 ran %d times, want %d", c.attempts, len(runs), c.wantRuns)
+		}
+		for i, r := range runs {
+			if r.Slot != 0 || r.Attempt != i || r.Outcome != fsm.StateAborted {
+				t.Errorf("attempts = %d: run %d is slot %d attempt %d outcome %s, want slot 0 attempt %d ABORTED", c.attempts, i, r.Slot, r.Attempt, r.Outcome, i)
+			}
+		}
+		comp, _ := a.st.Component("web")
+		if comp.Status != fsm.ComponentFailed || comp.Reason != c.wantReason {
+			t.Errorf("attempts = %d: component %s with reason %q, want failed with %q", c.attempts, comp.Status, comp.Reason, c.wantReason)
+		}
+	}
+}
