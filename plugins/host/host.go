@@ -108,6 +108,10 @@ func Launch(cfg Config) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	var logFrom int64
+	if fi, err := logFile.Stat(); err == nil {
+		logFrom = fi.Size()
+	}
 	pair, err := newCertPair()
 	if err != nil {
 		logFile.Close()
@@ -144,12 +148,14 @@ func Launch(cfg Config) (*Instance, error) {
 	})
 	inst, err := dispense(client, exe, true)
 	if err != nil {
+		// Kill returns once go-plugin has copied all the plugin wrote to
+		// stderr into the log, which says why it failed.
 		client.Kill()
 		logFile.Close()
 		if strings.Contains(err.Error(), "ncompatible API version") {
 			return nil, fmt.Errorf("launch plugin %s: no common plugin protocol version (this agent speaks %v): %w", exe, versions(cfg.Versions), err)
 		}
-		return nil, fmt.Errorf("launch plugin %s: %w", exe, err)
+		return nil, handshakeError(exe, err, cfg.LogPath, logFrom)
 	}
 	inst.logFile = logFile
 	rc := client.ReattachConfig()
@@ -180,6 +186,34 @@ func Launch(cfg Config) (*Instance, error) {
 		"start", time.Since(verifiedAt), "total", time.Since(start))
 	return inst, nil
 }
+
+// handshakeError is the error of a launch whose handshake failed: what
+// go-plugin said, without its guesses (for a plugin that exited or printed
+// no handshake line it lists "not compiled for this architecture" among
+// them, which misleads more often than not: an exec of a binary of another
+// architecture fails before that, with "exec format error"), and what the
+// plugin wrote to its log, which usually says why (a panic, a message).
+func handshakeError(exe string, err error, logPath string, logFrom int64) error {
+	msg := err.Error()
+	switch first, _, _ := strings.Cut(msg, "\n"); {
+	case strings.Contains(msg, "Failed to read any lines from plugin's stdout"),
+		strings.Contains(msg, "plugin exited before we could connect"):
+		msg = "the plugin exited before the go-plugin handshake"
+	case strings.Contains(first, "Unrecognized remote plugin message"):
+		msg = "the plugin did not complete the go-plugin handshake: " + strings.TrimSpace(first)
+	}
+	return &launchError{msg: fmt.Sprintf("launch plugin %s: %s; %s", exe, msg, LogNote(logPath, logFrom)), err: err}
+}
+
+// launchError is a failed launch with a message of its own that keeps the
+// cause for errors.Is.
+type launchError struct {
+	msg string
+	err error
+}
+
+func (e *launchError) Error() string { return e.msg }
+func (e *launchError) Unwrap() error { return e.err }
 
 // Reattach connects to a plugin started by an earlier agent, after checking
 // that its pid still belongs to that plugin.

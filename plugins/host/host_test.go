@@ -190,3 +190,36 @@ func TestChangedBinaryIsRefused(t *testing.T) {
 		t.Fatalf("launch of a changed binary: %v, want ErrChecksumMismatch", err)
 	}
 }
+
+// TestHandshakeFailureQuotesThePluginsLog: a plugin that dies before the
+// handshake fails its launch with what it wrote to stderr and where its
+// log is, not go-plugin's guesses about architectures.
+func TestHandshakeFailureQuotesThePluginsLog(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "broken")
+	script := "#!/bin/sh\necho 'config file /etc/broken.conf: no such file' >&2\nexit 2\n"
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := host.FileSHA256(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(dir, "run.log")
+	if err := os.WriteFile(log, []byte("panic: from an earlier launch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = host.Launch(host.Config{Path: path, SHA256: sum, LogPath: log, StartTimeout: 5 * time.Second})
+	if err == nil {
+		t.Fatal("a plugin that exits at once launched")
+	}
+	msg := err.Error()
+	for _, want := range []string{"exited before the go-plugin handshake", "its log " + log + " ends: config file /etc/broken.conf: no such file"} {
+		if !strings.Contains(msg, want) {
+			t.Fatalf("launch error %q lacks %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "architecture") || strings.Contains(msg, "earlier launch") {
+		t.Fatalf("launch error %q guesses at architectures or quotes an earlier launch", msg)
+	}
+}
