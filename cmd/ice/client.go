@@ -207,9 +207,12 @@ func printJSON(w io.Writer, v any) error {
 	return nil
 }
 
-// table writes aligned columns.
+// table writes aligned columns. A column set to wrap (wrap) prints a long
+// cell whole over several lines, the other columns of the extra lines left
+// blank, instead of cutting it.
 type table struct {
-	tw *tabwriter.Writer
+	tw   *tabwriter.Writer
+	wrap map[int]int
 }
 
 // newTable starts a table with the given column headers.
@@ -221,20 +224,82 @@ func newTable(w io.Writer, headers ...string) *table {
 	return t
 }
 
+// wrapAt makes column col (0-based) wrap its cells at width runes; width 0
+// (--wide) keeps each cell on one line.
+func (t *table) wrapAt(col, width int) *table {
+	if width > 0 {
+		if t.wrap == nil {
+			t.wrap = map[int]int{}
+		}
+		t.wrap[col] = width
+	}
+	return t
+}
+
 // row adds one row; empty cells print as "-" so columns stay aligned.
 func (t *table) row(cells ...string) {
+	lines := [][]string{make([]string, len(cells))}
 	for i, c := range cells {
 		if c == "" {
 			c = "-"
 		}
 		// A tab or newline inside a cell would break the layout.
-		c = strings.NewReplacer("\t", " ", "\n", " ").Replace(c)
-		if i > 0 {
-			_, _ = io.WriteString(t.tw, "\t")
+		c = strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(c)
+		pieces := []string{c}
+		if w := t.wrap[i]; w > 0 {
+			pieces = wrapText(c, w)
 		}
-		_, _ = io.WriteString(t.tw, c)
+		for len(lines) < len(pieces) {
+			lines = append(lines, make([]string, len(cells)))
+		}
+		for j, p := range pieces {
+			lines[j][i] = p
+		}
 	}
-	_, _ = io.WriteString(t.tw, "\n")
+	for _, l := range lines {
+		_, _ = io.WriteString(t.tw, strings.Join(l, "\t")+"\n")
+	}
+}
+
+// wrapText splits s into lines of at most width runes at spaces; a word
+// longer than width is split. Joining the lines with spaces gives s back
+// (runs of spaces aside).
+func wrapText(s string, width int) []string {
+	var lines []string
+	var cur []rune
+	for _, word := range strings.Fields(s) {
+		w := []rune(word)
+		if len(cur) > 0 && len(cur)+1+len(w) <= width {
+			cur = append(append(cur, ' '), w...)
+			continue
+		}
+		if len(cur) > 0 {
+			lines = append(lines, string(cur))
+		}
+		for len(w) > width {
+			lines = append(lines, string(w[:width]))
+			w = w[width:]
+		}
+		cur = w
+	}
+	if len(cur) > 0 || len(lines) == 0 {
+		lines = append(lines, string(cur))
+	}
+	return lines
+}
+
+// wideFlag registers --wide on cmd: long cells (reasons, purposes, details)
+// on one line instead of wrapped.
+func wideFlag(cmd *cobra.Command, wide *bool) {
+	cmd.Flags().BoolVar(wide, "wide", false, "print long cells (reasons, purposes, details) whole on one line instead of wrapping them")
+}
+
+// wrapWidth is the width long cells wrap at, 0 with --wide.
+func wrapWidth(wide bool, width int) int {
+	if wide {
+		return 0
+	}
+	return width
 }
 
 // flush writes the table out.

@@ -121,12 +121,23 @@ func newStopCmd() *cobra.Command {
 }
 
 func newComponentsCmd() *cobra.Command {
-	var o clientOpts
+	var (
+		o    clientOpts
+		wide bool
+	)
 	cmd := &cobra.Command{
 		Use:     "components",
 		Aliases: []string{"component"},
-		Short:   "List components",
-		Args:    cobra.NoArgs,
+		Short:   "List components, with why a failed one failed",
+		Long: `List components: plugin, count (dispatch for a dispatched one), status
+(complete once a finite component's work is done), generation, spend against
+budget, last change and REASON: why a failed component failed, or why its
+budget refuses new runs. Reasons print whole, wrapped over several lines;
+--wide prints each on one line.`,
+		Example: `  ice components
+  ice components --wide
+  ice components --json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := commandContext(cmd)
 			defer cancel()
@@ -137,11 +148,12 @@ func newComponentsCmd() *cobra.Command {
 			if o.json {
 				return printJSON(cmd.OutOrStdout(), comps)
 			}
-			return writeComponentsTable(cmd.OutOrStdout(), comps)
+			return writeComponentsTable(cmd.OutOrStdout(), comps, wrapWidth(wide, reasonWidth))
 		},
 	}
 	o.register(cmd)
 	o.registerRead(cmd)
+	wideFlag(cmd, &wide)
 	return cmd
 }
 
@@ -157,9 +169,11 @@ func pluginString(p fsm.PluginRef) string {
 // writeComponentsTable lists components. STATUS is "complete" for a
 // running component whose work is done (api.ComponentInfo.Complete: its
 // finite runs all committed); COUNT is "dispatch" for a dispatched one;
-// BUDGET is the spend of the current window against each limit.
-func writeComponentsTable(w io.Writer, comps []api.ComponentInfo) error {
-	t := newTable(w, "NAME", "PLUGIN", "COUNT", "STATUS", "GENERATION", "BUDGET", "MODIFIED")
+// BUDGET is the spend of the current window against each limit; REASON is
+// why a failed component failed, else why its budget refuses new runs,
+// wrapped at wrap runes (0: on one line).
+func writeComponentsTable(w io.Writer, comps []api.ComponentInfo, wrap int) error {
+	t := newTable(w, "NAME", "PLUGIN", "COUNT", "STATUS", "GENERATION", "BUDGET", "MODIFIED", "REASON").wrapAt(7, wrap)
 	for i := range comps {
 		c := &comps[i]
 		count := strconv.Itoa(c.Count)
@@ -170,8 +184,12 @@ func writeComponentsTable(w io.Writer, comps []api.ComponentInfo) error {
 		if c.Complete {
 			status = "complete"
 		}
+		reason := c.Reason
+		if reason == "" {
+			reason = c.BudgetExhausted
+		}
 		t.row(c.Name, pluginString(c.Plugin), count, status,
-			strconv.FormatUint(c.Generation, 10), budgetString(c), formatTime(c.ModifyTime))
+			strconv.FormatUint(c.Generation, 10), budgetString(c), formatTime(c.ModifyTime), reason)
 	}
 	return t.flush()
 }

@@ -56,18 +56,28 @@ func listEvents(ctx context.Context, c *api.Client, from uint64, component strin
 }
 
 func newHistoryCmd() *cobra.Command {
-	var o clientOpts
+	var (
+		o    clientOpts
+		wide bool
+	)
 	cmd := &cobra.Command{
 		Use:   "history COMPONENT",
 		Short: "Show the audit history of a component and its runs",
-		Args:  cobra.ExactArgs(1),
+		Long: `Show every committed transition of a component and its runs: index, time,
+type, subject, actor, declared purpose and details (a run's transition with
+its node, epoch, reason and output). PURPOSE and DETAILS print whole, wrapped
+over several lines; --wide prints each event on one line.`,
+		Example: `  ice history ticker
+  ice history payout --wide | grep reason=
+  ice history fetch --json`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := commandContext(cmd)
 			defer cancel()
 			c := o.client()
 			name := args[0]
 			// Name a misspelt component instead of printing nothing.
-			if _, err := c.Component(ctx, name); err != nil {
+			if err := checkComponent(ctx, c, name); err != nil {
 				return fmt.Errorf("history of %s: %w", name, err)
 			}
 			var events []fsm.Event
@@ -84,20 +94,29 @@ func newHistoryCmd() *cobra.Command {
 			if o.json {
 				return printJSON(cmd.OutOrStdout(), events)
 			}
-			return writeHistoryTable(cmd.OutOrStdout(), events)
+			return writeHistoryTable(cmd.OutOrStdout(), events, wide)
 		},
 	}
 	o.register(cmd)
 	o.registerRead(cmd)
+	wideFlag(cmd, &wide)
 	return cmd
 }
 
-func writeHistoryTable(w io.Writer, events []fsm.Event) error {
-	t := newTable(w, "INDEX", "TIME", "TYPE", "SUBJECT", "ACTOR", "PURPOSE", "DETAILS")
+// Widths PURPOSE and DETAILS of the history table wrap at.
+const (
+	purposeWidth = 40
+	detailsWidth = 60
+)
+
+// writeHistoryTable lists events; PURPOSE and DETAILS wrap unless wide.
+func writeHistoryTable(w io.Writer, events []fsm.Event, wide bool) error {
+	t := newTable(w, "INDEX", "TIME", "TYPE", "SUBJECT", "ACTOR", "PURPOSE", "DETAILS").
+		wrapAt(5, wrapWidth(wide, purposeWidth)).wrapAt(6, wrapWidth(wide, detailsWidth))
 	for i := range events {
 		e := &events[i]
 		t.row(strconv.FormatUint(e.Index, 10), formatTime(e.Time), e.Type, e.Subject, e.Actor,
-			truncate(e.Purpose, 40), eventSummary(e))
+			e.Purpose, eventSummary(e))
 	}
 	return t.flush()
 }
@@ -112,12 +131,24 @@ func newEventsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "events",
 		Short: "Print the audit events, one per line; --follow streams new ones until Ctrl-C",
-		Args:  cobra.NoArgs,
+		Long: `Print the audit events from --from on, one per line under a header: index,
+time, type, subject, actor, then the details and the declared purpose, whole.
+--json prints the API's JSON (one array; JSON lines with --follow).`,
+		Example: `  ice events
+  ice events --component ticker --from 120
+  ice events --follow
+  ice events --follow --json | jq .type`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := commandContext(cmd)
 			defer cancel()
 			out := cmd.OutOrStdout()
 			c := o.client()
+			if !o.json {
+				if _, err := io.WriteString(out, eventHeader()+"\n"); err != nil {
+					return err
+				}
+			}
 			emit := func(e fsm.Event) error {
 				if o.json {
 					b, err := json.Marshal(&e)
@@ -169,18 +200,27 @@ func newEventsCmd() *cobra.Command {
 	return cmd
 }
 
+// eventColumns is the layout of the leading columns of eventLine.
+const eventColumns = "%-7v %-24s  %-16s %-36s %-18s"
+
+// eventHeader is the header line above eventLine's lines.
+func eventHeader() string {
+	return fmt.Sprintf(eventColumns+" %s", "INDEX", "TIME", "TYPE", "SUBJECT", "ACTOR", "DETAILS")
+}
+
 // eventLine formats an event on one line with fixed-width leading columns,
-// so that streamed lines align without buffering.
+// so that streamed lines align without buffering. Details and purpose
+// print whole.
 func eventLine(e *fsm.Event) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-7d %s  %-16s %-36s %-18s", e.Index, formatTime(e.Time), e.Type, e.Subject, e.Actor)
+	fmt.Fprintf(&b, eventColumns, e.Index, formatTime(e.Time), e.Type, e.Subject, e.Actor)
 	if s := eventSummary(e); s != "" {
 		b.WriteString(" ")
 		b.WriteString(s)
 	}
 	if e.Purpose != "" {
 		b.WriteString(" purpose=")
-		b.WriteString(quoteIfNeeded(truncate(e.Purpose, 60)))
+		b.WriteString(quoteIfNeeded(e.Purpose))
 	}
 	return strings.TrimRight(b.String(), " ")
 }
@@ -211,7 +251,7 @@ func (k *kvs) addUint(key string, v uint64) {
 
 func (k kvs) String() string { return strings.Join(k, " ") }
 
-// eventSummary condenses an event's payload into a short human line, e.g.
+// eventSummary condenses an event's payload into a human line, e.g.
 // "CREATED→PROVISIONED node=n1 epoch=12" for a run transition. Unknown event
 // types or payloads print as compact JSON.
 func eventSummary(e *fsm.Event) string {
@@ -227,8 +267,8 @@ func eventSummary(e *fsm.Event) string {
 			s = append(s, string(p.From)+"→"+string(p.To))
 			s.add("node", p.Node)
 			s.addUint("epoch", p.Epoch)
-			s.add("reason", truncate(p.Reason, 60))
-			s.add("output", truncate(p.Output, 40))
+			s.add("reason", p.Reason)
+			s.add("output", p.Output)
 		}
 	case "run.created":
 		var p fsm.NewRun
@@ -259,6 +299,15 @@ func eventSummary(e *fsm.Event) string {
 		if err = json.Unmarshal(e.Payload, &p); err == nil {
 			s = append(s, "generation="+strconv.FormatUint(p.Generation, 10))
 		}
+	case "component.failed":
+		var p struct {
+			Generation uint64 `json:"generation"`
+			Reason     string `json:"reason"`
+		}
+		if err = json.Unmarshal(e.Payload, &p); err == nil {
+			s.addUint("generation", p.Generation)
+			s.add("reason", p.Reason)
+		}
 	case "node.registered":
 		var p struct {
 			Address string            `json:"address"`
@@ -284,7 +333,7 @@ func eventSummary(e *fsm.Event) string {
 		}
 		if err = json.Unmarshal(e.Payload, &p); err == nil {
 			s = append(s, string(p.From)+"→"+string(p.To))
-			s.add("reason", truncate(p.Reason, 60))
+			s.add("reason", p.Reason)
 		}
 	default:
 		err = errors.New("unknown event type")
@@ -292,9 +341,9 @@ func eventSummary(e *fsm.Event) string {
 	if err != nil {
 		var buf bytes.Buffer
 		if json.Compact(&buf, e.Payload) != nil {
-			return truncate(string(e.Payload), 80)
+			return string(e.Payload)
 		}
-		return truncate(buf.String(), 80)
+		return buf.String()
 	}
 	return s.String()
 }

@@ -38,6 +38,8 @@ func TestEventSummary(t *testing.T) {
 		{"put", "component.put", map[string]any{"generation": 4, "spec": fsm.Spec{Name: "c", Plugin: fsm.PluginRef{Name: "ticker", Version: "1.0"}, Count: 2}},
 			"generation=4 plugin=ticker@1.0 count=2"},
 		{"stop", "component.stop", map[string]any{"generation": 5}, "generation=5"},
+		{"failed", "component.failed", map[string]any{"name": "c", "generation": 2, "reason": "slot 0 failed (restart attempts = 0: not restarted); last: exit status 1"},
+			`generation=2 reason="slot 0 failed (restart attempts = 0: not restarted); last: exit status 1"`},
 		{"node registered", "node.registered", map[string]any{"address": "10.0.0.1", "labels": map[string]string{"zone": "a", "disk": "ssd"},
 			"plugins": []fsm.PluginInfo{{Name: "ticker"}, {Name: "batch"}}, "status": "ready"},
 			`status=ready address=10.0.0.1 labels="disk=ssd,zone=a" plugins=ticker,batch`},
@@ -100,21 +102,25 @@ func lines(s string) [][]string {
 }
 
 func TestRunsTable(t *testing.T) {
+	long := "execute failed: payments:charge denied: supplier not verified; payment of \"120.00 EUR: invoice 43 to ACME\" not made: the grant was denied by operator:alice"
 	runs := []fsm.Run{
-		{ID: "0123abcd-4567-89ab-cdef-0123456789ab", Component: "ticker", Slot: 0, Node: "n1", Epoch: 7, State: fsm.StateExecuting},
-		{ID: "ffffeeee-4567-89ab-cdef-0123456789ab", Component: "ticker", Slot: 1, State: fsm.StateTerminated, Outcome: fsm.StateAborted, Reason: "crash"},
+		{ID: "0123abcd-4567-89ab-cdef-0123456789ab", Component: "ticker", Generation: 3, Slot: 0, Node: "n1", Epoch: 7, State: fsm.StateExecuting},
+		{ID: "ffffeeee-4567-89ab-cdef-0123456789ab", Component: "ticker", Generation: 2, Slot: 1, State: fsm.StateTerminated, Outcome: fsm.StateAborted, Reason: "crash"},
+		{ID: "aaaabbbb-4567-89ab-cdef-0123456789ab", Component: "payout", Generation: 1, Slot: -1, Dispatch: true, Node: "n2", Epoch: 9,
+			State: fsm.StateTerminated, Outcome: fsm.StateAborted, Reason: long},
 	}
 	var buf bytes.Buffer
-	if err := writeRunsTable(&buf, runs, false); err != nil {
+	if err := writeRunsTable(&buf, runs, false, reasonWidth); err != nil {
 		t.Fatal(err)
 	}
 	got := lines(buf.String())
 	want := [][]string{
-		{"ID", "COMPONENT", "SLOT", "NODE", "EPOCH", "STATE", "REASON"},
-		{"0123abcd", "ticker", "0", "n1", "7", "EXECUTING", "-"},
-		{"ffffeeee", "ticker", "1", "-", "-", "TERMINATED", "(ABORTED)", "crash"},
+		{"ID", "COMPONENT", "GENERATION", "SLOT", "NODE", "EPOCH", "STATE", "REASON"},
+		{"0123abcd", "ticker", "3", "0", "n1", "7", "EXECUTING", "-"},
+		{"ffffeeee", "ticker", "2", "1", "-", "-", "TERMINATED", "(ABORTED)", "crash"},
+		append([]string{"aaaabbbb", "payout", "1", "dispatch", "n2", "9", "TERMINATED", "(ABORTED)"}, strings.Fields(wrapText(long, reasonWidth)[0])...),
 	}
-	if len(got) != len(want) {
+	if len(got) < len(want) {
 		t.Fatalf("table:\n%s", buf.String())
 	}
 	for i := range want {
@@ -122,11 +128,57 @@ func TestRunsTable(t *testing.T) {
 			t.Errorf("row %d = %q, want %q\n%s", i, got[i], want[i], buf.String())
 		}
 	}
+	// The long reason is whole: wrapped over lines under REASON, no line
+	// wider than the column, nothing cut.
+	rows := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+	col := strings.Index(rows[0], "REASON")
+	var reason []string
+	for i, r := range rows[3:] {
+		if i > 0 && strings.TrimSpace(r[:col]) != "" {
+			t.Errorf("continuation line %q has other cells", r)
+		}
+		cell := strings.TrimRight(r[col:], " ")
+		if n := len([]rune(cell)); n > reasonWidth {
+			t.Errorf("reason line of %d runes: %q", n, cell)
+		}
+		reason = append(reason, cell)
+	}
+	if len(reason) < 2 || strings.Join(reason, " ") != long || strings.Contains(buf.String(), "…") {
+		t.Errorf("reason not whole over %d lines:\n%s", len(reason), buf.String())
+	}
 	// Columns align: every row's STATE starts at the same offset.
-	rows := strings.Split(buf.String(), "\n")
-	col := strings.Index(rows[0], "STATE")
+	col = strings.Index(rows[0], "STATE")
 	if !strings.HasPrefix(rows[1][col:], "EXECUTING") || !strings.HasPrefix(rows[2][col:], "TERMINATED") {
 		t.Errorf("columns not aligned:\n%s", buf.String())
+	}
+
+	// --wide: one line per run, the reason whole.
+	buf.Reset()
+	if err := writeRunsTable(&buf, runs, true, wrapWidth(true, reasonWidth)); err != nil {
+		t.Fatal(err)
+	}
+	rows = strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+	if len(rows) != 4 || !strings.HasSuffix(rows[3], long) || !strings.HasPrefix(rows[3], runs[2].ID) {
+		t.Errorf("--wide table:\n%s", buf.String())
+	}
+}
+
+func TestWrapText(t *testing.T) {
+	cases := []struct {
+		in    string
+		width int
+		want  []string
+	}{
+		{"", 10, []string{""}},
+		{"short", 10, []string{"short"}},
+		{"one two three four", 9, []string{"one two", "three", "four"}},
+		{"abcdefghijkl mn", 5, []string{"abcde", "fghij", "kl mn"}},
+		{"héllo wörld", 5, []string{"héllo", "wörld"}},
+	}
+	for _, c := range cases {
+		if got := wrapText(c.in, c.width); strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("wrapText(%q, %d) = %q, want %q", c.in, c.width, got, c.want)
+		}
 	}
 }
 
@@ -164,7 +216,7 @@ func TestHistoryTable(t *testing.T) {
 		Payload: mustJSON(t, fsm.TransitionPayload{From: fsm.StateCreated, To: fsm.StateProvisioned, Node: "n1", Epoch: 9}),
 	}}
 	var buf bytes.Buffer
-	if err := writeHistoryTable(&buf, events); err != nil {
+	if err := writeHistoryTable(&buf, events, false); err != nil {
 		t.Fatal(err)
 	}
 	ls := lines(buf.String())
@@ -177,5 +229,66 @@ func TestHistoryTable(t *testing.T) {
 		if !strings.Contains(line, s) {
 			t.Errorf("eventLine %q lacks %q", line, s)
 		}
+	}
+}
+
+func TestHistoryTableWrapsLongCells(t *testing.T) {
+	purpose := "pay 120.00 EUR: invoice 42 to ACME, approved by the finance team on call"
+	reason := "execute failed: payments:charge denied: supplier not verified; payment not made"
+	events := []fsm.Event{{
+		Index: 9, Type: "run.transition", Subject: "r1", Actor: "agent:n1", Purpose: purpose,
+		Payload: mustJSON(t, fsm.TransitionPayload{From: fsm.StateExecuting, To: fsm.StateAborted, Node: "n1", Epoch: 9, Reason: reason}),
+	}, {Index: 10, Type: "run.transition", Subject: "r1", Actor: "agent:n1", Purpose: "report",
+		Payload: mustJSON(t, fsm.TransitionPayload{From: fsm.StateAborted, To: fsm.StateTerminated, Node: "n1", Epoch: 9})}}
+	var buf bytes.Buffer
+	if err := writeHistoryTable(&buf, events, false); err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+	pcol, dcol := strings.Index(rows[0], "PURPOSE"), strings.Index(rows[0], "DETAILS")
+	var ps, ds []string
+	for _, r := range rows[1 : len(rows)-1] {
+		ps = append(ps, strings.TrimSpace(r[pcol:dcol]))
+		ds = append(ds, strings.TrimSpace(r[dcol:]))
+	}
+	if len(rows) < 4 || !strings.HasPrefix(rows[len(rows)-1], "10 ") {
+		t.Fatalf("history does not wrap:\n%s", buf.String())
+	}
+	if got := strings.Join(strings.Fields(strings.Join(ps, " ")), " "); got != purpose {
+		t.Errorf("purpose over lines = %q\n%s", got, buf.String())
+	}
+	if got := strings.Join(ds, " "); got != `EXECUTING→ABORTED node=n1 epoch=9 reason="`+reason+`"` {
+		t.Errorf("details over lines = %q\n%s", got, buf.String())
+	}
+	for _, p := range ps {
+		if len([]rune(p)) > purposeWidth {
+			t.Errorf("purpose line %q over %d", p, purposeWidth)
+		}
+	}
+
+	buf.Reset()
+	if err := writeHistoryTable(&buf, events, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(buf.String(), "\n"); n != 3 || !strings.Contains(buf.String(), purpose) || !strings.Contains(buf.String(), reason) {
+		t.Errorf("history --wide (%d lines):\n%s", n, buf.String())
+	}
+}
+
+func TestEventHeaderAligns(t *testing.T) {
+	e := fsm.Event{Index: 12, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano(), Type: "run.created",
+		Subject: "0123abcd-4567-89ab-cdef-0123456789ab", Actor: "runtime", Purpose: "reconcile",
+		Payload: mustJSON(t, fsm.NewRun{Component: "c", Generation: 1})}
+	h, l := eventHeader(), eventLine(&e)
+	for _, c := range []struct{ col, val string }{{"INDEX", "12"}, {"TIME", "2025-01-02T03:04:05.000Z"}, {"TYPE", "run.created"},
+		{"SUBJECT", e.Subject}, {"ACTOR", "runtime"}, {"DETAILS", "slot=0"}} {
+		if i := strings.Index(h, c.col); i < 0 || !strings.HasPrefix(l[i:], c.val) {
+			t.Errorf("column %s at %d of %q, line %q", c.col, i, h, l)
+		}
+	}
+	// A zero time keeps the columns after it in place.
+	e.Time = 0
+	if l := eventLine(&e); strings.Index(l, "run.created") != strings.Index(h, "TYPE") {
+		t.Errorf("zero time shifts the line: %q", l)
 	}
 }

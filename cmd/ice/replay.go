@@ -42,7 +42,7 @@ type ReplayResult struct {
 func newReplayCmd() *cobra.Command {
 	var dataDir, component string
 	var toIndex uint64
-	var asJSON bool
+	var asJSON, wide bool
 	cmd := &cobra.Command{
 		Use:   "replay --data-dir DIR [--to-index N] [--component C]",
 		Short: "Rebuild a server's state offline from its snapshots and log, verify the event chain, print the digest",
@@ -87,7 +87,7 @@ that applied index. --component prints that component's timeline.`,
 			fmt.Fprintf(out, "State:          %d components, %d nodes, %d runs\n", c, n, r)
 			if component != "" {
 				fmt.Fprintf(out, "\nTimeline of %s:\n", component)
-				return writeHistoryTable(out, res.Timeline)
+				return writeHistoryTable(out, res.Timeline, wide)
 			}
 			return nil
 		},
@@ -96,5 +96,6 @@ that applied index. --component prints that component's timeline.`,
 	cmd.Flags().Uint64Var(&toIndex, "to-index", 0, "replay up to this log index (default: the last entry)")
 	cmd.Flags().StringVar(&component, "component", "", "print this component's timeline")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	wideFlag(cmd, &wide)
 	return cmd
 }
