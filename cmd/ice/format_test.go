@@ -292,3 +292,21 @@ func TestEventHeaderAligns(t *testing.T) {
 		t.Errorf("zero time shifts the line: %q", l)
 	}
 }
+
+func TestGrantsAndMemoryTablesKeepReasons(t *testing.T) {
+	long := "denied by operator:alice: the supplier is not verified, ask finance before paying invoice 43 to ACME"
+	var buf bytes.Buffer
+	if err := writeGrantsTable(&buf, []fsm.Grant{{ID: "g1", Run: "r1", Component: "payout", Scope: "payments:charge", Status: fsm.GrantDenied, Reason: long}}, false, reasonWidth); err != nil {
+		t.Fatal(err)
+	}
+	if !wholeIn(buf.String(), long) || strings.Contains(buf.String(), "…") || strings.Count(buf.String(), "\n") < 3 {
+		t.Errorf("grants table:\n%s", buf.String())
+	}
+	buf.Reset()
+	if err := writeMemoryTable(&buf, []fsm.MemoryRecord{{Type: "fact", Key: "f-1", Version: 2, Status: fsm.MemoryInvalidated, Reason: long}}, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(buf.String(), "\n"); n != 2 || !strings.Contains(buf.String(), long) {
+		t.Errorf("memory table --wide:\n%s", buf.String())
+	}
+}

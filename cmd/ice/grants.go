@@ -23,6 +23,7 @@ func newGrantsCmd() *cobra.Command {
 		o                clientOpts
 		q                api.GrantQuery
 		pending, fullIDs bool
+		wide             bool
 	)
 	cmd := &cobra.Command{
 		Use:     "grants [--pending] [--run R] [--component C]",
@@ -42,7 +43,7 @@ func newGrantsCmd() *cobra.Command {
 			if o.json {
 				return printJSON(cmd.OutOrStdout(), gs)
 			}
-			return writeGrantsTable(cmd.OutOrStdout(), gs, fullIDs)
+			return writeGrantsTable(cmd.OutOrStdout(), gs, fullIDs, wrapWidth(wide, reasonWidth))
 		},
 	}
 	o.register(cmd)
@@ -51,6 +52,7 @@ func newGrantsCmd() *cobra.Command {
 	cmd.Flags().StringVar(&q.Run, "run", "", "only grants of this run")
 	cmd.Flags().StringVarP(&q.Component, "component", "c", "", "only grants of this component")
 	cmd.Flags().BoolVar(&fullIDs, "full-ids", false, "print whole ids instead of their first 8 characters")
+	wideFlag(cmd, &wide)
 	cmd.AddCommand(newGrantShowCmd(&o))
 	for _, step := range []string{"approve", "deny", "revoke"} {
 		cmd.AddCommand(newGrantDecisionCmd(&o, step))
@@ -58,12 +60,13 @@ func newGrantsCmd() *cobra.Command {
 	return cmd
 }
 
-func writeGrantsTable(w io.Writer, gs []fsm.Grant, fullIDs bool) error {
-	t := newTable(w, "ID", "RUN", "COMPONENT", "SCOPE", "EFFECT", "STATUS", "EXPIRES", "USES", "REASON")
+// writeGrantsTable lists grants; REASON wraps at wrap runes (0: one line).
+func writeGrantsTable(w io.Writer, gs []fsm.Grant, fullIDs bool, wrap int) error {
+	t := newTable(w, "ID", "RUN", "COMPONENT", "SCOPE", "EFFECT", "STATUS", "EXPIRES", "USES", "REASON").wrapAt(8, wrap)
 	for i := range gs {
 		g := &gs[i]
 		t.row(shortID(g.ID, fullIDs), shortID(g.Run, fullIDs), g.Component, g.Scope, string(g.Effect), grantStatus(g),
-			grantExpires(g), strconv.FormatUint(g.Uses, 10), truncate(g.Reason, 60))
+			grantExpires(g), strconv.FormatUint(g.Uses, 10), g.Reason)
 	}
 	return t.flush()
 }

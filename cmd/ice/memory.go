@@ -46,6 +46,7 @@ func newMemoryLsCmd(o *clientOpts) *cobra.Command {
 		q       api.MemoryQuery
 		status  string
 		fullIDs bool
+		wide    bool
 	)
 	cmd := &cobra.Command{
 		Use:     "ls [--type T] [--status S] [--key K] [--run R]",
@@ -67,7 +68,7 @@ func newMemoryLsCmd(o *clientOpts) *cobra.Command {
 			if o.json {
 				return printJSON(cmd.OutOrStdout(), recs)
 			}
-			return writeMemoryTable(cmd.OutOrStdout(), recs, fullIDs)
+			return writeMemoryTable(cmd.OutOrStdout(), recs, fullIDs, wrapWidth(wide, reasonWidth))
 		},
 	}
 	o.registerRead(cmd)
@@ -77,11 +78,13 @@ func newMemoryLsCmd(o *clientOpts) *cobra.Command {
 	fl.StringVar(&status, "status", "", "only records in this status (active, superseded, expired, deprecated, invalidated)")
 	fl.StringVar(&q.Run, "run", "", "only the record this run produced")
 	fl.BoolVar(&fullIDs, "full-ids", false, "print whole run ids instead of their first 8 characters")
+	wideFlag(cmd, &wide)
 	return cmd
 }
 
-func writeMemoryTable(w io.Writer, recs []fsm.MemoryRecord, fullIDs bool) error {
-	t := newTable(w, "RECORD", "STATUS", "COMPONENT", "RUN", "INDEX", "CREATED", "EXPIRES", "INPUTS", "REASON")
+// writeMemoryTable lists records; REASON wraps at wrap runes (0: one line).
+func writeMemoryTable(w io.Writer, recs []fsm.MemoryRecord, fullIDs bool, wrap int) error {
+	t := newTable(w, "RECORD", "STATUS", "COMPONENT", "RUN", "INDEX", "CREATED", "EXPIRES", "INPUTS", "REASON").wrapAt(8, wrap)
 	for i := range recs {
 		m := &recs[i]
 		expires := ""
@@ -89,7 +92,7 @@ func writeMemoryTable(w io.Writer, recs []fsm.MemoryRecord, fullIDs bool) error 
 			expires = formatTime(m.ExpireTime)
 		}
 		t.row(m.Ref().String(), string(m.Status), m.Component, shortID(m.Run, fullIDs), strconv.FormatUint(m.Index, 10),
-			formatTime(m.Time), expires, strconv.Itoa(len(m.Inputs)), truncate(m.Reason, 60))
+			formatTime(m.Time), expires, strconv.Itoa(len(m.Inputs)), m.Reason)
 	}
 	return t.flush()
 }
@@ -159,7 +162,7 @@ func writeMemoryRecord(w io.Writer, m *fsm.MemoryRecord) {
 }
 
 func newMemoryHistoryCmd(o *clientOpts) *cobra.Command {
-	var fullIDs bool
+	var fullIDs, wide bool
 	cmd := &cobra.Command{
 		Use:   "history TYPE/KEY",
 		Short: "List every version of a record, newest last",
@@ -181,7 +184,8 @@ func newMemoryHistoryCmd(o *clientOpts) *cobra.Command {
 			if o.json {
 				return printJSON(cmd.OutOrStdout(), recs)
 			}
-			t := newTable(cmd.OutOrStdout(), "VERSION", "STATUS", "RUN", "GENERATION", "INDEX", "CREATED", "ENDED", "INPUTS", "REASON")
+			t := newTable(cmd.OutOrStdout(), "VERSION", "STATUS", "RUN", "GENERATION", "INDEX", "CREATED", "ENDED", "INPUTS", "REASON").
+				wrapAt(8, wrapWidth(wide, reasonWidth))
 			for i := range recs {
 				m := &recs[i]
 				ended := ""
@@ -189,13 +193,14 @@ func newMemoryHistoryCmd(o *clientOpts) *cobra.Command {
 					ended = formatTime(m.EndTime)
 				}
 				t.row(strconv.FormatUint(m.Version, 10), string(m.Status), shortID(m.Run, fullIDs), strconv.FormatUint(m.Generation, 10),
-					strconv.FormatUint(m.Index, 10), formatTime(m.Time), ended, strconv.Itoa(len(m.Inputs)), truncate(m.Reason, 60))
+					strconv.FormatUint(m.Index, 10), formatTime(m.Time), ended, strconv.Itoa(len(m.Inputs)), m.Reason)
 			}
 			return t.flush()
 		},
 	}
 	o.registerRead(cmd)
 	cmd.Flags().BoolVar(&fullIDs, "full-ids", false, "print whole run ids instead of their first 8 characters")
+	wideFlag(cmd, &wide)
 	return cmd
 }
 
@@ -273,7 +278,7 @@ func lineageLine(ref fsm.MemoryRef, m *fsm.MemoryRecord) string {
 	}
 	s := fmt.Sprintf("%s  %s", ref, m.Status)
 	if m.Reason != "" {
-		s += " (" + truncate(m.Reason, 60) + ")"
+		s += " (" + m.Reason + ")"
 	}
 	return s + "  run " + shortID(m.Run, false) + " of " + m.Component
 }
