@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,18 @@ type Agent struct {
 	// clusterID is the cluster's id, learnt when the node registers.
 	clusterID atomic.Value
 	super     *supervisor
+
+	// scanMu serialises catalogue scans; regMu registrations, so that the
+	// last one sent holds the newest catalogue. registered is set once the
+	// node registered, published is the catalogue generation it last
+	// registered with (catalogue_loop.go).
+	scanMu     sync.Mutex
+	regMu      sync.Mutex
+	registered atomic.Bool
+	published  atomic.Uint64
+	rescanReq  chan struct{}
+	publishReq chan struct{}
+	signals    chan os.Signal
 
 	// ctx ends when the agent stops; the agent's goroutines and requests
 	// derive from it.
@@ -84,15 +97,11 @@ func newAgent(cfg Config, p parts) (*Agent, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	catalog, err := scanPlugins(cfg.PluginDir)
-	if err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &Agent{
 		cfg:      cfg,
 		logger:   cfg.Logger,
-		catalog:  catalog,
+		catalog:  newCatalogue(cfg.PluginDir),
 		host:     p.host,
 		store:    p.store,
 		members:  p.members,
@@ -102,10 +111,24 @@ func newAgent(cfg Config, p parts) (*Agent, error) {
 		launches: make(chan struct{}, launchSlots()),
 		ctx:      ctx,
 		cancel:   cancel,
+
+		rescanReq:  make(chan struct{}, 1),
+		publishReq: make(chan struct{}, 1),
+		signals:    make(chan os.Signal, 1),
+	}
+	// The first scan takes every file as it is (a plugin dir just built
+	// is what the operator means to offer).
+	if _, err := a.catalog.scan(ctx, scanOptions{}, a.probeInfo); err != nil {
+		cancel()
+		return nil, err
+	}
+	if len(cfg.RescanSignals) > 0 {
+		signal.Notify(a.signals, cfg.RescanSignals...)
 	}
 	a.super = newSupervisor(a)
 	a.reattach()
-	a.logger.Info("agent started", "node_id", cfg.NodeID, "gossip", cfg.GossipAddr, "plugins", len(catalog.plugins), "reattached", len(a.super.runs), "lost", len(a.super.lost))
+	plugins, _ := a.catalog.snapshot()
+	a.logger.Info("agent started", "node_id", cfg.NodeID, "gossip", cfg.GossipAddr, "plugins", len(plugins), "reattached", len(a.super.runs), "lost", len(a.super.lost))
 	return a, nil
 }
 
@@ -161,6 +184,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.tasks.Go(func() { a.useLoop(a.ctx) })
 	a.tasks.Go(func() { a.heartbeatLoop(a.ctx) })
 	a.tasks.Go(func() { a.watchLoop(a.ctx) })
+	a.tasks.Go(func() { a.catalogueLoop(a.ctx) })
 	<-a.ctx.Done()
 	return nil
 }
@@ -170,6 +194,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // and, last, closes the store.
 func (a *Agent) stop() {
 	a.stopOnce.Do(func() {
+		signal.Stop(a.signals)
 		a.cancel()
 		a.tasks.Wait()
 		a.super.release()

@@ -32,10 +32,10 @@ func TestScanPluginsListsExecutablesWithTheirChecksums(t *testing.T) {
 		t.Fatalf("catalogue %+v, want batch and ticker, sorted", c.plugins)
 	}
 	want, _ := host.FileSHA256(filepath.Join(dir, "ticker"))
-	if path, sha, ok := c.lookup("ticker"); !ok || sha != want || path != filepath.Join(dir, "ticker") {
-		t.Fatalf("lookup ticker = %s %s %v", path, sha, ok)
+	if e, ok := c.lookup("ticker"); !ok || e.SHA256 != want || e.path != filepath.Join(dir, "ticker") {
+		t.Fatalf("lookup ticker = %+v %v", e, ok)
 	}
-	if _, _, ok := c.lookup("README"); ok {
+	if _, ok := c.lookup("README"); ok {
 		t.Fatal("a non-executable file is in the catalogue")
 	}
 	if _, err := scanPlugins(filepath.Join(dir, "missing")); err == nil {

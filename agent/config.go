@@ -3,6 +3,7 @@ package agent
 import (
 	"crypto/tls"
 	"errors"
+	"os"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -24,8 +25,11 @@ type Config struct {
 	// or a load balancer).
 	Servers []string
 	// PluginDir holds the plugin binaries; each file's name is its plugin
-	// name.
+	// name. The agent rescans it while it runs (see catalogue.go).
 	PluginDir string
+	// RescanSignals make the agent rescan PluginDir when the process
+	// receives one of them (SIGHUP for `ice agent` and `ice dev`).
+	RescanSignals []os.Signal
 	// Labels are matched by component placement constraints.
 	Labels map[string]string
 	// StopPluginsOnExit stops the plugins when the agent stops, instead of
@@ -68,6 +72,17 @@ type Config struct {
 	// ExitStopGrace is the same when the agent stops with
 	// StopPluginsOnExit (default 2s).
 	ExitStopGrace time.Duration
+	// PluginScanInterval is how often the agent looks for changes in
+	// PluginDir (default 3s; negative: only at start, on RescanPlugins and
+	// when a launch finds a binary changed).
+	PluginScanInterval time.Duration
+	// PluginSettle is how long a changed plugin file must stay unchanged
+	// before a rescan takes it, so that a half-written binary is not
+	// listed (default 2s; negative: at once).
+	PluginSettle time.Duration
+	// InfoTimeout bounds launching a new plugin binary for its Info, and
+	// the Info call (default 10s).
+	InfoTimeout time.Duration
 	// ReattachProbeTimeout bounds the health call that a plugin reattached
 	// at start answers, which feeds its watchdog while the agent joins and
 	// registers again (default 2s).
@@ -146,6 +161,7 @@ func (c *Config) setTimingDefaults() {
 		{&c.StopGrace, 5 * time.Second},
 		{&c.ExitStopGrace, 2 * time.Second},
 		{&c.ReattachProbeTimeout, 2 * time.Second},
+		{&c.InfoTimeout, 10 * time.Second},
 		{&c.FenceCheckInterval, 50 * time.Millisecond},
 		{&c.MinHeartbeatInterval, 50 * time.Millisecond},
 		{&c.MinHeartbeatTimeout, 250 * time.Millisecond},
@@ -166,6 +182,13 @@ func (c *Config) setTimingDefaults() {
 		if *d.field <= 0 {
 			*d.field = d.def
 		}
+	}
+	// Negative turns these off; zero takes the default.
+	if c.PluginScanInterval == 0 {
+		c.PluginScanInterval = 3 * time.Second
+	}
+	if c.PluginSettle == 0 {
+		c.PluginSettle = 2 * time.Second
 	}
 	if c.UnhealthyLimit <= 0 {
 		c.UnhealthyLimit = 3

@@ -25,7 +25,8 @@ func TestConfigDefaults(t *testing.T) {
 		"ReportRetryInterval": 200 * time.Millisecond, "WatchWait": 30 * time.Second,
 		"WatchTimeout": 40 * time.Second, "WatchRetryInterval": 500 * time.Millisecond,
 		"NoServerRetryInterval": time.Second, "SpecRetryInterval": 200 * time.Millisecond,
-		"MaxSpecRetryInterval": 2 * time.Second,
+		"MaxSpecRetryInterval": 2 * time.Second, "PluginScanInterval": 3 * time.Second,
+		"PluginSettle": 2 * time.Second, "InfoTimeout": 10 * time.Second,
 	}
 	v := reflect.ValueOf(cfg)
 	for i := range v.NumField() {

@@ -81,10 +81,15 @@ type fakeHost struct {
 	// wrap, when set, makes the launched process another plugin (one
 	// that serves the host channel, say).
 	wrap func(*fakeProcess) pluginProcess
+	// versions, by plugin file name, are what Info reports; probes
+	// counts the Info launches by file name.
+	versions map[string]string
+	probes   map[string]int
 }
 
 func newFakeHost() *fakeHost {
-	return &fakeHost{kind: plugins.KindService, launchErr: map[string]error{}, reattachable: map[int]*fakeProcess{}, nextPid: 1000}
+	return &fakeHost{kind: plugins.KindService, launchErr: map[string]error{}, reattachable: map[int]*fakeProcess{}, nextPid: 1000,
+		versions: map[string]string{}, probes: map[string]int{}}
 }
 
 func (h *fakeHost) Launch(cfg host.Config) (pluginProcess, error) {
@@ -102,6 +107,23 @@ func (h *fakeHost) Launch(cfg host.Config) (pluginProcess, error) {
 		return h.wrap(p), nil
 	}
 	return p, nil
+}
+
+// Info answers for the catalogue with the version set for the file; it is
+// not a launch of a run's plugin.
+func (h *fakeHost) Info(_ context.Context, cfg host.Config) (plugins.Info, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	name := filepath.Base(cfg.Path)
+	h.probes[name]++
+	return plugins.Info{Name: name, Version: h.versions[name], Kind: h.kind}, nil
+}
+
+// probed returns how many times the catalogue launched a file for Info.
+func (h *fakeHost) probed(name string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.probes[name]
 }
 
 func (h *fakeHost) Reattach(att host.Attachment, _ host.Config) (pluginProcess, error) {
@@ -429,6 +451,7 @@ type fakeServer struct {
 	delivered  []fsm.Transition
 	batches    int
 	registers  int
+	node       fsm.Node // as last registered
 	heartbeats int
 	// heartbeatErr and reportErrs make calls fail (reportErrs: the next
 	// len(reportErrs) reports, one each).
@@ -454,10 +477,18 @@ func newFakeServer() *fakeServer {
 
 func (f *fakeServer) Addr() string { return "http://fake" }
 
-func (f *fakeServer) Register(ctx context.Context, _ fsm.Node) (*api.LeaseResponse, error) {
+// registered returns the node as last registered.
+func (f *fakeServer) registered() fsm.Node {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.node
+}
+
+func (f *fakeServer) Register(ctx context.Context, n fsm.Node) (*api.LeaseResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.registers++
+	f.node = n
 	return &api.LeaseResponse{Index: f.index, LeaseTTLMillis: f.ttl.Milliseconds(), ClusterID: "test-cluster"}, nil
 }
 

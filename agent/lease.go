@@ -63,7 +63,10 @@ func (a *Agent) join(ctx context.Context) error {
 // lease, retrying until a server accepts it, refuses it for good, or ctx
 // ends.
 func (a *Agent) register(ctx context.Context) error {
-	node := fsm.Node{ID: a.cfg.NodeID, Address: a.cfg.GossipAddr, Labels: a.cfg.Labels, Plugins: a.catalog.plugins}
+	a.regMu.Lock()
+	defer a.regMu.Unlock()
+	plugins, gen := a.catalog.snapshot()
+	node := fsm.Node{ID: a.cfg.NodeID, Address: a.cfg.GossipAddr, Labels: a.cfg.Labels, Plugins: plugins}
 	backoff := a.cfg.RetryInterval
 	for {
 		c, err := a.servers.client()
@@ -76,7 +79,9 @@ func (a *Agent) register(ctx context.Context) error {
 				if res.ClusterID != "" {
 					a.clusterID.Store(res.ClusterID)
 				}
-				a.logger.Info("node registered", "index", res.Index, "lease_ttl", res.LeaseTTL(), "cluster_id", res.ClusterID)
+				a.published.Store(gen)
+				a.registered.Store(true)
+				a.logger.Info("node registered", "index", res.Index, "lease_ttl", res.LeaseTTL(), "cluster_id", res.ClusterID, "plugins", len(plugins))
 				return nil
 			}
 			if api.IsStatus(err, http.StatusBadRequest) || api.IsStatus(err, http.StatusForbidden) {

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"context"
+
 	"github.com/ice-run/ice/plugins"
 	"github.com/ice-run/ice/plugins/host"
 )
@@ -13,6 +15,9 @@ type pluginHost interface {
 	Launch(cfg host.Config) (pluginProcess, error)
 	// Reattach connects to a plugin a previous agent started.
 	Reattach(att host.Attachment, cfg host.Config) (pluginProcess, error)
+	// Info launches a plugin binary, asks it for its Info and stops it, for
+	// the catalogue.
+	Info(ctx context.Context, cfg host.Config) (plugins.Info, error)
 }
 
 // pluginProcess is one running plugin. Its component may be called from
@@ -44,6 +49,17 @@ func (processHost) Launch(cfg host.Config) (pluginProcess, error) {
 		return nil, err
 	}
 	return hostProcess{inst: inst}, nil
+}
+
+// Info launches a plugin with plugins/host for its Info, and shuts it
+// down gracefully (so that it removes its socket).
+func (processHost) Info(ctx context.Context, cfg host.Config) (plugins.Info, error) {
+	inst, err := host.Launch(cfg)
+	if err != nil {
+		return plugins.Info{}, err
+	}
+	defer inst.Kill()
+	return inst.Component.Info(ctx)
 }
 
 // Reattach reattaches to a plugin with plugins/host.

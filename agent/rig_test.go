@@ -100,6 +100,9 @@ func testConfig(t *testing.T, logs *logBuffer) Config {
 		NoServerRetryInterval:  10 * time.Millisecond,
 		SpecRetryInterval:      10 * time.Millisecond,
 		MaxSpecRetryInterval:   50 * time.Millisecond,
+		// The catalogue is scanned at start only, unless a test asks.
+		PluginScanInterval: -1,
+		PluginSettle:       -1,
 	}
 }
 

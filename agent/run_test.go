@@ -52,7 +52,8 @@ func TestPlacedRunIsLaunchedAndReportedExecuting(t *testing.T) {
 	r.host.mu.Lock()
 	launch := r.host.launches[0]
 	r.host.mu.Unlock()
-	path, sha, _ := r.a.catalog.lookup("ticker")
+	entry, _ := r.a.catalog.lookup("ticker")
+	path, sha := entry.path, entry.SHA256
 	if launch.Path != path || launch.SHA256 != sha || launch.LogPath != filepath.Join(r.a.cfg.DataDir, "runs", "r1.log") {
 		t.Fatalf("launched %s (sha %s, log %s), want %s with the catalogue's sha %s", launch.Path, launch.SHA256, launch.LogPath, path, sha)
 	}
@@ -194,7 +195,7 @@ func TestFailingPluginsAbortTheirRuns(t *testing.T) {
 		"nostart":  "failed start: bad config",
 		"neverok":  "failed health: warming up",
 		"nostore":  "failed start: disk full",
-		"exits":    "plugin exited",
+		"exits":    "plugin exited; it wrote nothing to its log " + r.a.logPath("exits"),
 		"sickens":  "failed health 3 times: db down",
 	}
 	for id, reason := range want {

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"time"
+	"unicode/utf8"
 
 	metrics "github.com/armon/go-metrics"
 
@@ -195,6 +196,7 @@ func (s *supervisor) onFailed(ev failed) {
 	if !s.current(r) || r.dead {
 		return // the failure follows from a kill or a teardown
 	}
+	ev.reason = clip(ev.reason, maxReason)
 	s.a.logger.Warn("run aborted", "run", r.id, "component", r.component, "reason", ev.reason)
 	metrics.IncrCounter([]string{"ice", "agent", "aborted"}, 1)
 	s.kill(r, "run aborted")
@@ -334,4 +336,19 @@ func (s *supervisor) release() {
 			s.a.tasks.Go(p.KillNow)
 		}
 	}
+}
+
+// maxReason bounds a reason the agent reports: the state machine refuses
+// one over 4 KiB, and with it the whole report.
+const maxReason = 4000
+
+// clip cuts s to at most n bytes, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	metrics "github.com/armon/go-metrics"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ice-run/ice/fsm"
 	"github.com/ice-run/ice/plugins"
@@ -38,6 +41,9 @@ type worker struct {
 	// reads records the memory record versions served to the run's
 	// plugin while this worker drives it (nil before).
 	reads *readLedger
+	// logFrom is the size of the run's log before this worker launched
+	// its plugin: a failure quotes only what that plugin wrote.
+	logFrom int64
 }
 
 // progress tells the supervisor that the run moved forward.
@@ -100,6 +106,10 @@ func (w *worker) drive(ctx context.Context, run fsm.Run) {
 		}
 		cost := w.cleanCost(res.Cost)
 		if err != nil {
+			if why, exited := w.exitReason(ctx, "Execute", err); exited {
+				w.failWith(ctx, why, cost)
+				return
+			}
 			w.failWith(ctx, "execute failed: "+err.Error(), cost)
 			return
 		}
@@ -186,28 +196,11 @@ func (w *worker) spec(ctx context.Context, run fsm.Run) (*fsm.Component, bool) {
 // CONTEXT_READY.
 func (w *worker) launch(ctx context.Context, comp *fsm.Component) bool {
 	start := time.Now()
-	path, sha, ok := w.a.catalog.lookup(comp.Plugin.Name)
-	if !ok {
-		w.fail(ctx, fmt.Sprintf("failed start: plugin %s is not installed on this node", comp.Plugin.Name))
-		return false
-	}
-	if comp.Plugin.SHA256 != "" {
-		sha = comp.Plugin.SHA256
-	}
-	release, ok := w.a.launchSlot(ctx)
-	if !ok {
-		return false
-	}
-	proc, err := w.a.host.Launch(host.Config{
-		Path:         path,
-		SHA256:       sha,
-		LogPath:      w.a.logPath(w.id),
-		Logger:       w.a.logger.Named("plugin").With("run", w.id),
-		StartTimeout: w.a.cfg.StartTimeout,
-	})
-	release()
-	if err != nil {
-		w.fail(ctx, "failed start: "+err.Error())
+	proc, reason := w.launchPlugin(ctx, comp)
+	if proc == nil {
+		if reason != "" {
+			w.fail(ctx, reason)
+		}
 		return false
 	}
 	w.proc = proc
@@ -226,12 +219,172 @@ func (w *worker) launch(ctx context.Context, comp *fsm.Component) bool {
 	return true
 }
 
+// changedOnDisk prefixes the reason of a run whose plugin binary changed
+// on disk into one that no longer satisfies its spec.
+const changedOnDisk = "plugin changed on disk; the catalogue was refreshed: "
+
+// launchPlugin verifies and starts the component's plugin, and returns it,
+// or the run's failure reason ("" if ctx ended).
+//
+// The runtime placed the run by the node's committed catalogue, so a
+// checksum mismatch means that the binary changed on disk since (rebuilt,
+// say). Then the agent refreshes its catalogue (which registers the node
+// again) and, if the new binary still satisfies the spec (its sha256 pin,
+// if any, and its version pin), launches that for the same run: a rebuilt
+// plugin does not cost the run an ABORTED report and its slot a restart
+// attempt. Otherwise the run fails with a reason that starts with
+// changedOnDisk, and the runtime places its replacement by the refreshed
+// catalogue.
+func (w *worker) launchPlugin(ctx context.Context, comp *fsm.Component) (pluginProcess, string) {
+	ref := comp.Plugin
+	entry, ok := w.a.catalog.lookup(ref.Name)
+	if !ok {
+		return nil, fmt.Sprintf("failed start: plugin %s is not installed on this node", ref.Name)
+	}
+	want := entry.SHA256
+	if ref.SHA256 != "" {
+		want = ref.SHA256
+	}
+	proc, err := w.launchBinary(ctx, entry.path, want)
+	switch {
+	case err == nil:
+		return proc, "" // the supervisor kills it if ctx ended
+	case ctx.Err() != nil:
+		return nil, ""
+	case !errors.Is(err, host.ErrChecksumMismatch):
+		return nil, "failed start: " + err.Error()
+	}
+	w.a.logger.Info("plugin binary does not match; refreshing the catalogue before launching", "run", w.id, "plugin", ref.Name, "error", err)
+	now, ok, reason := w.refreshFor(ctx, ref.Name)
+	switch {
+	case ctx.Err() != nil:
+		return nil, ""
+	case reason != "":
+		return nil, reason
+	case !ok:
+		return nil, changedOnDisk + fmt.Sprintf("plugin %s is no longer installed on this node", ref.Name)
+	case strings.EqualFold(now.SHA256, want):
+		// The file is what the catalogue says: not a change on disk.
+		return nil, "failed start: " + err.Error()
+	case ref.SHA256 != "":
+		return nil, changedOnDisk + fmt.Sprintf("plugin %s now has sha256 %s, the spec pins %s", ref.Name, shortSum(now.SHA256), shortSum(ref.SHA256))
+	case ref.Version != "" && now.Version != ref.Version:
+		return nil, changedOnDisk + fmt.Sprintf("plugin %s is now version %s, the spec pins %s", ref.Name, versionText(now.Version), ref.Version)
+	}
+	proc, err = w.launchBinary(ctx, now.path, now.SHA256)
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return nil, ""
+	case errors.Is(err, host.ErrChecksumMismatch):
+		return nil, changedOnDisk + "failed start: " + err.Error()
+	case err != nil:
+		return nil, "failed start: " + err.Error()
+	}
+	metrics.IncrCounter([]string{"ice", "agent", "plugin", "relaunched_changed"}, 1)
+	w.a.logger.Info("plugin changed on disk; launched the new binary for the run", "run", w.id, "plugin", ref.Name,
+		"sha256", now.SHA256, "was", want, "version", now.Version)
+	return proc, ""
+}
+
+// launchBinary starts one plugin binary in a launch slot.
+func (w *worker) launchBinary(ctx context.Context, path, sha string) (pluginProcess, error) {
+	release, ok := w.a.launchSlot(ctx)
+	if !ok {
+		return nil, ctx.Err()
+	}
+	defer release()
+	logPath := w.a.logPath(w.id)
+	w.logFrom = host.LogSize(logPath)
+	return w.a.host.Launch(host.Config{
+		Path:         path,
+		SHA256:       sha,
+		LogPath:      logPath,
+		Logger:       w.a.logger.Named("plugin").With("run", w.id),
+		StartTimeout: w.a.cfg.StartTimeout,
+	})
+}
+
+// refreshFor refreshes the catalogue for a launch of plugin name, waiting
+// (up to StartTimeout) until its file settled, and returns its new entry;
+// reason is set if the catalogue could not be read.
+func (w *worker) refreshFor(ctx context.Context, name string) (entry pluginEntry, ok bool, reason string) {
+	deadline := time.Now().Add(w.a.cfg.StartTimeout)
+	why := fmt.Sprintf("plugin %s changed on disk (launch of run %s)", name, w.id)
+	for {
+		res, err := w.a.refreshCatalogue(ctx, why, w.a.settleOpts())
+		if err != nil {
+			return pluginEntry{}, false, changedOnDisk + err.Error()
+		}
+		at, deferred := res.deferred[name]
+		if !deferred {
+			entry, ok = w.a.catalog.lookup(name)
+			return entry, ok, ""
+		}
+		if at.After(deadline) {
+			return pluginEntry{}, false, changedOnDisk + fmt.Sprintf("plugin %s is still changing on disk", name)
+		}
+		select {
+		case <-ctx.Done():
+			return pluginEntry{}, false, ""
+		case <-time.After(time.Until(at) + 10*time.Millisecond):
+		}
+	}
+}
+
+func shortSum(sum string) string { return sum[:min(12, len(sum))] }
+
+func versionText(v string) string {
+	if v == "" {
+		return "unknown (its Info failed)"
+	}
+	return v
+}
+
+// exitGrace is how long a call that failed because the connection to the
+// plugin was lost waits for the plugin's process to be seen exited, to
+// tell a crash from an error the plugin returned.
+const exitGrace = 2 * time.Second
+
+// exitReason says, if the plugin's process exited (or exits within
+// exitGrace of err, when err is a lost connection), how the run's reason
+// puts it: "plugin exited during Start; its log PATH ends: panic: …", with
+// what the plugin last wrote (its panic message, stderr) instead of the
+// transport's "EOF".
+func (w *worker) exitReason(ctx context.Context, during string, err error) (string, bool) {
+	if !w.proc.Exited() {
+		if err == nil || status.Code(err) != codes.Unavailable {
+			return "", false
+		}
+		deadline := time.Now().Add(exitGrace)
+		for !w.proc.Exited() {
+			if time.Now().After(deadline) {
+				return "", false
+			}
+			select {
+			case <-ctx.Done():
+				return "", false
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	what := "plugin exited"
+	if during != "" {
+		what += " during " + during
+	}
+	return what + "; " + host.LogNote(w.a.logPath(w.id), w.logFrom), true
+}
+
 // start learns the plugin's kind and binds it to the run.
 func (w *worker) start(ctx context.Context, comp *fsm.Component) bool {
 	sctx, cancel := context.WithTimeout(ctx, w.a.cfg.StartTimeout)
 	defer cancel()
 	info, err := w.proc.Component().Info(sctx)
 	if err != nil {
+		if why, exited := w.exitReason(ctx, "Info", err); exited {
+			w.fail(ctx, "failed start: "+why)
+			return false
+		}
 		w.fail(ctx, "failed start: "+err.Error())
 		return false
 	}
@@ -245,6 +398,10 @@ func (w *worker) start(ctx context.Context, comp *fsm.Component) bool {
 		AgentTimeout: w.a.lease.TTL() * 3 / 4,
 	})
 	if err != nil {
+		if why, exited := w.exitReason(ctx, "Start", err); exited {
+			w.fail(ctx, "failed start: "+why)
+			return false
+		}
 		w.fail(ctx, "failed start: "+err.Error())
 		return false
 	}
@@ -260,8 +417,8 @@ func (w *worker) waitHealthy(ctx context.Context) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		if w.proc.Exited() {
-			w.fail(ctx, "failed start: plugin exited")
+		if why, exited := w.exitReason(ctx, "", nil); exited {
+			w.fail(ctx, "failed start: "+why)
 			return false
 		}
 		h, err := w.proc.Component().Health(ctx)
@@ -304,8 +461,8 @@ func (w *worker) monitor(ctx context.Context) {
 		if !w.a.lease.valid() {
 			continue
 		}
-		if w.proc.Exited() {
-			w.fail(ctx, "plugin exited")
+		if why, exited := w.exitReason(ctx, "", nil); exited {
+			w.fail(ctx, why)
 			return
 		}
 		h, err := w.proc.Component().Health(ctx)

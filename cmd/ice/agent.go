@@ -180,6 +180,8 @@ func startAgent(ctx context.Context, f *agentFlags, logger hclog.Logger, stopPlu
 		Token:      f.token,
 
 		StopPluginsOnExit: stopPlugins,
+		// SIGHUP rescans the plugin dir (it is also polled).
+		RescanSignals: []os.Signal{syscall.SIGHUP},
 	})
 	if err != nil {
 		return fmt.Errorf("start agent %s: %w", f.nodeID, err)
