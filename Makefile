@@ -25,8 +25,12 @@ lint: ## gofmt, go vet and staticcheck
 	@command -v staticcheck >/dev/null || { echo "staticcheck missing: run .ci/install-tools.sh"; exit 1; }
 	staticcheck $(PKGS)
 
-dev: build ## run a one-process development cluster (Ctrl-C stops it)
-	$(BIN)/ice dev
+# Flags of `ice dev` for make dev, e.g. DEV_FLAGS="--data-dir /tmp/ice-dev" to keep the state
+# across restarts (without it each start is a new, empty cluster).
+DEV_FLAGS ?=
+
+dev: build ## run a one-process development cluster (Ctrl-C stops it; DEV_FLAGS="--data-dir DIR ...")
+	$(BIN)/ice dev $(DEV_FLAGS)
 
 fuzz: ## fuzz command decoding, apply, snapshot reading and the policy parser for 60s each
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime 60s ./fsm/

@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -33,8 +33,13 @@ It is secure like a real cluster: it makes a CA, certificates, a gossip key and
 a management token in its data dir and writes the client settings to
 $ICE_CONFIG_DIR/dev.env (default ~/.config/ice/dev.env), which the CLI reads.
 --insecure runs without TLS, gossip encryption and ACLs.
-Ctrl-C stops it cleanly, stops the plugins it started, and removes the data dir
-(unless --data-dir or --keep).`,
+It fails at start, with the reason, if its agent cannot start (its gossip
+address taken, no plugin directory).
+Ctrl-C stops the agent, and the plugins it started, then the server, and
+removes the data dir (unless --data-dir or --keep). Each start on a temporary
+data dir is a new, empty cluster; started again with the same --data-dir it
+keeps its state, gossip key and management token (certificates are made anew
+each start).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.dataDir == "" {
@@ -50,13 +55,19 @@ Ctrl-C stops it cleanly, stops the plugins it started, and removes the data dir
 					defer removeDevEnvOf(dir)
 				}
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			// Ctrl-C stops the agent first, while the server it leaves
+			// gossip through and reports its last runs to still runs; the
+			// server stops once the agent has.
+			sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			logger := newLogger(f.logLevel, f.logJSON)
 			af.dataDir = filepath.Join(f.dataDir, "agent")
 			af.join = []string{f.gossipAddr}
 			if af.pluginDir == "" {
 				af.pluginDir = defaultPluginDir()
+			}
+			if err := checkDevAgent(af); err != nil {
+				return err
 			}
 			var creds *devCredentials
 			if f.security.insecure {
@@ -68,20 +79,29 @@ Ctrl-C stops it cleanly, stops the plugins it started, and removes the data dir
 				}
 				creds.apply(&f.security, &af.security)
 			}
-			var wg sync.WaitGroup
-			defer wg.Wait()
-			return runServer(ctx, f, logger, func(*cluster.Server) {
-				wg.Add(1)
+			srvCtx, stopServer := context.WithCancel(context.Background())
+			defer stopServer()
+			agentCtx, stopAgent := context.WithCancel(sigCtx)
+			defer stopAgent()
+			var agentErr error // set before agentDone closes
+			agentDone := make(chan struct{})
+			started := false
+			err := runServer(srvCtx, f, logger, func(*cluster.Server) {
+				started = true
 				go func() {
-					defer wg.Done()
-					if err := runDevAgent(ctx, af, logger); err != nil {
-						logger.Error("dev agent stopped", "error", err)
+					defer close(agentDone)
+					defer stopServer()
+					if err := runDevAgent(agentCtx, af, logger); err != nil && agentCtx.Err() == nil {
+						agentErr = err
 					}
 				}()
 				if creds == nil {
 					fmt.Fprintf(os.Stderr, "==> ICE dev cluster (INSECURE): API http://%s, data dir %s, plugins %s\n", f.httpAddr, f.dataDir, af.pluginDir)
 				} else {
-					env, err := creds.bootstrap(ctx, f.httpAddr, logger)
+					env, err := creds.bootstrap(srvCtx, f.httpAddr, logger)
+					if srvCtx.Err() != nil {
+						return // stopping (the agent failed, or Ctrl-C)
+					}
 					if err != nil {
 						logger.Error("dev cluster not ready for clients", "error", err)
 						return
@@ -91,6 +111,14 @@ Ctrl-C stops it cleanly, stops the plugins it started, and removes the data dir
 				}
 				fmt.Fprintf(os.Stderr, "    try: ice status; ice deploy -f examples/ticker.hcl; ice runs; ice history ticker\n")
 			})
+			stopAgent()
+			if started {
+				<-agentDone
+			}
+			if agentErr != nil {
+				return fmt.Errorf("the dev agent failed, so the dev cluster stopped: %w", agentErr)
+			}
+			return err
 		},
 	}
 	f.register(cmd)
@@ -99,4 +127,25 @@ Ctrl-C stops it cleanly, stops the plugins it started, and removes the data dir
 	cmd.Flags().StringVar(&af.pluginDir, "plugin-dir", "", "directory of plugin binaries (default: plugins/ next to this binary)")
 	cmd.Flags().StringArrayVar(&af.labels, "label", nil, "label of the dev node, key=value (repeatable)")
 	return cmd
+}
+
+// checkDevAgent refuses to start a dev cluster whose agent could not start:
+// its gossip address taken (TCP or UDP), or no plugin directory. The agent
+// would fail the same way (and the dev cluster stop), but only once the
+// server runs, after a page of logs.
+func checkDevAgent(af *agentFlags) error {
+	tcp, err := net.Listen("tcp", af.gossipAddr)
+	if err != nil {
+		return fmt.Errorf("the dev agent's gossip address %s is not free (choose another with --agent-gossip): %w", af.gossipAddr, err)
+	}
+	_ = tcp.Close()
+	udp, err := net.ListenPacket("udp", af.gossipAddr)
+	if err != nil {
+		return fmt.Errorf("the dev agent's gossip address %s is not free (choose another with --agent-gossip): %w", af.gossipAddr, err)
+	}
+	_ = udp.Close()
+	if st, err := os.Stat(af.pluginDir); af.pluginDir != "" && (err != nil || !st.IsDir()) {
+		return fmt.Errorf("no plugin directory %s for the dev agent (make build puts the example plugins in bin/plugins; or --plugin-dir DIR)", af.pluginDir)
+	}
+	return nil
 }

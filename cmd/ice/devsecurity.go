@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,11 +34,35 @@ type devCredentials struct {
 	token                 string
 }
 
-// makeDevCredentials writes the dev cluster's credentials under dir/tls.
+// devSecretsFile holds, in dir/tls, the gossip key and the management
+// token's secret of a dev cluster, so that one restarted on the same
+// --data-dir keeps its gossip keyring and its bootstrapped token.
+const devSecretsFile = "dev-secrets.json"
+
+type devSecrets struct {
+	GossipKey string `json:"gossip_key"`
+	Token     string `json:"token"`
+}
+
+// makeDevCredentials writes the dev cluster's credentials under dir/tls: a
+// new CA and certificates each start (a restart may come after they
+// expired), the gossip key and token of the previous start on the same data
+// dir if there was one.
 func makeDevCredentials(dir, agentNode string) (*devCredentials, error) {
 	tlsDir := filepath.Join(dir, "tls")
 	if err := os.MkdirAll(tlsDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", tlsDir, err)
+	}
+	secrets, err := devSecretsOf(tlsDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{"ca", string(tlsutil.RoleServer), string(tlsutil.RoleAgent), string(tlsutil.RoleCLI)} {
+		for _, f := range []string{name + ".pem", name + "-key.pem"} {
+			if err := os.Remove(filepath.Join(tlsDir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("replace the dev certificates: %w", err)
+			}
+		}
 	}
 	const validity = 30 * 24 * time.Hour
 	caPEM, caKey, err := tlsutil.GenerateCA(devCluster, validity)
@@ -69,13 +96,38 @@ func makeDevCredentials(dir, agentNode string) (*devCredentials, error) {
 			return nil, err
 		}
 	}
-	if c.gossipKey, err = randomid.Base64(32); err != nil {
-		return nil, err
-	}
-	if c.token, err = randomid.Base64(24); err != nil {
-		return nil, err
-	}
+	c.gossipKey, c.token = secrets.GossipKey, secrets.Token
 	return c, nil
+}
+
+// devSecretsOf reads the secrets of a dev cluster from tlsDir, or makes
+// and writes them if there are none.
+func devSecretsOf(tlsDir string) (devSecrets, error) {
+	path := filepath.Join(tlsDir, devSecretsFile)
+	var s devSecrets
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &s); err != nil || s.GossipKey == "" || s.Token == "" {
+			return s, fmt.Errorf("%s: not the secrets of a dev cluster (remove the data dir to start over): %v", path, err)
+		}
+		return s, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return s, fmt.Errorf("read the dev cluster's secrets: %w", err)
+	}
+	if s.GossipKey, err = randomid.Base64(32); err != nil {
+		return s, err
+	}
+	if s.Token, err = randomid.Base64(24); err != nil {
+		return s, err
+	}
+	if b, err = json.Marshal(s); err != nil {
+		return s, err
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return s, fmt.Errorf("write the dev cluster's secrets: %w", err)
+	}
+	return s, nil
 }
 
 // apply sets the server's and the agent's security flags to the credentials.
