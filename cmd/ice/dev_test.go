@@ -212,11 +212,6 @@ func TestDevShutdownIsQuiet(t *testing.T) {
 		if !strings.Contains(line, "[WARN]") && !strings.Contains(line, "[ERROR]") {
 			continue
 		}
-		if memberlistShutdownRace(line) {
-			// Not this package's to quiet: see memberlistShutdownRace.
-			t.Logf("known memberlist shutdown race: %s", line)
-			continue
-		}
 		t.Errorf("shutdown logged: %s", line)
 	}
 	for _, want := range []string{"agent stopped", "server stopped"} {
@@ -230,17 +225,6 @@ func TestDevShutdownIsQuiet(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(configDir, "dev.env")); !os.IsNotExist(err) {
 		t.Errorf("dev.env is left after exit: %v", err)
 	}
-}
-
-// memberlistShutdownRace recognizes the error memberlist (v0.6.0) logs when
-// its gossip or probe ticker fires between Shutdown closing the transport
-// and descheduling the tickers: "[ERR] memberlist: Failed to send gossip
-// to ...: use of closed network connection" (or "Failed to send UDP
-// ping"). It is logged by the agent's own member after it left, whatever
-// the order of the agent and the server; quieting it is for the gossip
-// package's log bridge (internal/gossip/logging.go).
-func memberlistShutdownRace(line string) bool {
-	return strings.Contains(line, "ice.agent.gossip: Failed to send ") && strings.HasSuffix(strings.TrimSpace(line), "use of closed network connection")
 }
 
 // TestDevCredentialsOnARestart: `ice dev --data-dir D` started again on D

@@ -60,6 +60,12 @@ func (b *logBridge) Write(p []byte) (int, error) {
 		b.rejected(reason, transport, text)
 		return len(p), nil
 	}
+	if level > hclog.Debug && strings.HasSuffix(text, "use of closed network connection") {
+		// memberlist closes its transport before it stops its gossip and
+		// probe timers: their last sends fail on this member's own closed
+		// socket, which is shutdown, not an error.
+		level = hclog.Debug
+	}
 	b.logger.Log(level, text)
 	return len(p), nil
 }
