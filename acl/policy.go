@@ -111,6 +111,18 @@ type singleBlock struct {
 	Range  hcl.Range `hcl:",def_range"`
 }
 
+// everyDiagnostic lists every error diagnostic with its position and
+// detail (hcl's Diagnostics.Error names the first and counts the rest).
+func everyDiagnostic(diags hcl.Diagnostics) string {
+	var parts []string
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			parts = append(parts, d.Error())
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
 // Parse reads a policy's HCL. Errors name the line and what is wrong, and
 // wrap ErrInvalidPolicy. A prefix or single kind given twice is refused.
 func Parse(name string, src []byte) (*Policy, error) {
@@ -119,11 +131,11 @@ func Parse(name string, src []byte) (*Policy, error) {
 	}
 	f, diags := hclsyntax.ParseConfig(src, name, hcl.Pos{Line: 1, Column: 1})
 	if diags.HasErrors() {
-		return nil, fmt.Errorf("policy %s: %s: %w", name, diags.Error(), ErrInvalidPolicy)
+		return nil, fmt.Errorf("policy %s: %s: %w", name, everyDiagnostic(diags), ErrInvalidPolicy)
 	}
 	var pf policyFile
 	if diags := gohcl.DecodeBody(f.Body, nil, &pf); diags.HasErrors() {
-		return nil, fmt.Errorf("policy %s: %s: %w", name, diags.Error(), ErrInvalidPolicy)
+		return nil, fmt.Errorf("policy %s: %s: %w", name, everyDiagnostic(diags), ErrInvalidPolicy)
 	}
 	p := &Policy{Name: name}
 	for _, k := range []struct {

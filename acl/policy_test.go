@@ -130,3 +130,20 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestPolicyErrorsShowEveryDiagnostic: two mistakes are both named, each
+// with its position and hcl's suggestion.
+func TestPolicyErrorsShowEveryDiagnostic(t *testing.T) {
+	_, err := Parse("p", []byte("component \"\" {\n  polcy = \"read\"\n}\nnode \"\" {\n  policy = \"read\"\n  extra = 1\n}\n"))
+	if err == nil {
+		t.Fatal("parsed a policy with two mistakes")
+	}
+	for _, want := range []string{`p:2,3-8`, `Did you mean "policy"?`, `p:6,3-8`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "other diagnostic") {
+		t.Errorf("error %q summarises instead of listing", err)
+	}
+}
