@@ -2,9 +2,10 @@
 // `ice dev`). It joins the cluster by gossip through any member's gossip
 // address (internal/gossip, which it shares with the servers; it links none
 // of the server's packages), learns the servers from it, registers its node
-// (labels and a plugin catalogue with each binary's sha256) as a committed
-// entry, and keeps a lease with the leader by heartbeats that live only in
-// the leader's memory.
+// (labels and a plugin catalogue with each binary's sha256 and the version
+// its Info reports) as a committed entry, again whenever the plugin
+// directory changes (catalogue.go), and keeps a lease with the leader by
+// heartbeats that live only in the leader's memory.
 //
 // It executes only what committed entries authorise: it watches the runs
 // placed on its node with blocking queries and drives each through
