@@ -280,19 +280,47 @@ func TestAgentsRunComponents(t *testing.T) {
 		}
 	}
 
-	// A plugin binary changed after the agent registered its checksum never
-	// executes.
-	copyFile(t, filepath.Join(pluginDir, "flaky"), filepath.Join(agents["b"].pluginDir, "httpecho"))
-	deploy(t, s, &api.ComponentSpec{Name: "web", Plugin: fsm.PluginRef{Name: "httpecho"}, Count: ptr(1),
-		Config: map[string]any{"port": 0}, Restart: &api.RestartPolicySpec{Attempts: ptr(0)}})
-	testcluster.WaitFor(t, 20*time.Second, "the tampered plugin's run ABORTED", func() bool {
-		runs := runsOf(t, s, "web")
-		return len(runs) > 0 && runs[0].State == fsm.StateTerminated
-	})
-	web := runsOf(t, s, "web")[0]
-	if web.Outcome != fsm.StateAborted || !strings.Contains(web.Reason, "checksum mismatch") {
-		t.Fatalf("tampered plugin run ended %s with %q, want ABORTED with checksum mismatch", web.Outcome, web.Reason)
+	// A plugin binary changed on disk is picked up by the agent's rescan;
+	// a spec that pins the old binary's sha256 never executes the new one:
+	// its run either waits unplaced (the rescan came first) or is ABORTED
+	// saying the plugin changed (the launch found it).
+	var pinned string
+	nodes, err := s.client().Nodes(tctx(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, n := range nodes {
+		for _, p := range n.Plugins {
+			if n.ID == "b" && p.Name == "httpecho" {
+				pinned = p.SHA256
+			}
+		}
+	}
+	if pinned == "" {
+		t.Fatal("node b lists no httpecho")
+	}
+	copyFile(t, filepath.Join(pluginDir, "flaky"), filepath.Join(agents["b"].pluginDir, "httpecho"))
+	deploy(t, s, &api.ComponentSpec{Name: "web", Plugin: fsm.PluginRef{Name: "httpecho", SHA256: pinned}, Count: ptr(1),
+		Config: map[string]any{"port": 0}, Restart: &api.RestartPolicySpec{Attempts: ptr(0)}})
+	var web fsm.Run
+	testcluster.WaitFor(t, 30*time.Second, "the pinned run unplaced or ABORTED for the changed plugin", func() bool {
+		runs := runsOf(t, s, "web")
+		if len(runs) == 0 {
+			return false
+		}
+		web = runs[0]
+		switch {
+		case web.State == fsm.StateCreated && strings.Contains(web.Reason, "no ready node has plugin httpecho"):
+			return true
+		case web.State == fsm.StateTerminated:
+			return true
+		}
+		return false
+	})
+	if web.State == fsm.StateTerminated && (web.Outcome != fsm.StateAborted || !strings.Contains(web.Reason, "plugin changed on disk; the catalogue was refreshed")) {
+		t.Fatalf("pinned run of the changed plugin ended %s with %q, want ABORTED saying the plugin changed on disk", web.Outcome, web.Reason)
+	}
+	t.Logf("pinned run of the changed plugin: %s %q", web.State, web.Reason)
 	events, err := s.client().Events(tctx(t, 5*time.Second), 0, "web")
 	if err != nil {
 		t.Fatal(err)
