@@ -35,6 +35,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newGrantsCmd())
 	root.AddCommand(newDispatchCmd(), newMemoryCmd())
 	root.AddCommand(newTLSCmd())
+	root.AddCommand(newPluginCmd())
 	root.AddCommand(newVersionCmd(), newCompletionCmd(root))
 	applyExamples(root)
 	return root
