@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"go/format"
 	"io"
 	"os"
 	"os/exec"
@@ -141,11 +142,17 @@ func writePluginModule(dir string, data pluginTemplateData) error {
 		if err := t.Execute(&buf, data); err != nil {
 			return fmt.Errorf("template %s: %w", f.tmpl, err)
 		}
-		file := f.file
+		file, text := f.file, buf.Bytes()
 		if file == "" {
 			file = data.Name + ".hcl"
 		}
-		if err := os.WriteFile(filepath.Join(dir, file), buf.Bytes(), 0o644); err != nil {
+		if strings.HasSuffix(file, ".go") {
+			// The template's conditional fields leave alignment to gofmt.
+			if text, err = format.Source(text); err != nil {
+				return fmt.Errorf("template %s: %w", f.tmpl, err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, file), text, 0o644); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"go/format"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,18 @@ func newPluginModule(t *testing.T, name string, extra ...string) string {
 	}
 	if _, err := loadSpec(filepath.Join(dir, name+".hcl"), nil); err != nil {
 		t.Errorf("the generated spec does not load: %v", err)
+	}
+	vet := exec.Command("go", "vet", "./...")
+	vet.Dir = dir
+	if b, err := vet.CombinedOutput(); err != nil {
+		t.Errorf("go vet in %s: %v\n%s", dir, err, b)
+	}
+	src, err := os.ReadFile(filepath.Join(dir, "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if formatted, err := format.Source(src); err != nil || !bytes.Equal(formatted, src) {
+		t.Errorf("main.go is not gofmt-formatted (%v)", err)
 	}
 	mk := exec.Command("make")
 	mk.Dir = dir
