@@ -270,15 +270,33 @@ func (h *runHost) withToken(ctx context.Context, ga grantAPI, g fsm.Grant) (plug
 	if g.Status != fsm.GrantGranted {
 		return out, nil
 	}
-	rctx, cancel := context.WithTimeout(ctx, h.a.cfg.RequestTimeout)
-	defer cancel()
-	tok, err := ga.GrantToken(rctx, g.ID, h.a.cfg.NodeID, h.epoch)
-	if err != nil {
-		return plugins.Grant{}, serverErr("sign a token of grant "+g.ID, err)
+	// A server that cannot sign yet (its key not registered a moment
+	// after it started, no leader) answers 503: wait for it rather than
+	// fail a grant the run holds, which the plugin would ask for again
+	// and leave live.
+	deadline := time.Now().Add(tokenRetryFor)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		rctx, cancel := context.WithTimeout(ctx, h.a.cfg.RequestTimeout)
+		tok, err := ga.GrantToken(rctx, g.ID, h.a.cfg.NodeID, h.epoch)
+		cancel()
+		if err == nil {
+			out.Token, out.TokenExpires = tok.Token, time.Unix(tok.Expires, 0)
+			return out, nil
+		}
+		if !api.IsStatus(err, http.StatusServiceUnavailable) || time.Now().Add(wait).After(deadline) {
+			return plugins.Grant{}, serverErr("sign a token of grant "+g.ID, err)
+		}
+		h.a.logger.Debug("grant token not signed yet; retrying", "grant", g.ID, "error", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return plugins.Grant{}, serverErr("sign a token of grant "+g.ID, err)
+		case <-time.After(wait):
+		}
 	}
-	out.Token, out.TokenExpires = tok.Token, time.Unix(tok.Expires, 0)
-	return out, nil
 }
+
+// tokenRetryFor is how long a token is retried while servers answer 503.
+const tokenRetryFor = 15 * time.Second
 
 // RecordUse records one use through the agent's use batcher.
 func (h *runHost) RecordUse(ctx context.Context, id, detail string) error {

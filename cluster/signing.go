@@ -177,6 +177,19 @@ func writeFileSync(path string, data []byte, perm os.FileMode) error {
 // SigningKeyID is the id of this server's signing key.
 func (s *Server) SigningKeyID() string { return s.signing.kid }
 
+// SigningKeyRegistered reports whether this server's grant-token key is
+// in the replicated state: until then tokens it would sign do not verify
+// elsewhere, and the leader refuses to sign with a key not registered.
+func (s *Server) SigningKeyRegistered() bool {
+	found := false
+	s.Read(func(st *fsm.State) {
+		for _, k := range st.SigningKeys() {
+			found = found || (k.ID == s.signing.kid && k.Status == fsm.SigningKeyActive)
+		}
+	})
+	return found
+}
+
 // startSigningKeys runs signingKeys on a goroutine s.wg tracks.
 func (s *Server) startSigningKeys() {
 	s.wg.Add(1)

@@ -88,6 +88,9 @@ func waitKeysRegistered(t *testing.T, c *testcluster.Cluster) {
 					return false
 				}
 			}
+			if !reader.Server.SigningKeyRegistered() {
+				t.Fatalf("%s: SigningKeyRegistered is false though its key is in the state", reader.ID)
+			}
 		}
 		return true
 	})

@@ -8,7 +8,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
 	"github.com/ice-run/ice/cluster"
@@ -86,7 +88,7 @@ each start).`,
 			var agentErr error // set before agentDone closes
 			agentDone := make(chan struct{})
 			started := false
-			err := runServer(srvCtx, f, logger, func(*cluster.Server) {
+			err := runServer(srvCtx, f, logger, func(srv *cluster.Server) {
 				started = true
 				go func() {
 					defer close(agentDone)
@@ -106,6 +108,10 @@ each start).`,
 						logger.Error("dev cluster not ready for clients", "error", err)
 						return
 					}
+					// Ready means ready for grants too: wait for the server's
+					// token key to be committed (a grant made before it gets
+					// no token).
+					waitSigningKey(srvCtx, srv, logger)
 					fmt.Fprintf(os.Stderr, "==> ICE dev cluster: API https://%s (TLS, ACLs, encrypted gossip), data dir %s, plugins %s\n", f.httpAddr, f.dataDir, af.pluginDir)
 					fmt.Fprintf(os.Stderr, "    client settings (read by the CLI; source it for curl): %s\n", env)
 				}
@@ -148,4 +154,23 @@ func checkDevAgent(af *agentFlags) error {
 		return fmt.Errorf("no plugin directory %s for the dev agent (make build puts the example plugins in bin/plugins; or --plugin-dir DIR)", af.pluginDir)
 	}
 	return nil
+}
+
+// waitSigningKey waits (up to 15 s, or until ctx ends) until the dev
+// server's grant-token key is registered; past that it logs and goes on.
+func waitSigningKey(ctx context.Context, srv *cluster.Server, logger hclog.Logger) {
+	deadline := time.Now().Add(15 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !srv.SigningKeyRegistered() {
+		if time.Now().After(deadline) {
+			logger.Warn("the dev server's grant-token key is not registered yet; grants get no token until it is")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
