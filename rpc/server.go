@@ -107,6 +107,7 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger, opts
 	s.routeGrants()
 	s.routeMemory()
 	s.routeAgentMemory()
+	s.routeUI()
 	if metricsHandler != nil {
 		s.mux.Handle("GET /metrics", metricsHandler)
 	}
