@@ -78,9 +78,9 @@ func TestUIStaticFiles(t *testing.T) {
 		}
 	}
 	for path, code := range map[string]int{
-		"/ui/static/nope.js":  404,
-		"/ui/nope":            404,
-		"/ui/favicon.ico":     204,
+		"/ui/static/nope.js": 404,
+		"/ui/nope":           404,
+		"/ui/favicon.ico":    204,
 	} {
 		if res := get(t, h, path); res.StatusCode != code {
 			t.Errorf("GET %s: %d, want %d", path, res.StatusCode, code)
