@@ -59,6 +59,9 @@ type EventsStatus struct {
 	Held       int    `json:"held"`
 	FirstHeld  uint64 `json:"first_held"`
 	Checkpoint uint64 `json:"checkpoint"`
+	// Head is the hash of the newest event (the chain head), hex; with
+	// Total it names where the chain stands on this server.
+	Head string `json:"head,omitempty"`
 	// Archive is this server's segment files (<data-dir>/events).
 	Archive *ArchiveStatus `json:"archive,omitempty"`
 }

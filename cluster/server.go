@@ -338,6 +338,9 @@ func (s *Server) Status() (api.Status, error) {
 		st.Alarms = apiAlarms(fs.Alarms())
 		st.Components, st.Nodes, st.Runs, _ = fs.Counts()
 		st.Events = &api.EventsStatus{Total: fs.EventCount(), Held: fs.HeldEvents(), FirstHeld: fs.FirstEventSeq(), Checkpoint: fs.Checkpoint().Seq}
+		if st.Events.Total > 0 {
+			st.Events.Head = fs.Head().String()
+		}
 		if gc := fs.LastGC(); gc.Index > 0 {
 			r := api.GCResult(gc)
 			st.LastGC = &r
