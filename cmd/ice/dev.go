@@ -114,6 +114,7 @@ each start).`,
 					waitSigningKey(srvCtx, srv, logger)
 					fmt.Fprintf(os.Stderr, "==> ICE dev cluster: API https://%s (TLS, ACLs, encrypted gossip), data dir %s, plugins %s\n", f.httpAddr, f.dataDir, af.pluginDir)
 					fmt.Fprintf(os.Stderr, "    client settings (read by the CLI; source it for curl): %s\n", env)
+					fmt.Fprintf(os.Stderr, "    web UI: https://%s/ui/ (sign in with ICE_TOKEN from that file; the browser must trust the dev CA, ICE_CACERT)\n", f.httpAddr)
 				}
 				fmt.Fprintf(os.Stderr, "    try: ice status; ice deploy -f examples/ticker.hcl; ice runs; ice history ticker\n")
 			})
