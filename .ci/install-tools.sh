@@ -7,6 +7,10 @@
 #                without it when CI=true.
 #   staticcheck  honnef.co/go/tools, built with the local Go toolchain
 #                (`make lint`).
+#   chromium     Debian package "chromium" (with fonts-liberation, which its
+#                recommends would bring); e2e's browser tests of the web UI
+#                (TestUI) drive it headless through chromedp and fail
+#                without it.
 #
 # Idempotent: a tool that is already present (staticcheck: at the pinned
 # version) is left alone, and apt-get update runs at most once, only when a
@@ -63,6 +67,21 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 else
 	apt_install systemd
 	installed+=("systemd-analyze")
+fi
+
+# chromium ------------------------------------------------------------------
+# e2e/ui_test.go drives the web UI in Debian's chromium, headless (found on
+# PATH as chromium, or $ICE_CHROMIUM). fonts-liberation gives its pages and
+# the docs/ui screenshots real text with --no-install-recommends.
+if command -v chromium >/dev/null 2>&1; then
+	echo "install-tools: chromium present: $(command -v chromium) ($(chromium --version 2>/dev/null | head -n1))"
+else
+	apt_install chromium fonts-liberation
+	if ! command -v chromium >/dev/null 2>&1; then
+		echo "install-tools: apt-get installed chromium but chromium is not on PATH" >&2
+		exit 1
+	fi
+	installed+=("chromium ($(chromium --version 2>/dev/null | head -n1))")
 fi
 
 # staticcheck ---------------------------------------------------------------
