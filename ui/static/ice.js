@@ -255,7 +255,7 @@
     var comps = [];
     var runs = [];
     var mayWrite = function () { return false; };
-    var asked = '';
+    var asked = null; // the component names last asked about (none yet: even an empty list must be asked)
 
     async function render() {
       var names = comps.map(function (c) { return c.name; }).sort();
