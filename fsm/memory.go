@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -294,6 +295,8 @@ type memHead struct{ typ, key string }
 
 func keyOf(r MemoryRef) memKey { return memKey{r.Type, r.Key, r.Version} }
 
+func (k memKey) ref() MemoryRef { return MemoryRef{k.typ, k.key, k.version} }
+
 // MemoryFilter selects records; empty fields match all.
 type MemoryFilter struct {
 	Type, Key string
@@ -333,24 +336,17 @@ func (s *State) MemoryDerived(ref MemoryRef) []*MemoryRecord {
 	return out
 }
 
-func compareMemory(a, b *MemoryRecord) int {
+func compareMemory(a, b *MemoryRecord) int { return compareRefs(a.Ref(), b.Ref()) }
+
+// compareRefs orders references by type, key, then version.
+func compareRefs(a, b MemoryRef) int {
 	if c := strings.Compare(a.Type, b.Type); c != 0 {
 		return c
 	}
 	if c := strings.Compare(a.Key, b.Key); c != 0 {
 		return c
 	}
-	switch {
-	case a.Version < b.Version:
-		return -1
-	case a.Version > b.Version:
-		return 1
-	}
-	return 0
-}
-
-func compareRefs(a, b MemoryRef) int {
-	return compareMemory(&MemoryRecord{Type: a.Type, Key: a.Key, Version: a.Version}, &MemoryRecord{Type: b.Type, Key: b.Key, Version: b.Version})
+	return cmp.Compare(a.Version, b.Version)
 }
 
 // MemoryCounts counts the record versions by status.

@@ -297,9 +297,7 @@ func (s *State) applyMemoryInvalidate(ctx *applyCtx, req *MemoryEndRequest) erro
 		var next []memKey
 		for _, parent := range level {
 			kids := slices.Clone(s.memoryDerived[parent])
-			slices.SortFunc(kids, func(a, b memKey) int {
-				return compareRefs(MemoryRef{a.typ, a.key, a.version}, MemoryRef{b.typ, b.key, b.version})
-			})
+			slices.SortFunc(kids, func(a, b memKey) int { return compareRefs(a.ref(), b.ref()) })
 			for _, k := range kids {
 				if seen[k] {
 					continue
@@ -307,8 +305,7 @@ func (s *State) applyMemoryInvalidate(ctx *applyCtx, req *MemoryEndRequest) erro
 				seen[k] = true
 				next = append(next, k)
 				if d := s.memory[k]; d.Status == MemoryActive {
-					from := MemoryRef{parent.typ, parent.key, parent.version}
-					s.endMemory(ctx, d, MemoryInvalidated, "derived from "+from.String(), "memory.invalidate", ctx.header.Actor)
+					s.endMemory(ctx, d, MemoryInvalidated, "derived from "+parent.ref().String(), "memory.invalidate", ctx.header.Actor)
 				}
 			}
 		}
@@ -355,5 +352,6 @@ func (s *State) activeVersion(typ, key string) (*MemoryRecord, bool) {
 	return nil, false
 }
 
-// ActiveMemory returns the ACTIVE version of a key, if one is.
+// ActiveMemory returns the ACTIVE version of a key, if one is: not always
+// the newest, since a version born INVALIDATED supersedes nothing.
 func (s *State) ActiveMemory(typ, key string) (*MemoryRecord, bool) { return s.activeVersion(typ, key) }

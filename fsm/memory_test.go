@@ -213,6 +213,9 @@ func TestMemoryInvalidationCascade(t *testing.T) {
 	if s := f.record(MemoryRef{"summary", "all", 2}); s.Status != MemoryActive {
 		t.Errorf("an invalidated newer version must not supersede: %+v", s)
 	}
+	if a, ok := h.st.ActiveMemory("summary", "all"); !ok || a.Version != 2 {
+		t.Errorf("the ACTIVE summary is %+v (%v), want version 2, older than the newest", a, ok)
+	}
 	checkInvariants(t, h.st)
 }
 

@@ -1,9 +1,6 @@
 package fsm
 
-import (
-	"fmt"
-	"sort"
-)
+import "fmt"
 
 // The binary encoding of what body version 8 and snapshot format 7 added:
 // dispatch, memory and budgets. Fields added to older records are written
@@ -12,12 +9,7 @@ import (
 
 func (e *encoder) uintMap(m map[string]uint64) {
 	e.uvarint(uint64(len(m)))
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range sortedKeys(m) {
 		e.str(k)
 		e.uvarint(m[k])
 	}

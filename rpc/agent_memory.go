@@ -94,14 +94,18 @@ func agentMemory(r *http.Request, st *fsm.State, id *identity) (*api.AgentMemory
 		return out, nil
 	}
 	ref := fsm.MemoryRef{Type: typ, Key: key, Version: version}
+	if version == 0 {
+		// The ACTIVE version, which need not be the newest: a version
+		// born INVALIDATED supersedes nothing.
+		m, ok := st.ActiveMemory(typ, key)
+		if !ok {
+			return nil, fmt.Errorf("memory record %s: no ACTIVE version: %w", ref, fsm.ErrNotFound)
+		}
+		return &api.AgentMemoryResponse{Records: []fsm.MemoryRecord{*m}}, nil
+	}
 	m, ok := st.MemoryRecordOf(ref)
-	switch {
-	case !ok:
+	if !ok {
 		return nil, fmt.Errorf("memory record %s: %w", ref, fsm.ErrNotFound)
-	case version == 0 && m.Status != fsm.MemoryActive:
-		// The newest version is the only one that may be ACTIVE: a
-		// promotion supersedes the one before.
-		return nil, fmt.Errorf("memory record %s: no ACTIVE version (the newest, %d, is %s): %w", ref, m.Version, m.Status, fsm.ErrNotFound)
 	}
 	return &api.AgentMemoryResponse{Records: []fsm.MemoryRecord{*m}}, nil
 }
