@@ -101,20 +101,10 @@ func CheckConvergence(in ConvergenceInput) *Verdict {
 	}
 	digest := ""
 	if in.Index > 0 {
-		groups := map[string][]string{}
-		for _, d := range in.Digests {
-			groups[d.Digest] = append(groups[d.Digest], d.ID)
-			if digest == "" {
-				digest = d.Digest
-			}
-		}
-		if len(groups) > 1 {
-			var parts []string
-			for d, ids := range groups {
-				parts = append(parts, fmt.Sprintf("%s has %s", strings.Join(ids, ","), short(d)))
-			}
-			sort.Strings(parts)
-			v.violate("state digests differ at applied index %d: %s", in.Index, strings.Join(parts, "; "))
+		var differ string
+		digest, differ = digestAgreement(in.Digests)
+		if differ != "" {
+			v.violate("state digests differ at applied index %d: %s", in.Index, differ)
 		}
 		v.stat("index", in.Index)
 		v.stat("digest", digest)
@@ -193,21 +183,9 @@ func CheckConvergence(in ConvergenceInput) *Verdict {
 // (head, n events there) and with the others' at the final index. It
 // returns the live state at the final index, and whether it is known.
 func checkFinal(v *Verdict, f *FinalRead, index uint64, head fsm.Hash, n int) (liveRef, bool) {
-	groups := map[string][]string{}
-	digest := ""
-	for _, d := range f.Digests {
-		groups[d.Digest] = append(groups[d.Digest], d.ID)
-		if digest == "" {
-			digest = d.Digest
-		}
-	}
-	if len(groups) > 1 {
-		var parts []string
-		for d, ids := range groups {
-			parts = append(parts, fmt.Sprintf("%s has %s", strings.Join(ids, ","), short(d)))
-		}
-		sort.Strings(parts)
-		v.violate("state digests differ at applied index %d with the agents stopped: %s", f.Index, strings.Join(parts, "; "))
+	digest, differ := digestAgreement(f.Digests)
+	if differ != "" {
+		v.violate("state digests differ at applied index %d with the agents stopped: %s", f.Index, differ)
 		return liveRef{}, false
 	}
 	ids := make([]string, 0, len(f.Events))
@@ -544,4 +522,26 @@ func digestList(ds []ServerDigest) string {
 		parts = append(parts, fmt.Sprintf("%s at %d", d.ID, d.AppliedIndex))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// digestAgreement returns the first server's digest and, when the servers'
+// digests differ, which servers have which ("s1,s3 has 0a1b; s2 has ...",
+// sorted); "" when they agree.
+func digestAgreement(digests []ServerDigest) (first, differ string) {
+	groups := map[string][]string{}
+	for _, d := range digests {
+		groups[d.Digest] = append(groups[d.Digest], d.ID)
+		if first == "" {
+			first = d.Digest
+		}
+	}
+	if len(groups) < 2 {
+		return first, ""
+	}
+	parts := make([]string, 0, len(groups))
+	for d, ids := range groups {
+		parts = append(parts, fmt.Sprintf("%s has %s", strings.Join(ids, ","), short(d)))
+	}
+	sort.Strings(parts)
+	return first, strings.Join(parts, "; ")
 }
