@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -107,9 +108,17 @@ func parseRef(s string) (fsm.MemoryRef, error) {
 }
 
 func newMemoryShowCmd(o *clientOpts) *cobra.Command {
+	return newMemoryRefCmd(o, "show", "Show one record version (the newest without @VERSION): its value and provenance",
+		(*api.Client).MemoryRecord, writeMemoryRecord)
+}
+
+// newMemoryRefCmd is a read of one record reference: ask for it with
+// fetch (on the client the flags make, once they are parsed), print the
+// answer as JSON or with write.
+func newMemoryRefCmd[T any](o *clientOpts, verb, short string, fetch func(*api.Client, context.Context, fsm.MemoryRef) (T, error), write func(io.Writer, T)) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "show TYPE/KEY[@VERSION]",
-		Short: "Show one record version (the newest without @VERSION): its value and provenance",
+		Use:   verb + " TYPE/KEY[@VERSION]",
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := parseRef(args[0])
@@ -118,14 +127,14 @@ func newMemoryShowCmd(o *clientOpts) *cobra.Command {
 			}
 			ctx, cancel := commandContext(cmd)
 			defer cancel()
-			m, err := o.client().MemoryRecord(ctx, ref)
+			out, err := fetch(o.client(), ctx, ref)
 			if err != nil {
-				return fmt.Errorf("show %s: %w", ref, err)
+				return fmt.Errorf("%s %s: %w", verb, ref, err)
 			}
 			if o.json {
-				return printJSON(cmd.OutOrStdout(), m)
+				return printJSON(cmd.OutOrStdout(), out)
 			}
-			writeMemoryRecord(cmd.OutOrStdout(), m)
+			write(cmd.OutOrStdout(), out)
 			return nil
 		},
 	}
@@ -205,30 +214,8 @@ func newMemoryHistoryCmd(o *clientOpts) *cobra.Command {
 }
 
 func newMemoryLineageCmd(o *clientOpts) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "lineage TYPE/KEY[@VERSION]",
-		Short: "Show what a record was derived from and what was derived from it, as trees",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ref, err := parseRef(args[0])
-			if err != nil {
-				return err
-			}
-			ctx, cancel := commandContext(cmd)
-			defer cancel()
-			lin, err := o.client().MemoryLineage(ctx, ref)
-			if err != nil {
-				return fmt.Errorf("lineage %s: %w", ref, err)
-			}
-			if o.json {
-				return printJSON(cmd.OutOrStdout(), lin)
-			}
-			writeLineage(cmd.OutOrStdout(), lin)
-			return nil
-		},
-	}
-	o.registerRead(cmd)
-	return cmd
+	return newMemoryRefCmd(o, "lineage", "Show what a record was derived from and what was derived from it, as trees",
+		(*api.Client).MemoryLineage, writeLineage)
 }
 
 // writeLineage prints the record, then its inputs and what was derived
