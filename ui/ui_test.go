@@ -64,10 +64,16 @@ func TestUIPagesRender(t *testing.T) {
 
 func TestUIStaticFiles(t *testing.T) {
 	h := Handler()
-	for path, ct := range map[string]string{
+	files := map[string]string{
 		"/ui/static/ice.js":  "text/javascript; charset=utf-8",
 		"/ui/static/ice.css": "text/css; charset=utf-8",
-	} {
+	}
+	// Every page loads its own script and styles after the shared ones.
+	for _, p := range Pages {
+		files["/ui/static/"+p.Name+".js"] = "text/javascript; charset=utf-8"
+		files["/ui/static/"+p.Name+".css"] = "text/css; charset=utf-8"
+	}
+	for path, ct := range files {
 		res := get(t, h, path)
 		b, _ := io.ReadAll(res.Body)
 		if res.StatusCode != 200 || res.Header.Get("Content-Type") != ct || len(b) == 0 {
