@@ -43,10 +43,20 @@ var Pages = []Page{
 	{Name: "cluster", Title: "Cluster", Nav: "cluster"},
 	{Name: "nodes", Title: "Nodes", Nav: "nodes"},
 	{Name: "components", Title: "Components", Nav: "components"},
+	{Name: "component", Title: "Component", Nav: "components"},
 	{Name: "run", Title: "Run", Nav: "components"},
 	{Name: "events", Title: "Events", Nav: "events"},
 	{Name: "grants", Title: "Grants", Nav: "grants"},
 	{Name: "memory", Title: "Memory", Nav: "memory"},
+	{Name: "record", Title: "Memory record", Nav: "memory"},
+}
+
+// detailPages are the pages of one thing, named by the path's rest:
+// /ui/components/{name}, /ui/runs/{id}, /ui/memory/{type}/{key}.
+var detailPages = map[string]string{
+	"GET /ui/components/{arg}":    "component",
+	"GET /ui/runs/{arg}":          "run",
+	"GET /ui/memory/{type}/{key}": "record",
 }
 
 // navLinks are the nav's links: id suffix, label.
@@ -57,7 +67,8 @@ var navLinks = [][2]string{
 
 type pageData struct {
 	Page
-	// Arg is the path argument of the page (the run id of /ui/runs/{id}).
+	// Arg is the path argument of a detail page (the run id of
+	// /ui/runs/{id}, TYPE/KEY of /ui/memory/{type}/{key}).
 	Arg  string
 	Nav  [][2]string
 	Self string
@@ -80,11 +91,17 @@ func Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /ui/favicon.ico", h.favicon)
 	mux.HandleFunc("GET /ui/static/{file}", h.serveStatic)
-	mux.HandleFunc("GET /ui/runs/{id}", func(w http.ResponseWriter, r *http.Request) {
-		h.render(w, "run", r.PathValue("id"))
-	})
+	for pattern, name := range detailPages {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			arg := r.PathValue("arg")
+			if name == "record" {
+				arg = r.PathValue("type") + "/" + r.PathValue("key")
+			}
+			h.render(w, name, arg)
+		})
+	}
 	for _, p := range Pages {
-		if p.Name == "run" {
+		if isDetail(p.Name) {
 			continue
 		}
 		name := p.Name
@@ -94,6 +111,15 @@ func Handler() http.Handler {
 		http.Error(w, fmt.Sprintf("no UI page %s %s", r.Method, r.URL.Path), http.StatusNotFound)
 	})
 	return mux
+}
+
+func isDetail(name string) bool {
+	for _, n := range detailPages {
+		if n == name {
+			return true
+		}
+	}
+	return false
 }
 
 type handler struct {

@@ -23,14 +23,16 @@ var outsideURL = regexp.MustCompile(`(?i)(https?:)?//[a-z0-9.-]+\.[a-z]{2,}|http
 func TestUIPagesRender(t *testing.T) {
 	h := Handler()
 	want := map[string][]string{
-		"/ui/login":      {`id="token" name="token" type="password"`, `id="signin"`},
-		"/ui/cluster":    {`id="leader"`, `id="secure"`, `id="servers"`, `id="digests"`},
-		"/ui/nodes":      {`id="nodes"`},
-		"/ui/components": {`id="components"`, `id="deploy-spec"`, `id="deploy"`, `<template id="deploy-template">`},
-		"/ui/runs/abc-1": {`id="timeline"`, `id="grants"`, `id="memory"`, `<code>abc-1</code>`},
-		"/ui/events":     {`id="events"`, `id="filter-component"`, `id="chain-head"`, `id="chain-status"`},
-		"/ui/grants":     {`id="grants"`},
-		"/ui/memory":     {`id="memory"`},
+		"/ui/login":             {`id="token" name="token" type="password"`, `id="signin"`},
+		"/ui/cluster":           {`id="leader"`, `id="secure"`, `id="servers"`, `id="digests"`},
+		"/ui/nodes":             {`id="nodes"`},
+		"/ui/components":        {`id="components"`, `id="deploy-spec"`, `id="deploy"`, `<template id="deploy-template">`},
+		"/ui/runs/abc-1":        {`id="timeline"`, `id="grants"`, `id="memory"`, `<code>abc-1</code>`},
+		"/ui/events":            {`id="events"`, `id="filter-component"`, `id="chain-head"`, `id="chain-status"`},
+		"/ui/grants":            {`id="grants"`},
+		"/ui/memory":            {`id="memory"`},
+		"/ui/components/ticker": {`<code>ticker</code>`, `id="component-status"`},
+		"/ui/memory/fact/k-1":   {`<code>fact/k-1</code>`, `id="versions"`},
 	}
 	nav := []string{`id="nav-cluster"`, `id="nav-nodes"`, `id="nav-components"`, `id="nav-events"`, `id="nav-grants"`, `id="nav-memory"`, `id="signout"`}
 	for path, anchors := range want {
