@@ -61,6 +61,9 @@ type Server struct {
 
 	// signing is this server's grant-token key (signing.go).
 	signing *signer
+
+	// leaders is the leader changes this server saw (leaderhistory.go).
+	leaders *leaderHistory
 }
 
 // New starts a server: opens its stores, starts Raft and gossip, joins the
@@ -136,6 +139,7 @@ func New(cfg Config) (*Server, error) {
 	go s.joinLoop()
 	go s.bootstrapLoop()
 	go s.leaderLoop()
+	s.watchLeaders()
 	s.startSigningKeys()
 	s.logger.Info("server started", "node_id", cfg.NodeID, "raft", cfg.RaftAddr, "gossip", cfg.GossipAddr, "http", cfg.HTTPAddr, "bootstrap_expect", cfg.BootstrapExpect)
 	return s, nil
