@@ -34,3 +34,40 @@ func (c *Client) SetEligibility(ctx context.Context, id string, eligible bool) e
 	_, err := c.do(ctx, http.MethodPut, "/v1/nodes/"+url.PathEscape(id)+"/eligibility", nil, &EligibilityRequest{Eligible: eligible}, nil)
 	return err
 }
+
+// NodeLeases answers GET /v1/nodes/leases: how long ago each node's agent
+// renewed its lease, as the leader that answers sees it. Leases live in the
+// leader's memory, not in the replicated state: a new leader starts every
+// node on a full lease.
+type NodeLeases struct {
+	// Leader is the server that answered (the leader).
+	Leader string `json:"leader"`
+	// TTLMillis is how long a renewed lease lasts.
+	TTLMillis int64 `json:"ttl_ms"`
+	// Leases are the nodes the token may read, by id.
+	Leases []NodeLease `json:"leases"`
+}
+
+// NodeLease is one node's lease.
+type NodeLease struct {
+	Node   string `json:"node"`
+	Status string `json:"status"`
+	// Known is false for a node the leader has no renewal time for yet.
+	Known bool `json:"known"`
+	// AgeMillis is how long ago the lease was last renewed (Known only).
+	AgeMillis int64 `json:"age_ms"`
+	// TTLMillis is how long a renewed lease lasts.
+	TTLMillis int64 `json:"ttl_ms"`
+	// Expired: the last renewal is older than the TTL (the agent has
+	// fenced itself; the leader declares the node down after a margin).
+	Expired bool `json:"expired"`
+}
+
+// NodeLeases reads the leader's lease table.
+func (c *Client) NodeLeases(ctx context.Context) (*NodeLeases, error) {
+	var out NodeLeases
+	if _, err := c.do(ctx, http.MethodGet, "/v1/nodes/leases", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

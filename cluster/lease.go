@@ -106,3 +106,26 @@ func (s *Server) expireLeases(ctx context.Context) {
 			&fsm.NodeStatusRequest{ID: id, Status: fsm.NodeDown, Reason: fmt.Sprintf("no lease renewal for %s", s.cfg.LeaseTTL+s.cfg.LeaseMargin)})
 	}
 }
+
+// Leases returns, on the leader, when each node's agent last renewed its
+// lease as this leader saw it: for a node it has not heard from since it
+// took over, the moment its lease check first looked at the node (which
+// gave it a full lease), or no entry before that check. It fails with fsm.ErrNotLeader on a follower, whose
+// table is empty.
+func (s *Server) Leases() (map[string]time.Time, error) {
+	if !s.IsLeader() {
+		return nil, fmt.Errorf("lease table: %w", fsm.ErrNotLeader)
+	}
+	return s.leases.snapshot(), nil
+}
+
+// snapshot copies the renewal times.
+func (l *leaseTable) snapshot() map[string]time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]time.Time, len(l.seen))
+	for id, t := range l.seen {
+		out[id] = t
+	}
+	return out
+}

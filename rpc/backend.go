@@ -36,6 +36,9 @@ type Backend interface {
 	Heartbeat(node string) error
 	// LeaseTTL is how long a renewed lease lasts.
 	LeaseTTL() time.Duration
+	// Leases is when each node's agent last renewed its lease, as the
+	// leader saw it (leader only: fsm.ErrNotLeader elsewhere).
+	Leases() (map[string]time.Time, error)
 	// SaveSnapshot writes a verified snapshot archive.
 	SaveSnapshot(w io.Writer) (api.ArchiveMeta, error)
 	// RestoreSnapshot replaces the cluster's state with an archive's.
@@ -48,6 +51,9 @@ type Backend interface {
 	CheckCorruption(ctx context.Context) (*api.CorruptionCheck, error)
 	// RequestCorruptionCheck asks the leader loop for a check soon.
 	RequestCorruptionCheck()
+	// LeaderChanges is the leader changes this server observed since it
+	// started, newest first (a bounded history).
+	LeaderChanges() []cluster.LeaderChange
 	// Now is the server's wall clock, the one the leader stamps commands
 	// with (token expiries and drain deadlines use it).
 	Now() time.Time

@@ -108,6 +108,8 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger, opts
 	s.routeMemory()
 	s.routeAgentMemory()
 	s.routeUI()
+	s.routeNodeLeases()
+	s.routeComponentHCL()
 	if metricsHandler != nil {
 		s.mux.Handle("GET /metrics", metricsHandler)
 	}
