@@ -13,6 +13,7 @@ import (
 
 	"github.com/ice-run/ice/acl"
 	"github.com/ice-run/ice/api"
+	"github.com/ice-run/ice/cluster"
 	"github.com/ice-run/ice/fsm"
 	"github.com/ice-run/ice/ui"
 )
@@ -123,6 +124,9 @@ type UIServers struct {
 	Digests     string `json:"digests"`
 	DigestIndex uint64 `json:"digest_index,omitempty"`
 	DigestsNote string `json:"digests_note,omitempty"`
+	// LeaderChanges is the leader changes the answering server observed
+	// since it started, newest first.
+	LeaderChanges []cluster.LeaderChange `json:"leader_changes"`
 }
 
 // uiClients holds one HTTP client per Server for asking peers' status.
@@ -143,7 +147,10 @@ func (s *Server) getUIServers(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	self.Secure, self.ACLs = s.opts.Secure, s.opts.ACLs
-	out := UIServers{Self: self, Servers: make([]UIServer, len(self.Servers))}
+	out := UIServers{Self: self, Servers: make([]UIServer, len(self.Servers)), LeaderChanges: s.b.LeaderChanges()}
+	if out.LeaderChanges == nil {
+		out.LeaderChanges = []cluster.LeaderChange{}
+	}
 	var wg sync.WaitGroup
 	for i, info := range self.Servers {
 		out.Servers[i].ServerInfo = info
