@@ -54,9 +54,6 @@ type Backend interface {
 	// LeaderChanges is the leader changes this server observed since it
 	// started, newest first (a bounded history).
 	LeaderChanges() []cluster.LeaderChange
-	// LeaderChanges is the leader changes this server observed since it
-	// started, newest first (a bounded history).
-	LeaderChanges() []cluster.LeaderChange
 	// Now is the server's wall clock, the one the leader stamps commands
 	// with (token expiries and drain deadlines use it).
 	Now() time.Time
