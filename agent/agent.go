@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -51,6 +52,7 @@ type Agent struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	tasks    goroutines
+	logLn    net.Listener // the run log listener (nil: none; log_server.go)
 	stopOnce sync.Once
 }
 
@@ -61,6 +63,7 @@ type parts struct {
 	store   runStore
 	members membership
 	dial    func(addr string) serverAPI
+	logs    net.Listener // the run log listener, or nil
 }
 
 // New starts an agent: it opens its state, joins gossip, scans the plugin
@@ -73,17 +76,29 @@ func New(cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "runs"), 0o750); err != nil {
 		return nil, fmt.Errorf("create agent data dir: %w", err)
 	}
+	logs, err := listenLogs(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	closeLogs := func() {
+		if logs != nil {
+			_ = logs.Close()
+		}
+	}
 	store, err := openState(cfg.DataDir)
 	if err != nil {
+		closeLogs()
 		return nil, err
 	}
 	members, err := startGossip(&cfg)
 	if err != nil {
+		closeLogs()
 		_ = store.close()
 		return nil, err
 	}
-	a, err := newAgent(cfg, parts{host: processHost{}, store: store, members: members, dial: dialerFor(cfg.TLS, cfg.Token)})
+	a, err := newAgent(cfg, parts{host: processHost{}, store: store, members: members, dial: dialerFor(cfg.TLS, cfg.Token), logs: logs})
 	if err != nil {
+		closeLogs()
 		_ = members.Close(cfg.GossipLeaveTimeout)
 		_ = store.close()
 		return nil, err
@@ -111,6 +126,7 @@ func newAgent(cfg Config, p parts) (*Agent, error) {
 		launches: make(chan struct{}, launchSlots()),
 		ctx:      ctx,
 		cancel:   cancel,
+		logLn:    p.logs,
 
 		rescanReq:  make(chan struct{}, 1),
 		publishReq: make(chan struct{}, 1),
@@ -173,6 +189,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopWatching := context.AfterFunc(ctx, a.cancel)
 	defer stopWatching()
 	defer a.stop()
+	a.serveLogs()
 	if err := a.join(a.ctx); err != nil {
 		return err
 	}

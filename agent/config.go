@@ -43,6 +43,15 @@ type Config struct {
 	// <data-dir>/gossip.keyring, which wins over it at a restart (see
 	// gossip.OpenKeyring). Without it gossip is plaintext (--insecure).
 	GossipKey []byte
+	// LogAddr, when set, is the address ("host:port"; port 0: a free one)
+	// of the listener that serves the runs' plugin logs to the servers
+	// (log_server.go); the address it listens on is advertised in gossip.
+	// "" serves no logs.
+	LogAddr string
+	// LogTLS, when set, is the log listener's TLS configuration
+	// (LogServerTLS: mutual TLS, server certificates only); without it the
+	// listener speaks plain HTTP (--insecure).
+	LogTLS *tls.Config
 	// Token, when set, is a node token sent with every request (an
 	// alternative to an agent certificate; both bind the node id).
 	Token string

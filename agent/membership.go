@@ -43,7 +43,7 @@ func startGossip(cfg *Config) (*gossipMembers, error) {
 	m, err := gossip.Start(gossip.Options{
 		Name:    cfg.NodeID + "@agent",
 		Addr:    cfg.GossipAddr,
-		Meta:    gossip.Meta{Role: gossip.RoleAgent},
+		Meta:    gossip.Meta{Role: gossip.RoleAgent, HTTP: cfg.LogAddr}, // HTTP: the run log listener
 		Logger:  logger,
 		Fast:    cfg.Fast,
 		Keyring: kr,

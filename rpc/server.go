@@ -56,6 +56,9 @@ type Options struct {
 	// ForwardTLS, when set, is the client TLS configuration (the server's
 	// own certificate) for forwarding requests to the leader over HTTPS.
 	ForwardTLS *tls.Config
+	// TLS, when set, is the server's certificate store: the run log proxy
+	// calls agents' log listeners with it (run_log.go). nil: plain HTTP.
+	TLS *tlsutil.Store
 	// Secure is reported by /v1/status: TLS, gossip encryption and ACLs on.
 	Secure bool
 	// BodyTimeout bounds how long a request body may take to arrive
@@ -108,6 +111,7 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger, opts
 	s.routeMemory()
 	s.routeAgentMemory()
 	s.routeUI()
+	s.routeRunLog()
 	s.routeNodeLeases()
 	s.routeComponentHCL()
 	if metricsHandler != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -35,6 +36,7 @@ type agentFlags struct {
 	simCrash   []string
 	simEvents  bool
 	token      string
+	logAddr    string // --http: the run log listener ("": auto, "off")
 	security   securityFlags
 }
 
@@ -76,6 +78,7 @@ Plugins keep running when the agent stops; a restarted agent with the same
 	fl.StringArrayVar(&f.simFinish, "simulate-finish", nil, "with --simulate: runs of this plugin are finite and finish: once EXECUTING they report an output, which the runtime validates (repeatable)")
 	fl.StringArrayVar(&f.simCrash, "simulate-crash", nil, "with --simulate: runs of this plugin fail (ABORTED) as soon as they are EXECUTING (repeatable)")
 	fl.BoolVar(&f.simEvents, "simulate-events", false, "with --simulate: drive the runs from the event stream instead of re-reading every run on each change")
+	fl.StringVar(&f.logAddr, "http", "", `address of the listener that serves this node's run logs to the servers (mutual TLS, server certificates only; see docs/run-logs.md); default: a free port on the --gossip host; "off": serve none`)
 	fl.StringVar(&f.token, "token", os.Getenv("ICE_TOKEN"), "ACL token: a node token of this node (instead of an agent certificate), or a management token for --simulate (env ICE_TOKEN)")
 	f.security.register(cmd)
 	return cmd
@@ -166,6 +169,14 @@ func startAgent(ctx context.Context, f *agentFlags, logger hclog.Logger, stopPlu
 	if id := sec.identity(); id.NodeID != "" && id.NodeID != f.nodeID {
 		return fmt.Errorf("the agent certificate %s names node %q, this agent is --node-id %q", f.security.tlsCert, id.NodeID, f.nodeID)
 	}
+	logAddr, err := agentLogAddr(f)
+	if err != nil {
+		return err
+	}
+	var logTLS *tls.Config
+	if sec.store != nil {
+		logTLS = agent.LogServerTLS(sec.store)
+	}
 	a, err := agent.New(agent.Config{
 		NodeID:     f.nodeID,
 		DataDir:    f.dataDir,
@@ -178,6 +189,8 @@ func startAgent(ctx context.Context, f *agentFlags, logger hclog.Logger, stopPlu
 		TLS:        sec.clientTLS(),
 		GossipKey:  sec.gossipKey,
 		Token:      f.token,
+		LogAddr:    logAddr,
+		LogTLS:     logTLS,
 
 		StopPluginsOnExit: stopPlugins,
 		// SIGHUP rescans the plugin dir (it is also polled).
@@ -187,4 +200,23 @@ func startAgent(ctx context.Context, f *agentFlags, logger hclog.Logger, stopPlu
 		return fmt.Errorf("start agent %s: %w", f.nodeID, err)
 	}
 	return a.Run(ctx)
+}
+
+// agentLogAddr is the run log listener's address of --http: "off" none, ""
+// a free port on the --gossip host.
+func agentLogAddr(f *agentFlags) (string, error) {
+	switch f.logAddr {
+	case "off":
+		return "", nil
+	case "":
+		host, _, err := net.SplitHostPort(f.gossipAddr)
+		if err != nil {
+			return "", fmt.Errorf("--gossip %q: want host:port: %w", f.gossipAddr, err)
+		}
+		return net.JoinHostPort(host, "0"), nil
+	}
+	if _, _, err := net.SplitHostPort(f.logAddr); err != nil {
+		return "", fmt.Errorf("--http %q: want host:port, or off: %w", f.logAddr, err)
+	}
+	return f.logAddr, nil
 }

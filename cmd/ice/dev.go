@@ -131,6 +131,7 @@ each start).`,
 	f.register(cmd)
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the temporary data dir on exit")
 	cmd.Flags().StringVar(&af.gossipAddr, "agent-gossip", af.gossipAddr, "gossip address of the dev agent")
+	cmd.Flags().StringVar(&af.logAddr, "agent-http", "", `address of the dev agent's run log listener (default: a free port on the --agent-gossip host; "off": none)`)
 	cmd.Flags().StringVar(&af.pluginDir, "plugin-dir", "", "directory of plugin binaries (default: plugins/ next to this binary)")
 	cmd.Flags().StringArrayVar(&af.labels, "label", nil, "label of the dev node, key=value (repeatable)")
 	return cmd

@@ -214,7 +214,7 @@ func runServer(ctx context.Context, f *serverFlags, logger hclog.Logger, ready f
 	}
 	secure := !f.security.insecure
 	var handler http.Handler = rpc.NewServer(srv, tel.Handler(), logger.Named("http"), rpc.Options{
-		ACLs: secure, ForwardTLS: sec.clientTLS(), Secure: secure,
+		ACLs: secure, ForwardTLS: sec.clientTLS(), Secure: secure, TLS: sec.store,
 		BodyTimeout: f.http.readTimeout, MaxInflight: f.http.maxInflight, MaxBlocking: f.http.maxBlocking,
 	})
 	if f.enableDebug {

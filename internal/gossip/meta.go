@@ -20,7 +20,8 @@ type Meta struct {
 	Role string `json:"role"`
 	// Raft is a server's Raft address.
 	Raft string `json:"raft,omitempty"`
-	// HTTP is a server's API address.
+	// HTTP is a server's API address, or an agent's run log listener
+	// (agent/log_server.go; absent: the agent serves no logs).
 	HTTP string `json:"http,omitempty"`
 	// Body is the newest command body version the server reads; absent
 	// (builds before version 2) means 1.
