@@ -9,6 +9,39 @@
   var hashEvent = I.hashEvent, ZERO = I.ZERO, arg = I.arg, TOKEN_KEY = I.TOKEN_KEY, WAIT = '30s';
   // ---- components -------------------------------------------------------
 
+  function componentHref(name) { return '/ui/components/' + encodeURIComponent(name); }
+
+  // rollout is the component's rollout cell: its live runs at the current
+  // run_generation out of all of them ("2/3 updated"), and the restart
+  // backoff of each slot waiting for its next try.
+  function rollout(c, live) {
+    var updated = live.filter(function (r) { return r.generation >= c.run_generation; }).length;
+    var cell = el('td', { class: 'rollout', 'data-updated': updated, 'data-live': live.length }, [
+      el('span', { class: 'progress' + (live.length > 0 && updated === live.length ? ' good' : ''), text: updated + '/' + live.length + ' updated' })
+    ]);
+    backoffs(live).forEach(function (b) { cell.appendChild(b); });
+    return cell;
+  }
+
+  // backoffs are spans for the runs waiting to restart (attempt > 0 and
+  // not_before in the future); tickBackoff keeps their countdown.
+  function backoffs(live) {
+    var now = Date.now();
+    return live.filter(function (r) { return r.attempt > 0 && r.not_before && r.not_before / 1e6 > now; }).map(function (r) {
+      return el('span', { class: 'backoff note', 'data-run': r.id, 'data-slot': r.slot, 'data-attempt': r.attempt, 'data-not-before-ms': Math.floor(r.not_before / 1e6) });
+    });
+  }
+
+  function tickBackoff() {
+    var now = Date.now();
+    document.querySelectorAll('span.backoff[data-not-before-ms]').forEach(function (s) {
+      var left = Number(s.getAttribute('data-not-before-ms')) - now;
+      var what = 'slot ' + s.getAttribute('data-slot') + ': restart ' + s.getAttribute('data-attempt');
+      s.textContent = what + (left > 0 ? ', next try in ' + Math.ceil(left / 1000) + ' s' : ', trying now');
+    });
+  }
+  setInterval(tickBackoff, 1000);
+
   function components() {
     var comps = [];
     var runs = [];
@@ -33,15 +66,21 @@
           return el('li', { 'data-run': r.id, 'data-state': r.state }, ['slot ' + r.slot + ' ', el('span', { class: 'state', text: r.state }), ' ', runLink(r.id)]);
         }));
         var actions = el('td', { class: 'actions' });
-        if (mayWrite('write', 'component', c.name) && c.status !== 'stopped') {
+        var mine = mayWrite('write', 'component', c.name);
+        if (mine && c.status !== 'stopped') {
           actions.appendChild(el('button', { type: 'button', class: 'stop', 'data-component': c.name, 'aria-label': 'Stop ' + c.name, text: 'Stop' }));
         }
+        if (mine && c.dispatch && c.status !== 'stopped') {
+          actions.appendChild(el('a', { class: 'dispatch-link', href: componentHref(c.name) + '#dispatch', text: 'Dispatch…', 'aria-label': 'Dispatch a run of ' + c.name }));
+        }
         var plugin = c.plugin ? c.plugin.name + (c.plugin.version ? ' ' + c.plugin.version : '') : '';
+        var name = el('td', { class: 'name' }, [el('a', { class: 'component', href: componentHref(c.name), text: c.name })]);
         return el('tr', { 'data-component': c.name }, [
-          td(c.name, 'name'), td(c.status + (c.reason ? ': ' + c.reason : ''), 'status'), td(c.generation, 'generation'),
-          td(plugin), td(c.count), el('td', { class: 'runs' }, [list]), actions
+          name, td(c.status + (c.reason ? ': ' + c.reason : ''), 'status'), td(c.generation, 'generation'),
+          td(plugin), td(c.count), rollout(c, rs), el('td', { class: 'runs' }, [list]), actions
         ]);
       }));
+      tickBackoff();
     }
 
     var deployShown = false;
