@@ -26,6 +26,10 @@ type System struct {
 	// How describes the setup and the client.
 	How    string  `json:"how"`
 	Levels []Level `json:"levels"`
+	// Spread holds the levels with the clients spread over the three
+	// servers (client i on server i%3, followers first, leader last); Levels
+	// are all on the leader.
+	Spread []Level `json:"spread,omitempty"`
 	// Extra holds additional runs (ICE through a follower).
 	Extra []Level    `json:"extra,omitempty"`
 	Etcd  *EtcdSetup `json:"etcd,omitempty"`
@@ -73,6 +77,8 @@ type Results struct {
 	ICE  *System `json:"ice"`
 	Etcd *System `json:"etcd"`
 	Raw  *System `json:"raw_raft"`
+	// Floor is raw Raft in three processes behind a minimal HTTPS handler.
+	Floor *System `json:"floor"`
 	// ICEInsecure is the same ICE cluster started with --insecure, for the
 	// cost of security (nil when not measured).
 	ICEInsecure *System       `json:"ice_insecure,omitempty"`
@@ -108,6 +114,10 @@ type Results struct {
 	TargetLatency1NoWorseThanEtcd *bool `json:"target_latency_1_no_worse_than_etcd"`
 	TargetOps256AtLeast1_5xEtcd   *bool `json:"target_ops_256_at_least_1_5x_etcd"`
 
+	// The spread runs (the headline) and the floor (spread.go, floor.go).
+	SpreadRatios
+	FloorRatios
+
 	Figures map[string]*Figure `json:"figures"`
 	Notes   []string           `json:"notes,omitempty"`
 	Files   map[string]string  `json:"files"`
@@ -140,6 +150,9 @@ type Config struct {
 	// SecurityClients are the levels of the cost of security.
 	SecurityClients []int  `json:"security_clients"`
 	IceBin          string `json:"ice_bin"`
+	// Spread says whether ICE and etcd were also measured with the clients
+	// spread over the three servers.
+	Spread bool `json:"spread"`
 }
 
 func ratio(a, b float64) *float64 {
@@ -179,6 +192,8 @@ func (r *Results) ComputeRatios() {
 		r.TargetOps256AtLeast1_5xEtcd = boolp(*r.IceOverEtcdOps256 >= 1.5)
 	}
 	r.computeSecurity()
+	r.computeSpread()
+	r.computeFloor()
 }
 
 // WriteJSON writes the results to path.
@@ -192,7 +207,7 @@ func (r *Results) WriteJSON(path string) error {
 
 func (r *Results) systems() []*System {
 	var out []*System
-	for _, s := range []*System{r.ICE, r.ICEInsecure, r.Etcd, r.Raw} {
+	for _, s := range []*System{r.ICE, r.ICEInsecure, r.Etcd, r.Floor, r.Raw} {
 		if s != nil {
 			out = append(out, s)
 		}
@@ -233,7 +248,7 @@ func (r *Results) WriteTable(w io.Writer) {
 			missing = append(missing, s)
 			continue
 		}
-		for _, lv := range append(append([]Level{}, s.Levels...), s.Extra...) {
+		for _, lv := range s.allLevels() {
 			target := lv.Target
 			if target == "" {
 				target = "-"
@@ -251,9 +266,11 @@ func (r *Results) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "%s: not measured: %s\n", s.Label, s.Reason)
 	}
 	fmt.Fprintln(w)
+	r.writeSpreadLines(w)
 	fmt.Fprintf(w, "ICE/etcd throughput:  1 client %s   16 clients %s   256 clients %s\n", fmtRatio(r.IceOverEtcdOps1), fmtRatio(r.IceOverEtcdOps16), fmtRatio(r.IceOverEtcdOps256))
 	fmt.Fprintf(w, "ICE/etcd mean latency: 1 client %s   16 clients %s   256 clients %s\n", fmtRatio(r.IceOverEtcdLatency1), fmtRatio(r.IceOverEtcdLatency16), fmtRatio(r.IceOverEtcdLatency256))
 	fmt.Fprintf(w, "ICE/raw raft throughput: 1 client %s   16 clients %s   256 clients %s\n", fmtRatio(r.IceOverRawOps1), fmtRatio(r.IceOverRawOps16), fmtRatio(r.IceOverRawOps256))
+	r.writeFloorLines(w)
 	fmt.Fprintf(w, "target: 1-client latency no worse than etcd's: %s\n", fmtBool(r.TargetLatency1NoWorseThanEtcd))
 	fmt.Fprintf(w, "target: 256-client throughput at least 1.5× etcd's: %s\n", fmtBool(r.TargetOps256AtLeast1_5xEtcd))
 	fmt.Fprintln(w)
@@ -334,6 +351,9 @@ func (r *Results) Chart() *Chart {
 		return out, true
 	}
 	cols := map[*System]fmtColor{r.ICE: {ColorICE, false}, r.Etcd: {ColorEtcd, false}, r.Raw: {ColorRaw, true}}
+	if r.Floor != nil {
+		cols[r.Floor] = fmtColor{ColorFloor, false}
+	}
 	if r.ICEInsecure != nil {
 		cols[r.ICEInsecure] = fmtColor{ColorInsecure, true}
 	}
@@ -347,8 +367,10 @@ func (r *Results) Chart() *Chart {
 			p99.Series = append(p99.Series, b)
 		}
 	}
+	ops.Series = append(ops.Series, r.extraSeries(func(l *Level) float64 { return l.OpsPerSec })...)
+	p99.Series = append(p99.Series, r.extraSeries(func(l *Level) float64 { return l.P99Ms })...)
 	ch := &Chart{
-		Title:    "ICE vs etcd vs raw hashicorp/raft: committed writes, 3 nodes on loopback",
+		Title:    "ICE vs etcd vs hashicorp/raft (in process; floor: 3 processes behind HTTPS): committed writes, 3 nodes on loopback",
 		Subtitle: fmt.Sprintf("ICE secure (HTTPS + token, Raft mTLS, gossip key) unless --insecure; %d-byte values, %gs per level after %gs warm-up, %d CPUs, %s", r.Config.PayloadBytes, r.Config.DurationSec, r.Config.WarmupSec, r.Host.CPUs, r.Started.UTC().Format("2006-01-02 15:04 UTC")),
 		Panels:   []Panel{ops, p99},
 		W:        1100, H: 500,
@@ -395,7 +417,7 @@ svg{max-width:100%;height:auto}
 			fmt.Fprintf(&b, "<tr><td class=l>%s</td><td colspan=8 class=l>unavailable: %s</td></tr>\n", e(s.Label), e(s.Reason))
 			continue
 		}
-		for _, lv := range append(append([]Level{}, s.Levels...), s.Extra...) {
+		for _, lv := range s.allLevels() {
 			fmt.Fprintf(&b, "<tr><td class=l>%s</td><td>%d</td><td class=l>%s</td><td>%.0f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.1f</td><td>%d</td></tr>\n",
 				e(s.Label), lv.Clients, e(lv.Target), lv.OpsPerSec, lv.MeanMs, lv.P50Ms, lv.P99Ms, lv.MaxMs, lv.Errors)
 		}
@@ -404,11 +426,14 @@ svg{max-width:100%;height:auto}
 	row := func(name string, a, c, d *float64) {
 		fmt.Fprintf(&b, "<tr><td class=l>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", e(name), fmtRatio(a), fmtRatio(c), fmtRatio(d))
 	}
+	r.spreadRatioRows(row)
 	row("ICE / etcd throughput", r.IceOverEtcdOps1, r.IceOverEtcdOps16, r.IceOverEtcdOps256)
 	row("ICE / etcd mean latency", r.IceOverEtcdLatency1, r.IceOverEtcdLatency16, r.IceOverEtcdLatency256)
 	row("ICE / raw raft throughput", r.IceOverRawOps1, r.IceOverRawOps16, r.IceOverRawOps256)
 	row("ICE / raw raft mean latency", r.IceOverRawLatency1, r.IceOverRawLatency16, r.IceOverRawLatency256)
+	r.floorRatioRows(row)
 	b.WriteString("</table>\n<table><tr><th class=l>docs/performance.md targets</th><th class=l>result</th></tr>\n")
+	r.spreadTargetRows(&b)
 	fmt.Fprintf(&b, "<tr><td class=l>1-client latency no worse than etcd's</td><td class=l>%s</td></tr>\n", htmlBool(r.TargetLatency1NoWorseThanEtcd))
 	fmt.Fprintf(&b, "<tr><td class=l>256-client throughput at least 1.5× etcd's</td><td class=l>%s</td></tr>\n", htmlBool(r.TargetOps256AtLeast1_5xEtcd))
 	b.WriteString("</table>\n")

@@ -1,7 +1,10 @@
 // Command icebench is ICE's side-by-side benchmark (`make bench`): committed
 // writes at 1, 16 and 256 concurrent clients against a three-process ICE
 // cluster, raw hashicorp/raft + raft-boltdb/v2 (three nodes in this
-// process) and a three-process etcd 3.4 cluster, the cost of security (the
+// process), the floor (the same libraries in three processes of this
+// binary, `icebench floor-node`, behind one HTTPS handler) and a
+// three-process etcd 3.4 cluster, ICE and etcd both with all clients on the
+// leader and with the clients spread over the three servers, the cost of security (the
 // same writes against an --insecure ICE cluster beside the secure default),
 // plus the other figures of docs/performance.md. Every ICE process runs
 // secure (TLS, gossip key, ACLs; credentials from internal/clustercreds)
@@ -25,8 +28,6 @@ import (
 	"syscall"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/ice-run/ice/bench"
 	"github.com/ice-run/ice/internal/clustercreds"
 	"github.com/ice-run/ice/internal/proctest"
@@ -39,6 +40,7 @@ type options struct {
 	secClients    []int
 	payload       int
 	followerLevel int
+	spread        bool
 	systems       map[string]bool
 	figures       map[string]bool
 	iceBin        string
@@ -72,6 +74,9 @@ func logf(format string, args ...any) {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == bench.FloorNodeCommand {
+		os.Exit(bench.FloorNodeMain(os.Args[2:]))
+	}
 	o := parseFlags()
 	res, err := run(o)
 	if err != nil {
@@ -84,12 +89,13 @@ func main() {
 func parseFlags() *options {
 	o := &options{}
 	var clients, secClients, systems, figures string
-	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per concurrency level")
+	flag.DurationVar(&o.duration, "duration", 6*time.Second, "measured time per concurrency level")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unrecorded warm-up before each level")
 	flag.StringVar(&clients, "clients", "1,16,256", "concurrency levels, comma-separated")
 	flag.IntVar(&o.payload, "payload", 128, "value size in bytes")
 	flag.IntVar(&o.followerLevel, "follower-clients", 16, "clients of the extra ICE run through a follower (0: skip)")
-	flag.StringVar(&systems, "systems", "ice,etcd,raw", "systems to measure: ice, etcd, raw")
+	flag.StringVar(&systems, "systems", "ice,etcd,raw,floor", "systems to measure: ice, etcd, raw (raft in this process), floor (raft in 3 processes behind HTTPS)")
+	flag.BoolVar(&o.spread, "spread", true, "also measure every ICE and etcd level with the clients spread over the three servers (client i on server i%3)")
 	flag.StringVar(&figures, "figures", "security,failover,replay,placement,plugin,restore", "other figures to measure (security: the cost of security)")
 	flag.StringVar(&secClients, "security-clients", "1,256", "concurrency levels of the cost of security (those also in --clients), comma-separated")
 	flag.StringVar(&o.iceBin, "ice-bin", "bin/ice", "the ice binary (make build)")
@@ -184,7 +190,7 @@ func run(o *options) (string, error) {
 		Config: bench.Config{
 			Clients: o.clients, WarmupSec: o.warmup.Seconds(), DurationSec: o.duration.Seconds(),
 			PayloadBytes: o.payload, NamesPerClient: bench.NamesPerClient, FollowerLevel: o.followerLevel,
-			SecurityClients: o.secClients, IceBin: o.iceBin,
+			SecurityClients: o.secClients, IceBin: o.iceBin, Spread: o.spread,
 		},
 		Figures: map[string]*bench.Figure{},
 		Files:   map[string]string{},
@@ -204,6 +210,12 @@ func run(o *options) (string, error) {
 		runRaw(o, tmp, res.Raw)
 	} else {
 		res.Raw.Reason = "skipped (--systems)"
+	}
+	res.Floor = &bench.System{Name: "floor", Label: "raft floor"}
+	if o.systems["floor"] {
+		runFloor(o, tmp, res.Floor, acc)
+	} else {
+		res.Floor.Reason = "skipped (--systems)"
 	}
 	res.Etcd = &bench.System{Name: "etcd", Label: "etcd 3.4"}
 	if o.systems["etcd"] {
@@ -369,7 +381,7 @@ func runRaw(o *options, tmp string, sys *bench.System) {
 }
 
 func runEtcd(o *options, tmp string, sys *bench.System) {
-	sys.How = "Debian etcd-server, 3 processes on loopback, static --initial-cluster, defaults otherwise; client " + bench.EtcdClientModule + " against the leader's endpoint, Put of one of 4 keys per client"
+	sys.How = "Debian etcd-server, 3 processes on loopback, static --initial-cluster, defaults otherwise; client " + bench.EtcdClientModule + " against the leader's endpoint (max(1, clients/16) connections) and, for the spread levels, client i against member i%3 (followers first, leader last; each member's clients on connections of their own, max(1, its clients/16)), Put of one of 4 keys per client"
 	logf("etcd: looking for the etcd binary")
 	setup, err := bench.FindOrInstallEtcd(o.etcdInstall, logf)
 	sys.Etcd = setup
@@ -397,36 +409,9 @@ func runEtcd(o *options, tmp string, sys *bench.System) {
 	}
 	sys.Available = true
 	logf("etcd: leader at %s", leaderURL)
-	for _, n := range o.clients {
-		conns := o.etcdConns
-		if conns <= 0 {
-			conns = max(1, n/16)
-		}
-		var clis []*clientv3.Client
-		for i := 0; i < conns; i++ {
-			cli, err := bench.NewEtcdClient([]string{leaderURL})
-			if err != nil {
-				sys.Reason = err.Error()
-				return
-			}
-			clis = append(clis, cli)
-		}
-		keys := make([][]string, n)
-		for i := range keys {
-			for k := 0; k < bench.NamesPerClient; k++ {
-				keys[i] = append(keys[i], fmt.Sprintf("bench/c%03d/n%d", i, k))
-			}
-		}
-		lv := bench.RunLoad(context.Background(), o.load(n, c.Members...), func(ctx context.Context, client int, seq uint64) error {
-			_, err := clis[client%len(clis)].Put(ctx, keys[client][seq%bench.NamesPerClient], string(bench.Payload(o.payload, client, seq)))
-			return err
-		})
-		for _, c := range clis {
-			_ = c.Close()
-		}
-		lv.Target = fmt.Sprintf("leader, %d conn", conns)
-		sys.Levels = append(sys.Levels, lv)
-		levelLine(sys.Label, lv)
+	if err := measureEtcd(o, c, leaderURL, sys); err != nil {
+		sys.Reason = err.Error()
+		logf("etcd: %v", err)
 	}
 }
 
@@ -436,7 +421,7 @@ func iceHow(acc *bench.Access) string {
 	if !acc.IsSecure() {
 		sec = "--insecure (plain HTTP, plaintext Raft and gossip, no ACLs)"
 	}
-	return "3 `ice server` processes on loopback, separate data dirs, " + sec + ", default flags otherwise; PUT /v1/components/{name} (JSON spec, count 0, config value of the payload size, new on every write) over net/http with keep-alive (HTTP/1.1, one connection per client), 4 names per client, to the leader found through /v1/status"
+	return "3 `ice server` processes on loopback, separate data dirs, " + sec + ", default flags otherwise; PUT /v1/components/{name} (JSON spec, count 0, config value of the payload size, new on every write) over net/http with keep-alive (HTTP/1.1, one connection per client), 4 names per client, to the leader found through /v1/status; the spread levels send client i's writes to server i%3 (followers first, leader last; followers forward them to the leader), each server's clients on connections of their own"
 }
 
 // startICE starts a three-server cluster of acc's security, waits for its
@@ -461,8 +446,9 @@ func startICE(o *options, dir string, acc *bench.Access) (*bench.IceCluster, *be
 	return c, leader, nil
 }
 
-// measureICE runs the write workload at each level against leader.
-func measureICE(o *options, c *bench.IceCluster, leader *bench.IceServer, levels []int, sys *bench.System) {
+// measureICE runs the write workload at each level against leader and,
+// with spread, right after it with the clients spread over the servers.
+func measureICE(o *options, c *bench.IceCluster, leader *bench.IceServer, levels []int, sys *bench.System, spread bool) {
 	for _, n := range levels {
 		w := c.Writer(leader, n, o.payload)
 		var profiles func()
@@ -477,6 +463,9 @@ func measureICE(o *options, c *bench.IceCluster, leader *bench.IceServer, levels
 		lv.Target = "leader"
 		sys.Levels = append(sys.Levels, lv)
 		levelLine(sys.Label, lv)
+		if spread {
+			measureICESpread(o, c, leader, n, sys)
+		}
 	}
 }
 
@@ -503,7 +492,7 @@ func runICE(o *options, tmp string, res *bench.Results, acc *bench.Access) {
 	defer c.Stop()
 	sys.Available = true
 	logf("ice: leader %s (https %s), ACLs bootstrapped", leader.ID, leader.HTTP)
-	measureICE(o, c, leader, o.clients, sys)
+	measureICE(o, c, leader, o.clients, sys, o.spread)
 	if o.followerLevel > 0 {
 		var follower *bench.IceServer
 		for _, s := range c.Servers {

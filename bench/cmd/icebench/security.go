@@ -42,6 +42,6 @@ func runInsecure(o *options, tmp string, res *bench.Results) {
 	}
 	sys.Available, sc.Available = true, true
 	logf("ice --insecure: leader %s (http %s)", leader.ID, leader.HTTP)
-	measureICE(o, c, leader, o.secClients, sys)
+	measureICE(o, c, leader, o.secClients, sys, false)
 	c.Stop()
 }
