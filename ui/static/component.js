@@ -74,6 +74,7 @@
       mayWrite = f('write', 'component', name);
     }
     var box = $('#component-actions');
+    box.setAttribute('data-asked', 'true'); // what the token may do is known
     var stop = $('button.stop', box);
     if (mayWrite && c.status !== 'stopped' && !stop) {
       box.appendChild(el('button', { type: 'button', class: 'stop', 'data-component': name, 'aria-label': 'Stop ' + name, text: 'Stop' }));
