@@ -370,7 +370,7 @@ func (r *Results) Chart() *Chart {
 	ops.Series = append(ops.Series, r.extraSeries(func(l *Level) float64 { return l.OpsPerSec })...)
 	p99.Series = append(p99.Series, r.extraSeries(func(l *Level) float64 { return l.P99Ms })...)
 	ch := &Chart{
-		Title:    "ICE vs etcd vs hashicorp/raft (in process; floor: 3 processes behind HTTPS): committed writes, 3 nodes on loopback",
+		Title:    "ICE vs etcd vs hashicorp/raft (raw; floor): committed writes, 3 nodes on loopback",
 		Subtitle: fmt.Sprintf("ICE secure (HTTPS + token, Raft mTLS, gossip key) unless --insecure; %d-byte values, %gs per level after %gs warm-up, %d CPUs, %s", r.Config.PayloadBytes, r.Config.DurationSec, r.Config.WarmupSec, r.Host.CPUs, r.Started.UTC().Format("2006-01-02 15:04 UTC")),
 		Panels:   []Panel{ops, p99},
 		W:        1100, H: 500,
@@ -379,6 +379,7 @@ func (r *Results) Chart() *Chart {
 		ch.Panels = append(ch.Panels, *sp)
 		ch.W = 1560
 	}
+	ch.W = max(ch.W, ch.legendWidth())
 	return ch
 }
 

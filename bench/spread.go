@@ -217,10 +217,25 @@ func (r *Results) extraSeries(y func(*Level) float64) []Series {
 		}
 	}
 	if r.ICE != nil && r.ICE.Available {
-		line(r.ICE.Label+" spread", ColorICESpread, true, r.ICE.Spread)
+		line("ICE spread", ColorICESpread, true, r.ICE.Spread)
 	}
 	if r.Etcd != nil && r.Etcd.Available {
-		line(r.Etcd.Label+" spread", ColorEtcdSpread, true, r.Etcd.Spread)
+		line("etcd spread", ColorEtcdSpread, true, r.Etcd.Spread)
 	}
 	return out
+}
+
+// legendWidth is the width the legend's one row needs in the PNG (12
+// pixels a character at its size, 60 around each entry, margins).
+func (ch *Chart) legendWidth() float64 {
+	w, seen := 140.0, map[string]bool{}
+	for _, p := range ch.Panels {
+		for _, s := range p.Series {
+			if !seen[s.Name] {
+				seen[s.Name] = true
+				w += 60 + 12*float64(len([]rune(s.Name)))
+			}
+		}
+	}
+	return w
 }
