@@ -34,6 +34,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(clientCommands()...)
 	root.AddCommand(newGrantsCmd())
 	root.AddCommand(newDispatchCmd(), newMemoryCmd())
+	root.AddCommand(newLogsCmd())
 	root.AddCommand(newTLSCmd())
 	root.AddCommand(newPluginCmd())
 	root.AddCommand(newVersionCmd(), newCompletionCmd(root))
