@@ -1,9 +1,15 @@
 // Package bench is ICE's side-by-side benchmark: the same workload of
 // committed writes, at 1, 16 and 256 concurrent clients, against a
 // three-process ICE cluster, against raw hashicorp/raft with raft-boltdb/v2
-// (three nodes in one process, a trivial FSM: the floor of what the library
-// does) and against a three-process etcd 3.4 cluster (Debian's etcd-server,
-// through its gRPC client), plus the other targets of docs/performance.md:
+// (three nodes in one process, a trivial FSM: what the library does with
+// no process boundary), against the floor (the same libraries in three
+// `icebench floor-node` processes, Raft over mutual TLS, behind one HTTPS
+// PUT /apply handler: floor.go, floornode.go) and against a three-process
+// etcd 3.4 cluster (Debian's etcd-server, through its gRPC client). ICE and
+// etcd are measured with every client on the leader and, right after each
+// level, with the clients spread over the three servers (client i on server
+// i%3, followers first: spread.go), the headline comparison. Plus the other
+// targets of docs/performance.md:
 // writes accepted again after SIGKILL of the leader, replay
 // rate, placement, plugin start, restore time and server memory.
 //
