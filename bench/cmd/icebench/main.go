@@ -205,31 +205,7 @@ func run(o *options) (string, error) {
 		res.Notes = append(res.Notes, fmt.Sprintf("the machine was busy when the benchmark started (load average %s on %d CPUs): other processes compete with every system measured", res.Host.LoadAvgStart, res.Host.CPUs))
 	}
 
-	res.Raw = &bench.System{Name: "raw_raft", Label: "raw raft"}
-	if o.systems["raw"] {
-		runRaw(o, tmp, res.Raw)
-	} else {
-		res.Raw.Reason = "skipped (--systems)"
-	}
-	res.Floor = &bench.System{Name: "floor", Label: "raft floor"}
-	if o.systems["floor"] {
-		runFloor(o, tmp, res.Floor, acc)
-	} else {
-		res.Floor.Reason = "skipped (--systems)"
-	}
-	res.Etcd = &bench.System{Name: "etcd", Label: "etcd 3.4"}
-	if o.systems["etcd"] {
-		runEtcd(o, tmp, res.Etcd)
-	} else {
-		res.Etcd.Reason = "skipped (--systems)"
-	}
-	res.ICE = &bench.System{Name: "ice", Label: "ICE"}
-	runInsecure(o, tmp, res)
-	if o.systems["ice"] {
-		runICE(o, tmp, res, acc)
-	} else {
-		res.ICE.Reason = "skipped (--systems)"
-	}
+	runSystems(o, tmp, res, acc)
 	runPluginStart(o, tmp, res, acc)
 	runPlacement(o, res)
 	runRestore(o, tmp, res, acc)
@@ -258,21 +234,9 @@ func run(o *options) (string, error) {
 		return "", err
 	}
 	if o.defaultOut {
-		// bench/results/index.html: the latest run, and links to all.
-		parent := filepath.Dir(o.out)
-		var runs []string
-		if ents, err := os.ReadDir(parent); err == nil {
-			for i := len(ents) - 1; i >= 0; i-- {
-				if _, err := os.Stat(filepath.Join(parent, ents[i].Name(), "results.json")); err == nil || ents[i].Name() == filepath.Base(o.out) {
-					runs = append(runs, ents[i].Name())
-				}
-			}
-		}
-		latest := filepath.Join(parent, "index.html")
-		if err := res.WriteHTML(latest, chart, filepath.Base(o.out)+"/", runs); err != nil {
+		if err := writeLatest(o, res, chart); err != nil {
 			return "", err
 		}
-		res.Files["latest_html"] = latest
 	}
 	if err := res.WriteJSON(jsonPath); err != nil {
 		return "", err
@@ -288,6 +252,57 @@ func run(o *options) (string, error) {
 	}
 	fmt.Printf("wall time: %.0fs\n", res.WallSeconds)
 	return jsonPath, nil
+}
+
+// writeLatest writes bench/results/index.html: the latest run, and links
+// to all.
+func writeLatest(o *options, res *bench.Results, chart *bench.Chart) error {
+	parent := filepath.Dir(o.out)
+	var runs []string
+	if ents, err := os.ReadDir(parent); err == nil {
+		for i := len(ents) - 1; i >= 0; i-- {
+			if _, err := os.Stat(filepath.Join(parent, ents[i].Name(), "results.json")); err == nil || ents[i].Name() == filepath.Base(o.out) {
+				runs = append(runs, ents[i].Name())
+			}
+		}
+	}
+	latest := filepath.Join(parent, "index.html")
+	if err := res.WriteHTML(latest, chart, filepath.Base(o.out)+"/", runs); err != nil {
+		return fmt.Errorf("write %s: %w", latest, err)
+	}
+	res.Files["latest_html"] = latest
+	return nil
+}
+
+// runSystems measures the write workload on every system of --systems, in
+// order: raw raft, the floor, etcd, ICE --insecure (the cost of security)
+// and ICE; a system left out is recorded with the reason.
+func runSystems(o *options, tmp string, res *bench.Results, acc *bench.Access) {
+	res.Raw = &bench.System{Name: "raw_raft", Label: "raw raft"}
+	if o.systems["raw"] {
+		runRaw(o, tmp, res.Raw)
+	} else {
+		res.Raw.Reason = "skipped (--systems)"
+	}
+	res.Floor = &bench.System{Name: "floor", Label: "raft floor"}
+	if o.systems["floor"] {
+		runFloor(o, tmp, res.Floor, acc)
+	} else {
+		res.Floor.Reason = "skipped (--systems)"
+	}
+	res.Etcd = &bench.System{Name: "etcd", Label: "etcd 3.4"}
+	if o.systems["etcd"] {
+		runEtcd(o, tmp, res.Etcd)
+	} else {
+		res.Etcd.Reason = "skipped (--systems)"
+	}
+	res.ICE = &bench.System{Name: "ice", Label: "ICE"}
+	runInsecure(o, tmp, res)
+	if o.systems["ice"] {
+		runICE(o, tmp, res, acc)
+	} else {
+		res.ICE.Reason = "skipped (--systems)"
+	}
 }
 
 func loadAvg1() float64 {
@@ -469,6 +484,24 @@ func measureICE(o *options, c *bench.IceCluster, leader *bench.IceServer, levels
 	}
 }
 
+// measureFollower runs --follower-clients clients, all through one
+// follower (an extra level).
+func measureFollower(o *options, c *bench.IceCluster, leader *bench.IceServer, sys *bench.System) {
+	var follower *bench.IceServer
+	for _, s := range c.Servers {
+		if s != leader {
+			follower = s
+			break
+		}
+	}
+	w := c.Writer(follower, o.followerLevel, o.payload)
+	lv := bench.RunLoad(context.Background(), o.load(o.followerLevel, iceProcs(c)...), w.Op)
+	w.HTTP.CloseIdleConnections()
+	lv.Target = "follower " + follower.ID
+	sys.Extra = append(sys.Extra, lv)
+	levelLine("ICE", lv)
+}
+
 func runICE(o *options, tmp string, res *bench.Results, acc *bench.Access) {
 	sys := res.ICE
 	sys.How = iceHow(acc)
@@ -494,19 +527,7 @@ func runICE(o *options, tmp string, res *bench.Results, acc *bench.Access) {
 	logf("ice: leader %s (https %s), ACLs bootstrapped", leader.ID, leader.HTTP)
 	measureICE(o, c, leader, o.clients, sys, o.spread)
 	if o.followerLevel > 0 {
-		var follower *bench.IceServer
-		for _, s := range c.Servers {
-			if s != leader {
-				follower = s
-				break
-			}
-		}
-		w := c.Writer(follower, o.followerLevel, o.payload)
-		lv := bench.RunLoad(context.Background(), o.load(o.followerLevel, iceProcs(c)...), w.Op)
-		w.HTTP.CloseIdleConnections()
-		lv.Target = "follower " + follower.ID
-		sys.Extra = append(sys.Extra, lv)
-		levelLine("ICE", lv)
+		measureFollower(o, c, leader, sys)
 	}
 
 	// Writes accepted again after SIGKILL of the leader.
