@@ -14,6 +14,12 @@
   var replaceRows = I.replaceRows, reasonInput = I.reasonInput;
   var RANK = { PENDING: 0, GRANTED: 1 };
 
+  // shortRun links a run by the first 8 characters of its id (the whole
+  // id is its title and accessible name), to keep the table narrow.
+  function shortRun(id) {
+    return el('a', { class: 'run', href: '/ui/runs/' + encodeURIComponent(id), title: id, 'aria-label': 'run ' + id, text: id.slice(0, 8) });
+  }
+
   function fmtDuration(ns) {
     var s = Math.round(Number(ns) / 1e9);
     if (!s) return '';
@@ -82,7 +88,8 @@
     var scope = el('td', { class: 'scope' }, [el('code', { text: g.scope })]);
     if (g.declared && g.declared !== g.scope) scope.appendChild(el('div', { class: 'note', text: 'declared ' + g.declared }));
     return el('tr', { 'data-grant': g.id, 'data-status': g.status }, [
-      td(g.id, 'id'), td(g.component, 'component'), el('td', { class: 'run' }, [g.run ? runLink(g.run) : '']), scope,
+      el('td', { class: 'id' }, [el('code', { title: g.id, text: g.id.slice(0, 8) })]), td(g.component, 'component'),
+      el('td', { class: 'run' }, [g.run ? shortRun(g.run) : '']), scope,
       effectCell(g), td(g.status, 'status status-' + String(g.status).toLowerCase()), approvalsCell(g), expiresCell(g),
       td(String(g.uses || 0), 'uses'), reasonCell(g), decideCell(g, may)
     ]);

@@ -12,6 +12,12 @@
   var replaceRows = I.replaceRows, reasonInput = I.reasonInput;
   var FIELDS = ['type', 'key', 'status', 'run'];
 
+  // shortRun links a run by the first 8 characters of its id (the whole
+  // id is its title and accessible name), to keep the table narrow.
+  function shortRun(id) {
+    return el('a', { class: 'run', href: '/ui/runs/' + encodeURIComponent(id), title: id, 'aria-label': 'run ' + id, text: id.slice(0, 8) });
+  }
+
   // recordLink links a record version to its record page.
   function recordLink(m) {
     var ref = m.type + '/' + m.key + '@' + m.version;
@@ -78,7 +84,7 @@
   function row(m, may) {
     return el('tr', { 'data-record': m.type + '/' + m.key + '@' + m.version, 'data-status': m.status }, [
       el('td', { class: 'ref' }, [recordLink(m)]), td(m.status, 'status status-' + String(m.status).toLowerCase()),
-      el('td', null, [m.run ? runLink(m.run) : '']), td(m.component, 'component'),
+      el('td', { class: 'run' }, [m.run ? shortRun(m.run) : '']), td(m.component, 'component'),
       el('td', { class: 'value' }, [el('code', { text: m.value })]), td(m.reason, 'reason'), td(fmtTime(m.time), 'time'),
       actions(m, may)
     ]);

@@ -18,6 +18,12 @@
   var KEY = cut < 0 ? '' : arg.slice(cut + 1);
   var BASE = '/v1/memory/' + encodeURIComponent(TYPE) + '/' + encodeURIComponent(KEY);
 
+  // shortRun links a run by the first 8 characters of its id (the whole
+  // id is its title and accessible name), to keep the table narrow.
+  function shortRun(id) {
+    return el('a', { class: 'run', href: '/ui/runs/' + encodeURIComponent(id), title: id, 'aria-label': 'run ' + id, text: id.slice(0, 8) });
+  }
+
   function refText(r) { return r.type + '/' + r.key + (r.version ? '@' + r.version : ''); }
 
   function recordHref(r) {
@@ -50,7 +56,7 @@
     var ended = m.end_time ? fmtTime(m.end_time) + ' (index ' + m.end_index + ')' : '';
     return el('tr', { 'data-version': m.version, 'data-status': m.status, class: m.version === shown ? 'shown' : null }, [
       el('td', { class: 'version' }, [el('a', { href: recordHref(m), 'aria-label': 'Lineage of version ' + m.version, text: String(m.version) })]),
-      td(m.status, 'status status-' + String(m.status).toLowerCase()), el('td', { class: 'run' }, [m.run ? runLink(m.run) : '']),
+      td(m.status, 'status status-' + String(m.status).toLowerCase()), el('td', { class: 'run' }, [m.run ? shortRun(m.run) : '']),
       td(m.component + (m.generation ? ' (generation ' + m.generation + ')' : ''), 'component'),
       el('td', { class: 'value' }, [el('code', { text: m.value })]), td(m.reason, 'reason'),
       td(fmtTime(m.time) + (m.index ? ' (index ' + m.index + ')' : ''), 'time'), td(ended, 'ended'),
