@@ -142,6 +142,9 @@ func (u *uiNC) componentRolloutAndHCL(t *testing.T) {
 	b.waitJS(t, admin, uiWait, "the component page's rollout says 2/2 updated and lists two runs",
 		`(document.querySelector('#component-rollout') || {textContent: ''}).textContent.includes('2/2 updated') && document.querySelectorAll('#component-runs tr[data-run] a.run').length === 2`,
 		`document.querySelector('#component-rollout').textContent + ', ' + document.querySelectorAll('#component-runs tr[data-run]').length + ' runs'`)
+	b.waitJS(t, admin, 30*time.Second, "both of ticker's runs EXECUTING on the component page",
+		`document.querySelectorAll('#component-runs tr[data-state="EXECUTING"]').length === 2`,
+		`Array.from(document.querySelectorAll('#component-runs tr[data-run]')).map(r => r.dataset.state).join(',')`)
 	// The HCL shown is what the API answers, and deploys the same spec.
 	shown := uiEval[string](t, admin, hcl)
 	sp, err := api.ParseSpecFile("ticker.hcl", []byte(shown))
