@@ -7,6 +7,7 @@
   var showError = I.showError, clearError = I.clearError, fmtTime = I.fmtTime, runLink = I.runLink;
   var replaceRows = I.replaceRows, reasonInput = I.reasonInput, fetchEvents = I.fetchEvents;
   var hashEvent = I.hashEvent, ZERO = I.ZERO, arg = I.arg, TOKEN_KEY = I.TOKEN_KEY, WAIT = '30s';
+  var LOG_TAIL = 65536; // bytes of the log the page shows
   // ---- run --------------------------------------------------------------
 
   function run() {
@@ -25,6 +26,7 @@
       showRun(r);
       watch('/v1/runs/' + encodeURIComponent(id), showRun);
       timeline(r.component);
+      runLog(r.component);
       watch('/v1/grants?run=' + encodeURIComponent(id), function (list) {
         replaceRows($('#grants table'), (list || []).map(function (g) {
           return el('tr', { 'data-grant': g.id }, [td(g.id), td(g.scope), td(g.effect), td(g.status, 'status'), td(g.uses || 0), td(g.reason)]);
@@ -37,6 +39,51 @@
         }));
       }, function (res) { $('#memory').appendChild(el('p', { class: 'note', text: res.error })); });
     })();
+
+    // runLog offers the run's plugin log (GET /v1/runs/{id}/log, the last
+    // LOG_TAIL bytes) to a token that may read the component; the API
+    // decides each fetch, and a refusal is shown in p.error.
+    function runLog(component) {
+      var show = $('#log-show'), refresh = $('#log-refresh'), pre = $('#log-text'), status = $('#log-status');
+      can([['read', 'component', component]]).then(function (may) {
+        if (!may('read', 'component', component)) {
+          status.textContent = 'This token may not read the log of this run.';
+          return;
+        }
+        show.hidden = false;
+      });
+      var busy = false;
+      async function load() {
+        if (busy) return;
+        busy = true;
+        status.textContent = 'Reading the log…';
+        var res = await api('GET', '/v1/runs/' + encodeURIComponent(id) + '/log?tail=' + LOG_TAIL);
+        busy = false;
+        if (!res.ok) {
+          pre.hidden = true;
+          pre.textContent = '';
+          if (res.status === 404) {
+            status.textContent = 'No log on the agent: ' + res.error;
+            return;
+          }
+          status.textContent = 'Not read: ' + res.error;
+          showError(res.error);
+          return;
+        }
+        clearError();
+        var bytes = new TextEncoder().encode(res.text || '').length;
+        pre.textContent = res.text || '';
+        pre.hidden = false;
+        show.hidden = true;
+        refresh.hidden = false;
+        status.textContent = bytes === 0 ? 'The log is empty.' :
+          (bytes >= LOG_TAIL ? 'The last ' + LOG_TAIL / 1024 + ' KiB of the log' : 'The whole log (' + bytes + ' bytes)') +
+          ', read at ' + new Date().toISOString().replace('T', ' ').replace('Z', '') + '.';
+        pre.scrollTop = pre.scrollHeight;
+      }
+      show.addEventListener('click', load);
+      refresh.addEventListener('click', load);
+    }
 
     function timeline(component) {
       var ol = $('#timeline');
