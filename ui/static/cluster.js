@@ -84,7 +84,8 @@
   // ---- commit charts ----------------------------------------------------
 
   var METRICS_EVERY = 5000, METRICS_KEEP = 5 * 60 * 1000;
-  var SVG = 'http://www.w3.org/2000/svg';
+  // The SVG namespace, from the charts' placeholders the HTML parser made.
+  var SVG = $('#chart-latency svg').namespaceURI;
 
   // parseMetrics reads the summaries of the Prometheus text exposition
   // that the charts need: name -> {sum, count, p99}.
@@ -134,15 +135,19 @@
   }
 
   // drawChart redraws fig's SVG: the mean line, and the p99 line when
-  // withP99, over the last five minutes, with its figures in text.
+  // withP99, over the last five minutes, with its figures in text. The
+  // SVG is drawn at the figure's pixel width, so its dots stay round.
   function drawChart(fig, series, now, unit, withP99) {
-    var W = 320, H = 90, PAD = 4;
+    var W = Math.max(160, Math.floor($('figcaption', fig).clientWidth) || 320), H = 110, L = 4, R = 4, T = 16, B = 18;
     var pts = series.points;
-    var max = 0;
-    pts.forEach(function (p) { max = Math.max(max, p.mean, withP99 && isFinite(p.p99) ? p.p99 : 0); });
-    if (max <= 0) max = 1;
-    function x(t) { return PAD + (W - 2 * PAD) * (1 - (now - t) / METRICS_KEEP); }
-    function y(v) { return H - PAD - (H - 2 * PAD) * v / max; }
+    var top = 0, peak = 0;
+    pts.forEach(function (p) {
+      peak = Math.max(peak, p.mean);
+      top = Math.max(top, p.mean, withP99 && isFinite(p.p99) ? p.p99 : 0);
+    });
+    top = top > 0 ? top * 1.1 : 1;
+    function x(t) { return L + (W - L - R) * (1 - (now - t) / METRICS_KEEP); }
+    function y(v) { return H - B - (H - T - B) * v / top; }
     function line(cls, pick) {
       var coords = pts.filter(function (p) { return isFinite(pick(p)); })
         .map(function (p) { return x(p.t).toFixed(1) + ',' + y(pick(p)).toFixed(1); });
@@ -150,18 +155,29 @@
       g.setAttribute('data-points', String(coords.length));
       return g;
     }
+    function tick(tx, ty, anchor, words) {
+      var e = svgEl('text', { class: 'tick', x: tx, y: ty, 'text-anchor': anchor });
+      e.textContent = words;
+      return e;
+    }
     var last = pts[pts.length - 1];
     var text = last
       ? 'latest ' + fmtNum(last.mean) + ' ' + unit + ' (mean of ' + last.n + ' in ' + Math.round(last.dt / 1000) + ' s)' +
         (withP99 && isFinite(last.p99) ? ', p99 ' + fmtNum(last.p99) + ' ' + unit : '') +
-        '; peak ' + fmtNum(max) + ' ' + unit + ' over ' + pts.length + ' intervals with commits'
+        '; highest mean ' + fmtNum(peak) + ' ' + unit + ' over ' + pts.length + ' intervals with commits'
       : 'no commits seen since the page opened';
     var label = $('.chart-label', fig).textContent;
-    var svg = svgEl('svg', { viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': label + ': ' + text });
-    svg.appendChild(svgEl('line', { class: 'axis', x1: PAD, y1: H - PAD, x2: W - PAD, y2: H - PAD }));
+    var svg = svgEl('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img', 'aria-label': label + ': ' + text });
+    svg.appendChild(svgEl('line', { class: 'axis', x1: L, y1: H - B, x2: W - R, y2: H - B }));
+    if (pts.length) {
+      svg.appendChild(svgEl('line', { class: 'grid', x1: L, y1: y(top / 1.1), x2: W - R, y2: y(top / 1.1) }));
+      svg.appendChild(tick(L, 11, 'start', fmtNum(top / 1.1) + ' ' + unit));
+    }
+    svg.appendChild(tick(L, H - 4, 'start', '5 min ago'));
+    svg.appendChild(tick(W - R, H - 4, 'end', 'now'));
     if (withP99) svg.appendChild(line('p99', function (p) { return p.p99; }));
     svg.appendChild(line('mean', function (p) { return p.mean; }));
-    pts.forEach(function (p) { svg.appendChild(svgEl('circle', { class: 'dot', cx: x(p.t).toFixed(1), cy: y(p.mean).toFixed(1), r: 2 })); });
+    pts.forEach(function (p) { svg.appendChild(svgEl('circle', { class: 'dot', cx: x(p.t).toFixed(1), cy: y(p.mean).toFixed(1), r: 2.5 })); });
     var old = $('svg', fig);
     if (old) old.replaceWith(svg); else fig.insertBefore(svg, fig.firstChild);
     $('.chart-value', fig).textContent = text;
