@@ -12,6 +12,12 @@
   var $ = I.$, el = I.el, td = I.td, api = I.api, watch = I.watch, can = I.can;
   var showError = I.showError, clearError = I.clearError, fmtTime = I.fmtTime, runLink = I.runLink;
   var replaceRows = I.replaceRows, reasonInput = I.reasonInput;
+
+  // A failed read is shown until the next answer; a refused step stays
+  // shown until the next step (a live update does not clear it).
+  var readFailed = false;
+  function readError(res) { readFailed = true; showError(res.error); }
+  function readOK() { if (readFailed) { readFailed = false; clearError(); } }
   var RANK = { PENDING: 0, GRANTED: 1 };
 
   // shortRun links a run by the first 8 characters of its id (the whole
@@ -149,7 +155,7 @@
       var last = null;
       var q = query();
       stop = watch('/v1/grants' + (q ? '?' + q : ''), async function (data, res) {
-        clearError();
+        readOK();
         if (res && res.text === last) return;
         last = res ? res.text : '';
         list = data || [];
@@ -157,7 +163,7 @@
         var key = scopes.join('\n');
         if (key !== asked && scopes.length) { asked = key; may = await can(scopes.map(function (s) { return ['write', 'capability', s]; })); }
         render();
-      });
+      }, readError);
     }
 
     var params = new URLSearchParams(location.search);

@@ -10,6 +10,12 @@
   var $ = I.$, el = I.el, td = I.td, api = I.api, watch = I.watch, can = I.can;
   var showError = I.showError, clearError = I.clearError, fmtTime = I.fmtTime, runLink = I.runLink;
   var replaceRows = I.replaceRows, reasonInput = I.reasonInput;
+
+  // A failed read is shown until the next answer; a refused step stays
+  // shown until the next step (a live update does not clear it).
+  var readFailed = false;
+  function readError(res) { readFailed = true; showError(res.error); }
+  function readOK() { if (readFailed) { readFailed = false; clearError(); } }
   var FIELDS = ['type', 'key', 'status', 'run'];
 
   // shortRun links a run by the first 8 characters of its id (the whole
@@ -101,7 +107,7 @@
       last = '';
       var q = query();
       stop = watch('/v1/memory' + (q ? '?' + q : ''), async function (list, res) {
-        clearError();
+        readOK();
         list = list || [];
         var types = Array.from(new Set(list.map(function (m) { return m.type; }))).sort();
         var key = types.join('\n');
@@ -114,7 +120,7 @@
         replaceRows(table, list.map(function (m) { return row(m, may); }));
         restore();
         $('#memory-count').textContent = list.length + (list.length === 1 ? ' record' : ' records') + (q ? ' match the filters' : '');
-      });
+      }, readError);
     }
 
     filtersFromURL();

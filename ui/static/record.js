@@ -13,6 +13,12 @@
   var showError = I.showError, clearError = I.clearError, fmtTime = I.fmtTime, runLink = I.runLink;
   var replaceRows = I.replaceRows, reasonInput = I.reasonInput, arg = I.arg;
 
+  // A failed read is shown until the next answer; a refused step stays
+  // shown until the next step (a live update does not clear it).
+  var readFailed = false;
+  function readError(res) { readFailed = true; showError(res.error); }
+  function readOK() { if (readFailed) { readFailed = false; clearError(); } }
+
   var cut = arg.indexOf('/');
   var TYPE = cut < 0 ? arg : arg.slice(0, cut);
   var KEY = cut < 0 ? '' : arg.slice(cut + 1);
@@ -135,10 +141,11 @@
       if (stopLineage) stopLineage();
       var lastLineage = '';
       stopLineage = watch(BASE + '/lineage' + (shown ? '?version=' + shown : ''), function (l, res) {
+        readOK();
         if (!l || (res && res.text === lastLineage)) return;
         lastLineage = res ? res.text : '';
         renderLineage(l);
-      });
+      }, readError);
     }
 
     var versions = [];
@@ -153,13 +160,13 @@
     }
 
     watch(BASE, async function (list, res) {
-      clearError();
+      readOK();
       if (!asked) { asked = true; may = await can([['write', 'memory', TYPE]]); }
       if (res && res.text === last) return;
       last = res ? res.text : '';
       versions = list || [];
       renderVersions();
-    });
+    }, readError);
     startLineage();
 
     $('#lineage-version').addEventListener('change', function (ev) {
