@@ -169,9 +169,13 @@ component "" { policy = "read" }`), "")
 	t.Run("ReadOnlyTokenHasNoControls", func(t *testing.T) { uiReadOnly(t, b, dev, grants) })
 	t.Run("ApproveAndDenyThroughPage", func(t *testing.T) { uiDecideThroughPage(t, b, approver, dev, grants) })
 	t.Run("RevokeThroughPage", func(t *testing.T) { uiRevokeThroughPage(t, b, admin, dev, grants) })
+	t.Run("SelfApprovalRefusedThroughPage", func(t *testing.T) { uiSelfApproval(t, b, dev, dir) })
 
 	t.Run("NoConsoleErrors", func(t *testing.T) {
 		for _, e := range b.consoleErrors() {
+			if e.tab == "deployer-token" && e.network403 {
+				continue // the refused self-approval, which SelfApprovalRefusedThroughPage asked for
+			}
 			t.Errorf("console error: %s", e)
 		}
 	})
@@ -442,5 +446,55 @@ func uiRevokeThroughPage(t *testing.T, b *uiBrowser, tab context.Context, dev *u
 	g := uiGrant(t, dev, "fetch", "fetch's grant REVOKED", func(x fsm.Grant) bool { return x.ID == gs.revoke.ID && x.Status == fsm.GrantRevoked })
 	if g.Reason != "ui: no longer needed" {
 		t.Errorf("fetch's grant REVOKED with reason %q", g.Reason)
+	}
+}
+
+// uiSelfApproval: a token that may deploy payout and write its capability,
+// but is no management token, deploys payout3 and approves its grant on the
+// page: the API refuses (its deployer may not approve it), the page shows
+// the refusal, and the grant stays PENDING.
+func uiSelfApproval(t *testing.T, b *uiBrowser, dev *uiDev, dir string) {
+	secret := uiToken(t, dev, "ui-deployer", `component "" { policy = "write" }
+capability "payments:" { policy = "write" }`)
+	deployer, err := api.NewClientConfig(api.Config{Address: dev.addr, CACert: dev.caFile, Token: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := api.ParseSpecFile("payout3.hcl", []byte(`component "payout3" {
+  plugin = "payout"
+  count  = 1
+  capability "payments:charge" {
+    ttl    = "1m"
+    effect = "irreversible"
+  }
+  restart {
+    attempts = 0
+  }
+  config = {
+    amount = "7 EUR"
+    ledger = `+jsString(filepath.Join(dir, "payout3.ledger"))+`
+  }
+}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deployer.PutComponent(tctx(t, 10*time.Second), spec, nil); err != nil {
+		t.Fatalf("deploy payout3 with the deployer token: %v", err)
+	}
+	g := uiGrant(t, dev, "payout3", "payout3's grant PENDING", func(g fsm.Grant) bool { return g.Status == fsm.GrantPending })
+	tab := b.tab("deployer-token")
+	uiSignIn(t, b, tab, secret, "")
+	b.open(t, tab, "/ui/grants")
+	uiType(t, b, tab, "#reason-"+g.ID, "ui: my own")
+	b.clickLive(t, tab, "click Approve on "+g.ID, `table#grants tr[data-grant=`+jsString(g.ID)+`] button.approve`)
+	b.waitJS(t, tab, uiWait, "the refusal in p.error",
+		`(() => { const e = document.querySelector('p.error'); return !e.hidden && e.textContent.includes('may not approve') })()`,
+		`JSON.stringify(document.querySelector('p.error').textContent)`)
+	got, err := dev.root.Grant(tctx(t, 5*time.Second), g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != fsm.GrantPending || len(got.Approvals) != 0 {
+		t.Errorf("after the refused self-approval grant %s is %s with %d approvals, want PENDING with none", g.ID, got.Status, len(got.Approvals))
 	}
 }
