@@ -63,6 +63,12 @@ func TestUICluster(t *testing.T) {
 		if got := uiEval[string](t, admin, li+`.querySelector('.at').textContent.trim()`); got == "" {
 			t.Errorf("the leader change of term %d shows no time", st.Term)
 		}
+		// The server saw the change before this page was loaded: the tab
+		// did not make it up.
+		if !uiEval[bool](t, admin, `Number(`+li+`.dataset.at) / 1e6 < performance.timeOrigin`) {
+			t.Errorf("the leader change of term %d is dated %s, not before the page loaded at %v ms", st.Term,
+				uiEval[string](t, admin, li+`.dataset.at`), uiEval[float64](t, admin, `performance.timeOrigin`))
+		}
 		if by := uiEval[string](t, admin, `document.querySelector('#leaders-by').textContent`); by != "server "+st.NodeID {
 			t.Errorf("#leaders-by says %q, want %q", by, "server "+st.NodeID)
 		}

@@ -72,7 +72,7 @@
       return;
     }
     list.replaceChildren.apply(list, changes.map(function (c) {
-      return el('li', { class: 'leader-change', 'data-term': c.term, 'data-leader': c.leader }, [
+      return el('li', { class: 'leader-change', 'data-term': c.term, 'data-leader': c.leader, 'data-at': c.at }, [
         el('span', { class: 'term', text: 'term ' + c.term }), ' ',
         el('strong', { class: 'leader', text: c.leader }),
         c.from ? el('span', { class: 'from', text: ' after ' + c.from }) : null, ' ',
