@@ -133,6 +133,9 @@ func (u *uiNC) componentRolloutAndHCL(t *testing.T) {
 	cell := `document.querySelector('tr[data-component="ticker"] td.rollout')`
 	b.waitJS(t, admin, 30*time.Second, "ticker's rollout says 2/2 updated",
 		cell+` !== null && `+cell+`.textContent.includes('2/2 updated')`, `(`+cell+` || {textContent: '(no td.rollout)'}).textContent`)
+	b.waitJS(t, admin, 30*time.Second, "both of ticker's runs EXECUTING on the components page",
+		`document.querySelectorAll('tr[data-component="ticker"] .runs li[data-state="EXECUTING"]').length === 2`,
+		`document.querySelector('tr[data-component="ticker"] .runs').textContent`)
 	b.screenshot(t, admin, "components")
 	b.clickLive(t, admin, "follow ticker's name", `tr[data-component="ticker"] a.component`)
 	b.waitJS(t, admin, uiWait, "on /ui/components/ticker", `location.pathname === '/ui/components/ticker'`, `location.pathname`)

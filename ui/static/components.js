@@ -109,7 +109,7 @@
       result.textContent = 'deployed ' + res.data.name + ' generation ' + res.data.generation + ' at index ' + res.data.index;
     }
 
-    watch('/v1/components', function (list) { clearError(); comps = list || []; return render(); });
+    watch('/v1/components', function (list) { I.clearReadError(); comps = list || []; return render(); });
     watch('/v1/runs', function (list) { runs = list || []; return render(); });
   }
 

@@ -16,11 +16,20 @@
     var checked = 0;
     var gaps = 0;
     $('#filter-form').addEventListener('submit', function (ev) { ev.preventDefault(); });
-    filter.addEventListener('input', applyFilter);
+    var typeFilter = $('#filter-type');
+    var actorFilter = $('#filter-actor');
+    [filter, typeFilter, actorFilter].forEach(function (f) { f.addEventListener('input', applyFilter); });
+    // A row shows when its component is the one asked (exactly), its type
+    // starts with the type asked ("run." matches every run event) and its
+    // actor contains the actor asked.
     function applyFilter() {
-      var want = filter.value.trim();
+      var comp = filter.value.trim();
+      var typ = typeFilter.value.trim();
+      var actor = actorFilter.value.trim();
       Array.prototype.forEach.call(tbody.rows, function (tr) {
-        tr.hidden = !!want && tr.getAttribute('data-component') !== want;
+        tr.hidden = (!!comp && tr.getAttribute('data-component') !== comp) ||
+          (!!typ && (tr.getAttribute('data-type') || '').indexOf(typ) !== 0) ||
+          (!!actor && (tr.getAttribute('data-actor') || '').indexOf(actor) < 0);
       });
     }
     function setStatus() {
@@ -55,7 +64,7 @@
           }
         }
         head = { seq: f.seq, hash: e.hash, index: f.index };
-        var tr = el('tr', { class: 'event', 'data-seq': String(f.seq), 'data-component': e.component || '', 'data-type': e.type }, [
+        var tr = el('tr', { class: 'event', 'data-seq': String(f.seq), 'data-component': e.component || '', 'data-type': e.type, 'data-actor': e.actor || '' }, [
           td(String(f.seq)), td(String(f.index)), td(fmtTime(f.time)), td(e.type), td(e.subject), td(e.actor), td(e.purpose),
           el('td', { class: 'payload' }, [el('code', { text: f.payload })]),
           el('td', { class: 'hash', title: e.hash }, [el('code', { text: (e.hash || '').slice(0, 12) })])
@@ -71,8 +80,8 @@
       var idx = 0;
       for (;;) {
         var r = await fetchEvents(from, '', idx);
-        if (r.error) { showError(r.error); await sleep(r.status === 403 ? 5000 : 1000); idx = 0; continue; }
-        clearError();
+        if (r.error) { I.readError(r.error); await sleep(r.status === 403 ? 5000 : 1000); idx = 0; continue; }
+        I.clearReadError();
         var fresh = r.events.filter(function (x) { return !head || x.f.seq > head.seq; });
         await add(fresh);
         if (head) from = String(head.index);

@@ -36,16 +36,30 @@
 
   function td(text, cls) { return el('td', { text: text === undefined || text === null ? '' : text, class: cls }); }
 
+  // The page's p.error shows one message: a refused action's (showError)
+  // stays until the next action, a failed read's (readError) until a read
+  // succeeds (clearReadError). A refused write may commit an entry and so
+  // wake a live update, which must not wipe the refusal.
   var errorBox = $('p.error');
+  var errorFromRead = false;
   function showError(msg) {
     if (!errorBox) return;
+    errorFromRead = false;
     errorBox.textContent = msg;
     errorBox.hidden = false;
   }
+  function readError(msg) {
+    showError(msg);
+    errorFromRead = true;
+  }
   function clearError() {
     if (!errorBox) return;
+    errorFromRead = false;
     errorBox.textContent = '';
     errorBox.hidden = true;
+  }
+  function clearReadError() {
+    if (errorFromRead) clearError();
   }
 
   function sleep(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
@@ -86,7 +100,7 @@
         var res = await api('GET', url);
         if (stopped) return;
         if (!res.ok) {
-          if (onError) onError(res); else showError(res.error);
+          if (onError) onError(res); else readError(res.error);
           await sleep(res.status === 403 || res.status === 404 ? 5000 : 1000);
           index = 0;
           continue;
@@ -312,7 +326,7 @@
   window.ICE = {
     ready: page === 'login' || !!token(), page: page, arg: arg, TOKEN_KEY: TOKEN_KEY,
     $: $, el: el, td: td, api: api, watch: watch, can: can, sleep: sleep,
-    showError: showError, clearError: clearError, fmtTime: fmtTime, runLink: runLink,
+    showError: showError, clearError: clearError, readError: readError, clearReadError: clearReadError, fmtTime: fmtTime, runLink: runLink,
     replaceRows: replaceRows, reasonInput: reasonInput, fetchEvents: fetchEvents,
     hashEvent: hashEvent, ZERO: ZERO
   };

@@ -99,7 +99,7 @@
       });
       return render();
     }, function () { /* a token that may not read runs sees none */ });
-    watch('/v1/nodes', function (l) { clearError(); list = l || []; return render(); });
+    watch('/v1/nodes', function (l) { I.clearReadError(); list = l || []; return render(); });
     // Leases are in the leader's memory, not the replicated state: no
     // blocking query to wait on; ask each second.
     (async function pollLeases() {
