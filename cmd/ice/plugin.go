@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"go/format"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,6 +168,9 @@ func finishPluginModule(out io.Writer, dir string, data pluginTemplateData) erro
 	if err != nil {
 		sum = "no go.sum (the Go toolchain is not on PATH: make runs go mod tidy first)"
 	} else {
+		if err := seedGoSum(data.ICESrc, dir); err != nil {
+			return err
+		}
 		tidy := exec.Command(goBin, "mod", "tidy")
 		tidy.Dir = dir
 		tidy.Env = append(os.Environ(), "GOWORK=off")
@@ -213,6 +217,30 @@ func iceSourceStarts() []string {
 		starts = append(starts, wd)
 	}
 	return starts
+}
+
+// seedGoSum starts the module's go.sum as a copy of the ICE source's: the
+// plugin depends on a part of ICE's module graph, whose checksums ICE's
+// go.sum already holds, so go mod tidy keeps those it needs and asks the
+// checksum database only for others (a machine that reaches the module
+// proxy but not sum.golang.org can still create a plugin). A module that
+// already has a go.sum keeps it.
+func seedGoSum(src, dir string) error {
+	dst := filepath.Join(dir, "go.sum")
+	if _, err := os.Stat(dst); err == nil {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(src, "go.sum"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("seed go.sum from the ICE source: %w", err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		return fmt.Errorf("seed go.sum from the ICE source: %w", err)
+	}
+	return nil
 }
 
 // findICESource returns the ICE source checkout: flag (--ice-src), else
