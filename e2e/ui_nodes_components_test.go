@@ -7,8 +7,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -199,23 +197,9 @@ func (u *uiNC) dispatchThroughPage(t *testing.T) {
 
 func (u *uiNC) readOnlyTokenHasNoControls(t *testing.T) {
 	b, dev, row, dir := u.b, u.dev, u.row, u.dir
-	policy := filepath.Join(dir, "read.hcl")
-	if err := os.WriteFile(policy, []byte("component \"\" { policy = \"read\" }\nnode \"\" { policy = \"read\" }\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := devCLI(t, dev.configDir, "acl", "policy", "apply", "ui-read", policy); err != nil {
-		t.Fatalf("ice acl policy apply: %v\n%s", err, out)
-	}
-	out, err := devCLI(t, dev.configDir, "acl", "token", "create", "--name", "ui-viewer", "--policy", "ui-read", "--json")
-	if err != nil {
-		t.Fatalf("ice acl token create: %v\n%s", err, out)
-	}
-	var tok api.ACLToken
-	if err := json.Unmarshal([]byte(out), &tok); err != nil || tok.SecretID == "" {
-		t.Fatalf("ice acl token create --json: %v\n%s", err, out)
-	}
+	secret := dev.policyToken(t, dir, "ui-read", "component \"\" { policy = \"read\" }\nnode \"\" { policy = \"read\" }\n")
 	viewer := b.tab("read-only-token")
-	uiSignIn(t, b, viewer, tok.SecretID, "")
+	uiSignIn(t, b, viewer, secret, "")
 	b.open(t, viewer, "/ui/nodes")
 	b.waitJS(t, viewer, uiWait, "the read-only token sees the node's lease",
 		row+` !== null && /renewed/.test(`+row+`.querySelector('td.lease').textContent)`, `(`+row+` || {textContent: '(no row)'}).textContent`)

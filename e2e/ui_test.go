@@ -89,6 +89,35 @@ func (d *uiDev) statusChainHead(t *testing.T) string {
 	return st.Events.Head
 }
 
+// applyPolicy writes rules to dir/NAME.hcl and applies them as the ACL
+// policy NAME with the CLI.
+func (d *uiDev) applyPolicy(t *testing.T, dir, name, rules string) {
+	t.Helper()
+	file := filepath.Join(dir, name+".hcl")
+	if err := os.WriteFile(file, []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := devCLI(t, d.configDir, "acl", "policy", "apply", name, file); err != nil {
+		t.Fatalf("ice acl policy apply %s: %v\n%s", name, err, out)
+	}
+}
+
+// policyToken applies rules as the policy NAME and answers the secret of
+// a new token NAME holding it.
+func (d *uiDev) policyToken(t *testing.T, dir, name, rules string) string {
+	t.Helper()
+	d.applyPolicy(t, dir, name, rules)
+	out, err := devCLI(t, d.configDir, "acl", "token", "create", "--name", name, "--policy", name, "--json")
+	if err != nil {
+		t.Fatalf("ice acl token create %s: %v\n%s", name, err, out)
+	}
+	var tok api.ACLToken
+	if err := json.Unmarshal([]byte(out), &tok); err != nil || tok.SecretID == "" {
+		t.Fatalf("ice acl token create --json: %v\n%s", err, out)
+	}
+	return tok.SecretID
+}
+
 // uiSignIn signs the tab in on /ui/login with token and waits for the
 // cluster page.
 func uiSignIn(t *testing.T, b *uiBrowser, tab context.Context, token, screenshot string) {
@@ -315,22 +344,7 @@ func TestUI(t *testing.T) {
 
 	roToken := ""
 	t.Run("ReadOnlyTokenHasNoControls", func(t *testing.T) {
-		policy := filepath.Join(dir, "read.hcl")
-		if err := os.WriteFile(policy, []byte(`component "" { policy = "read" }`+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := devCLI(t, dev.configDir, "acl", "policy", "apply", "ui-read", policy); err != nil {
-			t.Fatalf("ice acl policy apply: %v\n%s", err, out)
-		}
-		out, err := devCLI(t, dev.configDir, "acl", "token", "create", "--name", "ui-viewer", "--policy", "ui-read", "--json")
-		if err != nil {
-			t.Fatalf("ice acl token create: %v\n%s", err, out)
-		}
-		var tok api.ACLToken
-		if err := json.Unmarshal([]byte(out), &tok); err != nil || tok.SecretID == "" {
-			t.Fatalf("ice acl token create --json: %v\n%s", err, out)
-		}
-		roToken = tok.SecretID
+		roToken = dev.policyToken(t, dir, "ui-read", `component "" { policy = "read" }`+"\n")
 		viewer := b.tab("read-only-token")
 		uiSignIn(t, b, viewer, roToken, "login")
 		b.open(t, viewer, "/ui/components")
@@ -345,32 +359,13 @@ func TestUI(t *testing.T) {
 		// A token that may write components, on a page that shows it the
 		// stop buttons; then its policy becomes read-only, the page not
 		// reloaded: the stop it attempts is refused, and the page says so.
-		policy := filepath.Join(dir, "write.hcl")
-		if err := os.WriteFile(policy, []byte(`component "" { policy = "write" }`+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := devCLI(t, dev.configDir, "acl", "policy", "apply", "ui-demoted", policy); err != nil {
-			t.Fatalf("ice acl policy apply: %v\n%s", err, out)
-		}
-		out, err := devCLI(t, dev.configDir, "acl", "token", "create", "--name", "ui-demoted", "--policy", "ui-demoted", "--json")
-		if err != nil {
-			t.Fatalf("ice acl token create: %v\n%s", err, out)
-		}
-		var tok api.ACLToken
-		if err := json.Unmarshal([]byte(out), &tok); err != nil || tok.SecretID == "" {
-			t.Fatalf("ice acl token create --json: %v\n%s", err, out)
-		}
+		secret := dev.policyToken(t, dir, "ui-demoted", `component "" { policy = "write" }`+"\n")
 		writer := b.tab("demoted-token")
-		uiSignIn(t, b, writer, tok.SecretID, "")
+		uiSignIn(t, b, writer, secret, "")
 		b.open(t, writer, "/ui/components")
 		b.do(t, writer, "ticker's stop button for a write token", uiWait,
 			chromedp.WaitVisible(chromedp.CSS(`tr[data-component="ticker"] button.stop`)))
-		if err := os.WriteFile(policy, []byte(`component "" { policy = "read" }`+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := devCLI(t, dev.configDir, "acl", "policy", "apply", "ui-demoted", policy); err != nil {
-			t.Fatalf("ice acl policy apply (read): %v\n%s", err, out)
-		}
+		dev.applyPolicy(t, dir, "ui-demoted", `component "" { policy = "read" }`+"\n")
 		b.clickLive(t, writer, "click ticker's stop", `tr[data-component="ticker"] button.stop`)
 		b.waitJS(t, writer, uiWait, "the refusal shown in .error",
 			`Array.from(document.querySelectorAll('.error')).some(e => e.offsetParent !== null && e.textContent.trim() !== '')`,

@@ -11,11 +11,10 @@
   var showError = I.showError, clearError = I.clearError, fmtTime = I.fmtTime, runLink = I.runLink;
   var replaceRows = I.replaceRows, reasonInput = I.reasonInput;
 
-  // A failed read is shown until the next answer; a refused step stays
-  // shown until the next step (a live update does not clear it).
-  var readFailed = false;
-  function readError(res) { readFailed = true; showError(res.error); }
-  function readOK() { if (readFailed) { readFailed = false; clearError(); } }
+  // A failed read is shown until a read succeeds; a refused step stays
+  // until the next step (ice.js: readError, clearReadError).
+  function readError(res) { I.readError(res.error); }
+  var readOK = I.clearReadError;
   var FIELDS = ['type', 'key', 'status', 'run'];
 
   // shortRun links a run by the first 8 characters of its id (the whole
