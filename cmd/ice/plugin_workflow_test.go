@@ -80,8 +80,8 @@ func wantSteps(t *testing.T, report string, lines ...string) {
 // two binaries that are not good plugins, then `ice dev --plugin-dir` on the
 // generated module and `ice deploy -f hello.hcl` to EXECUTING. Every go
 // command runs with GOPROXY=off: the module builds from the module cache,
-// which `go mod download all` fills (.ci/run does), and its go.sum starts
-// as ICE's, so no checksum database is asked either.
+// which generating a module once with the proxy fills (.ci/run does), and
+// its go.sum starts as ICE's, so no checksum database is asked either.
 func TestPluginWorkflow(t *testing.T) {
 	t.Setenv("GOPROXY", "off")
 	hello := newPluginModule(t, "hello")
