@@ -115,6 +115,7 @@ func TestUICluster(t *testing.T) {
 			{"/ui/cluster", `table#servers tr[data-server]`},
 			{"/ui/nodes", `table#nodes tr[data-node]`},
 			{"/ui/components", `tr[data-component="ticker"]`},
+			{"/ui/components/ticker", `#component-runs tr[data-run]`},
 			{"/ui/events", `table#events tr.event`},
 			{"/ui/grants", `table#grants`},
 			{"/ui/memory", `table#memory`},

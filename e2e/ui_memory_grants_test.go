@@ -53,20 +53,6 @@ func uiDispatchWait(t *testing.T, dev *uiDev, component, input string, meta map[
 	return run.ID
 }
 
-// uiToken creates a policy with rules and a token of it, and returns the
-// token's secret.
-func uiToken(t *testing.T, dev *uiDev, name, rules string) string {
-	t.Helper()
-	if _, err := dev.root.ApplyPolicy(tctx(t, 5*time.Second), name, &api.ACLPolicyRequest{Rules: rules}); err != nil {
-		t.Fatalf("apply policy %s: %v", name, err)
-	}
-	tok, err := dev.root.CreateToken(tctx(t, 5*time.Second), &api.ACLTokenRequest{Name: name, Policies: []string{name}})
-	if err != nil {
-		t.Fatalf("create token %s: %v", name, err)
-	}
-	return tok.SecretID
-}
-
 // uiGrant waits for a grant of component that cond accepts.
 func uiGrant(t *testing.T, dev *uiDev, component, what string, cond func(fsm.Grant) bool) fsm.Grant {
 	t.Helper()
@@ -158,12 +144,20 @@ func TestUIMemoryGrants(t *testing.T) {
 	if !t.Run("RecordPage", func(t *testing.T) { uiCheckRecordPage(t, b, admin, runs) }) {
 		return
 	}
+	t.Run("RecordPageAtPhoneWidth", func(t *testing.T) {
+		phone := b.tab("phone")
+		b.do(t, phone, "phone viewport", uiWait, chromedp.EmulateViewport(uiPhoneWidth, uiPhoneHeight))
+		uiSignIn(t, b, phone, dev.token, "")
+		b.open(t, phone, "/ui/memory/summary/all")
+		b.waitJS(t, phone, uiWait, "summary/all's versions and lineage", `document.querySelector('table#versions tr[data-version="1"]') !== null && document.querySelector('ul#lineage-inputs > li') !== null`, `location.pathname`)
+		checkPhoneWidth(t, b, phone, "/ui/memory/summary/all", true)
+	})
 	t.Run("InvalidateThroughMemoryPage", func(t *testing.T) { uiInvalidateThroughPage(t, b, admin, dev) })
 	t.Run("DeprecateThroughRecordPage", func(t *testing.T) { uiDeprecateThroughPage(t, b, admin, dev) })
 
 	grants := uiMakeGrants(t, dev, dir)
 	approver := b.tab("approver-token")
-	uiSignIn(t, b, approver, uiToken(t, dev, "ui-approver", `capability "payments:" { policy = "write" }
+	uiSignIn(t, b, approver, dev.policyToken(t, "ui-approver", `capability "payments:" { policy = "write" }
 component "" { policy = "read" }`), "")
 	t.Run("GrantsPage", func(t *testing.T) { uiCheckGrantsPage(t, b, approver, grants) })
 	t.Run("ReadOnlyTokenHasNoControls", func(t *testing.T) { uiReadOnly(t, b, dev, grants) })
@@ -381,7 +375,7 @@ func uiCheckGrantsPage(t *testing.T, b *uiBrowser, tab context.Context, gs uiGra
 
 func uiReadOnly(t *testing.T, b *uiBrowser, dev *uiDev, gs uiGrants) {
 	viewer := b.tab("read-only-token")
-	uiSignIn(t, b, viewer, uiToken(t, dev, "ui-viewer", `component "" { policy = "read" }
+	uiSignIn(t, b, viewer, dev.policyToken(t, "ui-viewer", `component "" { policy = "read" }
 memory "" { policy = "read" }`), "")
 	controls := `['button.approve', 'button.deny', 'button.revoke', 'button.invalidate', 'button.deprecate', 'input.reason'].filter(s => document.querySelector('main ' + s) !== null).join(', ')`
 	b.open(t, viewer, "/ui/grants")
@@ -454,7 +448,7 @@ func uiRevokeThroughPage(t *testing.T, b *uiBrowser, tab context.Context, dev *u
 // page: the API refuses (its deployer may not approve it), the page shows
 // the refusal, and the grant stays PENDING.
 func uiSelfApproval(t *testing.T, b *uiBrowser, dev *uiDev, dir string) {
-	secret := uiToken(t, dev, "ui-deployer", `component "" { policy = "write" }
+	secret := dev.policyToken(t, "ui-deployer", `component "" { policy = "write" }
 capability "payments:" { policy = "write" }`)
 	deployer, err := api.NewClientConfig(api.Config{Address: dev.addr, CACert: dev.caFile, Token: secret})
 	if err != nil {

@@ -196,8 +196,8 @@ func (u *uiNC) dispatchThroughPage(t *testing.T) {
 }
 
 func (u *uiNC) readOnlyTokenHasNoControls(t *testing.T) {
-	b, dev, row, dir := u.b, u.dev, u.row, u.dir
-	secret := dev.policyToken(t, dir, "ui-read", "component \"\" { policy = \"read\" }\nnode \"\" { policy = \"read\" }\n")
+	b, dev, row := u.b, u.dev, u.row
+	secret := dev.policyToken(t, "ui-read", "component \"\" { policy = \"read\" }\nnode \"\" { policy = \"read\" }\n")
 	viewer := b.tab("read-only-token")
 	uiSignIn(t, b, viewer, secret, "")
 	b.open(t, viewer, "/ui/nodes")

@@ -19,7 +19,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -89,31 +88,22 @@ func (d *uiDev) statusChainHead(t *testing.T) string {
 	return st.Events.Head
 }
 
-// applyPolicy writes rules to dir/NAME.hcl and applies them as the ACL
-// policy NAME with the CLI.
-func (d *uiDev) applyPolicy(t *testing.T, dir, name, rules string) {
+// applyPolicy puts rules as the ACL policy name.
+func (d *uiDev) applyPolicy(t *testing.T, name, rules string) {
 	t.Helper()
-	file := filepath.Join(dir, name+".hcl")
-	if err := os.WriteFile(file, []byte(rules), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := devCLI(t, d.configDir, "acl", "policy", "apply", name, file); err != nil {
-		t.Fatalf("ice acl policy apply %s: %v\n%s", name, err, out)
+	if _, err := d.root.ApplyPolicy(tctx(t, 5*time.Second), name, &api.ACLPolicyRequest{Rules: rules}); err != nil {
+		t.Fatalf("apply policy %s: %v", name, err)
 	}
 }
 
-// policyToken applies rules as the policy NAME and answers the secret of
-// a new token NAME holding it.
-func (d *uiDev) policyToken(t *testing.T, dir, name, rules string) string {
+// policyToken puts rules as the policy name and answers the secret of a
+// new token name holding it.
+func (d *uiDev) policyToken(t *testing.T, name, rules string) string {
 	t.Helper()
-	d.applyPolicy(t, dir, name, rules)
-	out, err := devCLI(t, d.configDir, "acl", "token", "create", "--name", name, "--policy", name, "--json")
+	d.applyPolicy(t, name, rules)
+	tok, err := d.root.CreateToken(tctx(t, 5*time.Second), &api.ACLTokenRequest{Name: name, Policies: []string{name}})
 	if err != nil {
-		t.Fatalf("ice acl token create %s: %v\n%s", name, err, out)
-	}
-	var tok api.ACLToken
-	if err := json.Unmarshal([]byte(out), &tok); err != nil || tok.SecretID == "" {
-		t.Fatalf("ice acl token create --json: %v\n%s", err, out)
+		t.Fatalf("create token %s: %v", name, err)
 	}
 	return tok.SecretID
 }
@@ -344,7 +334,7 @@ func TestUI(t *testing.T) {
 
 	roToken := ""
 	t.Run("ReadOnlyTokenHasNoControls", func(t *testing.T) {
-		roToken = dev.policyToken(t, dir, "ui-read", `component "" { policy = "read" }`+"\n")
+		roToken = dev.policyToken(t, "ui-read", `component "" { policy = "read" }`+"\n")
 		viewer := b.tab("read-only-token")
 		uiSignIn(t, b, viewer, roToken, "login")
 		b.open(t, viewer, "/ui/components")
@@ -359,13 +349,13 @@ func TestUI(t *testing.T) {
 		// A token that may write components, on a page that shows it the
 		// stop buttons; then its policy becomes read-only, the page not
 		// reloaded: the stop it attempts is refused, and the page says so.
-		secret := dev.policyToken(t, dir, "ui-demoted", `component "" { policy = "write" }`+"\n")
+		secret := dev.policyToken(t, "ui-demoted", `component "" { policy = "write" }`+"\n")
 		writer := b.tab("demoted-token")
 		uiSignIn(t, b, writer, secret, "")
 		b.open(t, writer, "/ui/components")
 		b.do(t, writer, "ticker's stop button for a write token", uiWait,
 			chromedp.WaitVisible(chromedp.CSS(`tr[data-component="ticker"] button.stop`)))
-		dev.applyPolicy(t, dir, "ui-demoted", `component "" { policy = "read" }`+"\n")
+		dev.applyPolicy(t, "ui-demoted", `component "" { policy = "read" }`+"\n")
 		b.clickLive(t, writer, "click ticker's stop", `tr[data-component="ticker"] button.stop`)
 		b.waitJS(t, writer, uiWait, "the refusal shown in .error",
 			`Array.from(document.querySelectorAll('.error')).some(e => e.offsetParent !== null && e.textContent.trim() !== '')`,
