@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"os"
@@ -126,5 +127,28 @@ func TestRunLog(t *testing.T) {
 
 	if got, err := runCLI(t, leader, "logs", "ffffffff-ffff"); err == nil || !strings.Contains(got, "no run") {
 		t.Errorf("ice logs of an unknown run: %v\n%s", err, got)
+	}
+
+	// --follow ends by itself once the run is TERMINATED, with its outcome.
+	follow := cliCommand(leader, "logs", "-f", "--poll-interval", "200ms", run.ID)
+	var followed bytes.Buffer
+	follow.Stdout, follow.Stderr = &followed, &followed
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- follow.Wait() }()
+	if out, err := runCLI(t, leader, "stop", "ticker"); err != nil {
+		t.Fatalf("ice stop ticker: %v\n%s", err, out)
+	}
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(followed.String(), "ticking") || !strings.Contains(followed.String(), "ice logs: run "+run.ID+" ended TERMINATED_BY_RUNTIME") {
+			t.Errorf("ice logs -f after ice stop: %v\n%s", err, tail(followed.String(), 600))
+		}
+	case <-time.After(60 * time.Second):
+		_ = follow.Process.Kill()
+		<-done
+		t.Errorf("ice logs -f still following 60s after ice stop ticker:\n%s", tail(followed.String(), 600))
 	}
 }

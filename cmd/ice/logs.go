@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ice-run/ice/api"
+	"github.com/ice-run/ice/fsm"
 )
 
 func newLogsCmd() *cobra.Command {
@@ -29,7 +30,8 @@ node; the token must be able to read the run's component, as for ice runs
 RUN_ID. RUN_ID may be a unique prefix of the id.
 
 --tail N prints only the last N bytes; --follow keeps printing what the
-plugin writes until interrupted. See docs/run-logs.md.`,
+plugin writes until the run is TERMINATED (then it prints the rest and the
+run's outcome) or until interrupted. See docs/run-logs.md.`,
 		Example: `  ice logs 0123abcd
   ice logs 0123abcd --tail 4096      # the last 4 KiB
   ice logs 0123abcd -f               # follow, like tail -f`,
@@ -58,7 +60,7 @@ plugin writes until interrupted. See docs/run-logs.md.`,
 	o.register(cmd)
 	o.registerRead(cmd)
 	cmd.Flags().Int64Var(&tail, "tail", 0, "print only the last N bytes of the log")
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing what is appended to the log until interrupted")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing what is appended to the log until the run ends or until interrupted")
 	cmd.Flags().DurationVar(&poll, "poll-interval", time.Second, "with --follow: how often to ask for new log bytes")
 	return cmd
 }
@@ -97,7 +99,9 @@ func (l *logPrinter) printFrom(ctx context.Context, lr api.LogRange) error {
 	}
 }
 
-// follow polls for what is appended, every interval, until ctx ends.
+// follow polls for what is appended, every interval, until the run is
+// TERMINATED (its agent has torn the plugin down: nothing more is written,
+// so what is read after that is the whole log) or ctx ends.
 func (l *logPrinter) follow(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		interval = time.Second
@@ -110,11 +114,24 @@ func (l *logPrinter) follow(ctx context.Context, interval time.Duration) error {
 			return nil // interrupted: following ends there
 		case <-tick.C:
 		}
+		run, runErr := l.c.Run(ctx, l.id)
 		if err := l.printFrom(ctx, api.LogRange{Offset: l.next, Limit: api.MaxLogChunk}); err != nil {
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
 			return err
 		}
+		if runErr == nil && run.State == fsm.StateTerminated {
+			fmt.Fprintf(l.errw, "ice logs: run %s ended %s%s\n", l.id, run.Outcome, reasonSuffix(run.Reason))
+			return nil
+		}
 	}
+}
+
+// reasonSuffix is ": reason", or nothing without one.
+func reasonSuffix(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return ": " + reason
 }
