@@ -310,3 +310,29 @@ func TestGrantsAndMemoryTablesKeepReasons(t *testing.T) {
 		t.Errorf("memory table --wide:\n%s", buf.String())
 	}
 }
+
+// TestNodesTableLease: the LEASE column says how long ago the leader saw
+// each node's lease renewed, marks an expired one, and says "-" for a node
+// it knows nothing of and when the leases could not be read.
+func TestNodesTableLease(t *testing.T) {
+	nodes := []fsm.Node{{ID: "n1", Status: fsm.NodeReady}, {ID: "n2", Status: fsm.NodeReady}, {ID: "n3", Status: fsm.NodeDown}}
+	leases := &api.NodeLeases{TTLMillis: 10000, Leases: []api.NodeLease{
+		{Node: "n1", Known: true, AgeMillis: 1250},
+		{Node: "n3", Known: true, AgeMillis: 12000, Expired: true},
+	}}
+	var b strings.Builder
+	if err := writeNodesTable(&b, nodes, leases); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"LEASE", "1.2s ago", "12.0s ago (expired)"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("nodes table has no %q:\n%s", want, b.String())
+		}
+	}
+	if got := leaseText(leases, "n2"); got != "-" {
+		t.Errorf("lease of a node the leader has not seen: %q, want -", got)
+	}
+	if got := leaseText(nil, "n1"); got != "-" {
+		t.Errorf("lease without the leader's table: %q, want -", got)
+	}
+}

@@ -105,7 +105,13 @@ func newNodesCmd() *cobra.Command {
 			if o.json {
 				return printJSON(cmd.OutOrStdout(), nodes)
 			}
-			return writeNodesTable(cmd.OutOrStdout(), nodes)
+			// Lease ages are the leader's memory, not the state: a
+			// cluster that cannot answer them shows "-".
+			leases, err := o.client().NodeLeases(ctx)
+			if err != nil {
+				leases = nil
+			}
+			return writeNodesTable(cmd.OutOrStdout(), nodes, leases)
 		},
 	}
 	o.register(cmd)
@@ -128,8 +134,27 @@ func labelsString(labels map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
-func writeNodesTable(w io.Writer, nodes []fsm.Node) error {
-	t := newTable(w, "ID", "ADDRESS", "STATUS", "LABELS", "PLUGINS", "REASON")
+// leaseText says how long ago the leader last saw the node's lease
+// renewed ("-" when it does not know).
+func leaseText(leases *api.NodeLeases, node string) string {
+	if leases == nil {
+		return "-"
+	}
+	for _, l := range leases.Leases {
+		if l.Node != node || !l.Known {
+			continue
+		}
+		text := fmt.Sprintf("%.1fs ago", float64(l.AgeMillis)/1000)
+		if l.Expired {
+			text += " (expired)"
+		}
+		return text
+	}
+	return "-"
+}
+
+func writeNodesTable(w io.Writer, nodes []fsm.Node, leases *api.NodeLeases) error {
+	t := newTable(w, "ID", "ADDRESS", "STATUS", "LEASE", "LABELS", "PLUGINS", "REASON")
 	for i := range nodes {
 		n := &nodes[i]
 		plugins := make([]string, len(n.Plugins))
@@ -139,7 +164,7 @@ func writeNodesTable(w io.Writer, nodes []fsm.Node) error {
 				plugins[j] += "@" + p.Version
 			}
 		}
-		t.row(n.ID, n.Address, string(n.Status), labelsString(n.Labels), strings.Join(plugins, ","), n.Reason)
+		t.row(n.ID, n.Address, string(n.Status), leaseText(leases, n.ID), labelsString(n.Labels), strings.Join(plugins, ","), n.Reason)
 	}
 	return t.flush()
 }
