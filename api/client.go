@@ -51,7 +51,17 @@ func NewClient(addr string) *Client {
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
-	return &Client{addr: strings.TrimRight(addr, "/"), http: &http.Client{}}
+	return &Client{addr: strings.TrimRight(addr, "/"), http: &http.Client{Transport: NewStreamTransport(http.DefaultTransport)}}
+}
+
+// Close ends the client's write streams (after the answers to what they
+// carry) and its idle connections. Clients made by WithAddr share them.
+func (c *Client) Close() {
+	if st, ok := c.http.Transport.(*StreamTransport); ok {
+		st.Close()
+		return
+	}
+	c.http.CloseIdleConnections()
 }
 
 // Addr returns the base address of the client.

@@ -28,6 +28,12 @@ type Config struct {
 	// TLS, when set, is used as it is instead of the files above (agents
 	// pass one that reloads certificates).
 	TLS *tls.Config
+	// PlainWrites sends every write as its own HTTP request instead of
+	// over the write streams (stream.go) the client keeps to each server.
+	PlainWrites bool
+	// StreamConns is how many write streams to each server (0:
+	// DefaultStreamConns).
+	StreamConns int
 }
 
 // NewClientConfig returns a client for cfg, loading its TLS files.
@@ -52,9 +58,17 @@ func NewClientConfig(cfg Config) (*Client, error) {
 	}
 	c := NewClient(addr)
 	c.Token = cfg.Token
+	var plain http.RoundTripper = http.DefaultTransport
 	if tc != nil {
-		c.http = &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: false, MaxIdleConnsPerHost: 64}}
+		plain = &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: false, MaxIdleConnsPerHost: 64}
 	}
+	if cfg.PlainWrites {
+		c.http = &http.Client{Transport: plain}
+		return c, nil
+	}
+	st := NewStreamTransport(plain)
+	st.Conns = cfg.StreamConns
+	c.http = &http.Client{Transport: st}
 	return c, nil
 }
 

@@ -36,6 +36,10 @@ type IceCluster struct {
 	Bin     string
 	Access  *Access
 	Servers []*IceServer
+	// Streams is how many write streams each writer keeps to its server
+	// (api.StreamTransport, as the Go client does); 0 sends every write as
+	// its own HTTP/1.1 request, one connection per client.
+	Streams int
 }
 
 // StartIceCluster starts n servers under dir with acc's security flags. On
@@ -86,7 +90,13 @@ func (c *IceCluster) Bootstrap(leader *IceServer, timeout time.Duration) error {
 // Writer returns a writer of the workload to server s through a client
 // keeping conns connections.
 func (c *IceCluster) Writer(s *IceServer, conns, payload int) *IceWriter {
-	return &IceWriter{HTTP: c.Access.NewHTTPClient(conns, 0), Base: c.Access.URL(s.HTTP), Token: c.Access.Token(), PayloadSize: payload, Prefix: "bench-"}
+	hc := c.Access.NewHTTPClient(conns, 0)
+	if c.Streams > 0 {
+		st := api.NewStreamTransport(hc.Transport)
+		st.Conns = c.Streams
+		hc.Transport = st
+	}
+	return &IceWriter{HTTP: hc, Base: c.Access.URL(s.HTTP), Token: c.Access.Token(), PayloadSize: payload, Prefix: "bench-"}
 }
 
 // Stop stops every running server (SIGTERM, then SIGKILL after 10s).

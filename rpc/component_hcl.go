@@ -25,7 +25,7 @@ func (s *Server) getComponentHCL(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !o.stale {
-		if forwarded, err := s.forward(w, r); forwarded || err != nil {
+		if forwarded, err := s.forward(w, r, false); forwarded || err != nil {
 			return err
 		}
 		if err := s.b.ConsistentRead(r.Context()); err != nil {

@@ -23,7 +23,7 @@ func (s *Server) routeNodeLeases() {
 }
 
 func (s *Server) getNodeLeases(w http.ResponseWriter, r *http.Request) error {
-	if forwarded, err := s.forward(w, r); forwarded || err != nil {
+	if forwarded, err := s.forward(w, r, false); forwarded || err != nil {
 		if err != nil {
 			return fmt.Errorf("node leases: %w", err)
 		}

@@ -44,9 +44,23 @@ type Server struct {
 	logger   hclog.Logger
 	mux      *http.ServeMux
 	proxyMu  sync.Mutex
-	proxies  map[string]*httputil.ReverseProxy
+	proxies  map[proxyKey]*httputil.ReverseProxy
 	policies policyCache
 	lim      *limits
+	// streamFwd carries forwarded writes to the leader over write
+	// streams; streams bounds the write streams clients hold open here.
+	streamFwd *api.StreamTransport
+	streams   chan struct{}
+	// closing is closed by Close: write streams say goaway.
+	closing   chan struct{}
+	closeOnce sync.Once
+}
+
+// proxyKey names a reverse proxy to the leader: writes go over write
+// streams, reads as plain requests.
+type proxyKey struct {
+	addr  string
+	write bool
 }
 
 // Options are the security settings of the API.
@@ -71,6 +85,9 @@ type Options struct {
 	// MaxBlocking caps blocking queries and event follows held at once;
 	// past it the server answers 429 with Retry-After (0: DefaultMaxBlocking).
 	MaxBlocking int
+	// MaxStreams caps write streams held open at once (0:
+	// DefaultMaxStreams); past it clients send plain requests.
+	MaxStreams int
 }
 
 // NewServer returns the API handler for b. metricsHandler serves /metrics.
@@ -79,11 +96,18 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger, opts
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	s := &Server{b: b, logger: logger, mux: http.NewServeMux(), proxies: map[string]*httputil.ReverseProxy{}}
+	s := &Server{b: b, logger: logger, mux: http.NewServeMux(), proxies: map[proxyKey]*httputil.ReverseProxy{}, closing: make(chan struct{})}
 	if len(opts) > 0 {
 		s.opts = opts[0]
 	}
 	s.lim = newLimits(s.opts)
+	maxStreams := s.opts.MaxStreams
+	if maxStreams <= 0 {
+		maxStreams = DefaultMaxStreams
+	}
+	s.streams = make(chan struct{}, maxStreams)
+	s.streamFwd = api.NewStreamTransport(forwardTransport(s.opts.ForwardTLS))
+	s.mux.HandleFunc("POST "+api.StreamPath, s.serveStream)
 	s.handle("GET /v1/status", s.getStatus)
 	s.handle("GET /v1/nodes", s.read(s.getNodes))
 	s.handle("PUT /v1/nodes/{id}/drain", s.write(s.drainNode))
@@ -122,6 +146,17 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger, opts
 		writeError(w, http.StatusNotFound, fmt.Errorf("no route for %s %s", r.Method, r.URL.Path))
 	})
 	return s
+}
+
+// Close ends the server's write streams, both those clients opened here
+// (each answers what it read and says goaway) and this server's own to the
+// leader. Call it as the HTTP server shuts down (http.Server.RegisterOnShutdown):
+// Shutdown waits for open streams.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.streamFwd.Close()
+	})
 }
 
 // ServeHTTP implements http.Handler.
@@ -258,7 +293,7 @@ func (s *Server) leaderAddr(ctx context.Context) (string, error) {
 
 // forward proxies the request to the leader. It returns false when this
 // server is the leader and must handle the request itself.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request) (bool, error) {
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, write bool) (bool, error) {
 	addr, err := s.leaderAddr(r.Context())
 	if err != nil || addr == "" {
 		return false, err
@@ -267,7 +302,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) (bool, error) {
 		// The leader we forwarded to is no longer leader; don't bounce.
 		return true, fmt.Errorf("forwarded request reached a follower: %w", fsm.ErrNotLeader)
 	}
-	proxy := s.proxy(addr)
+	proxy := s.proxy(addr, write)
 	metrics.IncrCounter([]string{"ice", "http", "forwarded"}, 1)
 	r.Header.Set(api.HeaderForwarded, s.b.ID())
 	// Only this server saw the client's certificate: it vouches for an
@@ -280,23 +315,29 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) (bool, error) {
 	return true, nil
 }
 
-// proxy returns the reverse proxy to a leader address, made once.
-func (s *Server) proxy(addr string) *httputil.ReverseProxy {
+// proxy returns the reverse proxy to a leader address, made once: writes
+// go over write streams (many forwarded writes share one flush each way),
+// reads as plain requests.
+func (s *Server) proxy(addr string, write bool) *httputil.ReverseProxy {
 	s.proxyMu.Lock()
 	defer s.proxyMu.Unlock()
-	proxy, ok := s.proxies[addr]
+	key := proxyKey{addr: addr, write: write}
+	proxy, ok := s.proxies[key]
 	if !ok {
 		target := &url.URL{Scheme: "http", Host: addr}
 		if s.opts.ForwardTLS != nil {
 			target.Scheme = "https"
 		}
 		proxy = httputil.NewSingleHostReverseProxy(target)
-		proxy.Transport = forwardTransport(s.opts.ForwardTLS)
+		proxy.Transport = s.streamFwd
+		if !write {
+			proxy.Transport = s.streamFwd.Plain
+		}
 		proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 			writeError(w, http.StatusBadGateway, fmt.Errorf("forward to leader at %s: %w", addr, err))
 		}
 		proxy.FlushInterval = -1
-		s.proxies[addr] = proxy
+		s.proxies[key] = proxy
 	}
 	return proxy
 }
@@ -329,7 +370,7 @@ func forwardTransport(tlsConf *tls.Config) *http.Transport {
 // commands) and hands the identity to h.
 func (s *Server) write(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if forwarded, err := s.forward(w, r); forwarded || err != nil {
+		if forwarded, err := s.forward(w, r, true); forwarded || err != nil {
 			return err
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
@@ -392,7 +433,7 @@ func (s *Server) read(f readFunc) handlerFunc {
 			return err
 		}
 		if !o.stale {
-			if forwarded, err := s.forward(w, r); forwarded || err != nil {
+			if forwarded, err := s.forward(w, r, false); forwarded || err != nil {
 				return err
 			}
 		}

@@ -10,7 +10,7 @@ import (
 // getSnapshot serves GET /v1/operator/snapshot: a verified archive of a
 // snapshot taken now on the leader.
 func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) error {
-	if forwarded, err := s.forward(w, r); forwarded || err != nil {
+	if forwarded, err := s.forward(w, r, false); forwarded || err != nil {
 		return err
 	}
 	// A snapshot holds every token's secret hash and every spec: it needs
@@ -30,7 +30,7 @@ func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) error {
 // putSnapshot serves PUT /v1/operator/snapshot: restore an archive on the
 // running cluster.
 func (s *Server) putSnapshot(w http.ResponseWriter, r *http.Request) error {
-	if forwarded, err := s.forward(w, r); forwarded || err != nil {
+	if forwarded, err := s.forward(w, r, false); forwarded || err != nil {
 		return err
 	}
 	if err := s.requireLocal(r, acl.KindOperator, acl.Write); err != nil {

@@ -213,10 +213,11 @@ func runServer(ctx context.Context, f *serverFlags, logger hclog.Logger, ready f
 		return fmt.Errorf("start server %s: %w", f.nodeID, err)
 	}
 	secure := !f.security.insecure
-	var handler http.Handler = rpc.NewServer(srv, tel.Handler(), logger.Named("http"), rpc.Options{
+	apiHandler := rpc.NewServer(srv, tel.Handler(), logger.Named("http"), rpc.Options{
 		ACLs: secure, ForwardTLS: sec.clientTLS(), Secure: secure, TLS: sec.store,
 		BodyTimeout: f.http.readTimeout, MaxInflight: f.http.maxInflight, MaxBlocking: f.http.maxBlocking,
 	})
+	var handler http.Handler = apiHandler
 	if f.enableDebug {
 		handler = withPprof(handler)
 	}
@@ -233,6 +234,9 @@ func runServer(ctx context.Context, f *serverFlags, logger hclog.Logger, ready f
 		// HTTPS port) go to the server's log, not stderr.
 		ErrorLog: logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true, ForceLevel: hclog.Info}),
 	}
+	// Shutdown waits for open write streams: they answer what they read,
+	// say goaway and end.
+	api.RegisterOnShutdown(apiHandler.Close)
 	ln = rpc.LimitListener(ln, f.http.maxConns)
 	serveErr := make(chan error, 1)
 	go func() {

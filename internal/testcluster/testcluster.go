@@ -142,7 +142,9 @@ func (c *Cluster) start(node *Node, expect int) error {
 	if c.opts.API != nil {
 		apiOpts = append(apiOpts, *c.opts.API)
 	}
-	node.http = &http.Server{Handler: rpc.NewServer(srv, nil, cfg.Logger.Named("http"), apiOpts...)}
+	h := rpc.NewServer(srv, nil, cfg.Logger.Named("http"), apiOpts...)
+	node.http = &http.Server{Handler: h}
+	node.http.RegisterOnShutdown(h.Close)
 	go func() { _ = node.http.Serve(ln) }()
 	return nil
 }

@@ -28,12 +28,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/bench"
 	"github.com/ice-run/ice/internal/clustercreds"
 	"github.com/ice-run/ice/internal/proctest"
 )
 
 type options struct {
+	iceStreams    int
 	duration      time.Duration
 	warmup        time.Duration
 	clients       []int
@@ -95,6 +97,7 @@ func parseFlags() *options {
 	flag.IntVar(&o.payload, "payload", 128, "value size in bytes")
 	flag.IntVar(&o.followerLevel, "follower-clients", 16, "clients of the extra ICE run through a follower (0: skip)")
 	flag.StringVar(&systems, "systems", "ice,etcd,raw,floor", "systems to measure: ice, etcd, raw (raft in this process), floor (raft in 3 processes behind HTTPS)")
+	flag.IntVar(&o.iceStreams, "ice-streams", api.DefaultStreamConns, "write streams from each ICE writer to its server, as the Go client keeps (0: one HTTP/1.1 request per write, one connection per client)")
 	flag.BoolVar(&o.spread, "spread", true, "also measure every ICE and etcd level with the clients spread over the three servers (client i on server i%3)")
 	flag.StringVar(&figures, "figures", "security,failover,replay,placement,plugin,restore", "other figures to measure (security: the cost of security)")
 	flag.StringVar(&secClients, "security-clients", "1,256", "concurrency levels of the cost of security (those also in --clients), comma-separated")
@@ -209,6 +212,8 @@ func run(o *options) (string, error) {
 	runPluginStart(o, tmp, res, acc)
 	runPlacement(o, res)
 	runRestore(o, tmp, res, acc)
+	runMillion(o, tmp, res, acc)
+	runDispatch(o, tmp, res, acc)
 
 	res.ComputeRatios()
 	res.Host.LoadAvgEnd = bench.LoadAvg()
@@ -431,12 +436,20 @@ func runEtcd(o *options, tmp string, sys *bench.System) {
 }
 
 // iceHow describes the ICE setup of mode ("secure" or "insecure").
-func iceHow(acc *bench.Access) string {
+func iceHow(o *options, acc *bench.Access) string {
 	sec := "secure default (--tls-ca/--tls-cert/--tls-key/--gossip-key: HTTPS API, Raft over mutual TLS, encrypted gossip, ACLs; every write carries the management token in X-Ice-Token over HTTPS)"
 	if !acc.IsSecure() {
 		sec = "--insecure (plain HTTP, plaintext Raft and gossip, no ACLs)"
 	}
-	return "3 `ice server` processes on loopback, separate data dirs, " + sec + ", default flags otherwise; PUT /v1/components/{name} (JSON spec, count 0, config value of the payload size, new on every write) over net/http with keep-alive (HTTP/1.1, one connection per client), 4 names per client, to the leader found through /v1/status; the spread levels send client i's writes to server i%3 (followers first, leader last; followers forward them to the leader), each server's clients on connections of their own"
+	return "3 `ice server` processes on loopback, separate data dirs, " + sec + ", default flags otherwise; PUT /v1/components/{name} (JSON spec, count 0, config value of the payload size, new on every write) " + writesHow(o) + ", 4 names per client, to the leader found through /v1/status; the spread levels send client i's writes to server i%3 (followers first, leader last; followers forward them to the leader), each server's clients on connections of their own"
+}
+
+// writesHow says how the ICE writers send their writes.
+func writesHow(o *options) string {
+	if o.iceStreams <= 0 {
+		return "over net/http with keep-alive (HTTP/1.1, one connection per client)"
+	}
+	return fmt.Sprintf("over %d write streams per server (api.StreamTransport: POST /v1/stream, HTTP/1.1 full duplex, the clients of a server multiplexed on them, as the Go client does)", o.iceStreams)
 }
 
 // startICE starts a three-server cluster of acc's security, waits for its
@@ -450,6 +463,7 @@ func startICE(o *options, dir string, acc *bench.Access) (*bench.IceCluster, *be
 	if err != nil {
 		return nil, nil, err
 	}
+	c.Streams = o.iceStreams
 	leader, err := c.WaitLeader(60 * time.Second)
 	if err == nil {
 		err = c.Bootstrap(leader, 30*time.Second)
@@ -504,7 +518,7 @@ func measureFollower(o *options, c *bench.IceCluster, leader *bench.IceServer, s
 
 func runICE(o *options, tmp string, res *bench.Results, acc *bench.Access) {
 	sys := res.ICE
-	sys.How = iceHow(acc)
+	sys.How = iceHow(o, acc)
 	fail := func(err error) {
 		sys.Reason = err.Error()
 		logf("ice: %v", err)

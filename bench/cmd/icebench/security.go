@@ -31,7 +31,7 @@ func runInsecure(o *options, tmp string, res *bench.Results) {
 		return
 	}
 	acc := bench.Insecure()
-	sys := &bench.System{Name: "ice_insecure", Label: "ICE --insecure", How: iceHow(acc)}
+	sys := &bench.System{Name: "ice_insecure", Label: "ICE --insecure", How: iceHow(o, acc)}
 	res.ICEInsecure = sys
 	logf("ice --insecure: starting 3 servers for the cost of security (levels %v)", o.secClients)
 	c, leader, err := startICE(o, filepath.Join(tmp, "ice-insecure"), acc)
