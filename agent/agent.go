@@ -219,6 +219,7 @@ func (a *Agent) stop() {
 		if err := a.members.Close(a.cfg.GossipLeaveTimeout); err != nil {
 			a.logger.Warn("gossip leave failed", "error", err)
 		}
+		a.servers.close()
 		if err := a.store.close(); err != nil {
 			a.logger.Warn("close agent state", "error", err)
 		}

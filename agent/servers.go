@@ -41,7 +41,9 @@ func dialHTTP(addr string) serverAPI { return dialerFor(nil, "")(addr) }
 // https), and token, a node token (either proves its node id).
 func dialerFor(tc *tls.Config, token string) func(addr string) serverAPI {
 	return func(addr string) serverAPI {
-		cfg := api.Config{Address: addr, TLS: tc, Token: token}
+		// One write stream carries an agent's writes (heartbeats,
+		// transitions, grant uses): they are few, and share its flushes.
+		cfg := api.Config{Address: addr, TLS: tc, Token: token, StreamConns: 1}
 		c, err := api.NewClientConfig(cfg)
 		if err != nil {
 			// Only file loading fails, and cfg names no files.
@@ -54,6 +56,12 @@ func dialerFor(tc *tls.Config, token string) func(addr string) serverAPI {
 		stale.Stale = true
 		return httpServer{Client: c, stale: stale}
 	}
+}
+
+// Close ends the client's write streams and idle connections.
+func (s httpServer) Close() {
+	s.Client.Close()
+	s.stale.Close()
 }
 
 // StaleComponent reads a component from the server's local state.
@@ -153,4 +161,18 @@ func (p *serverPool) failed(addr string) {
 		}
 	}
 	p.current = ""
+}
+
+// close ends the connections and write streams of every server dialed;
+// the agent calls it once its goroutines are done.
+func (p *serverPool) close() {
+	p.mu.Lock()
+	dialed := p.dialed
+	p.dialed = nil
+	p.mu.Unlock()
+	for _, s := range dialed {
+		if c, ok := s.(interface{ Close() }); ok {
+			c.Close()
+		}
+	}
 }

@@ -102,27 +102,52 @@ func (t *StreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		body = b
 	}
 	frame := &StreamRequest{Method: req.Method, Target: req.URL.RequestURI(), Header: req.Header, Body: body}
-	// A request the server never read goes again on another stream; one
-	// it may have read is never sent twice.
+	ans, err := t.send(req.Context(), srv, frame)
+	if errors.Is(err, ErrNoStream) {
+		return t.Plain.RoundTrip(withBody(req, body))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return answerResponse(req, ans), nil
+}
+
+// ErrNoStream means no write stream to the server could be had (it has
+// none, holds too many, or cannot be reached): send the request plainly.
+var ErrNoStream = errors.New("no write stream to the server")
+
+// Do sends one request frame over a write stream to base ("https://host:port")
+// and returns its answer; frame.ID is set by the stream. It returns
+// ErrNoStream, having sent nothing, when there is no stream to base.
+func (t *StreamTransport) Do(ctx context.Context, base string, frame *StreamRequest) (*StreamAnswer, error) {
+	srv := t.serverAt(base)
+	if srv == nil || srv.unsupported.Load() {
+		return nil, ErrNoStream
+	}
+	return t.send(ctx, srv, frame)
+}
+
+// send sends frame over one of srv's streams. A request the server never
+// read goes again on another stream; one it may have read is never sent
+// twice.
+func (t *StreamTransport) send(ctx context.Context, srv *streamServer, frame *StreamRequest) (*StreamAnswer, error) {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		var conn *streamConn
-		conn, err = t.conn(req.Context(), srv)
+		conn, err = t.conn(ctx, srv)
 		if err != nil {
-			// No stream (none on that server, too many open there, or it
-			// cannot be reached): the write goes as a plain request.
-			return t.Plain.RoundTrip(withBody(req, body))
+			return nil, fmt.Errorf("%w: %v", ErrNoStream, err)
 		}
 		var ans *StreamAnswer
-		ans, err = conn.call(req.Context(), frame)
+		ans, err = conn.call(ctx, frame)
 		if err == nil {
-			return answerResponse(req, ans), nil
+			return ans, nil
 		}
 		if !errors.Is(err, errStreamNotSent) {
 			return nil, err
 		}
 	}
-	return nil, fmt.Errorf("%s %s over the write stream: %w", req.Method, req.URL.Path, err)
+	return nil, fmt.Errorf("%s %s over the write stream: %w", frame.Method, frame.Target, err)
 }
 
 // withBody returns req with its body set again from b.
@@ -147,7 +172,10 @@ func answerResponse(req *http.Request, a *StreamAnswer) *http.Response {
 }
 
 func (t *StreamTransport) server(req *http.Request) *streamServer {
-	base := req.URL.Scheme + "://" + req.URL.Host
+	return t.serverAt(req.URL.Scheme + "://" + req.URL.Host)
+}
+
+func (t *StreamTransport) serverAt(base string) *streamServer {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {

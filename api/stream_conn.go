@@ -16,11 +16,12 @@ import (
 // goroutine that hands each answer to its caller. It is owned by the
 // StreamTransport that opened it; callers only queue and wait.
 type streamConn struct {
-	base  string
-	pw    *io.PipeWriter
-	body  io.ReadCloser
-	queue chan *streamCall
-	wg    sync.WaitGroup
+	base   string
+	cancel context.CancelFunc // ends the stream's request
+	pw     *io.PipeWriter
+	body   io.ReadCloser
+	queue  chan *streamCall
+	wg     sync.WaitGroup
 
 	mu      sync.Mutex
 	calls   map[uint64]*streamCall // written, waiting for an answer
@@ -44,52 +45,43 @@ type streamResult struct {
 	err error
 }
 
+// opened is the answer to a stream's opening.
+type opened struct {
+	resp *http.Response
+	err  error
+}
+
 // openStream opens a write stream to base through plain. It returns
 // errStreamUnsupported when the server has none.
 func openStream(ctx context.Context, plain http.RoundTripper, base string) (*streamConn, error) {
 	pr, pw := io.Pipe()
 	// The stream outlives the call that opened it: only the dial and the
 	// server's first answer are bounded by the caller's context.
-	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, base+StreamPath, pr)
+	streamCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	req, err := http.NewRequestWithContext(streamCtx, http.MethodPost, base+StreamPath, pr)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("build the write stream request to %s: %w", base, err)
 	}
 	req.Header.Set("Content-Type", streamContentType)
-	type opened struct {
-		resp *http.Response
-		err  error
-	}
 	got := make(chan opened, 1)
 	go func() {
 		resp, err := plain.RoundTrip(req)
 		got <- opened{resp, err}
 	}()
-	var o opened
-	select {
-	case o = <-got:
-	case <-ctx.Done():
-		_ = pw.CloseWithError(ctx.Err())
-		if o = <-got; o.resp != nil {
+	o, err := awaitStream(ctx, base, pw, got)
+	if err != nil {
+		cancel()
+		if o.resp == nil && o.err == nil {
+			o = <-got // the request ends with its cancelled context
+		}
+		if o.resp != nil {
 			_ = o.resp.Body.Close()
 		}
-		return nil, fmt.Errorf("open the write stream to %s: %w", base, ctx.Err())
-	}
-	if o.err != nil {
-		_ = pw.Close()
-		return nil, fmt.Errorf("open the write stream to %s: %w", base, o.err)
-	}
-	if o.resp.StatusCode == http.StatusNotFound || o.resp.StatusCode == http.StatusMethodNotAllowed {
-		_ = pw.Close()
-		_ = o.resp.Body.Close()
-		return nil, fmt.Errorf("open the write stream to %s: HTTP %d: %w", base, o.resp.StatusCode, errStreamUnsupported)
-	}
-	if o.resp.StatusCode != http.StatusOK {
-		_ = pw.Close()
-		defer o.resp.Body.Close()
-		return nil, fmt.Errorf("open the write stream to %s: %w", base, readAPIError(o.resp))
+		return nil, err
 	}
 	c := &streamConn{
-		base: base, pw: pw, body: o.resp.Body,
+		base: base, cancel: cancel, pw: pw, body: o.resp.Body,
 		queue: make(chan *streamCall, 1024),
 		calls: map[uint64]*streamCall{}, done: make(chan struct{}),
 	}
@@ -97,6 +89,45 @@ func openStream(ctx context.Context, plain http.RoundTripper, base string) (*str
 	go c.writeLoop()
 	go c.readLoop()
 	return c, nil
+}
+
+// awaitStream waits for the server's answer to a stream's opening and
+// returns it (zero when none came), with an error unless it is 200.
+func awaitStream(ctx context.Context, base string, pw *io.PipeWriter, got chan opened) (opened, error) {
+	var o opened
+	wait := time.NewTimer(streamOpenWait)
+	defer wait.Stop()
+	select {
+	case o = <-got:
+	case <-wait.C:
+		// A server that answers only once the body ends (one without
+		// write streams reads the body before it answers 404) gets the
+		// body's end; its answer then says what it is.
+		_ = pw.Close()
+		select {
+		case o = <-got:
+		case <-ctx.Done():
+		}
+		if o.resp != nil && (o.resp.StatusCode == http.StatusNotFound || o.resp.StatusCode == http.StatusMethodNotAllowed) {
+			return o, fmt.Errorf("open the write stream to %s: HTTP %d: %w", base, o.resp.StatusCode, errStreamUnsupported)
+		}
+		return o, fmt.Errorf("open the write stream to %s: no answer within %s", base, streamOpenWait)
+	case <-ctx.Done():
+		_ = pw.CloseWithError(ctx.Err())
+		return o, fmt.Errorf("open the write stream to %s: %w", base, ctx.Err())
+	}
+	switch {
+	case o.err != nil:
+		_ = pw.Close()
+		return o, fmt.Errorf("open the write stream to %s: %w", base, o.err)
+	case o.resp.StatusCode == http.StatusNotFound || o.resp.StatusCode == http.StatusMethodNotAllowed:
+		_ = pw.Close()
+		return o, fmt.Errorf("open the write stream to %s: HTTP %d: %w", base, o.resp.StatusCode, errStreamUnsupported)
+	case o.resp.StatusCode != http.StatusOK:
+		_ = pw.Close()
+		return o, fmt.Errorf("open the write stream to %s: %w", base, readAPIError(o.resp))
+	}
+	return o, nil
 }
 
 func (c *streamConn) alive() bool {
@@ -287,6 +318,7 @@ func (c *streamConn) fail(err error) {
 	c.mu.Unlock()
 	_ = c.pw.CloseWithError(err)
 	_ = c.body.Close()
+	c.cancel()
 }
 
 // close ends the stream gracefully: the server reads to the end of what
@@ -303,6 +335,11 @@ func (c *streamConn) close() {
 	c.fail(errors.New("stream closed"))
 	c.wg.Wait()
 }
+
+// streamOpenWait is how long opening a stream waits for the server's
+// first answer before it gives up on the stream (the write then goes as a
+// plain request).
+const streamOpenWait = 2 * time.Second
 
 // streamCloseWait bounds how long closing a stream waits for the answers
 // of what it carried.

@@ -41,6 +41,8 @@ type Server struct {
 	// see entries they would reject (and so diverge) or snapshots they
 	// cannot read. 0 until known.
 	bodyVersion atomic.Int32
+	// leaderHTTP caches the leader's HTTP address from gossip (Leader).
+	leaderHTTP atomic.Pointer[leaderAddr]
 	// clockOffset shifts the wall clock (ClockOffsetEnv, tests only).
 	clockOffset time.Duration
 
@@ -197,13 +199,32 @@ func (s *Server) Leader() (id, httpAddr string) {
 	if id == s.cfg.NodeID {
 		return id, s.cfg.HTTPAddr
 	}
+	// Every forwarded request asks; decoding every member's gossip
+	// metadata each time was a seventh of a busy follower's CPU.
+	now := time.Now()
+	if c := s.leaderHTTP.Load(); c != nil && c.id == id && now.Sub(c.at) < leaderAddrTTL {
+		return id, c.http
+	}
 	for _, m := range s.members() {
 		if m.ID == id {
+			if m.HTTPAddr != "" {
+				s.leaderHTTP.Store(&leaderAddr{id: id, http: m.HTTPAddr, at: now})
+			}
 			return id, m.HTTPAddr
 		}
 	}
 	return id, ""
 }
+
+// leaderAddr is a leader's HTTP address as gossip said it at a time.
+type leaderAddr struct {
+	id, http string
+	at       time.Time
+}
+
+// leaderAddrTTL is how long Leader trusts a cached address: a server that
+// restarts under the same id with another address is found again after it.
+const leaderAddrTTL = time.Second
 
 // BodyVersion is the newest command body version every server of the
 // cluster reads, as this server last saw it (0 while not yet known): the

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -44,7 +45,7 @@ type Server struct {
 	logger   hclog.Logger
 	mux      *http.ServeMux
 	proxyMu  sync.Mutex
-	proxies  map[proxyKey]*httputil.ReverseProxy
+	proxies  map[string]*httputil.ReverseProxy
 	policies policyCache
 	lim      *limits
 	// streamFwd carries forwarded writes to the leader over write
@@ -54,13 +55,6 @@ type Server struct {
 	// closing is closed by Close: write streams say goaway.
 	closing   chan struct{}
 	closeOnce sync.Once
-}
-
-// proxyKey names a reverse proxy to the leader: writes go over write
-// streams, reads as plain requests.
-type proxyKey struct {
-	addr  string
-	write bool
 }
 
 // Options are the security settings of the API.
@@ -96,7 +90,7 @@ func NewServer(b Backend, metricsHandler http.Handler, logger hclog.Logger, opts
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	s := &Server{b: b, logger: logger, mux: http.NewServeMux(), proxies: map[proxyKey]*httputil.ReverseProxy{}, closing: make(chan struct{})}
+	s := &Server{b: b, logger: logger, mux: http.NewServeMux(), proxies: map[string]*httputil.ReverseProxy{}, closing: make(chan struct{})}
 	if len(opts) > 0 {
 		s.opts = opts[0]
 	}
@@ -168,6 +162,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err := fmt.Errorf("server %s is halted: log entry %d is damaged (%s): %w", s.b.ID(), c.Index, c.Reason, fsm.ErrCorrupt)
 		if c.Alarm {
 			err = fmt.Errorf("server %s is halted: %s: %w", s.b.ID(), c.Reason, fsm.ErrCorrupt)
+		}
+		if r.URL.Path == api.StreamPath {
+			refuseStream(w, http.StatusServiceUnavailable, err)
+			return
 		}
 		writeError(w, http.StatusServiceUnavailable, err)
 		return
@@ -302,7 +300,6 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, write bool) (bo
 		// The leader we forwarded to is no longer leader; don't bounce.
 		return true, fmt.Errorf("forwarded request reached a follower: %w", fsm.ErrNotLeader)
 	}
-	proxy := s.proxy(addr, write)
 	metrics.IncrCounter([]string{"ice", "http", "forwarded"}, 1)
 	r.Header.Set(api.HeaderForwarded, s.b.ID())
 	// Only this server saw the client's certificate: it vouches for an
@@ -311,33 +308,68 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, write bool) (bo
 	if id := peerIdentity(r); id.Role == tlsutil.RoleAgent {
 		r.Header.Set(api.HeaderForwardedAgent, id.NodeID)
 	}
-	proxy.ServeHTTP(w, r)
+	if write {
+		return true, s.forwardWrite(w, r, addr)
+	}
+	s.proxy(addr).ServeHTTP(w, r)
 	return true, nil
 }
 
-// proxy returns the reverse proxy to a leader address, made once: writes
-// go over write streams (many forwarded writes share one flush each way),
-// reads as plain requests.
-func (s *Server) proxy(addr string, write bool) *httputil.ReverseProxy {
+// forwardWrite sends a write to the leader over this server's write
+// streams to it and copies the answer back: no reverse proxy, one frame
+// each way, shared flushes. A leader without streams gets it plainly.
+func (s *Server) forwardWrite(w http.ResponseWriter, r *http.Request, addr string) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return fmt.Errorf("body over %d bytes: %w", MaxBodyBytes, fsm.ErrTooLarge)
+		}
+		return fmt.Errorf("read the body to forward: %v: %w", err, fsm.ErrBadRequest)
+	}
+	base := "http://" + addr
+	if s.opts.ForwardTLS != nil {
+		base = "https://" + addr
+	}
+	frame := &api.StreamRequest{Method: r.Method, Target: r.URL.RequestURI(), Header: r.Header, Body: body}
+	ans, err := s.streamFwd.Do(r.Context(), base, frame)
+	if errors.Is(err, api.ErrNoStream) {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		s.proxy(addr).ServeHTTP(w, r)
+		return nil
+	}
+	if err != nil {
+		writeError(w, http.StatusBadGateway, fmt.Errorf("forward to leader at %s: %w", addr, err))
+		return nil
+	}
+	h := w.Header()
+	for k, vs := range ans.Header {
+		h[k] = vs
+	}
+	w.WriteHeader(ans.Status)
+	_, _ = w.Write(ans.Body)
+	return nil
+}
+
+// proxy returns the reverse proxy to a leader address, made once: reads,
+// and writes to a leader without write streams.
+func (s *Server) proxy(addr string) *httputil.ReverseProxy {
 	s.proxyMu.Lock()
 	defer s.proxyMu.Unlock()
-	key := proxyKey{addr: addr, write: write}
-	proxy, ok := s.proxies[key]
+	proxy, ok := s.proxies[addr]
 	if !ok {
 		target := &url.URL{Scheme: "http", Host: addr}
 		if s.opts.ForwardTLS != nil {
 			target.Scheme = "https"
 		}
 		proxy = httputil.NewSingleHostReverseProxy(target)
-		proxy.Transport = s.streamFwd
-		if !write {
-			proxy.Transport = s.streamFwd.Plain
-		}
+		proxy.Transport = s.streamFwd.Plain
 		proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 			writeError(w, http.StatusBadGateway, fmt.Errorf("forward to leader at %s: %w", addr, err))
 		}
 		proxy.FlushInterval = -1
-		s.proxies[key] = proxy
+		s.proxies[addr] = proxy
 	}
 	return proxy
 }

@@ -40,9 +40,12 @@ const streamInflight = 1024
 // reading, answers what it read, and sends a goaway with the last id it
 // read, so the client knows which requests it may send again.
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
+	// Refusals close the connection: net/http would otherwise read the
+	// rest of the request body, which a stream's client sends only once
+	// it has the answer (refuseStream).
 	select {
 	case <-s.closing:
-		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("server %s is shutting down: send plain requests", s.b.ID()))
+		refuseStream(w, http.StatusServiceUnavailable, fmt.Errorf("server %s is shutting down: send plain requests", s.b.ID()))
 		return
 	default:
 	}
@@ -51,12 +54,12 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 		defer func() { <-s.streams }()
 	default:
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusTooManyRequests, fmt.Errorf("server busy: %d write streams open, the most it holds; send plain requests", cap(s.streams)))
+		refuseStream(w, http.StatusTooManyRequests, fmt.Errorf("server busy: %d write streams open, the most it holds; send plain requests", cap(s.streams)))
 		return
 	}
 	rc := http.NewResponseController(w)
 	if err := rc.EnableFullDuplex(); err != nil {
-		writeError(w, http.StatusHTTPVersionNotSupported, fmt.Errorf("write stream needs HTTP/1.1 full duplex: %w", err))
+		refuseStream(w, http.StatusHTTPVersionNotSupported, fmt.Errorf("write stream needs HTTP/1.1 full duplex: %w", err))
 		return
 	}
 	_ = rc.SetReadDeadline(time.Time{})
@@ -82,6 +85,14 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	st.out <- api.GoawayAnswer(last)
 	close(st.out)
 	<-writerDone
+}
+
+// refuseStream answers a stream's opening with an error and closes the
+// connection after it, so the answer goes out at once instead of after
+// net/http has tried to read the body, which the client has not sent.
+func refuseStream(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Connection", "close")
+	writeError(w, code, err)
 }
 
 // streamSession is one open write stream on the server.

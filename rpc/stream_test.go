@@ -290,3 +290,37 @@ func doRequest(t *testing.T, hc *http.Client, method, url, body string) (int, st
 }
 
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(bytes.NewReader([]byte(s))) }
+
+// TestWriteStreamFallsBackToPlain: a server without write streams (as one
+// of an older version answers: 404, and only after reading the body) gets
+// the client's writes as plain requests, answered as they would be.
+func TestWriteStreamFallsBackToPlain(t *testing.T) {
+	var plainPuts atomic.Int32
+	old := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == api.StreamPath {
+			http.NotFound(w, r)
+			return
+		}
+		plainPuts.Add(1)
+		_, _ = io.WriteString(w, "plain "+r.Method)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: old}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	st := api.NewStreamTransport(&http.Transport{})
+	defer st.Close()
+	hc := &http.Client{Transport: st}
+	for i := 0; i < 3; i++ {
+		code, body, _ := doRequest(t, hc, http.MethodPut, "http://"+ln.Addr().String()+"/v1/x", "{}")
+		if code != http.StatusOK || body != "plain PUT" {
+			t.Fatalf("PUT %d to a server without streams: HTTP %d %q", i, code, body)
+		}
+	}
+	if plainPuts.Load() != 3 {
+		t.Errorf("server got %d plain PUTs, want 3", plainPuts.Load())
+	}
+}

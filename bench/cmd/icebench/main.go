@@ -482,7 +482,7 @@ func measureICE(o *options, c *bench.IceCluster, leader *bench.IceServer, levels
 		w := c.Writer(leader, n, o.payload)
 		var profiles func()
 		if o.profile {
-			profiles = profileDuringLoad(o, c, leader, n)
+			profiles = profileDuringLoad(o, c, leader, n, "")
 		}
 		lv := bench.RunLoad(context.Background(), o.load(n, iceProcs(c)...), w.Op)
 		if profiles != nil {

@@ -17,7 +17,7 @@ import (
 // level (it waits out the warm-up),
 // and returns a func that waits for them and saves them to the results
 // dir. Errors are logged, not fatal: a profile is a diagnostic.
-func profileDuringLoad(o *options, c *bench.IceCluster, leader *bench.IceServer, clients int) func() {
+func profileDuringLoad(o *options, c *bench.IceCluster, leader *bench.IceServer, clients int, level string) func() {
 	targets := map[string]*bench.IceServer{"leader": leader}
 	for _, s := range c.Servers {
 		if s != leader {
@@ -26,9 +26,9 @@ func profileDuringLoad(o *options, c *bench.IceCluster, leader *bench.IceServer,
 		}
 	}
 	secs := max(1, int(o.duration/time.Second)-1)
-	mode := ""
+	mode := level
 	if !c.Access.IsSecure() {
-		mode = "insecure-"
+		mode = "insecure-" + mode
 	}
 	var wg sync.WaitGroup
 	// The load generator itself: it shares the machine's CPUs with the

@@ -14,7 +14,14 @@ import (
 // running servers (client i on server i%3, followers first, leader last).
 func measureICESpread(o *options, c *bench.IceCluster, leader *bench.IceServer, n int, sys *bench.System) {
 	w := c.SpreadWriter(leader, n, o.payload)
+	var profiles func()
+	if o.profile {
+		profiles = profileDuringLoad(o, c, leader, n, "spread-")
+	}
 	lv := bench.RunLoad(context.Background(), o.load(n, iceProcs(c)...), w.Op)
+	if profiles != nil {
+		profiles()
+	}
 	w.Close()
 	lv.Target = bench.SpreadTarget(w.Order)
 	sys.Spread = append(sys.Spread, lv)
