@@ -34,6 +34,7 @@ type Agent struct {
 	// clusterID is the cluster's id, learnt when the node registers.
 	clusterID atomic.Value
 	super     *supervisor
+	warm      *warmPool
 
 	// scanMu serialises catalogue scans; regMu registrations, so that the
 	// last one sent holds the newest catalogue. registered is set once the
@@ -132,6 +133,7 @@ func newAgent(cfg Config, p parts) (*Agent, error) {
 		publishReq: make(chan struct{}, 1),
 		signals:    make(chan os.Signal, 1),
 	}
+	a.warm = newWarmPool(a)
 	// The first scan takes every file as it is (a plugin dir just built
 	// is what the operator means to offer).
 	if _, err := a.catalog.scan(ctx, scanOptions{}, a.probeInfo); err != nil {
@@ -202,6 +204,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.tasks.Go(func() { a.heartbeatLoop(a.ctx) })
 	a.tasks.Go(func() { a.watchLoop(a.ctx) })
 	a.tasks.Go(func() { a.catalogueLoop(a.ctx) })
+	a.tasks.Go(func() { a.warm.loop(a.ctx) })
 	<-a.ctx.Done()
 	return nil
 }
@@ -215,6 +218,7 @@ func (a *Agent) stop() {
 		a.cancel()
 		a.tasks.Wait()
 		a.super.release()
+		a.warm.close()
 		a.tasks.Wait()
 		if err := a.members.Close(a.cfg.GossipLeaveTimeout); err != nil {
 			a.logger.Warn("gossip leave failed", "error", err)

@@ -325,6 +325,7 @@ func (a *Agent) probeInfo(ctx context.Context, name, path, sha string) (string, 
 	})
 	metrics.MeasureSince([]string{"ice", "agent", "catalogue", "probe"}, start)
 	if err == nil {
+		a.warm.learn(sha, info)
 		info.Version, err = cleanVersion(info.Version)
 	}
 	if err != nil {

@@ -23,6 +23,9 @@ type progressed struct {
 	output string
 	// report is what the end of an execution (VALIDATING) reports.
 	report execReport
+	// noRecord: a CONTEXT_READY of a run of a warm process, which
+	// has no record.
+	noRecord bool
 }
 
 // execReport is what the agent reports with the end of a run's execution:

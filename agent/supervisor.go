@@ -159,6 +159,8 @@ func (s *supervisor) handle(ctx context.Context, ev event) {
 		s.onFailed(ev)
 	case tornDown:
 		s.onTornDown(ev)
+	case released:
+		s.onReleased(ev)
 	case workerExited:
 		s.onWorkerExited(ctx, ev)
 	case inspect:
@@ -182,7 +184,7 @@ func (s *supervisor) onLaunched(ev launched) {
 
 func (s *supervisor) onProgressed(ev progressed) {
 	r := ev.run
-	if ev.to == fsm.StateContextReady {
+	if ev.to == fsm.StateContextReady && !ev.noRecord {
 		s.stored[r.id] = true // the worker wrote the record before it said so
 	}
 	if !s.current(r) || r.dead || s.stopping {
@@ -301,6 +303,7 @@ func (s *supervisor) fence() {
 		}
 		s.kill(r, "lease expired")
 	}
+	s.a.warm.killIdle()
 	metrics.IncrCounter([]string{"ice", "agent", "fenced"}, 1)
 	s.a.logger.Warn("lease expired: fenced, all runs stopped", "runs", n)
 }

@@ -44,6 +44,11 @@ type worker struct {
 	// logFrom is the size of the run's log before this worker launched
 	// its plugin: a failure quotes only what that plugin wrote.
 	logFrom int64
+	// lease is the run's hold on a warm process (nil: the run has a
+	// process of its own, or handed the warm one back); procLog is where
+	// that process's output goes ("": the run's log).
+	lease   *warmLease
+	procLog string
 }
 
 // progress tells the supervisor that the run moved forward.
@@ -88,7 +93,11 @@ func (w *worker) drive(ctx context.Context, run fsm.Run) {
 	w.reads = newReadLedger()
 	hctx, stopHost := context.WithCancel(ctx)
 	defer stopHost()
-	w.a.tasks.Go(func() { w.serveHost(hctx) })
+	hostDone := make(chan struct{})
+	w.a.tasks.Go(func() {
+		defer close(hostDone)
+		w.serveHost(hctx)
+	})
 	if w.observed != fsm.StateExecuting {
 		if !w.waitHealthy(ctx) {
 			return
@@ -106,16 +115,33 @@ func (w *worker) drive(ctx context.Context, run fsm.Run) {
 		}
 		cost := w.cleanCost(res.Cost)
 		if err != nil {
-			if why, exited := w.exitReason(ctx, "Execute", err); exited {
-				w.failWith(ctx, why, cost)
-				return
+			why, exited := w.exitReason(ctx, "Execute", err)
+			if !exited {
+				why = "execute failed: " + err.Error()
 			}
-			w.failWith(ctx, "execute failed: "+err.Error(), cost)
+			w.endWarm(stopHost, hostDone)
+			w.failWith(ctx, why, cost)
 			return
 		}
 		w.post(progressed{run: w.run, to: fsm.StateValidating, output: res.Output, report: execReport{reads: w.reads.seal(), cost: cost}})
+		if w.endWarm(stopHost, hostDone) {
+			return // handed back: nothing of the run is left to watch
+		}
 	}
 	w.monitor(ctx)
+}
+
+// endWarm ends a run's hold on its warm process once Execute returned: its
+// host channel closes and the process goes back for the next run. It
+// reports whether the run had one.
+func (w *worker) endWarm(stopHost func(), hostDone <-chan struct{}) bool {
+	if w.lease == nil {
+		return false
+	}
+	stopHost()
+	<-hostDone
+	w.releaseWarm()
+	return true
 }
 
 // cleanCost keeps the part of a plugin's cost the state machine accepts
@@ -195,6 +221,15 @@ func (w *worker) spec(ctx context.Context, run fsm.Run) (*fsm.Component, bool) {
 // it to the run, persists the reattach information and reports
 // CONTEXT_READY.
 func (w *worker) launch(ctx context.Context, comp *fsm.Component) bool {
+	if entry, ok := w.a.catalog.lookup(comp.Plugin.Name); ok {
+		sha := entry.SHA256
+		if comp.Plugin.SHA256 != "" {
+			sha = comp.Plugin.SHA256
+		}
+		if key, warm := w.warmKeyFor(comp, entry.path, sha); warm && strings.EqualFold(sha, entry.SHA256) {
+			return w.launchWarm(ctx, comp, key)
+		}
+	}
 	start := time.Now()
 	proc, reason := w.launchPlugin(ctx, comp)
 	if proc == nil {
@@ -372,7 +407,11 @@ func (w *worker) exitReason(ctx context.Context, during string, err error) (stri
 	if during != "" {
 		what += " during " + during
 	}
-	return what + "; " + host.LogNote(w.a.logPath(w.id), w.logFrom), true
+	logPath := w.procLog
+	if logPath == "" {
+		logPath = w.a.logPath(w.id)
+	}
+	return what + "; " + host.LogNote(logPath, w.logFrom), true
 }
 
 // start learns the plugin's kind and binds it to the run.
@@ -389,14 +428,7 @@ func (w *worker) start(ctx context.Context, comp *fsm.Component) bool {
 		return false
 	}
 	w.kind = info.Kind
-	err = w.proc.Component().Start(sctx, plugins.StartRequest{
-		RunID: w.id, Component: w.component, NodeID: w.a.cfg.NodeID, Epoch: w.epoch, ClusterID: w.a.ClusterID(),
-		Config: comp.Config, LogPath: w.a.logPath(w.id),
-		// The plugin stops by itself if this agent goes silent: 3/4 of
-		// the lease TTL, which the leader's margin (at least the TTL)
-		// covers, so it is gone before the run is placed elsewhere.
-		AgentTimeout: w.a.lease.TTL() * 3 / 4,
-	})
+	err = w.proc.Component().Start(sctx, w.startRequest(comp))
 	if err != nil {
 		if why, exited := w.exitReason(ctx, "Start", err); exited {
 			w.fail(ctx, "failed start: "+why)
@@ -406,6 +438,18 @@ func (w *worker) start(ctx context.Context, comp *fsm.Component) bool {
 		return false
 	}
 	return ctx.Err() == nil
+}
+
+// startRequest binds the plugin to the run.
+func (w *worker) startRequest(comp *fsm.Component) plugins.StartRequest {
+	return plugins.StartRequest{
+		RunID: w.id, Component: w.component, NodeID: w.a.cfg.NodeID, Epoch: w.epoch, ClusterID: w.a.ClusterID(),
+		Config: comp.Config, LogPath: w.a.logPath(w.id),
+		// The plugin stops by itself if this agent goes silent: 3/4 of
+		// the lease TTL, which the leader's margin (at least the TTL)
+		// covers, so it is gone before the run is placed elsewhere.
+		AgentTimeout: w.a.lease.TTL() * 3 / 4,
+	}
 }
 
 // waitHealthy polls Health until the plugin reports healthy, and fails the

@@ -21,8 +21,8 @@ type ExecuteRequest struct {
 // ExecuteResult is what a finite plugin's Execute answers.
 type ExecuteResult struct {
 	Output string
-	// Cost is what the run spent, units by name: the plugin process's
-	// totals (one process serves one run).
+	// Cost is what the run spent, units by name: the totals since the
+	// run's Start (one process serves one run at a time).
 	Cost map[string]uint64
 }
 
@@ -102,6 +102,14 @@ func (m *CostMeter) Add(unit string, n uint64) error {
 	}
 	m.units[unit] = cur + n
 	return nil
+}
+
+// Reset empties the meter: a reusable plugin's process starts the next
+// run's cost at zero.
+func (m *CostMeter) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.units)
 }
 
 // Totals returns a copy of the totals (nil when nothing was added).

@@ -58,7 +58,7 @@ func (c *grpcClient) Info(ctx context.Context) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("plugin info: %w", err)
 	}
-	return Info{Name: resp.Name, Version: resp.Version, Kind: Kind(resp.Kind)}, nil
+	return Info{Name: resp.Name, Version: resp.Version, Kind: Kind(resp.Kind), Reusable: resp.Reusable}, nil
 }
 
 func (c *grpcClient) Start(ctx context.Context, req StartRequest) error {
@@ -138,7 +138,7 @@ func (s *grpcServer) Info(ctx context.Context, _ *proto.InfoRequest) (*proto.Inf
 	if err != nil {
 		return nil, err
 	}
-	return &proto.InfoResponse{Name: info.Name, Version: info.Version, Kind: proto.Kind(info.Kind)}, nil
+	return &proto.InfoResponse{Name: info.Name, Version: info.Version, Kind: proto.Kind(info.Kind), Reusable: info.Reusable}, nil
 }
 
 func (s *grpcServer) Start(ctx context.Context, req *proto.StartRequest) (*proto.StartResponse, error) {

@@ -30,6 +30,12 @@ type Info struct {
 	Name    string
 	Version string
 	Kind    Kind
+	// Reusable, for a finite plugin, lets the agent keep the process warm
+	// and serve successive runs in it: Start, Execute and Stop of one run,
+	// then Start of the next (never two runs at once). Leave it false when
+	// Execute leaves state behind that a later run must not see; the SDK
+	// resets the run's log and cost on every Start.
+	Reusable bool
 }
 
 // StartRequest binds a plugin process to one run.

@@ -18,7 +18,8 @@ import (
 //		return out, err
 //	}
 
-// meter is this process's cost: one plugin process serves one run.
+// meter is the current run's cost: one plugin process serves one run at a
+// time (guard.Start resets it for the next run of a reusable plugin).
 var meter = plugins.NewCostMeter()
 
 // AddCost adds n of unit to this run's cost (saturating at the largest

@@ -65,3 +65,49 @@ func TestWatchdogKeptAliveByCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// reusableRecorder is a finite plugin that says it is reusable.
+type reusableRecorder struct{ stopRecorder }
+
+func (*reusableRecorder) Info(context.Context) (plugins.Info, error) {
+	return plugins.Info{Kind: plugins.KindFinite, Reusable: true}, nil
+}
+func (*reusableRecorder) Stop(context.Context, time.Time) error { return nil }
+
+// TestReusableGuardServesTheNextRun: a reusable plugin's guard starts each
+// run's cost at zero, and after a Stop keeps its watchdog, so an idle warm
+// process whose agent went silent exits.
+func TestReusableGuardServesTheNextRun(t *testing.T) {
+	exited := make(chan int, 1)
+	g := newGuard(&reusableRecorder{}, func(code int) { exited <- code })
+	g.meter = plugins.NewCostMeter()
+	if _, err := g.Info(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for run := 1; run <= 2; run++ {
+		if err := g.Start(context.Background(), plugins.StartRequest{RunID: "r", AgentTimeout: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.meter.Add("tokens", 5); err != nil {
+			t.Fatal(err)
+		}
+		if got := g.meter.Totals()["tokens"]; got != 5 {
+			t.Fatalf("run %d cost %d tokens, want its own 5", run, got)
+		}
+		if err := g.Stop(context.Background(), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.mu.Lock()
+	g.timeout = 50 * time.Millisecond
+	g.mu.Unlock()
+	g.touch()
+	select {
+	case code := <-exited:
+		if code == 0 {
+			t.Fatalf("exit code 0 after fencing, want non-zero")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an idle reusable plugin kept running with a silent agent")
+	}
+}

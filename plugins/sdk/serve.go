@@ -102,21 +102,34 @@ func (s *switchWriter) set(w io.Writer) {
 
 // guard wraps a Component: it opens the run's log file on Start and runs the
 // agent watchdog, which stops the run and exits the process when no call
-// from the agent arrived for the agent timeout.
+// from the agent arrived for the agent timeout. A reusable finite plugin
+// (its Info says so) serves successive runs: each Start switches to that
+// run's log and resets the cost meter, and after a Stop the watchdog keeps
+// running (the agent feeds an idle warm process with Health calls), so a
+// warm process whose agent is gone exits too.
 type guard struct {
-	impl plugins.Component
-	exit func(code int)
+	impl  plugins.Component
+	exit  func(code int)
+	meter *plugins.CostMeter
 
 	mu       sync.Mutex
 	timeout  time.Duration
 	watchdog *time.Timer
-	stopped  bool
+	// reusable is what the last Info said (finite and reusable).
+	reusable bool
+	// runs counts Starts; runLog is the open log of the current run.
+	runs   int
+	runLog *os.File
+	// running: between Start and Stop. fenced: the watchdog fired.
+	running bool
+	fenced  bool
+	stopped bool
 }
 
 var _ plugins.Component = (*guard)(nil)
 
 func newGuard(impl plugins.Component, exit func(int)) *guard {
-	return &guard{impl: impl, exit: exit}
+	return &guard{impl: impl, exit: exit, meter: meter}
 }
 
 // touch records a call from the agent.
@@ -130,43 +143,80 @@ func (g *guard) touch() {
 
 func (g *guard) fence() {
 	g.mu.Lock()
-	if g.stopped {
+	if g.fenced || g.stopped {
 		g.mu.Unlock()
 		return
 	}
-	g.stopped = true
+	g.fenced = true
+	running := g.running
 	g.mu.Unlock()
 	logger.Warn("no call from the agent within the agent timeout; stopping the run and exiting", "timeout", g.timeout)
-	deadline := time.Now().Add(5 * time.Second)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
-	if err := g.impl.Stop(ctx, deadline); err != nil {
-		logger.Error("stop after agent timeout failed", "error", err)
+	if running {
+		deadline := time.Now().Add(5 * time.Second)
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		if err := g.impl.Stop(ctx, deadline); err != nil {
+			logger.Error("stop after agent timeout failed", "error", err)
+		}
 	}
 	g.exit(3)
 }
 
 func (g *guard) Info(ctx context.Context) (plugins.Info, error) {
 	g.touch()
-	return g.impl.Info(ctx)
+	info, err := g.impl.Info(ctx)
+	if err == nil {
+		g.mu.Lock()
+		g.reusable = info.Reusable && info.Kind == plugins.KindFinite
+		g.mu.Unlock()
+	}
+	return info, err
 }
 
 func (g *guard) Start(ctx context.Context, req plugins.StartRequest) error {
+	var f *os.File
 	if req.LogPath != "" {
-		f, err := os.OpenFile(req.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		var err error
+		f, err = os.OpenFile(req.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 		if err != nil {
 			return fmt.Errorf("open run log %s: %w", req.LogPath, err)
 		}
-		logOut.set(f)
 	}
+	g.mu.Lock()
+	g.switchLog(f)
+	if g.runs > 0 && g.meter != nil {
+		g.meter.Reset() // a reused process: this run's cost only
+	}
+	g.runs++
+	g.running, g.stopped = true, false
 	if req.AgentTimeout > 0 {
-		g.mu.Lock()
 		g.timeout = req.AgentTimeout
-		g.watchdog = time.AfterFunc(req.AgentTimeout, g.fence)
-		g.mu.Unlock()
+		if g.watchdog == nil {
+			g.watchdog = time.AfterFunc(req.AgentTimeout, g.fence)
+		} else {
+			g.watchdog.Reset(req.AgentTimeout)
+		}
 	}
+	g.mu.Unlock()
 	logger.Info("starting run", "run", req.RunID, "component", req.Component, "epoch", req.Epoch, "cluster_id", req.ClusterID, "node", req.NodeID)
 	return g.impl.Start(ctx, req)
+}
+
+// switchLog makes f (nil: stderr) the log and closes the previous run's
+// (g.mu held).
+func (g *guard) switchLog(f *os.File) {
+	if f == nil && g.runLog == nil {
+		return
+	}
+	if f != nil {
+		logOut.set(f)
+	} else {
+		logOut.set(os.Stderr)
+	}
+	if g.runLog != nil {
+		_ = g.runLog.Close()
+	}
+	g.runLog = f
 }
 
 func (g *guard) Health(ctx context.Context) (plugins.Health, error) {
@@ -179,13 +229,24 @@ func (g *guard) Execute(ctx context.Context, input string) (string, error) {
 	return g.impl.Execute(ctx, input)
 }
 
+// Stop ends the run. A reusable plugin's process stays for the next run:
+// its watchdog keeps running and its log goes back to stderr.
 func (g *guard) Stop(ctx context.Context, deadline time.Time) error {
+	logger.Info("stopping run")
+	err := g.impl.Stop(ctx, deadline)
 	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.running = false
+	if g.reusable {
+		if g.watchdog != nil {
+			g.watchdog.Reset(g.timeout)
+		}
+		g.switchLog(nil)
+		return err
+	}
 	g.stopped = true
 	if g.watchdog != nil {
 		g.watchdog.Stop()
 	}
-	g.mu.Unlock()
-	logger.Info("stopping run")
-	return g.impl.Stop(ctx, deadline)
+	return err
 }
