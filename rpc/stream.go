@@ -3,6 +3,7 @@ package rpc
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -70,6 +71,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	}
 	metrics.IncrCounter([]string{"ice", "http", "stream", "opened"}, 1)
 	st := &streamSession{s: s, r: r, rc: rc, w: w, out: make(chan *api.StreamAnswer, streamInflight)}
+	st.ctx = context.WithValue(r.Context(), peerIdentityKey{}, peerIdentity(r))
 	stopWatch := st.watchClose()
 	writerDone := make(chan struct{})
 	go func() {
@@ -99,6 +101,7 @@ func refuseStream(w http.ResponseWriter, code int, err error) {
 type streamSession struct {
 	s   *Server
 	r   *http.Request
+	ctx context.Context // the stream's, with its peer's identity
 	rc  *http.ResponseController
 	w   http.ResponseWriter
 	out chan *api.StreamAnswer
@@ -150,7 +153,7 @@ func (st *streamSession) readLoop() (uint64, error) {
 		go func() {
 			defer st.wg.Done()
 			defer func() { <-sem }()
-			st.out <- st.s.serveFrame(st.r, req)
+			st.out <- st.s.serveFrame(st.ctx, st.r, req)
 		}()
 	}
 }
@@ -192,9 +195,9 @@ func (st *streamSession) writeLoop() {
 }
 
 // serveFrame handles one request frame as the plain request it describes.
-func (s *Server) serveFrame(stream *http.Request, f *api.StreamRequest) *api.StreamAnswer {
+func (s *Server) serveFrame(ctx context.Context, stream *http.Request, f *api.StreamRequest) *api.StreamAnswer {
 	fw := &frameWriter{header: http.Header{}}
-	req, err := frameRequest(stream, f)
+	req, err := frameRequest(ctx, stream, f)
 	if err != nil {
 		writeError(fw, statusFor(err), err)
 	} else {
@@ -208,8 +211,8 @@ func (s *Server) serveFrame(stream *http.Request, f *api.StreamRequest) *api.Str
 }
 
 // frameRequest builds the request a frame describes, on the stream's
-// connection (its TLS state, remote address and context).
-func frameRequest(stream *http.Request, f *api.StreamRequest) (*http.Request, error) {
+// connection (its TLS state and remote address) and in ctx.
+func frameRequest(ctx context.Context, stream *http.Request, f *api.StreamRequest) (*http.Request, error) {
 	switch f.Method {
 	case http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch:
 	default:
@@ -231,7 +234,7 @@ func frameRequest(stream *http.Request, f *api.StreamRequest) (*http.Request, er
 		Header: f.Header, Host: stream.Host, RemoteAddr: stream.RemoteAddr, TLS: stream.TLS,
 		Body: io.NopCloser(bytes.NewReader(f.Body)), ContentLength: int64(len(f.Body)),
 	}
-	return req.WithContext(stream.Context()), nil
+	return req.WithContext(ctx), nil
 }
 
 // frameWriter collects a frame's answer.
