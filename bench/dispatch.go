@@ -1,0 +1,594 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ice-run/ice/api"
+	"github.com/ice-run/ice/fsm"
+	"github.com/ice-run/ice/internal/proctest"
+)
+
+// The dispatch figure: finite runs of the batch plugin dispatched
+// continuously to a secure 3-server cluster with two real agents, measured
+// from the dispatch request to the run's COMMITTED (the leader's time of
+// the entry that committed it, from the events stream), with a warm
+// reusable process (batch as built) and with a process per run
+// (BATCH_REUSABLE=false in the agents' environment), closed loop; then at
+// a fixed offered rate, open loop.
+
+// DispatchConfig says what MeasureDispatch runs.
+type DispatchConfig struct {
+	Bin, PluginDir, Dir string
+	// Clients is the closed loop's concurrency: each client dispatches a
+	// run, waits for its COMMITTED, and dispatches the next.
+	Clients int
+	// Warmup is unrecorded; Duration is measured (each closed-loop mode).
+	Warmup, Duration time.Duration
+	// Rate and RateDuration are the open-loop offered load (reusable).
+	Rate         float64
+	RateDuration time.Duration
+	// ServerArgs are extra `ice server` flags (--enable-debug).
+	ServerArgs []string
+	// During, when set, is called as each mode's measured window starts,
+	// and what it returns when the window ends (profiles).
+	During func(c *IceCluster, leader *IceServer, mode string) func()
+}
+
+// DispatchMode is one mode's measurement.
+type DispatchMode struct {
+	Mode       string  `json:"mode"`
+	Clients    int     `json:"clients,omitempty"`
+	OfferedPS  float64 `json:"offered_per_sec,omitempty"`
+	Committed  int     `json:"committed"`
+	Failed     int     `json:"failed"`
+	Seconds    float64 `json:"seconds"`
+	RunsPerSec float64 `json:"runs_per_sec"`
+	P50Ms      float64 `json:"p50_ms"`
+	P90Ms      float64 `json:"p90_ms"`
+	P99Ms      float64 `json:"p99_ms"`
+	MaxMs      float64 `json:"max_ms"`
+	FirstError string  `json:"first_error,omitempty"`
+	// StageMedianMs is the median time between consecutive events of a
+	// run (leader times; "request" is the client's send), by "A -> B".
+	StageMedianMs map[string]float64 `json:"stage_median_ms,omitempty"`
+	// Latencies are the runs' dispatch-to-COMMITTED times (for the
+	// histogram; not written to results.json).
+	Latencies []time.Duration `json:"-"`
+}
+
+// DispatchResult is the dispatch figure.
+type DispatchResult struct {
+	Reusable *DispatchMode `json:"reusable"`
+	Process  *DispatchMode `json:"process"`
+	AtRate   *DispatchMode `json:"at_rate"`
+	// RunsByNode counts the committed runs per node (both agents work).
+	RunsByNode map[string]int `json:"runs_by_node"`
+}
+
+const dispatchComponent = "bdisp"
+
+// dispatchBench is the running setup.
+type dispatchBench struct {
+	cfg     DispatchConfig
+	acc     *Access
+	c       *IceCluster
+	leader  *IceServer
+	agents  []*proctest.Process
+	clients []*http.Client // one per server
+	bases   []string
+	tracker *commitTracker
+	seq     atomic.Uint64
+	logf    func(string, ...any)
+}
+
+// MeasureDispatch runs the dispatch figure.
+func MeasureDispatch(cfg DispatchConfig, acc *Access, logf func(string, ...any)) (*DispatchResult, error) {
+	b := &dispatchBench{cfg: cfg, acc: acc, logf: logf}
+	defer b.stop()
+	if err := b.startCluster(); err != nil {
+		return nil, err
+	}
+	res := &DispatchResult{RunsByNode: map[string]int{}}
+	var err error
+	if err = b.startAgents(nil); err != nil {
+		return nil, err
+	}
+	if res.Reusable, err = b.closedLoop("reusable"); err != nil {
+		return nil, err
+	}
+	if res.AtRate, err = b.openLoop("reusable"); err != nil {
+		return nil, err
+	}
+	b.stopAgents()
+	if err = b.startAgents([]string{"BATCH_REUSABLE=false"}); err != nil {
+		return nil, err
+	}
+	if res.Process, err = b.closedLoop("process"); err != nil {
+		return nil, err
+	}
+	res.RunsByNode = b.tracker.byNode()
+	return res, nil
+}
+
+func (b *dispatchBench) startCluster() error {
+	c, err := StartIceCluster(b.cfg.Bin, b.cfg.Dir, 3, b.acc, b.cfg.ServerArgs...)
+	if err != nil {
+		return err
+	}
+	b.c = c
+	if b.leader, err = c.WaitLeader(30 * time.Second); err != nil {
+		return err
+	}
+	if err := c.Bootstrap(b.leader, 30*time.Second); err != nil {
+		return err
+	}
+	for _, s := range c.Servers {
+		hc := b.acc.NewHTTPClient(b.cfg.Clients, 30*time.Second)
+		hc.Transport = api.NewStreamTransport(hc.Transport)
+		b.clients, b.bases = append(b.clients, hc), append(b.bases, b.acc.URL(s.HTTP))
+	}
+	spec := `{"plugin":{"name":"batch"},"dispatch":true,"output_pattern":"^sha256:[0-9a-f]{64}$"}`
+	w := &IceWriter{HTTP: b.acc.NewHTTPClient(2, 30*time.Second), Base: b.acc.URL(b.leader.HTTP), Token: b.acc.Token()}
+	if err := w.putRaw(context.Background(), dispatchComponent, []byte(spec)); err != nil {
+		return fmt.Errorf("deploy %s: %w", dispatchComponent, err)
+	}
+	// The events stream from a follower: COMMITTED and ABORTED of every run.
+	follower := c.Servers[0]
+	if follower == b.leader {
+		follower = c.Servers[1]
+	}
+	b.tracker = newCommitTracker()
+	return b.tracker.follow(b.acc, follower.HTTP)
+}
+
+// startAgents starts agents n1 and n2 (the same data dirs every time) with
+// env added, and waits until both registered with their plugins.
+func (b *dispatchBench) startAgents(env []string) error {
+	gossip := b.c.Servers[0].Gossip
+	for _, id := range []string{"n1", "n2"} {
+		sec, err := b.acc.AgentFlags(id)
+		if err != nil {
+			return err
+		}
+		as, err := FreeAddrs(1)
+		if err != nil {
+			return err
+		}
+		args := append([]string{"agent", "--node-id", id, "--data-dir", filepath.Join(b.cfg.Dir, id),
+			"--gossip", as[0], "--join", gossip, "--plugin-dir", b.cfg.PluginDir}, sec...)
+		p := proctest.New(proctest.Spec{Name: id, Bin: b.cfg.Bin, Args: args, Env: env, LogPath: filepath.Join(b.cfg.Dir, id+".log")})
+		started.Lock()
+		started.procs = append(started.procs, p)
+		started.Unlock()
+		if err := p.Start(); err != nil {
+			return fmt.Errorf("start agent %s: %w", id, err)
+		}
+		b.agents = append(b.agents, p)
+	}
+	return proctest.WaitFor(context.Background(), "agents n1 and n2 ready with their plugins", 30*time.Second, 25*time.Millisecond, func() (bool, error) {
+		nodes, err := IceNodes(context.Background(), b.acc, b.leader.HTTP)
+		if err != nil {
+			return false, nil
+		}
+		ready := 0
+		for _, n := range nodes {
+			if (n.ID == "n1" || n.ID == "n2") && n.Status == fsm.NodeReady && len(n.Plugins) > 0 {
+				ready++
+			}
+		}
+		return ready == 2, nil
+	})
+}
+
+func (b *dispatchBench) stopAgents() {
+	for _, p := range b.agents {
+		_ = p.Stop(15 * time.Second)
+	}
+	b.agents = nil
+}
+
+func (b *dispatchBench) stop() {
+	if b.tracker != nil {
+		b.tracker.close()
+	}
+	b.stopAgents()
+	if b.c != nil {
+		b.c.Stop()
+	}
+}
+
+// outcome is how one dispatched run ended.
+type outcome struct {
+	start   time.Time
+	trail   []stamp
+	latency time.Duration
+	at      time.Time // when it committed (zero: it did not)
+	err     error
+}
+
+// dispatchOne dispatches one run through server i and waits (up to
+// timeout) for its COMMITTED.
+func (b *dispatchBench) dispatchOne(ctx context.Context, i int, timeout time.Duration) outcome {
+	n := b.seq.Add(1)
+	body := fmt.Sprintf(`{"input":"run-%d"}`, n)
+	start := time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.bases[i]+"/v1/components/"+dispatchComponent+"/dispatch", strings.NewReader(body))
+	if err != nil {
+		return outcome{err: err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(api.HeaderPurpose, "benchmark")
+	b.acc.Authorize(req)
+	resp, err := b.clients[i].Do(req)
+	if err != nil {
+		return outcome{err: fmt.Errorf("dispatch: %w", err)}
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return outcome{err: fmt.Errorf("dispatch: HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(raw))}
+	}
+	var dr api.DispatchResponse
+	if err := json.Unmarshal(raw, &dr); err != nil || dr.Run == "" {
+		return outcome{err: fmt.Errorf("dispatch: answer %q: %v", raw, err)}
+	}
+	ev, err := b.tracker.wait(ctx, dr.Run, timeout)
+	if err != nil {
+		return outcome{err: err}
+	}
+	if ev.to != fsm.StateCommitted {
+		return outcome{err: fmt.Errorf("run %s ended %s: %s", dr.Run, ev.to, ev.reason)}
+	}
+	at := time.Unix(0, ev.time)
+	return outcome{latency: at.Sub(start), at: at, start: start, trail: ev.trail}
+}
+
+// collector gathers the outcomes within the measured window.
+type collector struct {
+	mu         sync.Mutex
+	from, to   time.Time
+	lat        []time.Duration
+	stages     map[string][]time.Duration
+	failed     int
+	firstError string
+}
+
+func (c *collector) add(o outcome, sent time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sent.Before(c.from) || (!c.to.IsZero() && sent.After(c.to)) {
+		return
+	}
+	if o.err != nil {
+		c.failed++
+		if c.firstError == "" {
+			c.firstError = o.err.Error()
+		}
+		return
+	}
+	c.lat = append(c.lat, o.latency)
+	if c.stages == nil {
+		c.stages = map[string][]time.Duration{}
+	}
+	prev, prevAt := "request", o.start.UnixNano()
+	for _, st := range o.trail {
+		k := prev + " -> " + st.what
+		c.stages[k] = append(c.stages[k], time.Duration(st.time-prevAt))
+		prev, prevAt = st.what, st.time
+	}
+}
+
+func (c *collector) mode(name string, secs float64) *DispatchMode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := &DispatchMode{Mode: name, Committed: len(c.lat), Failed: c.failed, Seconds: secs, FirstError: c.firstError}
+	sort.Slice(c.lat, func(i, j int) bool { return c.lat[i] < c.lat[j] })
+	m.Latencies = c.lat
+	m.StageMedianMs = map[string]float64{}
+	for k, ds := range c.stages {
+		if len(ds) < len(c.lat)/10 {
+			continue // a rare path
+		}
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		m.StageMedianMs[k] = float64(median(ds)) / float64(time.Millisecond)
+	}
+	if len(c.lat) > 0 {
+		ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+		m.P50Ms, m.P90Ms, m.P99Ms = ms(Percentile(c.lat, 0.5)), ms(Percentile(c.lat, 0.9)), ms(Percentile(c.lat, 0.99))
+		m.MaxMs = ms(c.lat[len(c.lat)-1])
+	}
+	if secs > 0 {
+		m.RunsPerSec = float64(len(c.lat)) / secs
+	}
+	return m
+}
+
+// closedLoop runs Clients clients, each dispatching its next run once its
+// last committed, for Warmup + Duration; runs dispatched in the measured
+// window count.
+func (b *dispatchBench) closedLoop(mode string) (*DispatchMode, error) {
+	b.logf("dispatch %s: %d clients closed loop, %s warm-up + %s", mode, b.cfg.Clients, b.cfg.Warmup, b.cfg.Duration)
+	begin := time.Now()
+	col := &collector{from: begin.Add(b.cfg.Warmup), to: begin.Add(b.cfg.Warmup + b.cfg.Duration)}
+	ctx, cancel := context.WithDeadline(context.Background(), col.to.Add(20*time.Second))
+	defer cancel()
+	var done func()
+	timer := time.AfterFunc(b.cfg.Warmup, func() {
+		if b.cfg.During != nil {
+			done = b.cfg.During(b.c, b.leader, mode)
+		}
+	})
+	var wg sync.WaitGroup
+	for i := 0; i < b.cfg.Clients; i++ {
+		wg.Go(func() {
+			for time.Now().Before(col.to) {
+				sent := time.Now()
+				col.add(b.dispatchOne(ctx, i%len(b.bases), 15*time.Second), sent)
+			}
+		})
+	}
+	wg.Wait()
+	timer.Stop()
+	if done != nil {
+		done()
+	}
+	m := col.mode(mode, b.cfg.Duration.Seconds())
+	m.Clients = b.cfg.Clients
+	b.logf("dispatch %s: %.0f runs/s, p50 %.1f ms, p99 %.1f ms (%d committed, %d failed)", mode, m.RunsPerSec, m.P50Ms, m.P99Ms, m.Committed, m.Failed)
+	if m.Committed == 0 {
+		return m, fmt.Errorf("dispatch %s: no run committed (%d failed: %s)", mode, m.Failed, m.FirstError)
+	}
+	return m, nil
+}
+
+// openLoop dispatches Rate runs a second for RateDuration, each on its own
+// goroutine whatever the others do.
+func (b *dispatchBench) openLoop(mode string) (*DispatchMode, error) {
+	b.logf("dispatch %s: %.0f runs/s offered for %s", mode, b.cfg.Rate, b.cfg.RateDuration)
+	begin := time.Now()
+	col := &collector{from: begin}
+	ctx, cancel := context.WithDeadline(context.Background(), begin.Add(b.cfg.RateDuration+20*time.Second))
+	defer cancel()
+	interval := time.Duration(float64(time.Second) / b.cfg.Rate)
+	total := int(b.cfg.RateDuration / interval)
+	var wg sync.WaitGroup
+	for n := 0; n < total; n++ {
+		if d := time.Until(begin.Add(time.Duration(n) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		wg.Go(func() {
+			sent := time.Now()
+			col.add(b.dispatchOne(ctx, n%len(b.bases), 15*time.Second), sent)
+		})
+	}
+	wg.Wait()
+	m := col.mode(mode+" at rate", b.cfg.RateDuration.Seconds())
+	m.OfferedPS = b.cfg.Rate
+	b.logf("dispatch at %.0f/s: p50 %.1f ms, p99 %.1f ms (%d committed, %d failed)", b.cfg.Rate, m.P50Ms, m.P99Ms, m.Committed, m.Failed)
+	if m.Committed == 0 {
+		return m, fmt.Errorf("dispatch at rate: no run committed (%d failed: %s)", m.Failed, m.FirstError)
+	}
+	return m, nil
+}
+
+// runEnd is a run's COMMITTED or ABORTED event.
+type runEnd struct {
+	to     fsm.RunState
+	time   int64
+	reason string
+	node   string
+	// trail is the run's events in order: the target state of each
+	// transition, or the event's type, and the leader's time of it.
+	trail []stamp
+}
+
+// stamp is one event of a run's trail.
+type stamp struct {
+	what string
+	time int64
+}
+
+// commitTracker follows the events stream and hands each run's end to the
+// client waiting for it (or keeps it until one asks).
+type commitTracker struct {
+	mu      sync.Mutex
+	ended   map[string]runEnd
+	waiters map[string]chan runEnd
+	nodes   map[string]int
+	placed  map[string]string  // run: node, until it ends
+	trails  map[string][]stamp // run: its events, until it ends
+	err     error
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func newCommitTracker() *commitTracker {
+	return &commitTracker{ended: map[string]runEnd{}, waiters: map[string]chan runEnd{}, nodes: map[string]int{}, placed: map[string]string{}, trails: map[string][]stamp{}, done: make(chan struct{})}
+}
+
+// follow opens GET /v1/events?follow=1 of the component on addr and reads
+// it in a goroutine until close.
+func (t *commitTracker) follow(acc *Access, addr string) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.cancel = cancel
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, acc.URL(addr)+"/v1/events?from=0&follow=1&component="+url.QueryEscape(dispatchComponent), nil)
+	if err != nil {
+		cancel()
+		return err
+	}
+	acc.Authorize(req)
+	resp, err := acc.NewHTTPClient(1, 0).Do(req)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("follow events: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		cancel()
+		return fmt.Errorf("follow events: HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(b))
+	}
+	go func() {
+		defer close(t.done)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<24)
+		for sc.Scan() {
+			t.line(sc.Bytes())
+		}
+		t.mu.Lock()
+		t.err = fmt.Errorf("events stream ended: %v", sc.Err())
+		for id, ch := range t.waiters {
+			close(ch)
+			delete(t.waiters, id)
+		}
+		t.mu.Unlock()
+	}()
+	return nil
+}
+
+func (t *commitTracker) line(b []byte) {
+	var e fsm.Event
+	if json.Unmarshal(b, &e) != nil || e.Subject == dispatchComponent {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e.Type != "run.transition" {
+		t.trails[e.Subject] = append(t.trails[e.Subject], stamp{what: e.Type, time: e.Time})
+		return
+	}
+	var p fsm.TransitionPayload
+	if json.Unmarshal(e.Payload, &p) != nil {
+		return
+	}
+	t.trails[e.Subject] = append(t.trails[e.Subject], stamp{what: string(p.To), time: e.Time})
+	if p.Node != "" {
+		t.placed[e.Subject] = p.Node
+	}
+	if p.To != fsm.StateCommitted && p.To != fsm.StateAborted {
+		return
+	}
+	end := runEnd{to: p.To, time: e.Time, reason: p.Reason, node: t.placed[e.Subject], trail: t.trails[e.Subject]}
+	delete(t.placed, e.Subject)
+	delete(t.trails, e.Subject)
+	if p.To == fsm.StateCommitted {
+		t.nodes[end.node]++
+	}
+	if ch, ok := t.waiters[e.Subject]; ok {
+		delete(t.waiters, e.Subject)
+		ch <- end
+		return
+	}
+	t.ended[e.Subject] = end
+}
+
+// wait returns run id's end, waiting up to timeout.
+func (t *commitTracker) wait(ctx context.Context, id string, timeout time.Duration) (runEnd, error) {
+	t.mu.Lock()
+	if end, ok := t.ended[id]; ok {
+		delete(t.ended, id)
+		t.mu.Unlock()
+		return end, nil
+	}
+	if t.err != nil {
+		t.mu.Unlock()
+		return runEnd{}, t.err
+	}
+	ch := make(chan runEnd, 1)
+	t.waiters[id] = ch
+	t.mu.Unlock()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case end, ok := <-ch:
+		if !ok {
+			return runEnd{}, errors.New("events stream ended")
+		}
+		return end, nil
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	t.mu.Lock()
+	delete(t.waiters, id)
+	t.mu.Unlock()
+	return runEnd{}, fmt.Errorf("run %s: no COMMITTED within %s", id, timeout)
+}
+
+func (t *commitTracker) byNode() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]int, len(t.nodes))
+	for k, v := range t.nodes {
+		out[k] = v
+	}
+	return out
+}
+
+func (t *commitTracker) close() {
+	if t.cancel != nil {
+		t.cancel()
+		<-t.done
+	}
+}
+
+// Histogram draws the modes' latency distributions: the share of runs in
+// each latency bucket (buckets a factor of 2^(1/4) wide, on the chart's
+// log2 x axis).
+func (r *DispatchResult) Histogram() *Chart {
+	p := Panel{Title: "dispatch to COMMITTED latency", YLabel: "% of runs"}
+	modes := []struct {
+		m     *DispatchMode
+		name  string
+		color color.RGBA
+	}{
+		{r.Reusable, "warm reusable process", ColorICE},
+		{r.Process, "process per run", ColorEtcd},
+		{r.AtRate, "warm, at 100 runs/s offered", ColorRaw},
+	}
+	for _, md := range modes {
+		if md.m == nil || len(md.m.Latencies) == 0 {
+			continue
+		}
+		p.Series = append(p.Series, Series{Name: fmt.Sprintf("%s (p50 %.0f, p99 %.0f ms)", md.name, md.m.P50Ms, md.m.P99Ms), Color: md.color, X: nil, Y: nil})
+		s := &p.Series[len(p.Series)-1]
+		s.X, s.Y = latencyBuckets(md.m.Latencies)
+	}
+	return &Chart{Title: "ICE dispatch: finite runs, 3 secure servers, 2 agents, real batch plugin",
+		Subtitle: "x: latency in ms (log scale), from the dispatch request to the leader committing the run", Panels: []Panel{p}, W: 900, H: 500}
+}
+
+// latencyBuckets returns bucket upper bounds (ms) and the share of sorted
+// latencies in each (%), from the first non-empty bucket to the last.
+func latencyBuckets(sorted []time.Duration) (xs, ys []float64) {
+	step := math.Pow(2, 0.25)
+	j := 0
+	for ub := 0.5; j < len(sorted); ub *= step {
+		n := 0
+		for j < len(sorted) && float64(sorted[j])/float64(time.Millisecond) <= ub {
+			n++
+			j++
+		}
+		if n == 0 && len(xs) == 0 {
+			continue
+		}
+		xs, ys = append(xs, ub), append(ys, 100*float64(n)/float64(len(sorted)))
+	}
+	return xs, ys
+}
