@@ -63,6 +63,12 @@ type jsonFrame struct {
 // valid UTF-8 (encoding/json would silently replace the bad bytes with
 // U+FFFD). root names the value in errors: "spec" gives "spec.count".
 func checkJSON(root string, b []byte) error {
+	// What the walk refuses needs the bytes "null" (a null token) or
+	// bytes that are not UTF-8 (in a string): a body with neither passes
+	// without the walk, a tenth of a busy leader's CPU per write.
+	if utf8.Valid(b) && !bytes.Contains(b, []byte("null")) {
+		return nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var stack []jsonFrame

@@ -80,6 +80,18 @@ func TestDeployBadHCL(t *testing.T) {
 	}
 }
 
+// refuseStream answers a write stream's opening as a server without
+// streams does (404), at once, so the client writes plainly; fakes record
+// only the plain requests.
+func refuseStream(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.Path != api.StreamPath {
+		return false
+	}
+	w.Header().Set("Connection", "close")
+	http.NotFound(w, r)
+	return true
+}
+
 // fakeAPI is a stand-in server recording requests.
 type fakeAPI struct {
 	mu   sync.Mutex
@@ -89,6 +101,9 @@ type fakeAPI struct {
 
 func (f *fakeAPI) handler(t *testing.T, routes map[string]any) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuseStream(w, r) {
+			return
+		}
 		b, _ := io.ReadAll(r.Body)
 		f.mu.Lock()
 		f.reqs = append(f.reqs, r)

@@ -34,6 +34,9 @@ func TestKeyringCommandsTalkToTheAPI(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuseStream(w, r) {
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		got = append(got, r.Method+" "+r.URL.Path+" "+string(body))
