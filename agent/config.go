@@ -81,13 +81,15 @@ type Config struct {
 	// ExitStopGrace is the same when the agent stops with
 	// StopPluginsOnExit (default 2s).
 	ExitStopGrace time.Duration
-	// WarmIdle is how many idle warm processes of one component generation
-	// the agent keeps for a reusable finite plugin (default 4; negative:
-	// reusable plugins get a process per run like any other).
-	WarmIdle int
-	// WarmIdleTimeout is how long a warm process may stay idle before it
+	// WarmProcesses is how many warm processes one component generation
+	// of a reusable finite plugin may have at once (default 4; negative:
+	// reusable plugins get a process per run like any other). A run that
+	// finds them all busy waits for one: each serves a run for only its
+	// Start to the end of its Execute.
+	WarmProcesses int
+	// WarmProcessesTimeout is how long a warm process may stay idle before it
 	// is stopped (default 1m).
-	WarmIdleTimeout time.Duration
+	WarmProcessesTimeout time.Duration
 	// PluginScanInterval is how often the agent looks for changes in
 	// PluginDir (default 3s; negative: only at start, on RescanPlugins and
 	// when a launch finds a binary changed).
@@ -176,7 +178,7 @@ func (c *Config) setTimingDefaults() {
 		{&c.LaunchSlotHold, 250 * time.Millisecond},
 		{&c.StopGrace, 5 * time.Second},
 		{&c.ExitStopGrace, 2 * time.Second},
-		{&c.WarmIdleTimeout, time.Minute},
+		{&c.WarmProcessesTimeout, time.Minute},
 		{&c.ReattachProbeTimeout, 2 * time.Second},
 		{&c.InfoTimeout, 10 * time.Second},
 		{&c.FenceCheckInterval, 50 * time.Millisecond},
@@ -207,8 +209,8 @@ func (c *Config) setTimingDefaults() {
 	if c.PluginSettle == 0 {
 		c.PluginSettle = 2 * time.Second
 	}
-	if c.WarmIdle == 0 {
-		c.WarmIdle = 4
+	if c.WarmProcesses == 0 {
+		c.WarmProcesses = 4
 	}
 	if c.UnhealthyLimit <= 0 {
 		c.UnhealthyLimit = 3

@@ -27,7 +27,7 @@ func TestConfigDefaults(t *testing.T) {
 		"NoServerRetryInterval": time.Second, "SpecRetryInterval": 200 * time.Millisecond,
 		"MaxSpecRetryInterval": 2 * time.Second, "PluginScanInterval": 3 * time.Second,
 		"PluginSettle": 2 * time.Second, "InfoTimeout": 10 * time.Second,
-		"WarmIdleTimeout": time.Minute,
+		"WarmProcessesTimeout": time.Minute,
 	}
 	v := reflect.ValueOf(cfg)
 	for i := range v.NumField() {
@@ -44,8 +44,8 @@ func TestConfigDefaults(t *testing.T) {
 			t.Errorf("%s = %v, want %v", f.Name, got, def)
 		}
 	}
-	if cfg.UnhealthyLimit != 3 || cfg.WarmIdle != 4 || cfg.Logger == nil {
-		t.Errorf("UnhealthyLimit %d, WarmIdle %d, logger %v", cfg.UnhealthyLimit, cfg.WarmIdle, cfg.Logger)
+	if cfg.UnhealthyLimit != 3 || cfg.WarmProcesses != 4 || cfg.Logger == nil {
+		t.Errorf("UnhealthyLimit %d, WarmProcesses %d, logger %v", cfg.UnhealthyLimit, cfg.WarmProcesses, cfg.Logger)
 	}
 	set := Config{NodeID: "n1", DataDir: "/d", GossipAddr: "a", Join: []string{"x"}, WatchWait: time.Minute, UnhealthyLimit: 7}
 	if err := set.setDefaults(); err != nil || set.WatchWait != time.Minute || set.UnhealthyLimit != 7 {

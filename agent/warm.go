@@ -23,8 +23,9 @@ import (
 // executes, and right after Execute stops its run in the plugin (Stop) and
 // hands the process back, while its transitions go on exactly as for a
 // process of its own. Runs of one component that overlap each take a
-// process, so a component has as many warm processes as it had runs at once
-// (at most Config.WarmIdle of them are kept idle).
+// process, up to Config.WarmProcesses of them; a run that finds them all
+// busy waits for one to come back (a run holds one only from its Start to
+// the end of its Execute), rather than paying a launch.
 //
 // A warm run writes no reattach record: a restarted agent does not reattach
 // to a process that other runs share. Its runs in progress are reported
@@ -36,7 +37,7 @@ import (
 // process that crashed or does not answer is dropped, and the next run
 // launches a new one. The loop also stops the idle processes of a component
 // that was stopped, deleted or changed (its run generation moved on), and of
-// one idle for longer than WarmIdleTimeout. Fencing kills the idle
+// one idle for longer than WarmProcessesTimeout. Fencing kills the idle
 // processes; stopping the agent stops them.
 
 // warmKey is what processes that may serve a run must share.
@@ -55,6 +56,7 @@ type warmProc struct {
 	reusable bool // what its Info said (finite and reusable)
 	runs     int  // runs it was bound to
 	idle     time.Time
+	dead     bool // ended or being ended (warmPool.mu)
 }
 
 // warmPool keeps the idle warm processes.
@@ -62,6 +64,8 @@ type warmPool struct {
 	a        *Agent
 	mu       sync.Mutex
 	idle     map[warmKey][]*warmProc
+	live     map[warmKey]int // processes not dead, idle or serving a run
+	changed  chan struct{}   // closed and replaced when one is idle or dead
 	closed   bool
 	launched int // processes launched for warm use (tests read it)
 	// sums are the plugin binaries (by sha256) whose Info said reusable.
@@ -69,7 +73,7 @@ type warmPool struct {
 }
 
 func newWarmPool(a *Agent) *warmPool {
-	return &warmPool{a: a, idle: map[warmKey][]*warmProc{}, sums: map[string]bool{}}
+	return &warmPool{a: a, idle: map[warmKey][]*warmProc{}, live: map[warmKey]int{}, changed: make(chan struct{}), sums: map[string]bool{}}
 }
 
 // learn records what a probed binary's Info said.
@@ -84,7 +88,7 @@ func (p *warmPool) learn(sha string, info plugins.Info) {
 
 // reusable reports whether the binary of sha said it is reusable.
 func (p *warmPool) reusable(sha string) bool {
-	if p.a.cfg.WarmIdle < 0 {
+	if p.a.cfg.WarmProcesses < 0 {
 		return false
 	}
 	p.mu.Lock()
@@ -92,27 +96,79 @@ func (p *warmPool) reusable(sha string) bool {
 	return p.sums[strings.ToLower(sha)]
 }
 
-// get takes an idle process of key (nil: none), newest first.
-func (p *warmPool) get(key warmKey) *warmProc {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for l := p.idle[key]; len(l) > 0; l = p.idle[key] {
-		wp := l[len(l)-1]
-		p.idle[key] = l[:len(l)-1]
-		if !wp.proc.Exited() {
-			return wp
+// get takes an idle process of key, newest first; or, when fewer than
+// WarmProcesses of key are alive, reserves a place for a new one (nil,
+// true: the caller launches it, and calls died if that fails); or waits
+// until one of them is idle or dead. It returns nil, false once ctx ends.
+func (p *warmPool) get(ctx context.Context, key warmKey) (*warmProc, bool) {
+	for {
+		p.mu.Lock()
+		for l := p.idle[key]; len(l) > 0; l = p.idle[key] {
+			wp := l[len(l)-1]
+			p.idle[key] = l[:len(l)-1]
+			if !wp.proc.Exited() {
+				p.mu.Unlock()
+				return wp, false
+			}
+			p.retireLocked(wp)
+			p.a.tasks.Go(wp.proc.Kill) // releases its log
 		}
-		p.a.tasks.Go(wp.proc.Kill) // releases its log
+		if p.live[key] < max(p.a.cfg.WarmProcesses, 1) {
+			p.live[key]++
+			p.mu.Unlock()
+			return nil, true
+		}
+		changed := p.changed
+		p.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, false
+		}
 	}
-	return nil
 }
 
-// put makes wp idle; it is stopped instead when the pool is closed or full,
-// and idle processes of the component's other generations are stopped.
+// died gives back a place get reserved for a launch that failed.
+func (p *warmPool) died(key warmKey) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.live[key]--; p.live[key] <= 0 {
+		delete(p.live, key)
+	}
+	p.signalLocked()
+}
+
+// retire marks wp dead (it is being ended) and frees its place.
+func (p *warmPool) retire(wp *warmProc) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.retireLocked(wp)
+}
+
+func (p *warmPool) retireLocked(wp *warmProc) {
+	if wp.dead {
+		return
+	}
+	wp.dead = true
+	if p.live[wp.key]--; p.live[wp.key] <= 0 {
+		delete(p.live, wp.key)
+	}
+	p.signalLocked()
+}
+
+func (p *warmPool) signalLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// put makes wp idle; it is stopped instead when it exited, is not
+// reusable or the pool is closed, and idle processes of the component's
+// other generations are stopped.
 func (p *warmPool) put(wp *warmProc) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if wp.proc.Exited() || !wp.reusable || p.closed || len(p.idle[wp.key]) >= max(p.a.cfg.WarmIdle, 1) {
+	if wp.proc.Exited() || !wp.reusable || p.closed {
+		p.retireLocked(wp)
 		p.a.tasks.Go(wp.proc.Kill)
 		return
 	}
@@ -123,12 +179,14 @@ func (p *warmPool) put(wp *warmProc) {
 	}
 	wp.idle = time.Now()
 	p.idle[wp.key] = append(p.idle[wp.key], wp)
+	p.signalLocked()
 }
 
 // stopLocked stops the idle processes l of k (p.mu held).
 func (p *warmPool) stopLocked(k warmKey, l []*warmProc, why string) {
 	delete(p.idle, k)
 	for _, wp := range l {
+		p.retireLocked(wp)
 		p.a.logger.Info("stopping warm plugin process", "component", k.component, "generation", k.generation, "pid", wp.proc.Attachment().Pid, "reason", why)
 		p.a.tasks.Go(func() { p.a.stopPlugin(context.Background(), "", wp.proc, p.a.cfg.ExitStopGrace) })
 	}
@@ -142,6 +200,7 @@ func (p *warmPool) drop(wp *warmProc) bool {
 	for i, x := range l {
 		if x == wp {
 			p.idle[wp.key] = append(l[:i:i], l[i+1:]...)
+			p.retireLocked(wp)
 			return true
 		}
 	}
@@ -155,6 +214,7 @@ func (p *warmPool) killIdle() {
 	for k, l := range p.idle {
 		delete(p.idle, k)
 		for _, wp := range l {
+			p.retireLocked(wp)
 			p.a.tasks.Go(wp.proc.KillNow)
 		}
 	}
@@ -223,7 +283,7 @@ func (p *warmPool) check(ctx context.Context) {
 					p.a.logger.Warn("warm plugin process lost; the next run launches another", "component", k.component, "pid", wp.proc.Attachment().Pid, "error", err)
 					p.a.tasks.Go(wp.proc.KillNow)
 				}
-			case idleFor > p.a.cfg.WarmIdleTimeout:
+			case idleFor > p.a.cfg.WarmProcessesTimeout:
 				if p.drop(wp) {
 					p.a.tasks.Go(func() { p.a.stopPlugin(ctx, "", wp.proc, p.a.cfg.ExitStopGrace) })
 				}
@@ -280,6 +340,7 @@ func (l *warmLease) end(kill func()) {
 	}
 	l.killed = true
 	l.mu.Unlock()
+	l.pool.retire(l.wp)
 	kill()
 }
 
@@ -326,11 +387,15 @@ func (w *worker) warmKeyFor(comp *fsm.Component, path, sha string) (warmKey, boo
 func (w *worker) launchWarm(ctx context.Context, comp *fsm.Component, key warmKey) bool {
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		wp := w.a.warm.get(key)
-		reused := wp != nil
-		if !reused {
+		wp, launch := w.a.warm.get(ctx, key)
+		if wp == nil && !launch {
+			return false // ctx ended
+		}
+		reused := !launch
+		if launch {
 			var err error
 			if wp, err = w.launchWarmProc(ctx, key); err != nil {
+				w.a.warm.died(key)
 				if ctx.Err() == nil {
 					w.fail(ctx, "failed start: "+err.Error())
 				}

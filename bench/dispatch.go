@@ -12,8 +12,10 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,6 +69,14 @@ type DispatchMode struct {
 	// StageMedianMs is the median time between consecutive events of a
 	// run (leader times; "request" is the client's send), by "A -> B".
 	StageMedianMs map[string]float64 `json:"stage_median_ms,omitempty"`
+	// CPUMsPerRun is the CPU time each kind of process used per committed
+	// run in the window (plugins: the batch processes alive at its end);
+	// MachineBusy is the share of the machine's CPUs in use.
+	CPUMsPerRun map[string]float64 `json:"cpu_ms_per_run,omitempty"`
+	MachineBusy float64            `json:"machine_busy,omitempty"`
+	// NodeRuns is what an agent's watch of its runs answered at the end
+	// of the mode (GET /v1/runs?node=n1 on the leader).
+	NodeRuns *NodeRunsRead `json:"node_runs,omitempty"`
 	// Latencies are the runs' dispatch-to-COMMITTED times (for the
 	// histogram; not written to results.json).
 	Latencies []time.Duration `json:"-"`
@@ -329,11 +339,15 @@ func (b *dispatchBench) closedLoop(mode string) (*DispatchMode, error) {
 	ctx, cancel := context.WithDeadline(context.Background(), col.to.Add(20*time.Second))
 	defer cancel()
 	var done func()
+	var cpu0 cpuSample
 	timer := time.AfterFunc(b.cfg.Warmup, func() {
+		cpu0 = b.sampleCPU()
 		if b.cfg.During != nil {
 			done = b.cfg.During(b.c, b.leader, mode)
 		}
 	})
+	var cpu1 cpuSample
+	endTimer := time.AfterFunc(b.cfg.Warmup+b.cfg.Duration, func() { cpu1 = b.sampleCPU() })
 	var wg sync.WaitGroup
 	for i := 0; i < b.cfg.Clients; i++ {
 		wg.Go(func() {
@@ -345,10 +359,13 @@ func (b *dispatchBench) closedLoop(mode string) (*DispatchMode, error) {
 	}
 	wg.Wait()
 	timer.Stop()
+	endTimer.Stop()
 	if done != nil {
 		done()
 	}
 	m := col.mode(mode, b.cfg.Duration.Seconds())
+	m.CPUMsPerRun, m.MachineBusy = cpu1.since(cpu0, m.Committed)
+	m.NodeRuns = b.readNodeRuns()
 	m.Clients = b.cfg.Clients
 	b.logf("dispatch %s: %.0f runs/s, p50 %.1f ms, p99 %.1f ms (%d committed, %d failed)", mode, m.RunsPerSec, m.P50Ms, m.P99Ms, m.Committed, m.Failed)
 	if m.Committed == 0 {
@@ -367,6 +384,7 @@ func (b *dispatchBench) openLoop(mode string) (*DispatchMode, error) {
 	defer cancel()
 	interval := time.Duration(float64(time.Second) / b.cfg.Rate)
 	total := int(b.cfg.RateDuration / interval)
+	cpu0 := b.sampleCPU()
 	var wg sync.WaitGroup
 	for n := 0; n < total; n++ {
 		if d := time.Until(begin.Add(time.Duration(n) * interval)); d > 0 {
@@ -377,8 +395,11 @@ func (b *dispatchBench) openLoop(mode string) (*DispatchMode, error) {
 			col.add(b.dispatchOne(ctx, n%len(b.bases), 15*time.Second), sent)
 		})
 	}
+	cpu1 := b.sampleCPU()
 	wg.Wait()
 	m := col.mode(mode+" at rate", b.cfg.RateDuration.Seconds())
+	m.CPUMsPerRun, m.MachineBusy = cpu1.since(cpu0, m.Committed)
+	m.NodeRuns = b.readNodeRuns()
 	m.OfferedPS = b.cfg.Rate
 	b.logf("dispatch at %.0f/s: p50 %.1f ms, p99 %.1f ms (%d committed, %d failed)", b.cfg.Rate, m.P50Ms, m.P99Ms, m.Committed, m.Failed)
 	if m.Committed == 0 {
@@ -591,4 +612,103 @@ func latencyBuckets(sorted []time.Duration) (xs, ys []float64) {
 		xs, ys = append(xs, ub), append(ys, 100*float64(n)/float64(len(sorted)))
 	}
 	return xs, ys
+}
+
+// cpuSample is the CPU seconds used so far by kind of process, and the
+// machine's busy and total jiffies.
+type cpuSample struct {
+	secs      map[string]float64
+	busy, all uint64
+	ok        bool
+}
+
+func (b *dispatchBench) sampleCPU() cpuSample {
+	s := cpuSample{secs: map[string]float64{}, ok: true}
+	add := func(kind string, pid int) {
+		if v, err := CPUSeconds(pid); err == nil {
+			s.secs[kind] += v
+		}
+	}
+	for _, srv := range b.c.Servers {
+		add("servers", srv.Proc.PID())
+	}
+	for _, a := range b.agents {
+		add("agents", a.PID())
+	}
+	add("icebench", os.Getpid())
+	batch := filepath.Join(b.cfg.PluginDir, "batch")
+	if ents, err := os.ReadDir("/proc"); err == nil {
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if exe, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil && exe == batch {
+				add("plugins", pid)
+			}
+		}
+	}
+	if raw, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(raw), "\n")
+		for i, f := range strings.Fields(line)[1:] {
+			v, _ := strconv.ParseUint(f, 10, 64)
+			s.all += v
+			if i != 3 && i != 4 { // idle, iowait
+				s.busy += v
+			}
+		}
+	}
+	return s
+}
+
+// since returns the CPU ms per run by kind between s0 and s, and the
+// machine's busy share.
+func (s cpuSample) since(s0 cpuSample, runs int) (map[string]float64, float64) {
+	if !s.ok || !s0.ok || runs == 0 {
+		return nil, 0
+	}
+	out := map[string]float64{}
+	for k, v := range s.secs {
+		out[k] = (v - s0.secs[k]) * 1000 / float64(runs)
+	}
+	busy := 0.0
+	if s.all > s0.all {
+		busy = float64(s.busy-s0.busy) / float64(s.all-s0.all)
+	}
+	return out, busy
+}
+
+// NodeRunsRead is one read of a node's runs as its agent's watch makes it.
+type NodeRunsRead struct {
+	Runs       int     `json:"runs"`
+	Terminated int     `json:"terminated"`
+	Bytes      int     `json:"bytes"`
+	Ms         float64 `json:"ms"`
+}
+
+func (b *dispatchBench) readNodeRuns() *NodeRunsRead {
+	req, err := http.NewRequest(http.MethodGet, b.acc.URL(b.leader.HTTP)+"/v1/runs?node=n1", nil)
+	if err != nil {
+		return nil
+	}
+	b.acc.Authorize(req)
+	start := time.Now()
+	resp, err := b.acc.longClient().Do(req)
+	if err != nil {
+		return nil
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	ms := float64(time.Since(start)) / float64(time.Millisecond)
+	var runs []fsm.Run
+	if json.Unmarshal(raw, &runs) != nil {
+		return nil
+	}
+	r := &NodeRunsRead{Runs: len(runs), Bytes: len(raw), Ms: ms}
+	for _, run := range runs {
+		if run.State == fsm.StateTerminated {
+			r.Terminated++
+		}
+	}
+	return r
 }
