@@ -570,46 +570,68 @@ func (t *commitTracker) close() {
 }
 
 // Histogram draws the modes' latency distributions: the share of runs in
-// each latency bucket (buckets a factor of 2^(1/4) wide, on the chart's
-// log2 x axis).
+// each latency bucket, warm processes and a process per run in panels of
+// their own, each on a linear axis up to 1.5 times its largest p99.
 func (r *DispatchResult) Histogram() *Chart {
-	p := Panel{Title: "dispatch to COMMITTED latency", YLabel: "% of runs"}
-	modes := []struct {
+	type mode struct {
 		m     *DispatchMode
 		name  string
 		color color.RGBA
-	}{
-		{r.Reusable, "warm reusable process", ColorICE},
-		{r.Process, "process per run", ColorEtcd},
-		{r.AtRate, "warm, at 100 runs/s offered", ColorRaw},
 	}
-	for _, md := range modes {
-		if md.m == nil || len(md.m.Latencies) == 0 {
-			continue
+	panel := func(title string, modes ...mode) (Panel, bool) {
+		top := 0.0
+		for _, md := range modes {
+			if md.m != nil && len(md.m.Latencies) > 0 {
+				top = max(top, md.m.P99Ms*1.5)
+			}
 		}
-		p.Series = append(p.Series, Series{Name: fmt.Sprintf("%s (p50 %.0f, p99 %.0f ms)", md.name, md.m.P50Ms, md.m.P99Ms), Color: md.color, X: nil, Y: nil})
-		s := &p.Series[len(p.Series)-1]
-		s.X, s.Y = latencyBuckets(md.m.Latencies)
+		width := 1.0
+		for _, w := range []float64{1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000} {
+			if width = w; top/w <= 30 {
+				break
+			}
+		}
+		p := Panel{Title: title, YLabel: "% of runs", LinearX: true, XLabel: fmt.Sprintf("ms, dispatch request to COMMITTED (%g ms buckets)", width)}
+		for _, md := range modes {
+			if md.m == nil || len(md.m.Latencies) == 0 {
+				continue
+			}
+			xs, ys := latencyBuckets(md.m.Latencies, width, top)
+			p.Series = append(p.Series, Series{Name: fmt.Sprintf("%s: p50 %.0f p99 %.0f ms", md.name, md.m.P50Ms, md.m.P99Ms), Color: md.color, X: xs, Y: ys})
+		}
+		return p, len(p.Series) > 0
 	}
-	return &Chart{Title: "ICE dispatch: finite runs, 3 secure servers, 2 agents, real batch plugin",
-		Subtitle: "x: latency in ms (log scale), from the dispatch request to the leader committing the run", Panels: []Panel{p}, W: 900, H: 500}
+	ch := &Chart{Title: "ICE dispatch latency: batch runs, 3 secure servers, 2 agents",
+		Subtitle: "closed loop, and open loop at a fixed offered rate; the leader's commit time minus the request's send time",
+		W:        1200, H: 520, Columns: 2}
+	if p, ok := panel("warm reusable processes", mode{r.Reusable, "warm", ColorICE}, mode{r.AtRate, fmt.Sprintf("warm %.0f/s", rateOf(r.AtRate)), ColorRaw}); ok {
+		ch.Panels = append(ch.Panels, p)
+	}
+	if p, ok := panel("a process per run", mode{r.Process, "per run", ColorEtcd}); ok {
+		ch.Panels = append(ch.Panels, p)
+	}
+	return ch
 }
 
-// latencyBuckets returns bucket upper bounds (ms) and the share of sorted
-// latencies in each (%), from the first non-empty bucket to the last.
-func latencyBuckets(sorted []time.Duration) (xs, ys []float64) {
-	step := math.Pow(2, 0.25)
-	j := 0
-	for ub := 0.5; j < len(sorted); ub *= step {
-		n := 0
-		for j < len(sorted) && float64(sorted[j])/float64(time.Millisecond) <= ub {
-			n++
-			j++
+func rateOf(m *DispatchMode) float64 {
+	if m == nil {
+		return 0
+	}
+	return m.OfferedPS
+}
+
+// latencyBuckets returns the bucket centres (ms) of width up to top and the
+// share of the latencies in each (%).
+func latencyBuckets(lat []time.Duration, width, top float64) (xs, ys []float64) {
+	n := int(math.Ceil(top / width))
+	counts := make([]int, n)
+	for _, d := range lat {
+		if i := int(float64(d) / float64(time.Millisecond) / width); i >= 0 && i < n {
+			counts[i]++
 		}
-		if n == 0 && len(xs) == 0 {
-			continue
-		}
-		xs, ys = append(xs, ub), append(ys, 100*float64(n)/float64(len(sorted)))
+	}
+	for i, c := range counts {
+		xs, ys = append(xs, (float64(i)+0.5)*width), append(ys, 100*float64(c)/float64(len(lat)))
 	}
 	return xs, ys
 }
