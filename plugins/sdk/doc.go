@@ -56,4 +56,13 @@
 //
 // Build it, put the binary in the agent's --plugin-dir, and deploy a
 // component with plugin = "hello" (the file name is the plugin name).
+//
+// A finite plugin whose Info sets Reusable: true may serve successive runs
+// in one process: the agent keeps it warm and calls Start, Health, Execute
+// and Stop for one run, then Start for the next (one run at a time). Serve
+// switches Logger to each run's log and starts each run's cost at zero; the
+// plugin itself must keep no state from one run's Execute to the next that
+// Start does not reset. After a run's Stop the watchdog keeps running (the
+// agent feeds an idle process with Health calls), so a warm process whose
+// agent is gone exits too.
 package sdk
