@@ -88,6 +88,16 @@ func openStream(ctx context.Context, plain http.RoundTripper, base string) (*str
 	c.wg.Add(2)
 	go c.writeLoop()
 	go c.readLoop()
+	pingCtx, stop := context.WithTimeout(ctx, streamOpenWait)
+	defer stop()
+	if a, err := c.call(pingCtx, &StreamRequest{Method: StreamPing, Target: "/"}); err != nil || a.Status != http.StatusOK {
+		c.fail(errors.New("stream did not answer its ping"))
+		c.wg.Wait()
+		if err == nil {
+			err = fmt.Errorf("HTTP %d", a.Status)
+		}
+		return nil, fmt.Errorf("open the write stream to %s: ping: %v: %w", base, err, errStreamUnsupported)
+	}
 	return c, nil
 }
 

@@ -32,6 +32,11 @@ const (
 	MaxStreamFrame = 4 << 20
 	// streamContentType marks both bodies of a write stream.
 	streamContentType = "application/x-ice-stream"
+	// StreamPing is the method of the frame a client sends first on a new
+	// stream: the server answers it at once with 200 and no body, which
+	// proves frames flow both ways through whatever is between them (an
+	// HTTP proxy that buffers bodies would stall a stream).
+	StreamPing = "PING"
 )
 
 // ErrStreamFrame means a frame of the write stream could not be decoded.

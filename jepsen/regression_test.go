@@ -73,6 +73,13 @@ func newAgentProxy(t *testing.T, c *Cluster, target, agentID string) *agentProxy
 	rp.FlushInterval = -1
 	p := &agentProxy{}
 	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == api.StreamPath {
+			// The faults are by path: the agent's writes must come as
+			// plain requests, as through a proxy without streams.
+			w.Header().Set("Connection", "close")
+			http.NotFound(w, r)
+			return
+		}
 		if p.failing.Load() && r.Method == http.MethodPost &&
 			(r.URL.Path == "/v1/agent/heartbeat" || r.URL.Path == "/v1/agent/transitions") {
 			http.Error(w, `{"error":"jepsen: cut"}`, http.StatusServiceUnavailable)

@@ -148,6 +148,10 @@ func (st *streamSession) readLoop() (uint64, error) {
 			return last, fmt.Errorf("request id %d after %d: ids must grow: %w", req.ID, last, api.ErrStreamFrame)
 		}
 		last = req.ID
+		if req.Method == api.StreamPing {
+			st.out <- &api.StreamAnswer{ID: req.ID, Status: http.StatusOK}
+			continue
+		}
 		sem <- struct{}{}
 		st.wg.Add(1)
 		go func() {

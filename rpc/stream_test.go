@@ -233,6 +233,12 @@ func TestWriteStreamResendsWhatTheServerNeverRead(t *testing.T) {
 				t.Errorf("fake server: %v", err)
 				return
 			}
+			if req.Method == api.StreamPing {
+				_, _ = w.Write(api.AppendStreamAnswer(nil, &api.StreamAnswer{ID: req.ID, Status: http.StatusOK}))
+				_ = rc.Flush()
+				i--
+				continue
+			}
 			mu.Lock()
 			seen[req.Target]++
 			mu.Unlock()
@@ -322,5 +328,42 @@ func TestWriteStreamFallsBackToPlain(t *testing.T) {
 	}
 	if plainPuts.Load() != 3 {
 		t.Errorf("server got %d plain PUTs, want 3", plainPuts.Load())
+	}
+}
+
+// TestWriteStreamThatStallsFallsBackToPlain: a stream whose opening is
+// answered but whose frames go nowhere (an HTTP proxy that buffers
+// request bodies does that) fails its ping, and the write goes as a plain
+// request.
+func TestWriteStreamThatStallsFallsBackToPlain(t *testing.T) {
+	var plainPuts atomic.Int32
+	stalls := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == api.StreamPath {
+			w.WriteHeader(http.StatusOK)
+			http.NewResponseController(w).Flush()
+			<-r.Context().Done()
+			return
+		}
+		plainPuts.Add(1)
+		_, _ = io.WriteString(w, "plain "+r.Method)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: stalls}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	st := api.NewStreamTransport(&http.Transport{})
+	defer st.Close()
+	hc := &http.Client{Transport: st}
+	for i := 0; i < 2; i++ {
+		code, body, _ := doRequest(t, hc, http.MethodPost, "http://"+ln.Addr().String()+"/v1/x", "{}")
+		if code != http.StatusOK || body != "plain POST" {
+			t.Fatalf("POST %d past a stalling stream: HTTP %d %q", i, code, body)
+		}
+	}
+	if plainPuts.Load() != 2 {
+		t.Errorf("server got %d plain writes, want 2", plainPuts.Load())
 	}
 }

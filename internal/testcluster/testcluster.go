@@ -143,9 +143,10 @@ func (c *Cluster) start(node *Node, expect int) error {
 		apiOpts = append(apiOpts, *c.opts.API)
 	}
 	h := rpc.NewServer(srv, nil, cfg.Logger.Named("http"), apiOpts...)
-	node.http = &http.Server{Handler: h}
-	node.http.RegisterOnShutdown(h.Close)
-	go func() { _ = node.http.Serve(ln) }()
+	hs := &http.Server{Handler: h}
+	hs.RegisterOnShutdown(h.Close)
+	node.http = hs
+	go func() { _ = hs.Serve(ln) }()
 	return nil
 }
 
