@@ -392,6 +392,23 @@ type fmtColor struct {
 // figures, self-contained. prefix is prepended to the links to the run's
 // files (for a page outside the run's directory); runs, when given, lists
 // earlier runs' directories to link to.
+// writeFigureImages shows every chart a figure wrote besides chart.png
+// (Files keys ending in "_png": the million-run rollout, the dispatch
+// latency histogram), in key order.
+func (r *Results) writeFigureImages(b *strings.Builder, prefix string) {
+	var keys []string
+	for k := range r.Files {
+		if strings.HasSuffix(k, "_png") && k != "chart_png" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		src := html.EscapeString(prefix + filepath.Base(r.Files[k]))
+		fmt.Fprintf(b, "<h3>%s</h3>\n<p><img src=\"%s\" alt=\"%s\" style=\"max-width:100%%\"></p>\n", html.EscapeString(strings.TrimSuffix(k, "_png")), src, html.EscapeString(k))
+	}
+}
+
 func (r *Results) WriteHTML(path string, chart *Chart, prefix string, runs []string) error {
 	var b strings.Builder
 	e := html.EscapeString
@@ -452,7 +469,9 @@ svg{max-width:100%;height:auto}
 		}
 		fmt.Fprintf(&b, "<tr><td class=l><code>%s</code></td><td class=nw>%s</td><td class=\"l nw\">%s</td><td class=\"l nw\">%s</td><td class=l>%s</td></tr>\n", e(k), e(val), e(f.Target), htmlBool(f.Met), e(how))
 	}
-	b.WriteString("</table>\n<h2>Setups</h2>\n<ul>\n")
+	b.WriteString("</table>\n")
+	r.writeFigureImages(&b, prefix)
+	b.WriteString("<h2>Setups</h2>\n<ul>\n")
 	for _, s := range r.systems() {
 		fmt.Fprintf(&b, "<li><b>%s</b>: %s</li>\n", e(s.Label), e(s.How))
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -179,8 +180,16 @@ func TestTableHTMLAndChartShowSpreadAndFloor(t *testing.T) {
 	}
 	path := t.TempDir() + "/index.html"
 	r.Files["json"], r.Files["chart_png"] = "results.json", "chart.png"
+	r.Files["dispatch_latency_png"] = "/some/dir/dispatch-latency.png"
 	if err := r.WriteHTML(path, ch, "", nil); err != nil {
 		t.Fatal(err)
+	}
+	page, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(page), `<img src="dispatch-latency.png"`) || strings.Contains(string(page), `<img src="chart.png"`) {
+		t.Errorf("index.html does not show the figures' own charts (and only those) as images")
 	}
 }
 
