@@ -443,28 +443,38 @@ func newCommitTracker() *commitTracker {
 	return &commitTracker{ended: map[string]runEnd{}, waiters: map[string]chan runEnd{}, nodes: map[string]int{}, placed: map[string]string{}, trails: map[string][]stamp{}, done: make(chan struct{})}
 }
 
-// follow opens GET /v1/events?follow=1 of the component on addr and reads
-// it in a goroutine until close.
+// follow opens GET /v1/events?follow=1 of the component on addr (retrying
+// while the server has not learnt the token yet) and reads it in a
+// goroutine until close.
 func (t *commitTracker) follow(acc *Access, addr string) error {
 	ctx, cancel := context.WithCancel(context.Background())
-	t.cancel = cancel
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, acc.URL(addr)+"/v1/events?from=0&follow=1&component="+url.QueryEscape(dispatchComponent), nil)
+	var resp *http.Response
+	err := proctest.WaitFor(ctx, "the events stream of "+addr, 15*time.Second, 50*time.Millisecond, func() (bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, acc.URL(addr)+"/v1/events?from=0&follow=1&component="+url.QueryEscape(dispatchComponent), nil)
+		if err != nil {
+			return false, err
+		}
+		acc.Authorize(req)
+		r, err := acc.NewHTTPClient(1, 0).Do(req)
+		if err != nil {
+			return false, nil
+		}
+		if r.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(r.Body)
+			_ = r.Body.Close()
+			if r.StatusCode == http.StatusForbidden || r.StatusCode == http.StatusUnauthorized {
+				return false, nil // the token is not applied on this server yet
+			}
+			return false, fmt.Errorf("follow events: HTTP %d: %s", r.StatusCode, bytes.TrimSpace(b))
+		}
+		resp = r
+		return true, nil
+	})
 	if err != nil {
 		cancel()
 		return err
 	}
-	acc.Authorize(req)
-	resp, err := acc.NewHTTPClient(1, 0).Do(req)
-	if err != nil {
-		cancel()
-		return fmt.Errorf("follow events: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		cancel()
-		return fmt.Errorf("follow events: HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(b))
-	}
+	t.cancel = cancel
 	go func() {
 		defer close(t.done)
 		defer resp.Body.Close()
