@@ -21,7 +21,7 @@ var dispatchOpts struct {
 }
 
 func init() {
-	flag.IntVar(&dispatchOpts.clients, "dispatch-clients", 32, "dispatch figure: clients of the closed loop (each waits for its run's COMMITTED before the next dispatch)")
+	flag.IntVar(&dispatchOpts.clients, "dispatch-clients", 128, "dispatch figure: clients of the closed loop (each waits for its run's COMMITTED before the next dispatch)")
 	flag.DurationVar(&dispatchOpts.warmup, "dispatch-warmup", 2*time.Second, "dispatch figure: unrecorded warm-up of each closed-loop mode")
 	flag.DurationVar(&dispatchOpts.duration, "dispatch-duration", 10*time.Second, "dispatch figure: measured time of each closed-loop mode")
 	flag.Float64Var(&dispatchOpts.rate, "dispatch-rate", 100, "dispatch figure: offered runs per second of the open-loop latency measurement")
