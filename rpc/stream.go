@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -199,7 +200,18 @@ func (st *streamSession) writeLoop() {
 }
 
 // serveFrame handles one request frame as the plain request it describes.
-func (s *Server) serveFrame(ctx context.Context, stream *http.Request, f *api.StreamRequest) *api.StreamAnswer {
+//
+// A handler that panics fails only its request, answered 500, as net/http
+// recovers a panicking handler of a plain request.
+func (s *Server) serveFrame(ctx context.Context, stream *http.Request, f *api.StreamRequest) (ans *api.StreamAnswer) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logger.Error("panic serving a write stream request", "method", f.Method, "target", f.Target, "remote", stream.RemoteAddr, "panic", p, "stack", string(debug.Stack()))
+			fw := &frameWriter{header: http.Header{}}
+			writeError(fw, http.StatusInternalServerError, fmt.Errorf("%s %s: the server failed handling it", f.Method, f.Target))
+			ans = &api.StreamAnswer{ID: f.ID, Status: fw.status, Header: fw.header, Body: fw.body.Bytes()}
+		}
+	}()
 	fw := &frameWriter{header: http.Header{}}
 	req, err := frameRequest(ctx, stream, f)
 	if err != nil {
