@@ -195,8 +195,13 @@ func (l *HostLink) Connected() bool {
 func (l *HostLink) serve(stream proto.Component_HostServer) error {
 	l.mu.Lock()
 	l.failPendingLocked()
+	if l.stream == nil {
+		// attached is open exactly while no stream is: a stream that
+		// replaces one still attached (the next run's, opened before the
+		// plugin saw the last run's end) finds it closed already.
+		close(l.attached)
+	}
 	l.stream = stream
-	close(l.attached)
 	l.mu.Unlock()
 	for {
 		reply, err := stream.Recv()

@@ -211,6 +211,31 @@ func TestHostChannelSurvivesAgentRestart(t *testing.T) {
 	}
 }
 
+// TestHostChannelReplacedWhileAttached: a channel opened while another is
+// still attached (a warm process's next run opens its channel before the
+// plugin saw the last one end) replaces it and answers the calls.
+func TestHostChannelReplacedWhileAttached(t *testing.T) {
+	link, hs := hostPair(t)
+	h := &fakeHost{}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; i < 3; i++ {
+		stop := serveHost(hs, h)
+		defer stop()
+		// A call sent on the old channel as the new one attaches fails
+		// as unavailable (its outcome unknown); the next goes on the new.
+		for {
+			_, err := link.RequestGrant(ctx, "net:http:x", "run", time.Second)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, &plugins.HostError{Code: plugins.HostErrUnavailable}) || ctx.Err() != nil {
+				t.Fatalf("call over channel %d: %v", i+1, err)
+			}
+		}
+	}
+}
+
 // TestHostChannelUnsupported: a plugin without a link answers the channel
 // with ErrHostUnsupported.
 func TestHostChannelUnsupported(t *testing.T) {
