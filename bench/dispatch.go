@@ -607,7 +607,7 @@ func (r *DispatchResult) Histogram() *Chart {
 				continue
 			}
 			xs, ys := latencyBuckets(md.m.Latencies, width, top)
-			p.Series = append(p.Series, Series{Name: fmt.Sprintf("%s: p50 %.0f p99 %.0f ms", md.name, md.m.P50Ms, md.m.P99Ms), Color: md.color, X: xs, Y: ys})
+			p.Series = append(p.Series, Series{Name: fmt.Sprintf("%s: p50 %.0f, p99 %.0f", md.name, md.m.P50Ms, md.m.P99Ms), Color: md.color, X: xs, Y: ys})
 		}
 		return p, len(p.Series) > 0
 	}
