@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ice-run/ice/api"
 	"github.com/ice-run/ice/fsm"
 	"github.com/ice-run/ice/internal/proctest"
 )
@@ -511,8 +512,13 @@ func restartLeader(c *IceCluster, leader *IceServer, acc *Access, res *MillionRe
 	}
 	res.SnapshotSaveSec, res.SnapshotBytes = time.Since(t).Seconds(), n
 	logf("million: snapshot archive of %d MB saved in %.1fs", n>>20, res.SnapshotSaveSec)
-	st, err := IceStatus(context.Background(), acc, leader.HTTP)
-	if err != nil {
+	// The leader may be slow to answer right after the snapshot: ask again.
+	var st *api.Status
+	if err := proctest.WaitFor(context.Background(), "the leader's applied index", time.Minute, 100*time.Millisecond, func() (bool, error) {
+		var err error
+		st, err = IceStatus(context.Background(), acc, leader.HTTP)
+		return err == nil, err
+	}); err != nil {
 		return err
 	}
 	res.AppliedIndex, res.RestartedServer = st.AppliedIndex, leader.ID
