@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -300,20 +301,17 @@ func (c *streamConn) goaway(a *StreamAnswer) {
 		c.fail(fmt.Errorf("stream from %s: %w", c.base, err))
 		return
 	}
-	c.mu.Lock()
-	for id, sc := range c.calls {
-		if id > last {
-			sc.result <- streamResult{err: errStreamNotSent}
-			delete(c.calls, id)
-		}
-	}
-	c.mu.Unlock()
-	c.fail(fmt.Errorf("server %s closed the write stream", c.base))
+	c.end(fmt.Errorf("server %s closed the write stream", c.base), last)
 }
 
 // fail ends the stream once: every written call without an answer gets
 // err (the server may have applied it, so it is not sent again).
-func (c *streamConn) fail(err error) {
+func (c *streamConn) fail(err error) { c.end(err, math.MaxUint64) }
+
+// end ends the stream once, in one step with what it says of each call,
+// so that no call is written in between: a call after lastRead was not
+// read by the server (errStreamNotSent), any other gets err.
+func (c *streamConn) end(err error, lastRead uint64) {
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -322,7 +320,11 @@ func (c *streamConn) fail(err error) {
 	c.err = err
 	close(c.done)
 	for id, sc := range c.calls {
-		sc.result <- streamResult{err: fmt.Errorf("%s %s: no answer: %w", sc.frame.Method, sc.frame.Target, err)}
+		if id > lastRead {
+			sc.result <- streamResult{err: errStreamNotSent}
+		} else {
+			sc.result <- streamResult{err: fmt.Errorf("%s %s: no answer: %w", sc.frame.Method, sc.frame.Target, err)}
+		}
 		delete(c.calls, id)
 	}
 	c.mu.Unlock()

@@ -67,6 +67,8 @@ func TestBadInputIsRefusedAndNothingApplied(t *testing.T) {
 		{"name mismatch", "PUT", "web", `{"name":"other","plugin":{"name":"ticker"}}`, 400, "names component"},
 		{"bad name", "PUT", "we%20b", good, 400, "not allowed"},
 		{"trailing data", "PUT", "web", good + `{}`, 400, "trailing"},
+		{"trailing bracket", "PUT", "web", good + ` ]`, 400, "trailing"},
+		{"two specs", "PUT", "web", good + "\n" + good, 400, "trailing"},
 		{"empty body", "PUT", "web", ``, 400, "empty body"},
 		{"stale cas", "PUT", "web?cas=7", good, 409, "does not match generation"},
 		{"create-only on existing", "PUT", "web?cas=0", good, 409, "does not match generation"},
