@@ -42,9 +42,10 @@ func (c *Client) Leave(ctx context.Context, node string) error {
 	return err
 }
 
-// NodeRuns lists the runs placed on a node, blocking per opts.
+// NodeRuns lists the runs placed on a node that are not TERMINATED (live=1),
+// blocking per opts.
 func (c *Client) NodeRuns(ctx context.Context, node string, opts *QueryOptions) ([]fsm.Run, uint64, error) {
-	q := url.Values{"node": {node}}
+	q := url.Values{"node": {node}, "live": {"1"}}
 	var out []fsm.Run
 	idx, err := c.do(ctx, http.MethodGet, "/v1/runs", opts.values(q), nil, &out)
 	return out, idx, err

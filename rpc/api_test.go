@@ -153,6 +153,11 @@ func TestCASAndStop(t *testing.T) {
 		}
 		return true
 	})
+	// live=1 leaves the TERMINATED runs out (the agents' watch asks so).
+	code, body := rawRequest(t, "GET", "http://"+c.WaitLeader(t).HTTPAddr+"/v1/runs?component=svc&live=1", "")
+	if code != http.StatusOK || strings.TrimSpace(body) != "[]" {
+		t.Errorf("live runs of the stopped component: HTTP %d %s, want none", code, body)
+	}
 	events, err := cl.Events(tctx(t), 0, "svc")
 	if err != nil {
 		t.Fatal(err)

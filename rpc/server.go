@@ -547,12 +547,17 @@ func (s *Server) getNodes(r *http.Request, st *fsm.State, id *identity) (any, er
 // every run of its own node; others see the runs of components they may
 // read.
 func (s *Server) getRuns(r *http.Request, st *fsm.State, id *identity) (any, error) {
-	runs := st.Runs(r.URL.Query().Get("component"))
-	node := r.URL.Query().Get("node")
-	if node != "" {
+	q := r.URL.Query()
+	runs := st.Runs(q.Get("component"))
+	node := q.Get("node")
+	// live=1 leaves out TERMINATED runs: an agent's watch needs only the
+	// runs it may still act on, and a node's finished runs (kept for the
+	// run retention) made every answer to it grow with them.
+	live, _ := strconv.ParseBool(q.Get("live"))
+	if node != "" || live {
 		mine := runs[:0]
 		for _, run := range runs {
-			if run.Node == node {
+			if (node == "" || run.Node == node) && (!live || run.State != fsm.StateTerminated) {
 				mine = append(mine, run)
 			}
 		}
