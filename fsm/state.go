@@ -145,9 +145,15 @@ func (s *State) Run(id string) (*Run, bool) {
 // Runs returns the runs of a component (all runs when component is empty)
 // ordered by creation index, then slot.
 func (s *State) Runs(component string) []*Run {
+	return s.RunsWhere(func(r *Run) bool { return component == "" || r.Component == component })
+}
+
+// RunsWhere returns the runs keep accepts, in the order of Runs. It
+// filters before it sorts: a node's runs among a million are sorted alone.
+func (s *State) RunsWhere(keep func(*Run) bool) []*Run {
 	out := make([]*Run, 0)
 	for _, r := range s.runs {
-		if component == "" || r.Component == component {
+		if keep(r) {
 			out = append(out, r)
 		}
 	}

@@ -548,21 +548,15 @@ func (s *Server) getNodes(r *http.Request, st *fsm.State, id *identity) (any, er
 // read.
 func (s *Server) getRuns(r *http.Request, st *fsm.State, id *identity) (any, error) {
 	q := r.URL.Query()
-	runs := st.Runs(q.Get("component"))
-	node := q.Get("node")
+	component, node := q.Get("component"), q.Get("node")
 	// live=1 leaves out TERMINATED runs: an agent's watch needs only the
 	// runs it may still act on, and a node's finished runs (kept for the
 	// run retention) made every answer to it grow with them.
 	live, _ := strconv.ParseBool(q.Get("live"))
-	if node != "" || live {
-		mine := runs[:0]
-		for _, run := range runs {
-			if (node == "" || run.Node == node) && (!live || run.State != fsm.StateTerminated) {
-				mine = append(mine, run)
-			}
-		}
-		runs = mine
-	}
+	runs := st.RunsWhere(func(run *fsm.Run) bool {
+		return (component == "" || run.Component == component) && (node == "" || run.Node == node) &&
+			(!live || run.State != fsm.StateTerminated)
+	})
 	if node != "" && id.requireAgent(node) == nil {
 		return runs, nil
 	}
