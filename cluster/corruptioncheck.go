@@ -146,7 +146,7 @@ func (s *Server) collectMarks(ctx context.Context, mark uint64, voters []string)
 		fetch := func(ctx context.Context) (*api.Status, error) { return s.fetchStatus(ctx, id, addrs[id]) }
 		if id == s.cfg.NodeID {
 			fetch = func(context.Context) (*api.Status, error) {
-				st, err := s.Status()
+				st, err := s.StatusWithoutDigest()
 				return &st, err
 			}
 		} else if addrs[id] == "" {
@@ -215,7 +215,7 @@ func (s *Server) fetchStatus(ctx context.Context, id, addr string) (*api.Status,
 		})
 	}
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+"/v1/status", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+"/v1/status?digest=0", nil)
 	if err != nil {
 		return nil, fmt.Errorf("status of %s: %w", id, err)
 	}

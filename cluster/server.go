@@ -348,7 +348,16 @@ func (s *Server) Digest() (uint64, fsm.Hash) { return s.sm.digestAt() }
 
 // Status returns this server's view of the cluster. AppliedIndex and Digest
 // belong together: the digest of the state at that index.
-func (s *Server) Status() (api.Status, error) {
+func (s *Server) Status() (api.Status, error) { return s.status(true) }
+
+// StatusWithoutDigest is Status without the digest of the live state
+// (Digest empty, AppliedIndex the state's index): what a corruption check
+// polls for, which reads only the marks. Digesting the whole state for
+// every poll was a quarter of a leader's CPU during a rollout of a million
+// runs.
+func (s *Server) StatusWithoutDigest() (api.Status, error) { return s.status(false) }
+
+func (s *Server) status(digest bool) (api.Status, error) {
 	st := api.Status{
 		NodeID:      s.cfg.NodeID,
 		State:       s.raft.State().String(),
@@ -375,8 +384,12 @@ func (s *Server) Status() (api.Status, error) {
 		st.Events.Archive = s.sm.events.status()
 	}
 	st.Marks = s.sm.marks.list()
-	idx, d := s.sm.digestAt()
-	st.AppliedIndex, st.Digest = idx, d.String()
+	if digest {
+		idx, d := s.sm.digestAt()
+		st.AppliedIndex, st.Digest = idx, d.String()
+	} else {
+		s.sm.read(func(fs *fsm.State) { st.AppliedIndex = fs.Index() })
+	}
 	servers, err := s.Servers()
 	if err != nil {
 		return st, err

@@ -2,6 +2,7 @@ package rpc_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -223,5 +224,25 @@ func TestBlockingQueryAndFollow(t *testing.T) {
 	var apiErr *api.APIError
 	if _, err := cl.Run(tctx(t), "missing"); !errors.As(err, &apiErr) || apiErr.Status != 404 {
 		t.Fatalf("unknown run: %v, want 404", err)
+	}
+}
+
+// TestStatusWithoutDigest: ?digest=0 answers the status without digesting
+// the live state (what the corruption check polls); the index is there.
+func TestStatusWithoutDigest(t *testing.T) {
+	c := testcluster.New(t, 1)
+	n := c.WaitLeader(t)
+	var full, light api.Status
+	for q, st := range map[string]*api.Status{"": &full, "?digest=0": &light} {
+		code, body := rawRequest(t, "GET", "http://"+n.HTTPAddr+"/v1/status"+q, "")
+		if code != http.StatusOK {
+			t.Fatalf("GET /v1/status%s: HTTP %d %s", q, code, body)
+		}
+		if err := json.Unmarshal([]byte(body), st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if full.Digest == "" || light.Digest != "" || light.AppliedIndex == 0 || light.NodeID != n.ID {
+		t.Errorf("status digest %q, with digest=0 %q at applied %d (node %q)", full.Digest, light.Digest, light.AppliedIndex, light.NodeID)
 	}
 }

@@ -513,8 +513,18 @@ func (s *Server) read(f readFunc) handlerFunc {
 // released, and answers what it returns.
 type lateResult func() (any, error)
 
+// digestlessStatus is the optional capability of a backend that answers
+// its status without the digest of the live state (?digest=0).
+type digestlessStatus interface {
+	StatusWithoutDigest() (api.Status, error)
+}
+
 func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) error {
-	st, err := s.b.Status()
+	status := s.b.Status
+	if ds, ok := s.b.(digestlessStatus); ok && r.URL.Query().Get("digest") == "0" {
+		status = ds.StatusWithoutDigest
+	}
+	st, err := status()
 	if err != nil {
 		return err
 	}
