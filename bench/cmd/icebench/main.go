@@ -99,7 +99,7 @@ func parseFlags() *options {
 	flag.StringVar(&systems, "systems", "ice,etcd,raw,floor", "systems to measure: ice, etcd, raw (raft in this process), floor (raft in 3 processes behind HTTPS)")
 	flag.IntVar(&o.iceStreams, "ice-streams", api.DefaultStreamConns, "write streams from each ICE writer to its server, as the Go client keeps (0: one HTTP/1.1 request per write, one connection per client)")
 	flag.BoolVar(&o.spread, "spread", true, "also measure every ICE and etcd level with the clients spread over the three servers (client i on server i%3)")
-	flag.StringVar(&figures, "figures", "security,failover,replay,placement,plugin,restore", "other figures to measure (security: the cost of security)")
+	flag.StringVar(&figures, "figures", "security,failover,replay,placement,plugin,restore,dispatch", "other figures to measure (security: the cost of security; dispatch: dispatched runs with reusable plugins and a process per run; million: the million-run rollout, which make bench-scale runs alone)")
 	flag.StringVar(&secClients, "security-clients", "1,256", "concurrency levels of the cost of security (those also in --clients), comma-separated")
 	flag.StringVar(&o.iceBin, "ice-bin", "bin/ice", "the ice binary (make build)")
 	flag.StringVar(&o.pluginDir, "plugin-dir", "bin/plugins", "plugin directory for the plugin start figure")
