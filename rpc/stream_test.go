@@ -251,18 +251,11 @@ func TestWriteStreamResendsWhatTheServerNeverRead(t *testing.T) {
 			_ = rc.Flush()
 		}
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: fake}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	base := serveFake(t, fake)
 	st := api.NewStreamTransport(&http.Transport{})
 	st.Conns = 1
 	defer st.Close()
 	hc := &http.Client{Transport: st}
-	base := "http://" + ln.Addr().String()
 	for _, p := range []string{"/v1/a", "/v1/b", "/v1/c"} {
 		code, body, _ := doRequest(t, hc, http.MethodPost, base+p, "")
 		if code != http.StatusOK || body != p {
@@ -310,18 +303,12 @@ func TestWriteStreamFallsBackToPlain(t *testing.T) {
 		plainPuts.Add(1)
 		_, _ = io.WriteString(w, "plain "+r.Method)
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: old}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	base := serveFake(t, old)
 	st := api.NewStreamTransport(&http.Transport{})
 	defer st.Close()
 	hc := &http.Client{Transport: st}
 	for i := 0; i < 3; i++ {
-		code, body, _ := doRequest(t, hc, http.MethodPut, "http://"+ln.Addr().String()+"/v1/x", "{}")
+		code, body, _ := doRequest(t, hc, http.MethodPut, base+"/v1/x", "{}")
 		if code != http.StatusOK || body != "plain PUT" {
 			t.Fatalf("PUT %d to a server without streams: HTTP %d %q", i, code, body)
 		}
@@ -347,18 +334,12 @@ func TestWriteStreamThatStallsFallsBackToPlain(t *testing.T) {
 		plainPuts.Add(1)
 		_, _ = io.WriteString(w, "plain "+r.Method)
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: stalls}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	base := serveFake(t, stalls)
 	st := api.NewStreamTransport(&http.Transport{})
 	defer st.Close()
 	hc := &http.Client{Transport: st}
 	for i := 0; i < 2; i++ {
-		code, body, _ := doRequest(t, hc, http.MethodPost, "http://"+ln.Addr().String()+"/v1/x", "{}")
+		code, body, _ := doRequest(t, hc, http.MethodPost, base+"/v1/x", "{}")
 		if code != http.StatusOK || body != "plain POST" {
 			t.Fatalf("POST %d past a stalling stream: HTTP %d %q", i, code, body)
 		}
@@ -366,4 +347,18 @@ func TestWriteStreamThatStallsFallsBackToPlain(t *testing.T) {
 	if plainPuts.Load() != 2 {
 		t.Errorf("server got %d plain writes, want 2", plainPuts.Load())
 	}
+}
+
+// serveFake serves h on a loopback port until the test ends and returns
+// its base URL.
+func serveFake(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String()
 }
