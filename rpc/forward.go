@@ -150,4 +150,3 @@ func forwardTransport(tlsConf *tls.Config) *http.Transport {
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 	}
 }
-
