@@ -117,6 +117,7 @@ type Results struct {
 	// The spread runs (the headline) and the floor (spread.go, floor.go).
 	SpreadRatios
 	FloorRatios
+	WriteTargets
 
 	Figures map[string]*Figure `json:"figures"`
 	Notes   []string           `json:"notes,omitempty"`
@@ -194,6 +195,7 @@ func (r *Results) ComputeRatios() {
 	r.computeSecurity()
 	r.computeSpread()
 	r.computeFloor()
+	r.computeWriteTargets()
 }
 
 // WriteJSON writes the results to path.
@@ -273,6 +275,7 @@ func (r *Results) WriteTable(w io.Writer) {
 	r.writeFloorLines(w)
 	fmt.Fprintf(w, "target: 1-client latency no worse than etcd's: %s\n", fmtBool(r.TargetLatency1NoWorseThanEtcd))
 	fmt.Fprintf(w, "target: 256-client throughput at least 1.5× etcd's: %s\n", fmtBool(r.TargetOps256AtLeast1_5xEtcd))
+	r.writeTargetLines(w)
 	fmt.Fprintln(w)
 	r.writeSecurityTable(w)
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
@@ -451,6 +454,7 @@ svg{max-width:100%;height:auto}
 	row("ICE / raw raft mean latency", r.IceOverRawLatency1, r.IceOverRawLatency16, r.IceOverRawLatency256)
 	r.floorRatioRows(row)
 	b.WriteString("</table>\n<table><tr><th class=l>docs/performance.md targets</th><th class=l>result</th></tr>\n")
+	r.writeTargetRows(&b)
 	r.spreadTargetRows(&b)
 	fmt.Fprintf(&b, "<tr><td class=l>1-client latency no worse than etcd's</td><td class=l>%s</td></tr>\n", htmlBool(r.TargetLatency1NoWorseThanEtcd))
 	fmt.Fprintf(&b, "<tr><td class=l>256-client throughput at least 1.5× etcd's</td><td class=l>%s</td></tr>\n", htmlBool(r.TargetOps256AtLeast1_5xEtcd))

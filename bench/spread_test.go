@@ -107,6 +107,39 @@ func TestComputeRatiosOfSpreadAndFloor(t *testing.T) {
 	}
 }
 
+// TestWriteTargets: each target of the second round is judged from its
+// ratio, and is null when a side was not measured.
+func TestWriteTargets(t *testing.T) {
+	r := resultsWithSpreadAndFloor()
+	r.Security = &SecurityCost{Available: true}
+	r.Config.SecurityClients = []int{256}
+	r.ICEInsecure = &System{Name: "ice_insecure", Available: true, Levels: []Level{{Clients: 256, Ops: 62500, OpsPerSec: 12500}}}
+	r.ComputeRatios()
+	is := func(name string, got *bool, want bool) {
+		t.Helper()
+		if got == nil || *got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	wt := r.WriteTargets
+	is("256 spread 2x etcd", wt.Ops256SpreadAtLeast2xEtcd, false)   // 0.5x
+	is("16 spread 1.5x etcd", wt.Ops16SpreadAtLeast1_5xEtcd, false) // 0.5x
+	is("spread 0.9x leader", wt.Spread256AtLeast0_9xLeader, false)  // 0.5x
+	is("1 client 1.1x floor", wt.Latency1AtMost1_1xFloor, false)    // 2x
+	is("security cost", wt.SecurityCost256AtMost10Pct, true)        // 12000 / 12500: 4%
+	r.Floor = &System{Name: "floor", Reason: "skipped"}
+	r.Etcd.Spread = nil
+	r.ComputeRatios()
+	if wt := r.WriteTargets; wt.Latency1AtMost1_1xFloor != nil || wt.Ops256SpreadAtLeast2xEtcd != nil {
+		t.Errorf("targets of unmeasured sides: %+v", wt)
+	}
+	var sb strings.Builder
+	r.writeTargetLines(&sb)
+	if !strings.Contains(sb.String(), "at least 2× etcd's throughput") {
+		t.Errorf("target lines: %s", sb.String())
+	}
+}
+
 func TestSpreadAndFloorRatiosAreNullWithoutBothSides(t *testing.T) {
 	r := resultsWithSpreadAndFloor()
 	r.Etcd.Spread = r.Etcd.Spread[:1]                   // 16 and 256 not measured
