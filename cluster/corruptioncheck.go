@@ -131,27 +131,28 @@ func (s *Server) CheckCorruption(ctx context.Context) (*api.CorruptionCheck, err
 
 // collectMarks reads every voter's digest at mark, in parallel, each
 // within CorruptionCheckTimeout.
+//
+// A voter's address is looked up in gossip for every poll: one that gossip
+// lost for a moment (a restarted server refuting its own death) is asked
+// again once it is back, and counts as unreachable only at the timeout.
 func (s *Server) collectMarks(ctx context.Context, mark uint64, voters []string) []api.CheckedServer {
-	addrs := map[string]string{}
-	for _, m := range s.members() {
-		if m.Role == RoleServer {
-			addrs[m.ID] = m.HTTPAddr
-		}
-	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CorruptionCheckTimeout)
 	defer cancel()
 	out := make([]api.CheckedServer, len(voters))
 	var wg sync.WaitGroup
 	for i, id := range voters {
-		fetch := func(ctx context.Context) (*api.Status, error) { return s.fetchStatus(ctx, id, addrs[id]) }
+		fetch := func(ctx context.Context) (*api.Status, error) {
+			addr := s.serverHTTPAddr(id)
+			if addr == "" {
+				return nil, fmt.Errorf("status of %s: no HTTP address in gossip", id)
+			}
+			return s.fetchStatus(ctx, id, addr)
+		}
 		if id == s.cfg.NodeID {
 			fetch = func(context.Context) (*api.Status, error) {
 				st, err := s.StatusWithoutDigest()
 				return &st, err
 			}
-		} else if addrs[id] == "" {
-			out[i] = api.CheckedServer{ID: id, Result: checkUnreachable, Detail: "no HTTP address in gossip"}
-			continue
 		}
 		wg.Add(1)
 		go func() {
@@ -161,6 +162,17 @@ func (s *Server) collectMarks(ctx context.Context, mark uint64, voters []string)
 	}
 	wg.Wait()
 	return out
+}
+
+// serverHTTPAddr is the HTTP address gossip knows for server id ("" when
+// none).
+func (s *Server) serverHTTPAddr(id string) string {
+	for _, m := range s.members() {
+		if m.Role == RoleServer && m.ID == id {
+			return m.HTTPAddr
+		}
+	}
+	return ""
 }
 
 // pollMark polls one voter's status until it has the digest at mark (or
