@@ -224,6 +224,15 @@ func fmtRatio(p *float64) string {
 	return fmt.Sprintf("%.2f×", *p)
 }
 
+// figureResult is a figure's result column: met or not, "reported" for a
+// measured figure without a target, "not measured" for a null one.
+func figureResult(f *Figure, show func(*bool) string) string {
+	if f.Value != nil && f.Met == nil {
+		return "reported"
+	}
+	return show(f.Met)
+}
+
 func fmtBool(p *bool) string {
 	if p == nil {
 		return "not measured"
@@ -286,7 +295,7 @@ func (r *Results) WriteTable(w io.Writer) {
 		if f.Value != nil {
 			val = fmt.Sprintf("%s %s", fmtNum(*f.Value), f.Unit)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k, val, f.Target, fmtBool(f.Met))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k, val, f.Target, figureResult(f, fmtBool))
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "host: %s\n", r.hostLine())
@@ -471,7 +480,7 @@ svg{max-width:100%;height:auto}
 		if f.Reason != "" {
 			how = f.Reason + (map[bool]string{true: " — " + f.How, false: ""})[f.How != ""]
 		}
-		fmt.Fprintf(&b, "<tr><td class=l><code>%s</code></td><td class=nw>%s</td><td class=\"l nw\">%s</td><td class=\"l nw\">%s</td><td class=l>%s</td></tr>\n", e(k), e(val), e(f.Target), htmlBool(f.Met), e(how))
+		fmt.Fprintf(&b, "<tr><td class=l><code>%s</code></td><td class=nw>%s</td><td class=\"l nw\">%s</td><td class=\"l nw\">%s</td><td class=l>%s</td></tr>\n", e(k), e(val), e(f.Target), figureResult(f, htmlBool), e(how))
 	}
 	b.WriteString("</table>\n")
 	r.writeFigureImages(&b, prefix)

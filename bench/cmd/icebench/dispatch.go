@@ -87,7 +87,7 @@ func runDispatch(o *options, tmp string, res *bench.Results, acc *bench.Access) 
 		atLeast := func(n float64) func(float64) bool { return func(v float64) bool { return v >= n } }
 		noTarget := func(k string, m *bench.DispatchMode, v float64) {
 			if m != nil && m.Committed > 0 {
-				figs[k].Set(v, true) // reported only: no target to miss
+				figs[k].Value = &v // reported only: no target to meet or miss
 			}
 		}
 		if m := r.Reusable; m != nil {
