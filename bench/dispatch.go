@@ -75,7 +75,8 @@ type DispatchMode struct {
 	CPUMsPerRun map[string]float64 `json:"cpu_ms_per_run,omitempty"`
 	MachineBusy float64            `json:"machine_busy,omitempty"`
 	// NodeRuns is what an agent's watch of its runs answered at the end
-	// of the mode (GET /v1/runs?node=n1 on the leader).
+	// of the mode (GET /v1/runs?node=n1&live=1 on the leader, as the
+	// agent asks: TERMINATED runs left out).
 	NodeRuns *NodeRunsRead `json:"node_runs,omitempty"`
 	// Latencies are the runs' dispatch-to-COMMITTED times (for the
 	// histogram; not written to results.json).
@@ -719,7 +720,7 @@ type NodeRunsRead struct {
 }
 
 func (b *dispatchBench) readNodeRuns() *NodeRunsRead {
-	req, err := http.NewRequest(http.MethodGet, b.acc.URL(b.leader.HTTP)+"/v1/runs?node=n1", nil)
+	req, err := http.NewRequest(http.MethodGet, b.acc.URL(b.leader.HTTP)+"/v1/runs?node=n1&live=1", nil)
 	if err != nil {
 		return nil
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"html"
 	"io"
 	"strings"
 )
@@ -44,10 +45,16 @@ func (r *Results) computeWriteTargets() {
 	}
 }
 
+// targetRow is one target and whether it was met.
+type targetRow struct {
+	what string
+	met  *bool
+}
+
 // targetRows are the targets with what each says, in print order.
-func (r *Results) targetRows() [][2]any {
+func (r *Results) targetRows() []targetRow {
 	wt := &r.WriteTargets
-	return [][2]any{
+	return []targetRow{
 		{"256 clients spread: at least 2× etcd's throughput (etcd's clients spread too)", wt.Ops256SpreadAtLeast2xEtcd},
 		{"16 clients spread: at least 1.5× etcd's throughput", wt.Ops16SpreadAtLeast1_5xEtcd},
 		{"256 clients: spread throughput at least 0.9× leader-only", wt.Spread256AtLeast0_9xLeader},
@@ -58,14 +65,14 @@ func (r *Results) targetRows() [][2]any {
 
 // writeTargetLines prints the targets.
 func (r *Results) writeTargetLines(w io.Writer) {
-	for _, row := range r.targetRows() {
-		fmt.Fprintf(w, "target: %s: %s\n", row[0], fmtBool(row[1].(*bool)))
+	for _, t := range r.targetRows() {
+		fmt.Fprintf(w, "target: %s: %s\n", t.what, fmtBool(t.met))
 	}
 }
 
 // writeTargetRows writes the targets as HTML table rows.
 func (r *Results) writeTargetRows(b *strings.Builder) {
-	for _, row := range r.targetRows() {
-		fmt.Fprintf(b, "<tr><td class=l>%s</td><td class=l>%s</td></tr>\n", row[0], htmlBool(row[1].(*bool)))
+	for _, t := range r.targetRows() {
+		fmt.Fprintf(b, "<tr><td class=l>%s</td><td class=l>%s</td></tr>\n", html.EscapeString(t.what), htmlBool(t.met))
 	}
 }

@@ -291,61 +291,47 @@ func doRequest(t *testing.T, hc *http.Client, method, url, body string) (int, st
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(bytes.NewReader([]byte(s))) }
 
 // TestWriteStreamFallsBackToPlain: a server without write streams (as one
-// of an older version answers: 404, and only after reading the body) gets
-// the client's writes as plain requests, answered as they would be.
+// of an older version answers: 404, and only after reading the body), and
+// a stream whose opening is answered but whose frames go nowhere (an HTTP
+// proxy that buffers request bodies does that: its ping fails), get the
+// client's writes as plain requests, answered as they would be.
 func TestWriteStreamFallsBackToPlain(t *testing.T) {
-	var plainPuts atomic.Int32
-	old := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == api.StreamPath {
-			http.NotFound(w, r)
-			return
-		}
-		plainPuts.Add(1)
-		_, _ = io.WriteString(w, "plain "+r.Method)
-	})
-	base := serveFake(t, old)
-	st := api.NewStreamTransport(&http.Transport{})
-	defer st.Close()
-	hc := &http.Client{Transport: st}
-	for i := 0; i < 3; i++ {
-		code, body, _ := doRequest(t, hc, http.MethodPut, base+"/v1/x", "{}")
-		if code != http.StatusOK || body != "plain PUT" {
-			t.Fatalf("PUT %d to a server without streams: HTTP %d %q", i, code, body)
-		}
-	}
-	if plainPuts.Load() != 3 {
-		t.Errorf("server got %d plain PUTs, want 3", plainPuts.Load())
-	}
-}
-
-// TestWriteStreamThatStallsFallsBackToPlain: a stream whose opening is
-// answered but whose frames go nowhere (an HTTP proxy that buffers
-// request bodies does that) fails its ping, and the write goes as a plain
-// request.
-func TestWriteStreamThatStallsFallsBackToPlain(t *testing.T) {
-	var plainPuts atomic.Int32
-	stalls := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == api.StreamPath {
+	for _, tc := range []struct {
+		name   string
+		stream http.HandlerFunc
+		method string
+		writes int
+	}{
+		{"no streams", http.NotFound, http.MethodPut, 3},
+		{"stalled stream", func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusOK)
-			http.NewResponseController(w).Flush()
+			_ = http.NewResponseController(w).Flush()
 			<-r.Context().Done()
-			return
-		}
-		plainPuts.Add(1)
-		_, _ = io.WriteString(w, "plain "+r.Method)
-	})
-	base := serveFake(t, stalls)
-	st := api.NewStreamTransport(&http.Transport{})
-	defer st.Close()
-	hc := &http.Client{Transport: st}
-	for i := 0; i < 2; i++ {
-		code, body, _ := doRequest(t, hc, http.MethodPost, base+"/v1/x", "{}")
-		if code != http.StatusOK || body != "plain POST" {
-			t.Fatalf("POST %d past a stalling stream: HTTP %d %q", i, code, body)
-		}
-	}
-	if plainPuts.Load() != 2 {
-		t.Errorf("server got %d plain writes, want 2", plainPuts.Load())
+		}, http.MethodPost, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var plain atomic.Int32
+			base := serveFake(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == api.StreamPath {
+					tc.stream(w, r)
+					return
+				}
+				plain.Add(1)
+				_, _ = io.WriteString(w, "plain "+r.Method)
+			}))
+			st := api.NewStreamTransport(&http.Transport{})
+			defer st.Close()
+			hc := &http.Client{Transport: st}
+			for i := 0; i < tc.writes; i++ {
+				code, body, _ := doRequest(t, hc, tc.method, base+"/v1/x", "{}")
+				if code != http.StatusOK || body != "plain "+tc.method {
+					t.Fatalf("%s %d: HTTP %d %q", tc.method, i, code, body)
+				}
+			}
+			if plain.Load() != int32(tc.writes) {
+				t.Errorf("server got %d plain writes, want %d", plain.Load(), tc.writes)
+			}
+		})
 	}
 }
 

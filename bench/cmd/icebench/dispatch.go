@@ -132,7 +132,7 @@ func profileDispatch(o *options, c *bench.IceCluster, leader *bench.IceServer, m
 	for role, s := range targets {
 		wg.Go(func() {
 			path := filepath.Join(o.out, fmt.Sprintf("ice-dispatch-%s-%s.pprof", mode, role))
-			if err := saveProfile(c.Access, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", c.Access.URL(s.HTTP), secs), path); err != nil {
+			if err := saveProfile(c.Access, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", c.Access.URL(s.HTTP), secs), path, time.Minute); err != nil {
 				logf("dispatch: profile of %s: %v", role, err)
 				return
 			}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -147,7 +146,7 @@ var millionFilesMu sync.Mutex
 // saveMillionProfile saves a pprof endpoint's answer to path (a CPU
 // profile takes its seconds: the client waits two minutes longer).
 func saveMillionProfile(acc *bench.Access, url, path string, res *bench.Results) {
-	if err := fetchToFile(acc.NewHTTPClient(1, millionProfile+2*time.Minute), acc, url, path); err != nil {
+	if err := saveProfile(acc, url, path, millionProfile+2*time.Minute); err != nil {
 		logf("million: profile: %v", err)
 		return
 	}
@@ -155,29 +154,4 @@ func saveMillionProfile(acc *bench.Access, url, path string, res *bench.Results)
 	res.Files[filepath.Base(path)] = path
 	millionFilesMu.Unlock()
 	logf("million: profile saved: %s", path)
-}
-
-func fetchToFile(hc *http.Client, acc *bench.Access, url, path string) error {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	acc.Authorize(req)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("get %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("get %s: HTTP %d", url, resp.StatusCode)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("save profile: %w", err)
-	}
-	if _, err := f.ReadFrom(resp.Body); err != nil {
-		f.Close()
-		return fmt.Errorf("save profile %s: %w", path, err)
-	}
-	return f.Close()
 }

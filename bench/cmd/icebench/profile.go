@@ -57,7 +57,7 @@ func profileDuringLoad(o *options, c *bench.IceCluster, leader *bench.IceServer,
 			defer wg.Done()
 			time.Sleep(o.warmup)
 			path := filepath.Join(o.out, fmt.Sprintf("ice-%s%s-%dc.pprof", mode, role, clients))
-			if err := saveProfile(c.Access, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", c.Access.URL(s.HTTP), secs), path); err != nil {
+			if err := saveProfile(c.Access, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", c.Access.URL(s.HTTP), secs), path, time.Minute); err != nil {
 				logf("ice: profile of %s %s: %v", role, s.ID, err)
 				return
 			}
@@ -67,13 +67,15 @@ func profileDuringLoad(o *options, c *bench.IceCluster, leader *bench.IceServer,
 	return wg.Wait
 }
 
-func saveProfile(acc *bench.Access, url, path string) error {
+// saveProfile saves a pprof endpoint's answer to path; timeout bounds the
+// request (a CPU profile takes its seconds first).
+func saveProfile(acc *bench.Access, url, path string, timeout time.Duration) error {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
 	acc.Authorize(req)
-	resp, err := acc.NewHTTPClient(1, time.Minute).Do(req)
+	resp, err := acc.NewHTTPClient(1, timeout).Do(req)
 	if err != nil {
 		return fmt.Errorf("get %s: %w", url, err)
 	}
