@@ -62,11 +62,16 @@ type Config struct {
 	// EventRetentionCount (default 50,000) say which events stay in
 	// memory: those newer than the age and the newest count, whichever
 	// keeps more; older ones are in <data-dir>/events only.
+	// EventRetentionMax (default 500,000, at least EventRetentionCount)
+	// caps that: when more events than it are held, the leader archives
+	// the older ones whatever their age, and collects early when they
+	// reach twice it.
 	GCInterval          time.Duration
 	RunRetention        time.Duration
 	RunKeepPerSlot      int
 	EventRetention      time.Duration
 	EventRetentionCount uint64
+	EventRetentionMax   uint64
 	// NoEventArchive keeps every event in memory and writes no archive
 	// (tests of the state machine alone).
 	NoEventArchive bool

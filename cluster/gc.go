@@ -12,15 +12,24 @@ import (
 )
 
 // Defaults of the collection (Config.GCInterval and the retentions). Runs
-// stay for 4h, Nomad's job GC threshold; the events kept in memory are
-// bounded so that a cluster of 100,000 runs holds a few tens of MB of them.
+// stay for 4h, Nomad's job GC threshold. The events kept in memory are
+// bounded twice: by age, so that a cluster of 100,000 runs holds a few
+// tens of MB of them, and by count, so that a burst (a million runs
+// deployed at once writes four million events in minutes) does not hold
+// gigabytes until they age: about 90 MB of packed events at 500,000.
 const (
 	defaultGCInterval          = time.Minute
 	defaultRunRetention        = 4 * time.Hour
 	defaultRunKeepPerSlot      = 3
 	defaultEventRetention      = 10 * time.Minute
 	defaultEventRetentionCount = 50_000
+	defaultEventRetentionMax   = 500_000
 )
+
+// eventCapCheck is how often the leader looks whether the events held past
+// the checkpoint have grown beyond twice Config.EventRetentionMax, in which
+// case it collects before the next GCInterval.
+const eventCapCheck = 5 * time.Second
 
 func (c *Config) gcDefaults() error {
 	if c.GCInterval == 0 {
@@ -38,7 +47,12 @@ func (c *Config) gcDefaults() error {
 	if c.EventRetentionCount == 0 {
 		c.EventRetentionCount = defaultEventRetentionCount
 	}
+	if c.EventRetentionMax == 0 {
+		c.EventRetentionMax = max(defaultEventRetentionMax, c.EventRetentionCount)
+	}
 	switch {
+	case c.EventRetentionMax < c.EventRetentionCount:
+		return fmt.Errorf("config: event retention max %d is below the event retention count %d: the newest count always stay", c.EventRetentionMax, c.EventRetentionCount)
 	case c.RunRetention < 0 || c.EventRetention < 0:
 		return fmt.Errorf("config: run retention %s and event retention %s must not be negative", c.RunRetention, c.EventRetention)
 	case c.RunKeepPerSlot < 1 || c.RunKeepPerSlot > 1000:
@@ -47,29 +61,76 @@ func (c *Config) gcDefaults() error {
 	return nil
 }
 
-// gcRequest is the collection the configuration asks for.
+// gcRequest is the collection the configuration asks for, its event
+// retention shortened so that at most about EventRetentionMax events stay
+// past the checkpoint.
 func (s *Server) gcRequest() *fsm.StateGCRequest {
 	return &fsm.StateGCRequest{
 		RunRetention:   int64(s.cfg.RunRetention),
 		KeepPerSlot:    s.cfg.RunKeepPerSlot,
-		EventRetention: int64(s.cfg.EventRetention),
+		EventRetention: int64(s.eventRetention()),
 		EventKeep:      s.cfg.EventRetentionCount,
 	}
 }
 
-// collections commits a state.gc every GCInterval while this server leads.
-// It returns when ctx ends (leadership lost or shutdown).
+// eventRetention is the configured event retention, or less when more
+// than EventRetentionMax events are held past the checkpoint: then it
+// reaches back only to the event EventRetentionMax before the head, so
+// that the state.gc archives the events before it, whatever their age.
+// The state machine's rule stays what it is (older than the retention and
+// beyond the newest EventRetentionCount): the cap is the leader's choice
+// of retention, and replay does not depend on it.
+func (s *Server) eventRetention() time.Duration {
+	retention := s.cfg.EventRetention
+	var oldest int64
+	var over bool
+	s.sm.read(func(st *fsm.State) {
+		total, cp := st.EventCount(), st.Checkpoint().Seq
+		if total-cp > s.cfg.EventRetentionMax {
+			oldest, over = st.EventTime(total - s.cfg.EventRetentionMax)
+		}
+	})
+	if !over {
+		return retention
+	}
+	// The command's time is at least this server's clock now, so a cutoff
+	// of now-d reaches the oldest kept event's time or later.
+	d := max(time.Duration(s.now().UnixNano()-oldest), 0)
+	return min(retention, d)
+}
+
+// eventsOverCap reports whether the events held past the checkpoint are
+// more than twice EventRetentionMax: a burst the next GCInterval should
+// not wait for.
+func (s *Server) eventsOverCap() bool {
+	var over bool
+	s.sm.read(func(st *fsm.State) {
+		over = st.EventCount()-st.Checkpoint().Seq > 2*s.cfg.EventRetentionMax
+	})
+	return over
+}
+
+// collections commits a state.gc every GCInterval while this server leads,
+// and sooner when the events held grow past twice their cap. It returns
+// when ctx ends (leadership lost or shutdown).
 func (s *Server) collections(ctx context.Context) {
 	if s.cfg.GCInterval < 0 {
 		return
 	}
 	timer := time.NewTimer(s.cfg.GCInterval)
 	defer timer.Stop()
+	check := time.NewTicker(min(eventCapCheck, s.cfg.GCInterval))
+	defer check.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+		case <-check.C:
+			if !s.eventsOverCap() {
+				continue
+			}
+			metrics.IncrCounter([]string{"ice", "gc", "event_cap"}, 1)
 		}
 		if v := s.BodyVersion(); v != 0 && v < fsm.MinBodyVersion(fsm.StateGCType) {
 			s.logger.Debug("not collecting: a server of the cluster cannot read state.gc yet", "body_version", v)

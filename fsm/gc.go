@@ -191,6 +191,14 @@ func (s *State) EventCount() uint64 { return s.events.total() }
 // HeldEvents returns the number of events held in memory.
 func (s *State) HeldEvents() int { return s.events.len() }
 
+// EventTime returns the leader time of event seq, if it is held in memory.
+func (s *State) EventTime(seq uint64) (int64, bool) {
+	if seq <= s.events.base || seq > s.events.total() {
+		return 0, false
+	}
+	return s.events.timeOf(int(seq - s.events.base - 1)), true
+}
+
 // ReleaseEvents drops the events through seq from memory, at most up to
 // the checkpoint; the caller has written them durably elsewhere (the
 // archive). It changes nothing replicated: the digest, snapshots and the

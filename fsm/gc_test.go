@@ -182,6 +182,14 @@ func TestGCEventCheckpoint(t *testing.T) {
 	if e := all[cp.Seq-1]; e.Hash != cp.Hash || e.Time != cp.Time {
 		t.Errorf("checkpoint %+v, event %d is %s at %d", cp, cp.Seq, e.Hash, e.Time)
 	}
+	if at, ok := h.st.EventTime(cp.Seq); !ok || at != cp.Time {
+		t.Errorf("EventTime(%d) = %d, %v; want %d", cp.Seq, at, ok, cp.Time)
+	}
+	for _, seq := range []uint64{0, h.st.EventCount() + 1} {
+		if _, ok := h.st.EventTime(seq); ok {
+			t.Errorf("EventTime(%d) of a chain of %d: found", seq, h.st.EventCount())
+		}
+	}
 	// A count that keeps more than the checkpoint already passed: it stays.
 	if got := gc(0, 1000); got != cp {
 		t.Errorf("checkpoint moved back: %+v, was %+v", got, cp)

@@ -92,6 +92,7 @@ type gcFlags struct {
 	keepPerSlot    int
 	eventRetention time.Duration
 	eventCount     uint64
+	eventMax       uint64
 }
 
 func (g *gcFlags) register(cmd *cobra.Command) {
@@ -101,6 +102,7 @@ func (g *gcFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&g.keepPerSlot, "run-keep-per-slot", 3, "how many of the newest TERMINATED runs of each component slot stay regardless of age (at least 1)")
 	fl.DurationVar(&g.eventRetention, "event-retention", 10*time.Minute, "events newer than this stay in memory; older ones (beyond --event-retention-count) are read from <data-dir>/events")
 	fl.Uint64Var(&g.eventCount, "event-retention-count", 50_000, "how many of the newest events stay in memory regardless of age")
+	fl.Uint64Var(&g.eventMax, "event-retention-max", 0, "at most about this many events stay in memory: beyond it the older ones go to <data-dir>/events before --event-retention (0: 500,000, or --event-retention-count if more)")
 }
 
 // config fills the collection fields of a server's config, refusing
@@ -113,11 +115,13 @@ func (g *gcFlags) config(c *cluster.Config) error {
 		return fmt.Errorf("--run-keep-per-slot %d: want 1 to 1000 (the scheduler reads the newest ended run of each slot)", g.keepPerSlot)
 	case g.eventCount == 0:
 		return fmt.Errorf("--event-retention-count must be at least 1")
+	case g.eventMax != 0 && g.eventMax < g.eventCount:
+		return fmt.Errorf("--event-retention-max %d must be at least --event-retention-count %d", g.eventMax, g.eventCount)
 	case g.interval == 0:
 		return fmt.Errorf("--gc-interval must not be 0 (negative: never)")
 	}
 	c.GCInterval, c.RunRetention, c.RunKeepPerSlot = g.interval, g.runRetention, g.keepPerSlot
-	c.EventRetention, c.EventRetentionCount = g.eventRetention, g.eventCount
+	c.EventRetention, c.EventRetentionCount, c.EventRetentionMax = g.eventRetention, g.eventCount, g.eventMax
 	return nil
 }
 
