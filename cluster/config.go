@@ -65,7 +65,7 @@ type Config struct {
 	// EventRetentionMax (default 500,000, at least EventRetentionCount)
 	// caps that: when more events than it are held, the leader archives
 	// the older ones whatever their age, and collects early when they
-	// reach twice it.
+	// reach one and a half times it.
 	GCInterval          time.Duration
 	RunRetention        time.Duration
 	RunKeepPerSlot      int

@@ -27,8 +27,8 @@ const (
 )
 
 // eventCapCheck is how often the leader looks whether the events held past
-// the checkpoint have grown beyond twice Config.EventRetentionMax, in which
-// case it collects before the next GCInterval.
+// the checkpoint have grown beyond one and a half Config.EventRetentionMax,
+// in which case it collects before the next GCInterval.
 const eventCapCheck = 5 * time.Second
 
 func (c *Config) gcDefaults() error {
@@ -100,18 +100,18 @@ func (s *Server) eventRetention() time.Duration {
 }
 
 // eventsOverCap reports whether the events held past the checkpoint are
-// more than twice EventRetentionMax: a burst the next GCInterval should
-// not wait for.
+// more than one and a half EventRetentionMax: a burst the next GCInterval
+// should not wait for.
 func (s *Server) eventsOverCap() bool {
 	var over bool
 	s.sm.read(func(st *fsm.State) {
-		over = st.EventCount()-st.Checkpoint().Seq > 2*s.cfg.EventRetentionMax
+		over = st.EventCount()-st.Checkpoint().Seq > s.cfg.EventRetentionMax+s.cfg.EventRetentionMax/2
 	})
 	return over
 }
 
 // collections commits a state.gc every GCInterval while this server leads,
-// and sooner when the events held grow past twice their cap. It returns
+// and sooner when the events held grow past one and a half their cap. It returns
 // when ctx ends (leadership lost or shutdown).
 func (s *Server) collections(ctx context.Context) {
 	if s.cfg.GCInterval < 0 {

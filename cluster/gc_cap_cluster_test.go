@@ -69,7 +69,7 @@ func TestEventCapArchivesYoungEvents(t *testing.T) {
 }
 
 // TestEventCapCollectsEarly: with collections an hour apart, a leader
-// holding more than twice EventRetentionMax events collects on its own
+// holding more than one and a half EventRetentionMax events collects on its own
 // within its cap check, and the checkpoint leaves at most about the cap
 // held.
 func TestEventCapCollectsEarly(t *testing.T) {
