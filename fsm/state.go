@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"cmp"
+	"iter"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -146,6 +148,32 @@ func (s *State) Run(id string) (*Run, bool) {
 // ordered by creation index, then slot.
 func (s *State) Runs(component string) []*Run {
 	return s.RunsWhere(func(r *Run) bool { return component == "" || r.Component == component })
+}
+
+// RunsByComponent returns every run grouped by component, each group in
+// the order of Runs.
+func (s *State) RunsByComponent() map[string][]*Run {
+	return groupRuns(maps.Values(s.runs))
+}
+
+// groupRuns groups runs by component and sorts each group as Runs does,
+// so the result does not depend on the order runs come in.
+func groupRuns(runs iter.Seq[*Run]) map[string][]*Run {
+	sizes := map[string]int{}
+	for r := range runs {
+		sizes[r.Component]++
+	}
+	out := make(map[string][]*Run, len(sizes))
+	for name, n := range sizes {
+		out[name] = make([]*Run, 0, n)
+	}
+	for r := range runs {
+		out[r.Component] = append(out[r.Component], r)
+	}
+	for _, group := range out {
+		sortRuns(group)
+	}
+	return out
 }
 
 // RunsWhere returns the runs keep accepts, in the order of Runs. It

@@ -66,13 +66,15 @@ func (p *Plan) Empty() bool {
 // state's lock so that the pass (tens of milliseconds at 100,000 runs) does
 // not hold the lock Apply needs.
 func Reconcile(st StateReader, now int64, batch int) Plan {
-	r := &reconcile{st: st, now: now, plan: Plan{Unplaced: map[string]int{}}}
+	r := &reconcile{st: st, now: now, plan: Plan{Unplaced: map[string]int{}},
+		placements: batcher[fsm.Transition]{n: max(batch, 1)}, creates: batcher[fsm.NewRun]{n: max(batch, 1)}}
 	r.loadNodes()
-	byComponent := map[string][]*fsm.Run{}
-	for _, run := range st.Runs("") {
-		byComponent[run.Component] = append(byComponent[run.Component], run)
-		if run.Node != "" && !run.State.Terminal() {
-			r.load[run.Node]++
+	byComponent := runsByComponent(st)
+	for _, runs := range byComponent {
+		for _, run := range runs {
+			if run.Node != "" && !run.State.Terminal() {
+				r.load[run.Node]++
+			}
 		}
 	}
 	for _, c := range st.Components() {
@@ -86,8 +88,8 @@ func Reconcile(st StateReader, now int64, batch int) Plan {
 	p := r.plan
 	p.Notes = chunk(r.notes, batch)
 	p.Ends = chunk(r.ends, batch)
-	p.Creates = chunk(r.creates, batch)
-	p.Placements = chunk(r.placements, batch)
+	p.Creates = r.creates.out
+	p.Placements = r.placements.out
 	return p
 }
 
@@ -103,7 +105,28 @@ type StateReader interface {
 var (
 	_ StateReader = (*fsm.State)(nil)
 	_ StateReader = (*fsm.Snapshot)(nil)
+	_ runGrouper  = (*fsm.State)(nil)
+	_ runGrouper  = (*fsm.Snapshot)(nil)
 )
+
+// runGrouper is an optional capability of a StateReader: every run
+// grouped by component, each group in the order of Runs.
+type runGrouper interface {
+	RunsByComponent() map[string][]*fsm.Run
+}
+
+// runsByComponent groups st's runs by component, each group in the order
+// of st.Runs.
+func runsByComponent(st StateReader) map[string][]*fsm.Run {
+	if g, ok := st.(runGrouper); ok {
+		return g.RunsByComponent()
+	}
+	out := map[string][]*fsm.Run{}
+	for _, run := range st.Runs("") {
+		out[run.Component] = append(out[run.Component], run)
+	}
+	return out
+}
 
 type reconcile struct {
 	st    StateReader
@@ -112,9 +135,14 @@ type reconcile struct {
 	load  map[string]int
 	plan  Plan
 
-	ends, placements []fsm.Transition
-	creates          []fsm.NewRun
-	notes            []fsm.RunNote
+	ends  []fsm.Transition
+	notes []fsm.RunNote
+	// placements and creates are built in their batches: a rollout plans
+	// a million of each, which a growing slice would copy over and over.
+	placements batcher[fsm.Transition]
+	creates    batcher[fsm.NewRun]
+	// fits caches the nodes each plugin and constraints admit (placement.go).
+	fits map[string]fitNodes
 }
 
 // nodeGone reports whether no agent is left to report for runs on the node,
@@ -297,7 +325,7 @@ func (r *reconcile) fill(c *fsm.Component, lastEnded map[int]*fsm.Run, busy []bo
 				nr.NotBefore = last.ModifyTime + backoff(c.Restart, nr.Attempt)
 			}
 		}
-		r.creates = append(r.creates, nr)
+		r.creates.add(nr)
 	}
 }
 
@@ -360,6 +388,21 @@ func validate(c *fsm.Component, run *fsm.Run) fsm.Transition {
 		t.To, t.Reason = fsm.StateAborted, fmt.Sprintf("validation failed: output does not match %q", c.OutputPattern)
 	}
 	return t
+}
+
+// batcher collects items in batches of at most n, each allocated at its
+// full size once.
+type batcher[T any] struct {
+	n   int
+	out [][]T
+}
+
+func (b *batcher[T]) add(v T) {
+	if k := len(b.out); k == 0 || len(b.out[k-1]) == b.n {
+		b.out = append(b.out, make([]T, 0, b.n))
+	}
+	last := &b.out[len(b.out)-1]
+	*last = append(*last, v)
 }
 
 func chunk[T any](items []T, n int) [][]T {

@@ -88,6 +88,10 @@ func TestReconcileSnapshotMatchesState(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("step %d: plan over a snapshot\n%+v\nover the state\n%+v", step, got, want)
 		}
+		// A reader without RunsByComponent groups Runs("") itself.
+		if plain := Reconcile(plainReader{st}, int64(index), 4); !reflect.DeepEqual(plain, want) {
+			t.Fatalf("step %d: plan over a reader without RunsByComponent\n%+v\nover the state\n%+v", step, plain, want)
+		}
 		if want.Empty() {
 			return
 		}
@@ -100,3 +104,6 @@ func TestReconcileSnapshotMatchesState(t *testing.T) {
 	}
 	t.Fatal("the reconciler did not settle in 4 passes")
 }
+
+// plainReader hides every optional capability of the reader it wraps.
+type plainReader struct{ StateReader }
