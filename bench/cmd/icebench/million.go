@@ -54,7 +54,7 @@ func runMillion(o *options, tmp string, res *bench.Results, acc *bench.Access) {
 	}
 	if !o.figures["million"] {
 		for _, f := range figs {
-			f.Reason = "measured by `make bench-scale` (--figures million, about 6 minutes on 2 cores), not by this run"
+			f.Reason = "measured by `make bench-scale` (--figures million, about 4 minutes on 2 cores), not by this run"
 		}
 		return
 	}
