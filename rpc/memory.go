@@ -278,6 +278,10 @@ func componentInfos(st *fsm.State, comps []*fsm.Component, now int64) []api.Comp
 		}
 	}
 	switch {
+	case runs != nil && len(comps) == 1 && comps[0].Dispatch:
+		// Whether a dispatch component is complete does not depend on
+		// the order of its runs.
+		runs[comps[0].Name] = st.UnorderedRuns(comps[0].Name)
 	case runs != nil && len(comps) == 1:
 		runs[comps[0].Name] = st.Runs(comps[0].Name)
 	case runs != nil:
