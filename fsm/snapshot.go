@@ -190,11 +190,12 @@ func (snap *Snapshot) Runs(component string) []*Run {
 	return out
 }
 
-// RunsByComponent returns every run grouped by component, each group in
-// the order of Runs: a thousand sorts of a thousand runs cost less than
-// one sort of a million, and the reconciler reads runs per component.
-func (snap *Snapshot) RunsByComponent() map[string][]*Run {
-	return groupRuns(slices.Values(snap.runs))
+// RunsByComponent returns the runs keep accepts (every run when keep is
+// nil) grouped by component, each group in the order of Runs: a thousand
+// sorts of a thousand runs cost less than one sort of a million, and the
+// reconciler reads runs per component.
+func (snap *Snapshot) RunsByComponent(keep func(*Run) bool) map[string][]*Run {
+	return groupRuns(slices.Values(snap.runs), keep)
 }
 
 // Components returns the components sorted by name.

@@ -164,25 +164,29 @@ func (s *State) UnorderedRuns(component string) []*Run {
 	return out
 }
 
-// RunsByComponent returns every run grouped by component, each group in
-// the order of Runs.
-func (s *State) RunsByComponent() map[string][]*Run {
-	return groupRuns(maps.Values(s.runs))
+// RunsByComponent returns the runs keep accepts (every run when keep is
+// nil) grouped by component, each group in the order of Runs.
+func (s *State) RunsByComponent(keep func(*Run) bool) map[string][]*Run {
+	return groupRuns(maps.Values(s.runs), keep)
 }
 
-// groupRuns groups runs by component and sorts each group as Runs does,
-// so the result does not depend on the order runs come in.
-func groupRuns(runs iter.Seq[*Run]) map[string][]*Run {
+// groupRuns groups the runs keep accepts by component and sorts each group
+// as Runs does, so the result does not depend on the order runs come in.
+func groupRuns(runs iter.Seq[*Run], keep func(*Run) bool) map[string][]*Run {
 	sizes := map[string]int{}
 	for r := range runs {
-		sizes[r.Component]++
+		if keep == nil || keep(r) {
+			sizes[r.Component]++
+		}
 	}
 	out := make(map[string][]*Run, len(sizes))
 	for name, n := range sizes {
 		out[name] = make([]*Run, 0, n)
 	}
 	for r := range runs {
-		out[r.Component] = append(out[r.Component], r)
+		if keep == nil || keep(r) {
+			out[r.Component] = append(out[r.Component], r)
+		}
 	}
 	for _, group := range out {
 		sortRuns(group)

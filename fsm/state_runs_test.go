@@ -16,7 +16,7 @@ func TestRunsReadsAgree(t *testing.T) {
 	h.createRuns("web", 0, 1, 2)
 	h.createRuns("db", 1)
 	h.createRuns("db", 0)
-	groups := h.st.RunsByComponent()
+	groups := h.st.RunsByComponent(nil)
 	if len(groups) != 2 {
 		t.Fatalf("%d groups, want 2", len(groups))
 	}
@@ -34,6 +34,13 @@ func TestRunsReadsAgree(t *testing.T) {
 		if !slices.Equal(got, sorted) {
 			t.Errorf("UnorderedRuns(%s) = %v, want the runs %v", name, ids(got), ids(sorted))
 		}
+	}
+	web := h.st.RunsByComponent(func(r *Run) bool { return r.Component == "web" })
+	if len(web) != 1 || !slices.Equal(web["web"], h.st.Runs("web")) {
+		t.Errorf("RunsByComponent(web only) = %v", web)
+	}
+	if snap := h.st.Snapshot().RunsByComponent(nil); len(snap) != 2 || !slices.Equal(snap["db"], groups["db"]) {
+		t.Errorf("a snapshot's RunsByComponent differs from the state's: %v", snap)
 	}
 	if got := h.st.UnorderedRuns("none"); len(got) != 0 {
 		t.Errorf("UnorderedRuns of a component without runs: %v", ids(got))

@@ -109,23 +109,32 @@ var (
 	_ runGrouper  = (*fsm.Snapshot)(nil)
 )
 
-// runGrouper is an optional capability of a StateReader: every run
-// grouped by component, each group in the order of Runs.
+// runGrouper is an optional capability of a StateReader: the runs keep
+// accepts grouped by component, each group in the order of Runs.
 type runGrouper interface {
-	RunsByComponent() map[string][]*fsm.Run
+	RunsByComponent(keep func(*fsm.Run) bool) map[string][]*fsm.Run
 }
 
 // runsByComponent groups st's runs by component, each group in the order
-// of st.Runs.
+// of st.Runs, leaving out the TERMINATED dispatched runs: they hold no
+// slot and are never run again, so a pass has nothing to do with them,
+// and a dispatch component keeps thousands of them for the run retention.
 func runsByComponent(st StateReader) map[string][]*fsm.Run {
 	if g, ok := st.(runGrouper); ok {
-		return g.RunsByComponent()
+		return g.RunsByComponent(reconciled)
 	}
 	out := map[string][]*fsm.Run{}
 	for _, run := range st.Runs("") {
-		out[run.Component] = append(out[run.Component], run)
+		if reconciled(run) {
+			out[run.Component] = append(out[run.Component], run)
+		}
 	}
 	return out
+}
+
+// reconciled says whether a pass reads run.
+func reconciled(run *fsm.Run) bool {
+	return !(run.Dispatch && run.State == fsm.StateTerminated)
 }
 
 type reconcile struct {
