@@ -13,19 +13,8 @@ import (
 // the shape of the million-run figure (make bench-scale) at a tenth of
 // its runs.
 func BenchmarkReconcilePlace100kRuns10kNodes(b *testing.B) {
-	st := fsm.New()
-	var index uint64
-	apply := func(t fsm.MessageType, actor, node string, body any) {
-		b.Helper()
-		index++
-		data, err := fsm.Encode(t, fsm.Header{Actor: actor, Node: node, Time: int64(index)}, body)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := st.Apply(index, 1, data).FirstErr(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	l := newTestLog(b)
+	st, apply := l.st, l.apply
 	sha := strings.Repeat("5", 64)
 	for i := range 10_000 {
 		id := fmt.Sprintf("sim-%05d", i)
@@ -38,13 +27,13 @@ func BenchmarkReconcilePlace100kRuns10kNodes(b *testing.B) {
 			Name: fmt.Sprintf("c%03d", c), Plugin: fsm.PluginRef{Name: "sim"}, Count: 1000,
 		}})
 	}
-	for _, batch := range Reconcile(st, int64(index), MaxBatch).Creates {
+	for _, batch := range Reconcile(st, int64(l.index), MaxBatch).Creates {
 		apply(fsm.RunsCreateType, fsm.RuntimeActor, "", &fsm.RunsCreateRequest{Runs: batch})
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		plan := Reconcile(st.Snapshot(), int64(index), MaxBatch)
+		plan := Reconcile(st.Snapshot(), int64(l.index), MaxBatch)
 		if n := len(plan.Placements); n != 100 {
 			b.Fatalf("%d placement batches, want 100", n)
 		}

@@ -61,19 +61,8 @@ func BenchmarkReconcilePass100kRuns(b *testing.B) {
 // leader does, outside the state's lock) plans exactly what a pass over the
 // State does, at every step of placing runs.
 func TestReconcileSnapshotMatchesState(t *testing.T) {
-	st := fsm.New()
-	var index uint64
-	apply := func(typ fsm.MessageType, actor, node string, body any) {
-		t.Helper()
-		index++
-		data, err := fsm.Encode(typ, fsm.Header{Actor: actor, Node: node, Time: int64(index)}, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := st.Apply(index, 1, data).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	l := newTestLog(t)
+	st, apply := l.st, l.apply
 	for i := 0; i < 5; i++ {
 		id := fmt.Sprintf("n%d", i)
 		apply(fsm.NodeRegisterType, fsm.AgentActor(id), id, &fsm.NodeRegisterRequest{Node: fsm.Node{
@@ -83,13 +72,13 @@ func TestReconcileSnapshotMatchesState(t *testing.T) {
 	apply(fsm.ComponentPutType, "operator:t", "", &fsm.ComponentPutRequest{Spec: fsm.Spec{Name: "web", Plugin: fsm.PluginRef{Name: "p"}, Count: 7}})
 	apply(fsm.ComponentPutType, "operator:t", "", &fsm.ComponentPutRequest{Spec: fsm.Spec{Name: "db", Plugin: fsm.PluginRef{Name: "p"}, Count: 3}})
 	for step := 0; step < 4; step++ {
-		want := Reconcile(st, int64(index), 4)
-		got := Reconcile(st.Snapshot(), int64(index), 4)
+		want := Reconcile(st, int64(l.index), 4)
+		got := Reconcile(st.Snapshot(), int64(l.index), 4)
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("step %d: plan over a snapshot\n%+v\nover the state\n%+v", step, got, want)
 		}
 		// A reader without RunsByComponent groups Runs("") itself.
-		if plain := Reconcile(plainReader{st}, int64(index), 4); !reflect.DeepEqual(plain, want) {
+		if plain := Reconcile(plainReader{st}, int64(l.index), 4); !reflect.DeepEqual(plain, want) {
 			t.Fatalf("step %d: plan over a reader without RunsByComponent\n%+v\nover the state\n%+v", step, plain, want)
 		}
 		if want.Empty() {
@@ -107,3 +96,25 @@ func TestReconcileSnapshotMatchesState(t *testing.T) {
 
 // plainReader hides every optional capability of the reader it wraps.
 type plainReader struct{ StateReader }
+
+// testLog applies commands to a fresh state, one entry each, stamped with
+// the entry's index as its time; a rejected command fails the test.
+type testLog struct {
+	tb    testing.TB
+	st    *fsm.State
+	index uint64
+}
+
+func newTestLog(tb testing.TB) *testLog { return &testLog{tb: tb, st: fsm.New()} }
+
+func (l *testLog) apply(typ fsm.MessageType, actor, node string, body any) {
+	l.tb.Helper()
+	l.index++
+	data, err := fsm.Encode(typ, fsm.Header{Actor: actor, Node: node, Time: int64(l.index)}, body)
+	if err != nil {
+		l.tb.Fatal(err)
+	}
+	if err := l.st.Apply(l.index, 1, data).FirstErr(); err != nil {
+		l.tb.Fatal(err)
+	}
+}
