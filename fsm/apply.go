@@ -503,6 +503,7 @@ func (s *State) transition(ctx *applyCtx, t *Transition) error {
 	r.ModifyIndex = ctx.index
 	r.ModifyTime = ctx.header.Time
 	s.runs[r.ID] = &r
+	s.indexLive(&r)
 	s.emit(ctx, "run.transition", r.ID, r.Component, &TransitionPayload{
 		From: old.State, To: t.To, Node: r.Node, Epoch: r.Epoch, Reason: t.Reason, Output: t.Output, Reads: t.Reads, Cost: t.Cost,
 	})

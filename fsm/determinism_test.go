@@ -280,6 +280,9 @@ func checkSameState(t *testing.T, want, got *State) {
 	if !reflect.DeepEqual(got.slots, want.slots) && (len(got.slots) != 0 || len(want.slots) != 0) {
 		t.Errorf("slot index %v, want %v", got.slots, want.slots)
 	}
+	if !reflect.DeepEqual(got.liveOnNode, want.liveOnNode) {
+		t.Errorf("live runs by node %v, want %v", got.liveOnNode, want.liveOnNode)
+	}
 	if err := got.VerifyEvents(); err != nil {
 		t.Error(err)
 	}
@@ -397,6 +400,9 @@ func cloneState(s *State) *State {
 	}
 	for k, v := range s.slots {
 		c.slots[k] = v
+	}
+	for k, v := range s.liveOnNode {
+		c.liveOnNode[k] = maps.Clone(v)
 	}
 	c.clusterID, c.aclBootstrap = s.clusterID, s.aclBootstrap
 	maps.Copy(c.policies, s.policies)

@@ -303,6 +303,18 @@ func checkInvariants(t tb, st *State) {
 	if !reflect.DeepEqual(live, st.slots) && !(len(live) == 0 && len(st.slots) == 0) {
 		t.Fatalf("slot index %v does not match runs %v", st.slots, live)
 	}
+	onNode := map[string]map[string]struct{}{}
+	for _, r := range st.Runs("") {
+		if r.Node != "" && r.State != StateTerminated {
+			if onNode[r.Node] == nil {
+				onNode[r.Node] = map[string]struct{}{}
+			}
+			onNode[r.Node][r.ID] = struct{}{}
+		}
+	}
+	if !reflect.DeepEqual(onNode, st.liveOnNode) {
+		t.Fatalf("live runs by node %v do not match runs %v", st.liveOnNode, onNode)
+	}
 	for _, n := range st.Nodes() {
 		if !n.Status.valid() {
 			t.Fatalf("node %s has status %q", n.ID, n.Status)

@@ -614,6 +614,7 @@ func (sr *snapshotReader) addRun(run *Run) error {
 		}
 		st.slots[key] = run.ID
 	}
+	st.indexLive(run)
 	return nil
 }
 

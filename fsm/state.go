@@ -29,6 +29,10 @@ type State struct {
 	// slots maps each occupied slot to its one run that is not TERMINATED.
 	// It is derived from runs and rebuilt on Restore.
 	slots map[slotKey]string
+	// liveOnNode holds, per node, the ids of its runs that are not
+	// TERMINATED: what an agent's watch reads. It is derived from runs and
+	// rebuilt on Restore; a node without such runs has no entry.
+	liveOnNode map[string]map[string]struct{}
 
 	// events is the append-only event chain; a snapshot keeps a view of it.
 	events eventLog
@@ -85,6 +89,7 @@ func New() *State {
 		nodes:      make(map[string]*Node),
 		runs:       make(map[string]*Run),
 		slots:      make(map[slotKey]string),
+		liveOnNode: make(map[string]map[string]struct{}),
 
 		policies:     make(map[string]*ACLPolicy),
 		tokens:       make(map[string]*ACLToken),
@@ -192,6 +197,40 @@ func groupRuns(runs iter.Seq[*Run], keep func(*Run) bool) map[string][]*Run {
 		sortRuns(group)
 	}
 	return out
+}
+
+// LiveRunsOnNode returns the runs placed on node that are not TERMINATED,
+// in the order of Runs, from an index instead of a scan of every run: an
+// agent's watch reads them after every change.
+func (s *State) LiveRunsOnNode(node string) []*Run {
+	ids := s.liveOnNode[node]
+	out := make([]*Run, 0, len(ids))
+	for id := range ids {
+		out = append(out, s.runs[id])
+	}
+	sortRuns(out)
+	return out
+}
+
+// indexLive keeps r's entry in liveOnNode: there while r is placed and not
+// TERMINATED.
+func (s *State) indexLive(r *Run) {
+	if r.Node == "" {
+		return
+	}
+	ids := s.liveOnNode[r.Node]
+	if r.State == StateTerminated {
+		delete(ids, r.ID)
+		if len(ids) == 0 {
+			delete(s.liveOnNode, r.Node)
+		}
+		return
+	}
+	if ids == nil {
+		ids = map[string]struct{}{}
+		s.liveOnNode[r.Node] = ids
+	}
+	ids[r.ID] = struct{}{}
 }
 
 // RunsWhere returns the runs keep accepts, in the order of Runs. It

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -430,10 +431,19 @@ func (s *Server) getRuns(r *http.Request, st *fsm.State, id *identity) (any, err
 	// runs it may still act on, and a node's finished runs (kept for the
 	// run retention) made every answer to it grow with them.
 	live, _ := strconv.ParseBool(q.Get("live"))
-	runs := st.RunsWhere(func(run *fsm.Run) bool {
-		return (component == "" || run.Component == component) && (node == "" || run.Node == node) &&
-			(!live || run.State != fsm.StateTerminated)
-	})
+	var runs []*fsm.Run
+	if node != "" && live {
+		// The state indexes a node's live runs: the watch of each agent
+		// does not scan every run kept.
+		runs = slices.DeleteFunc(st.LiveRunsOnNode(node), func(run *fsm.Run) bool {
+			return component != "" && run.Component != component
+		})
+	} else {
+		runs = st.RunsWhere(func(run *fsm.Run) bool {
+			return (component == "" || run.Component == component) && (node == "" || run.Node == node) &&
+				(!live || run.State != fsm.StateTerminated)
+		})
+	}
 	if node != "" && id.requireAgent(node) == nil {
 		return runs, nil
 	}
