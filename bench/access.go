@@ -164,6 +164,38 @@ func (a *Access) Bootstrap(ctx context.Context, addr string, timeout time.Durati
 	return a.Creds.Bootstrap(ctx, addr, timeout)
 }
 
+// statusError is an API answer other than 200 OK.
+type statusError struct {
+	What string
+	Code int
+	Body string
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("%s: HTTP %d: %s", e.What, e.Code, e.Body)
+}
+
+// openEvents opens the stream GET /v1/events?follow=1&<query> of the server
+// at addr; the caller reads and closes its body. An answer other than 200
+// is a *statusError.
+func (a *Access) openEvents(ctx context.Context, hc *http.Client, addr, query string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.URL(addr)+"/v1/events?follow=1&"+query, nil)
+	if err != nil {
+		return nil, err
+	}
+	a.Authorize(req)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		_ = resp.Body.Close()
+		return nil, &statusError{What: "follow events", Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
+	}
+	return resp, nil
+}
+
 // getJSON GETs the API path of the server at addr into out.
 func (a *Access) getJSON(ctx context.Context, hc *http.Client, addr, path string, out any) error {
 	u := a.URL(addr) + path

@@ -451,22 +451,15 @@ func (t *commitTracker) follow(acc *Access, addr string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	var resp *http.Response
 	err := proctest.WaitFor(ctx, "the events stream of "+addr, 15*time.Second, 50*time.Millisecond, func() (bool, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, acc.URL(addr)+"/v1/events?from=0&follow=1&component="+url.QueryEscape(dispatchComponent), nil)
-		if err != nil {
+		r, err := acc.openEvents(ctx, acc.NewHTTPClient(1, 0), addr, "from=0&component="+url.QueryEscape(dispatchComponent))
+		var refused *statusError
+		switch {
+		case errors.As(err, &refused) && (refused.Code == http.StatusForbidden || refused.Code == http.StatusUnauthorized):
+			return false, nil // the token is not applied on this server yet
+		case errors.As(err, &refused):
 			return false, err
-		}
-		acc.Authorize(req)
-		r, err := acc.NewHTTPClient(1, 0).Do(req)
-		if err != nil {
+		case err != nil:
 			return false, nil
-		}
-		if r.StatusCode != http.StatusOK {
-			b, _ := io.ReadAll(r.Body)
-			_ = r.Body.Close()
-			if r.StatusCode == http.StatusForbidden || r.StatusCode == http.StatusUnauthorized {
-				return false, nil // the token is not applied on this server yet
-			}
-			return false, fmt.Errorf("follow events: HTTP %d: %s", r.StatusCode, bytes.TrimSpace(b))
 		}
 		resp = r
 		return true, nil

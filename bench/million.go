@@ -359,19 +359,11 @@ func (rc *runCounter) follow(ctx context.Context, acc *Access, addr string, from
 }
 
 func (rc *runCounter) stream(ctx context.Context, hc *http.Client, acc *Access, addr string, from uint64, lastSeq, lastIndex *uint64) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/events?follow=1&from=%d", acc.URL(addr), from), nil)
-	if err != nil {
-		return err
-	}
-	acc.Authorize(req)
-	resp, err := hc.Do(req)
+	resp, err := acc.openEvents(ctx, hc, addr, fmt.Sprintf("from=%d", from))
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /v1/events: HTTP %d", resp.StatusCode)
-	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 256<<10), 8<<20)
 	for sc.Scan() {

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestInFlight: every batch is proposed once, never more than the limit at
@@ -14,9 +15,9 @@ func TestInFlight(t *testing.T) {
 		seen := make([]int, tc.n)
 		running, most, done := 0, 0, 0
 		release := make(chan struct{})
-		go func() { // let the calls finish only once the limit could be reached
+		go func() { // let the calls finish once the limit could be reached, or after a deadline
 			defer close(release)
-			for {
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 				mu.Lock()
 				r, d := running, done
 				mu.Unlock()

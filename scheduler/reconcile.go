@@ -189,9 +189,8 @@ func (r *reconcile) component(c *fsm.Component, runs []*fsm.Run) {
 		if run.State != fsm.StateTerminated && run.Slot >= 0 && run.Slot < len(busy) {
 			busy[run.Slot] = true
 		}
+		// runsByComponent has left out the TERMINATED dispatched runs.
 		switch {
-		case run.State == fsm.StateTerminated && run.Dispatch:
-			continue // a dispatched run holds no slot and is not run again
 		case run.State == fsm.StateTerminated:
 			if run.Generation >= c.RunGeneration {
 				lastEnded[run.Slot] = run

@@ -30,7 +30,7 @@ func init() {
 
 // runDispatch measures dispatch throughput (--figures dispatch).
 func runDispatch(o *options, tmp string, res *bench.Results, acc *bench.Access) {
-	figs := map[string]*bench.Figure{
+	figs := figureSet{
 		"dispatch_reusable_runs_per_sec": {Unit: "runs/s", Target: ">= 1000",
 			How: "batch runs dispatched by closed-loop clients spread over 3 secure servers, 2 real agents; each warm reusable process serves successive runs; runs committed per second of the window"},
 		"dispatch_process_runs_per_sec": {Unit: "runs/s", Target: ">= 100",
@@ -42,21 +42,13 @@ func runDispatch(o *options, tmp string, res *bench.Results, acc *bench.Access) 
 		"dispatch_p99_ms_at_100_per_sec": {Unit: "ms", Target: "<= 100",
 			How: "p99 from the dispatch request to COMMITTED at a fixed offered load (open loop), warm processes"},
 	}
-	for k, f := range figs {
-		res.Figures[k] = f
-	}
+	figs.addTo(res)
 	if !o.figures["dispatch"] {
-		for _, f := range figs {
-			f.Reason = "skipped (--figures)"
-		}
+		figs.notMeasured("skipped (--figures)")
 		return
 	}
 	fail := func(why string) {
-		for _, f := range figs {
-			if f.Value == nil {
-				f.Reason = why
-			}
-		}
+		figs.failUnset(why)
 		logf("dispatch: %s", why)
 	}
 	bin, err1 := filepath.Abs(o.iceBin)

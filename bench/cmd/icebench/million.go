@@ -40,7 +40,7 @@ const nomadC1M = "Nomad's published C1M placed 1,000,000 containers at about 3,7
 func runMillion(o *options, tmp string, res *bench.Results, acc *bench.Access) {
 	how := fmt.Sprintf("3 secure `ice server` processes (TLS, gossip key, ACLs), `ice agent --simulate %d --simulate-events` on a follower; %d runs deployed as components of %d (PUTs to the leader over %d connections) while %d clients write an unrelated component to the leader; runs placed and EXECUTING counted from the other follower's event stream (GET /v1/events?follow=1)",
 		millionNodes, millionRuns, millionPer, millionDeploy, millionWriters)
-	figs := map[string]*bench.Figure{
+	figs := figureSet{
 		"million_runs_executing_s":            {Unit: "s", Target: "<= 60 s", How: how + "; time from the first PUT until the last run's EXECUTING event arrived"},
 		"million_runs_placements_per_sec":     {Unit: "placements/s", Target: "none (" + nomadC1M + ")", How: how + "; runs / time from the first PUT until the last run's PROVISIONED event arrived"},
 		"million_runs_leader_rss_mb":          {Unit: "MB", Target: "<= 2048 MB", How: "VmRSS of the leader once every run is EXECUTING"},
@@ -49,22 +49,12 @@ func runMillion(o *options, tmp string, res *bench.Results, acc *bench.Access) {
 		"million_runs_restore_s":              {Unit: "s", Target: "<= 10 s", How: "after that snapshot the leader is stopped with SIGTERM and started again from its data dir: time until its /v1/status reports the applied index it had"},
 		"million_runs_unrelated_write_p99_ms": {Unit: "ms", Target: "none", How: fmt.Sprintf("p99 commit latency of the %d unrelated clients' writes (PUT of a count-0 component to the leader) from the first PUT of the rollout until all runs were EXECUTING", millionWriters)},
 	}
-	for k, f := range figs {
-		res.Figures[k] = f
-	}
+	figs.addTo(res)
 	if !o.figures["million"] {
-		for _, f := range figs {
-			f.Reason = "measured by `make bench-scale` (--figures million, about 4 minutes on 2 cores), not by this run"
-		}
+		figs.notMeasured("measured by `make bench-scale` (--figures million, about 4 minutes on 2 cores), not by this run")
 		return
 	}
-	fail := func(reason string) {
-		for _, f := range figs {
-			if f.Value == nil {
-				f.Reason = reason
-			}
-		}
-	}
+	fail := figs.failUnset
 	if _, err := os.Stat(o.iceBin); err != nil {
 		fail(fmt.Sprintf("%s: %v (run make build)", o.iceBin, err))
 		return
